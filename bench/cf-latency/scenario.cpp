@@ -1,0 +1,50 @@
+#include "bench/cf-latency/scenario.hpp"
+
+#include <unistd.h>
+
+namespace cf::latency {
+
+const std::vector<ScenarioEntry>& all_scenarios() {
+    static const std::vector<ScenarioEntry> entries = {
+        {"clock", "cost of one clock read: cf::CounterClock::now vs clock_gettime", run_clock_scenario},
+        {"timer", "wake-up jitter of a deadline loop: busy-poll on our clock vs clock_nanosleep", run_timer_scenario},
+        {"hlc", "cost of HybridLogicalClock::now, one thread and two threads sharing a clock", run_hlc_scenario},
+    };
+    return entries;
+}
+
+const ScenarioEntry* find_scenario(const std::string& name) {
+    for (const ScenarioEntry& entry : all_scenarios()) {
+        if (name == entry.name) return &entry;
+    }
+    return nullptr;
+}
+
+std::vector<std::string> default_scenarios() { return {"clock", "timer", "hlc"}; }
+
+Progress::Progress(bool enabled) : enabled_(enabled), terminal_(isatty(STDERR_FILENO) == 1) {}
+
+void Progress::begin(const std::string& what, double total_s) {
+    what_ = what;
+    total_s_ = total_s;
+    last_print_ = std::chrono::steady_clock::now();
+    if (enabled_) std::fprintf(stderr, "cf-latency: %s (%.1f s)%s", what_.c_str(), total_s_, terminal_ ? "" : "\n");
+}
+
+void Progress::update(double elapsed_s) {
+    if (!enabled_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_print_ < std::chrono::seconds(1)) return;
+    last_print_ = now;
+    if (terminal_) {
+        std::fprintf(stderr, "\rcf-latency: %s %.0f/%.0f s ", what_.c_str(), elapsed_s, total_s_);
+    } else {
+        std::fprintf(stderr, "cf-latency: %s %.0f/%.0f s\n", what_.c_str(), elapsed_s, total_s_);
+    }
+}
+
+void Progress::end() {
+    if (enabled_ && terminal_) std::fprintf(stderr, "\rcf-latency: %s done%20s\n", what_.c_str(), "");
+}
+
+}  // namespace cf::latency

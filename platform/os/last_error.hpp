@@ -1,0 +1,16 @@
+// A thread-local "why did that fail" message, set by every function that returns a negative status.
+// Status codes stay cheap to return; the text is written only on the (cold) failure path.
+#pragma once
+
+namespace cf::platform {
+
+// Formats the message, stores it for this thread and returns -errnum, so failures read as
+// `return fail(EINVAL, "cpu %d is not online", cpu);`.
+[[gnu::cold, gnu::format(printf, 2, 3)]] int fail(int errnum, const char* format, ...) noexcept;
+
+// The message of this thread's most recent failure ("" if none). Valid until the next failure.
+const char* last_error_message() noexcept;
+
+void clear_last_error() noexcept;
+
+}  // namespace cf::platform

@@ -1,0 +1,77 @@
+#!/bin/sh
+# cf-latency as a user runs it.
+#   run:       every scenario briefly; the table, the JSON and the SVG hold what they should
+#   bad-input: every kind of bad command line is refused with a message and the documented exit status
+# usage: check_cf_latency.sh CF_LATENCY run|bad-input   (CF_TEST_WRAPPER: emulator prefix for cross builds)
+set -eu
+exe=$1
+mode=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+
+# shellcheck disable=SC2086
+cfl() { ${CF_TEST_WRAPPER:-} "$exe" "$@"; }
+
+expect_status() {  # expect_status STATUS MESSAGE_FRAGMENT ARGS...
+    want=$1; fragment=$2; shift 2
+    status=0
+    cfl "$@" >"$tmp/out" 2>"$tmp/err" || status=$?
+    if [ "$status" -ne "$want" ]; then
+        echo "FAIL: cf-latency $* exited $status, expected $want"; cat "$tmp/err"; fails=$((fails + 1)); return
+    fi
+    if ! grep -q -- "$fragment" "$tmp/err"; then
+        echo "FAIL: cf-latency $*: stderr lacks '$fragment':"; cat "$tmp/err"; fails=$((fails + 1)); return
+    fi
+    echo "ok: cf-latency $* -> $status"
+}
+
+case $mode in
+run)
+    cfl --scenario all --duration 0.4 --interval-us 200 --json "$tmp/r.json" --svg "$tmp/r.svg" >"$tmp/table" 2>"$tmp/err"
+    for text in "CPU" "ISA level" "invariant TSC" "p99.99" "cf::CounterClock::now" "clock_gettime(CLOCK_MONOTONIC)" \
+                "clock_nanosleep" "HybridLogicalClock::now (2 threads, shared)"; do
+        grep -q -F -- "$text" "$tmp/table" || { echo "FAIL: table lacks '$text'"; fails=$((fails + 1)); }
+    done
+    python3 - "$tmp/r.json" <<'PY' || fails=$((fails + 1))
+import json, sys
+report = json.load(open(sys.argv[1]))
+names = [s["scenario"] for s in report["scenarios"]]
+assert names == ["clock", "timer", "hlc"], names
+assert report["host"]["cpu_model"], "host facts missing"
+for scenario in report["scenarios"]:
+    assert scenario["series"], scenario["scenario"]
+    for s in scenario["series"]:
+        assert s["count"] > 0, s["name"]
+        assert s["min"] <= s["p50"] <= s["p90"] <= s["p99"] <= s["p99.9"] <= s["p99.99"] <= s["max"], s
+        points = s["percentiles"]
+        assert points[-1]["percentile"] == 100 and points[-1]["value"] == s["max"], s["name"]
+        assert all(a["percentile"] <= b["percentile"] and a["value"] <= b["value"] for a, b in zip(points, points[1:]))
+clock = report["scenarios"][0]
+assert clock["ratios"] and clock["ratios"][0]["p50"] > 0
+print("ok: JSON has", sum(len(s["series"]) for s in report["scenarios"]), "series with ordered percentiles")
+PY
+    head -c 200 "$tmp/r.svg" | grep -q '<svg' || { echo "FAIL: SVG does not start with <svg"; fails=$((fails + 1)); }
+    tail -c 20 "$tmp/r.svg" | grep -q '</svg>' || { echo "FAIL: SVG not closed"; fails=$((fails + 1)); }
+    lines=$(grep -o '<polyline' "$tmp/r.svg" | wc -l)
+    [ "$lines" -eq 8 ] || { echo "FAIL: SVG has $lines lines, expected 8 (one per series)"; fails=$((fails + 1)); }
+    ;;
+bad-input)
+    expect_status 2 "unknown scenario 'nope'" --scenario nope
+    expect_status 2 "unknown scenario ''" --scenario clock,
+    expect_status 2 "--duration wants seconds" --duration -1
+    expect_status 2 "--duration wants seconds" --duration abc
+    expect_status 2 "--duration needs a value" --duration
+    expect_status 2 "--interval-us wants" --interval-us 5
+    expect_status 2 "--cpu wants a CPU number" --cpu x
+    expect_status 2 "unknown option '--bogus'" --bogus
+    expect_status 1 "cannot pin to cpu 4000" --cpu 4000 --duration 0.05 --scenario clock
+    expect_status 1 "cannot write '/nonexistent/dir/r.json'" --json /nonexistent/dir/r.json --scenario clock
+    cfl --help | grep -q -- "--scenario" || { echo "FAIL: --help"; fails=$((fails + 1)); }
+    cfl --list | grep -q "^timer" || { echo "FAIL: --list"; fails=$((fails + 1)); }
+    ;;
+*)
+    echo "usage: $0 CF_LATENCY run|bad-input"; exit 2 ;;
+esac
+[ "$fails" -eq 0 ] || { echo "$fails check(s) failed"; exit 1; }
+echo "all checks passed"
