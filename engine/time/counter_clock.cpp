@@ -1,5 +1,6 @@
 #include "engine/time/counter_clock.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <ctime>
 
@@ -14,6 +15,9 @@ __extension__ using U128 = unsigned __int128;
 constexpr std::uint64_t kOneFemtoPerTick = std::uint64_t{1} << 32;   // mult for "1 fs per tick"
 constexpr Femtos kFemtosPerNano = 1'000'000;
 constexpr int kSampleTries = 9;
+// Bound on how far past its last sequence load a reader's counter read can execute (out-of-order window:
+// hundreds of cycles at most; interrupts are serialising). Generous on purpose.
+constexpr Femtos kReorderWindowFs = 2'000'000'000;  // 2 us
 
 Femtos clock_femtos(clockid_t clock) noexcept {
     timespec ts{};
@@ -173,7 +177,15 @@ int CounterClock::recalibrate() noexcept {
     }
     const Femtos window = config_.slew_window.femtos();
     const std::uint64_t slew_ticks = static_cast<std::uint64_t>((static_cast<U128>(window) << 32) / mult);
-    store_line(Line{anchor, base_fs, slewed(mult, remaining, window, config_.max_slew_ppm), slew_ticks, mult});
+    const std::uint64_t new_slope = slewed(mult, remaining, window, config_.max_slew_ppm);
+    // Old-line readers may hold a tick up to the reorder window past the anchor: start the new line high enough
+    // that it is not below the old one anywhere in that window (see the header).
+    const std::uint64_t old_slope = std::max(old_line.slewed_mult, old_line.mult);
+    if (old_slope > new_slope) {
+        const std::uint64_t window_ticks = static_cast<std::uint64_t>((static_cast<U128>(kReorderWindowFs) << 32) / mult);
+        base_fs += Line::scale(window_ticks, old_slope - new_slope) + 1;
+    }
+    store_line(Line{anchor, base_fs, new_slope, slew_ticks, mult});
     recalibrations_.store(recalibrations_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     if (step) forward_steps_.store(forward_steps_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     last_error_fs_high_.store(static_cast<std::int64_t>(error >> 64), std::memory_order_relaxed);

@@ -10,11 +10,14 @@
 // plain measured rate (so a clock nobody recalibrates does not keep slewing). A clock found behind the reference
 // by more than `step_threshold` steps forward at once; a clock ahead is only ever slewed back, never stepped.
 //
-// Never backwards, also across threads: each new line starts exactly where the old one is at an anchor tick
-// the writer reads *after* it made the seqlock odd, and readers read the counter strictly between their two
-// sequence loads (LFENCE/ISB-ordered), so a read that used the old line has a smaller tick than the anchor and a
-// read that used the new one has a larger tick. This needs a counter that is synchronised across CPUs, which is
-// what the invariant-TSC flag (and the ARM generic timer) promise.
+// Never backwards, also across threads. Readers read the counter only after their earlier loads completed
+// (LFENCE;RDTSC / ISB;MRS), so a value another thread published is never newer than the tick read after loading
+// it. Each new line starts where the old one is at an anchor tick the writer reads *after* making the seqlock
+// odd, so readers of the new line hold ticks past the anchor. Readers of the old line may, through out-of-order
+// execution of their final sequence check, hold a tick slightly past the anchor (no trailing fence: it would
+// cost a fifth of the read); when the new line is less steep, the writer raises its start by the slope
+// difference over a 2 us reorder window (at most ~1 ns at the largest slew, forward only), which covers them.
+// This needs a counter that is synchronised across CPUs, as the invariant-TSC flag and the ARM timer promise.
 //
 // Without an invariant counter (or when asked), the same machinery runs on clock_gettime(CLOCK_MONOTONIC_RAW)
 // as its "counter": slower (a vDSO call per read) but still monotonic and steered.
@@ -74,7 +77,8 @@ public:
         for (;;) {
             const std::uint32_t sequence = sequence_.load(std::memory_order_acquire);
             const Line line = load_line();
-            const std::uint64_t ticks = read_ticks();
+            const std::uint64_t ticks = uses_cycle_counter_ ? platform::read_cycles_after_loads()
+                                                            : read_monotonic_raw_ns();
             std::atomic_thread_fence(std::memory_order_acquire);
             if ((sequence & 1u) == 0 && sequence == sequence_.load(std::memory_order_relaxed)) {
                 return line.at(ticks);
@@ -106,10 +110,12 @@ private:
         Instant at(std::uint64_t ticks) const noexcept {
             // A tick before the base (impossible with a synchronised counter) reads as the base, not earlier.
             const std::uint64_t delta = ticks > base_ticks ? ticks - base_ticks : 0;
+            // In range by construction: base_fs is a calibrated time and the scaled delta stays below 2^82 fs.
             if (delta <= slew_ticks) [[likely]] {
-                return Instant::from_femtos(base_fs + scale(delta, slewed_mult));
+                return Instant::from_femtos_in_range(base_fs + scale(delta, slewed_mult));
             }
-            return Instant::from_femtos(base_fs + scale(slew_ticks, slewed_mult) + scale(delta - slew_ticks, mult));
+            return Instant::from_femtos_in_range(base_fs + scale(slew_ticks, slewed_mult) +
+                                                 scale(delta - slew_ticks, mult));
         }
         static Femtos scale(std::uint64_t ticks, std::uint64_t mult) noexcept {
             __extension__ using U128 = unsigned __int128;

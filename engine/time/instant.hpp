@@ -11,6 +11,8 @@ public:
     constexpr Instant() noexcept = default;  // the epoch
 
     static constexpr Instant from_femtos(Femtos fs) noexcept { return Instant(time_detail::clamp(fs)); }
+    // For hot paths whose arithmetic keeps the value in range by construction (no clamp).
+    static constexpr Instant from_femtos_in_range(Femtos fs) noexcept { return Instant(fs); }
     static constexpr Instant from_unix_nanos(std::int64_t ns) noexcept {
         return Instant(Femtos{ns} * time_detail::kFemtosPerNano);
     }

@@ -2,9 +2,11 @@
 //
 // Three reads with different ordering guarantees, because the right one depends on what is measured:
 //  - read_cycles():          no ordering. Cheapest; the CPU may execute it before earlier instructions retire.
+//  - read_cycles_after_loads(): not before earlier loads have completed (LFENCE;RDTSC / ISB;MRS), so a value
+//                            another thread published and this thread loaded is never newer than this read.
+//                            Later instructions may still start early. The clock's read.
 //  - read_cycles_ordered():  waits until every earlier instruction has completed and keeps later ones from
-//                            starting before it (LFENCE;RDTSC;LFENCE / ISB;MRS;ISB). Use it where the read
-//                            must sit between two memory operations (the clock's seqlock) or opens a timed region.
+//                            starting before it (LFENCE;RDTSC;LFENCE / ISB;MRS;ISB). Opens a timed region.
 //  - read_cycles_end():      closes a timed region: waits for the measured instructions (RDTSCP, or ISB on ARM)
 //                            and fences so later code cannot start early.
 // On x86 LFENCE is dispatch-serialising on Intel and on AMD when the OS sets the MSR (Linux does).
@@ -22,6 +24,11 @@ namespace cf::platform {
 inline constexpr const char* kCycleCounterName = "rdtsc";
 
 inline std::uint64_t read_cycles() noexcept { return __rdtsc(); }
+
+inline std::uint64_t read_cycles_after_loads() noexcept {
+    _mm_lfence();
+    return __rdtsc();
+}
 
 inline std::uint64_t read_cycles_ordered() noexcept {
     _mm_lfence();
@@ -45,6 +52,12 @@ inline constexpr const char* kCycleCounterName = "cntvct_el0";
 inline std::uint64_t read_cycles() noexcept {
     std::uint64_t ticks;
     asm volatile("mrs %0, cntvct_el0" : "=r"(ticks));
+    return ticks;
+}
+
+inline std::uint64_t read_cycles_after_loads() noexcept {
+    std::uint64_t ticks;
+    asm volatile("isb\n\tmrs %0, cntvct_el0" : "=r"(ticks)::"memory");
     return ticks;
 }
 
