@@ -22,7 +22,7 @@ void print_usage(std::FILE* out) {
                  "  --duration SEC     seconds per scenario, 0.05 .. 86400 (default: 3)\n"
                  "  --cpu N            pin the measuring thread to CPU N (default: the last allowed CPU)\n"
                  "  --no-pin           do not pin\n"
-                 "  --interval-us N    period of the timer scenario's deadline loop, 10 .. 1000000 (default: 100)\n"
+                 "  --interval-us N    period of the timer scenario's deadline loop, 10 .. 1000000 (default: 200)\n"
                  "  --json FILE        also write the results as JSON\n"
                  "  --svg FILE         also write a percentile-distribution plot as SVG\n"
                  "  --quiet            no progress on stderr\n"

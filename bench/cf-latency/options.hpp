@@ -11,7 +11,7 @@ struct Options {
     double duration_s = 3.0;              // per scenario
     int cpu = -1;                         // -1: pick the last CPU this process may use
     bool pin = true;
-    int timer_interval_us = 100;          // period of the timer scenario's deadline loop
+    int timer_interval_us = 200;          // period of the timer scenario's deadline loop
     std::string json_path, svg_path;
     bool quiet = false;                   // no progress on stderr
 };

@@ -200,6 +200,16 @@ Duration CounterClock::ticks_to_duration(std::uint64_t ticks) const noexcept {
     return Duration::from_femtos(Line::scale(ticks, mult_.load(std::memory_order_relaxed)));
 }
 
+CounterClock::Line CounterClock::line() const noexcept {
+    for (;;) {
+        const std::uint32_t sequence = sequence_.load(std::memory_order_acquire);
+        const Line current = load_line();
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if ((sequence & 1u) == 0 && sequence == sequence_.load(std::memory_order_relaxed)) return current;
+        platform::cpu_relax();
+    }
+}
+
 CounterClock::Stats CounterClock::stats() const noexcept {
     for (;;) {
         const std::uint32_t sequence = sequence_.load(std::memory_order_acquire);

@@ -94,12 +94,7 @@ public:
     }
     Duration ticks_to_duration(std::uint64_t ticks) const noexcept;
 
-    bool uses_cycle_counter() const noexcept { return uses_cycle_counter_; }
-    Timescale timescale() const noexcept { return config_.timescale; }
-    Stats stats() const noexcept;
-
-private:
-    // The published line, read field by field under the seqlock (every field an atomic so reads are race-free).
+    // The mapping from counter ticks to time that readers use; published field by field under the seqlock.
     struct Line {
         std::uint64_t base_ticks;
         Femtos base_fs;
@@ -123,6 +118,15 @@ private:
         }
     };
 
+    // The current line (a consistent snapshot): converts ticks from read_ticks() to time later, and lets tests
+    // check that a recalibration continues the old line.
+    Line line() const noexcept;
+
+    bool uses_cycle_counter() const noexcept { return uses_cycle_counter_; }
+    Timescale timescale() const noexcept { return config_.timescale; }
+    Stats stats() const noexcept;
+
+private:
     Line load_line() const noexcept {
         Line line;
         line.base_ticks = base_ticks_.load(std::memory_order_relaxed);

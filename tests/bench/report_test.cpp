@@ -44,7 +44,7 @@ Report sample_report() {
     clock.scenario = "clock";
     clock.description = "cost";
     clock.series = {make("ours", 10), make("peer \"quoted\"\\path\n", 20)};
-    clock.ratios = {{"ours / peer", 0.43, 0.5}};
+    clock.ratios = {{"ours / peer", 0.43, 0.5}, {"tiny", 0.000229, 1234.5}};
     ScenarioResult timer;
     timer.scenario = "timer";
     timer.description = "jitter";
@@ -69,7 +69,8 @@ TEST_CASE("table: host facts, every series, ratios, adaptive units") {
     CHECK(table.find("rdtsc at 2.6000 GHz") != std::string::npos);
     CHECK(table.find("CPU 1") != std::string::npos);
     CHECK(table.find("[clock] cost") != std::string::npos);
-    CHECK(table.find("ratio ours / peer:  p50 0.43x  p99 0.50x") != std::string::npos);
+    CHECK(table.find("ratio ours / peer:  p50 0.43x  p99 0.5x") != std::string::npos);
+    CHECK(table.find("ratio tiny:  p50 0.000229x  p99 1.23e+03x") != std::string::npos);
     CHECK(table.find("10.00 ns") != std::string::npos);
     CHECK(table.find("60.00 us") != std::string::npos);   // 60 000 ns
     CHECK(table.find("6.00 ms") != std::string::npos);    // its max, 6e6 ns

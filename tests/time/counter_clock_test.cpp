@@ -178,6 +178,46 @@ TEST_CASE("a small error is removed within one slew window") {
     CHECK(ours <= ref_after + Duration::from_micros(50));
 }
 
+TEST_CASE("each recalibration continues the old line exactly at its anchor") {
+    ShiftedReference reference;
+    CounterClock clock;
+    CounterClock::Config config;
+    config.reference = &ShiftedReference::read;
+    config.reference_context = &reference;
+    config.max_slew_ppm = 500;
+    REQUIRE(clock.init(config) == 0);
+    const std::uint64_t ticks_per_us = clock.uses_cycle_counter()
+                                           ? static_cast<std::uint64_t>(clock.stats().counter_hz / 1e6)
+                                           : 1000;
+    // behind a little (steeper new line), ahead (shallower: raised over the reorder window), far behind (step)
+    for (const std::int64_t offset_ns : {200'000, -300'000, 0, -5'000'000, 40'000'000}) {
+        CAPTURE(offset_ns);
+        reference.offset_ns = offset_ns;
+        const CounterClock::Line before = clock.line();
+        REQUIRE(clock.recalibrate() == 0);
+        const CounterClock::Line after = clock.line();
+        const std::uint64_t anchor = after.base_ticks;
+        REQUIRE(anchor > before.base_ticks);
+        const Duration jump = after.at(anchor) - before.at(anchor);
+        const auto stats = clock.stats();
+        if (stats.last_offset_error > Duration::from_millis(1)) {
+            CHECK(jump >= stats.last_offset_error);                   // stepped forward by the error...
+            CHECK(jump <= stats.last_offset_error + Duration::from_nanos(2));
+        } else if (after.slewed_mult >= std::max(before.slewed_mult, before.mult)) {
+            CHECK(jump == Duration::zero());                          // continuous to the femtosecond
+        } else {
+            CHECK(jump > Duration::zero());                           // raised, by at most ~1 ns at 500 ppm
+            CHECK(jump <= Duration::from_nanos(2));
+        }
+        // Across the reorder window the new line is never below the old one.
+        for (std::uint64_t t = anchor; t <= anchor + 2 * ticks_per_us; t += 1 + ticks_per_us / 64) {
+            REQUIRE(after.at(t) >= before.at(t));
+        }
+        // And it is the line now() reads.
+        CHECK(clock.now() >= after.at(anchor));
+    }
+}
+
 TEST_CASE("never backwards across threads while recalibrations slew and step") {
     ShiftedReference reference;
     CounterClock clock;

@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""Median of every cf-latency figure across several runs' JSON files.
+
+usage: summarize.py OUTPUT_STEM RUN.json [RUN.json ...]  ->  OUTPUT_STEM.md and OUTPUT_STEM.json
+"""
+import json
+import statistics
+import sys
+
+FIGURES = ["p50", "p90", "p99", "p99.9", "p99.99", "max", "mean"]
+
+
+def fmt(ns):
+    if ns is None:
+        return "n/a"
+    if ns < 100:
+        return f"{ns:.2f} ns"
+    if ns < 1e3:
+        return f"{ns:.1f} ns"
+    if ns < 1e6:
+        return f"{ns / 1e3:.2f} us"
+    return f"{ns / 1e6:.2f} ms"
+
+
+def main():
+    stem, paths = sys.argv[1], sys.argv[2:]
+    runs = [json.load(open(path)) for path in paths]
+    host = runs[0]["host"]
+    summary = {"host": host, "runs": len(runs), "scenarios": []}
+    lines = [f"# cf-latency baseline: median of {len(runs)} runs", "",
+             f"- CPU: {host['cpu_model']} ({host['vendor']}, family 0x{host['family']:x}, model 0x{host['model']:x})",
+             f"- ISA level: {host['isa_level']}; kernel: {host['kernel']}; clocksource: {host['clocksource']}",
+             f"- counter: {host['counter']} at {host['counter_ghz']:.4f} GHz; invariant TSC: {host['invariant_tsc']}",
+             f"- pinned CPU: {host['pinned_cpu']}; {host['duration_s']} s per scenario; governor: {host['governor']}; "
+             f"isolated CPUs: {host['isolated_cpus']}; SMT: {host['smt']}", ""]
+    for index, scenario in enumerate(runs[0]["scenarios"]):
+        name = scenario["scenario"]
+        lines += [f"## {name}", "", scenario["description"], "",
+                  "| series | " + " | ".join(FIGURES) + " | samples/run |",
+                  "|---|" + "---:|" * (len(FIGURES) + 1)]
+        out = {"scenario": name, "description": scenario["description"], "series": [], "ratios": []}
+        for s_index, series in enumerate(scenario["series"]):
+            medians = {}
+            for figure in FIGURES:
+                values = [run["scenarios"][index]["series"][s_index][figure] for run in runs]
+                values = [v for v in values if v is not None]
+                medians[figure] = statistics.median(values) if values else None
+            count = statistics.median(run["scenarios"][index]["series"][s_index]["count"] for run in runs)
+            out["series"].append({"name": series["name"], "count_median": count, **medians})
+            lines.append(f"| {series['name']} | " + " | ".join(fmt(medians[f]) for f in FIGURES) + f" | {count:.0f} |")
+        for r_index, ratio in enumerate(scenario["ratios"]):
+            p50 = statistics.median(run["scenarios"][index]["ratios"][r_index]["p50"] for run in runs)
+            p99 = statistics.median(run["scenarios"][index]["ratios"][r_index]["p99"] for run in runs)
+            per_run = ", ".join(f"{run['scenarios'][index]['ratios'][r_index]['p50']:.3g}" for run in runs)
+            out["ratios"].append({"label": ratio["label"], "p50": p50, "p99": p99})
+            lines += ["", f"Ratio {ratio['label']}: p50 **{p50:.3g}x**, p99 **{p99:.3g}x** (p50 per run: {per_run})"]
+        lines.append("")
+        summary["scenarios"].append(out)
+    with open(stem + ".md", "w") as md:
+        md.write("\n".join(lines))
+    with open(stem + ".json", "w") as js:
+        json.dump(summary, js, indent=2)
+        js.write("\n")
+
+
+if __name__ == "__main__":
+    main()
