@@ -30,6 +30,13 @@ struct ShiftedReference {
         auto* self = static_cast<ShiftedReference*>(context);
         return read_clock(CLOCK_REALTIME) + Duration::from_nanos(self->offset_ns.load());
     }
+    // A clock configuration steered to this reference.
+    CounterClock::Config config() {
+        CounterClock::Config config;
+        config.reference = &ShiftedReference::read;
+        config.reference_context = this;
+        return config;
+    }
 };
 
 // Rate of `clock` against CLOCK_MONOTONIC_RAW over `span`, both read back to back at each end.
@@ -118,9 +125,7 @@ TEST_CASE("bad configuration is refused with a reason") {
 TEST_CASE("behind the reference by more than the threshold: steps forward") {
     ShiftedReference reference;
     CounterClock clock;
-    CounterClock::Config config;
-    config.reference = &ShiftedReference::read;
-    config.reference_context = &reference;
+    CounterClock::Config config = reference.config();
     REQUIRE(clock.init(config) == 0);
     const Instant before = clock.now();
     reference.offset_ns = 10'000'000'000;  // the reference jumps 10 s ahead
@@ -136,9 +141,7 @@ TEST_CASE("behind the reference by more than the threshold: steps forward") {
 TEST_CASE("ahead of the reference: slews back at the configured rate, never steps back") {
     ShiftedReference reference;
     CounterClock clock;
-    CounterClock::Config config;
-    config.reference = &ShiftedReference::read;
-    config.reference_context = &reference;
+    CounterClock::Config config = reference.config();
     config.max_slew_ppm = 50'000;                       // 5 %: large enough to measure on a noisy machine
     config.slew_window = Duration::from_millis(100);
     REQUIRE(clock.init(config) == 0);
@@ -158,9 +161,7 @@ TEST_CASE("ahead of the reference: slews back at the configured rate, never step
 TEST_CASE("a small error is removed within one slew window") {
     ShiftedReference reference;
     CounterClock clock;
-    CounterClock::Config config;
-    config.reference = &ShiftedReference::read;
-    config.reference_context = &reference;
+    CounterClock::Config config = reference.config();
     config.slew_window = Duration::from_millis(50);
     config.max_slew_ppm = 10'000;                        // up to 0.5 ms per 50 ms window
     REQUIRE(clock.init(config) == 0);
@@ -181,9 +182,7 @@ TEST_CASE("a small error is removed within one slew window") {
 TEST_CASE("each recalibration continues the old line exactly at its anchor") {
     ShiftedReference reference;
     CounterClock clock;
-    CounterClock::Config config;
-    config.reference = &ShiftedReference::read;
-    config.reference_context = &reference;
+    CounterClock::Config config = reference.config();
     config.max_slew_ppm = 500;
     REQUIRE(clock.init(config) == 0);
     const std::uint64_t ticks_per_us = clock.uses_cycle_counter()
@@ -221,9 +220,7 @@ TEST_CASE("each recalibration continues the old line exactly at its anchor") {
 TEST_CASE("never backwards across threads while recalibrations slew and step") {
     ShiftedReference reference;
     CounterClock clock;
-    CounterClock::Config config;
-    config.reference = &ShiftedReference::read;
-    config.reference_context = &reference;
+    CounterClock::Config config = reference.config();
     config.slew_window = Duration::from_millis(2);
     config.max_slew_ppm = 100'000;
     REQUIRE(clock.init(config) == 0);
