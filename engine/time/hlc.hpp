@@ -8,7 +8,8 @@
 //     receive(m):        word = max(pt << 8, word + 1, m.word + 1)
 // These are exactly the paper's cases, except that a counter overflow (c = 255) carries into l, moving l one unit
 // (~60 ns) ahead of the largest physical time seen instead of failing: it keeps the order and a bounded drift.
-// Every successful CAS installs a strictly larger word, so no two calls on one clock ever return the same stamp.
+// Every successful CAS installs a strictly larger word, so no two calls on one clock ever return the same stamp
+// (until 2106, where the word saturates instead of wrapping).
 #pragma once
 
 #include <atomic>
