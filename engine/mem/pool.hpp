@@ -1,0 +1,288 @@
+// Static memory pool: fixed-size blocks in size classes, all memory reserved and pre-faulted by create(), nothing
+// mapped, grown or locked afterwards.
+//
+// Layout. create() makes one map_region (explicit hugepages when free, else 4 KiB pages with THP advice and a
+// warning) and carves it into, in order:
+//     [arena class 0][arena class 1]...   blocks of each class back to back, every arena starting on a segment
+//     [links class 0][links class 1]...   one 32-bit word per block: free-list link / requested size
+//     [segment -> class table][slot flags][thread caches: max_threads x classes x ClassCache]
+// A block carries no header. free(p) finds its class with arithmetic: (p - base) >> segment_shift indexes a byte
+// table (segments are >= 4 KiB and an arena never shares one, so each belongs to exactly one class), and the block
+// index inside the arena is a multiply-high by a precomputed reciprocal of the block size (exact for offsets below
+// 2^64 / block size, hence the 16 TiB limit on the arenas), so the class needs neither a search nor a hash.
+//
+// Shared free lists. Each class has a Treiber stack of block *indices*: the head is one 64-bit word
+// {low 32: index of the top block or kNil, high 32: version tag}, and links[i] holds the index below block i.
+// Every successful CAS on the head bumps the tag, so a thread that read the head, walked the links and was
+// overtaken by pops and pushes of the same blocks fails its CAS instead of installing a stale link (ABA); an ABA
+// would need exactly 2^32 head updates between one thread's load and its CAS. Batches move in one CAS: a push
+// links a chain first and installs its first index; a pop walks up to `batch` links from the head it loaded and
+// installs the index after the last one. The walk may read links of blocks another thread just took (the word then
+// holds a requested size, or a link of someone else's chain); it is bounded by the batch, never leaves the link
+// array (indices >= count end it), and its result is discarded by the failing CAS. Indices instead of pointers
+// keep the head one word wide (no 128-bit CAS) and the lists position-independent.
+// Memory order: a push stores the links (relaxed), then CASes the head with release; a pop loads the head with
+// acquire (and reloads with acquire on CAS failure), so it sees the links of the chain it walks and the contents
+// the freeing thread wrote into the blocks. Every head update is a read-modify-write, so the release sequence of
+// each earlier push extends through later ones.
+//
+// Thread caches (thread_cache.hpp). A thread's first call claims one of `max_threads` preallocated slots with an
+// atomic and keeps it until it exits (or calls release_thread_cache()); at exit its cached blocks go back to the
+// shared lists. allocate() pops from the thread's LIFO cache; an empty cache refills with one batch pop. free()
+// pushes onto the *freeing* thread's cache; a full cache flushes one batch with one CAS. So a block allocated on
+// thread A and freed on thread B travels B's cache -> shared list -> whoever refills next: lock-free, and no thread
+// ever touches another thread's cache. A thread that finds no free slot (more than max_threads threads) or already
+// uses kMaxOwnersPerThread pools works directly on the shared lists, one CAS per call.
+//
+// Exhaustion. A class is exhausted for a thread when its cache and the shared list are both empty: allocate()
+// returns nullptr and counts a failed allocation; the pool never grows. Free blocks parked in *other* threads'
+// caches are not stolen, so a class can report exhaustion while up to (threads - 1) * cache_blocks of its blocks sit
+// in other caches: size budgets with that slack, or set cache_blocks = 0 for exact-capacity classes.
+//
+// Requested sizes (for the fragmentation figure). While a block is in use its link word is idle, so allocate()
+// stores the requested size there and free() reads it back: stats report the exact requested bytes of the blocks in
+// use with no memory beyond the link word the free list needs anyway. allocate_class() records the block size.
+//
+// Hot paths (allocate, allocate_class, free) are inline, noexcept, allocation-, lock- and syscall-free once the
+// thread holds its cache. The first call of a thread on a pool binds it (cold: a scan of the slot flags with CAS,
+// and once per thread the C++ runtime's registration of the thread-exit hook, which may allocate). The pool must
+// outlive every call on it; destroying it while threads still hold caches is fine (their caches die with it).
+// Under AddressSanitizer free blocks are poisoned, so use-after-free and overruns past the requested size report.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "engine/mem/pool_stats.hpp"
+#include "engine/mem/size_classes.hpp"
+#include "engine/mem/thread_cache.hpp"
+#include "platform/os/memory.hpp"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
+namespace cf::mem {
+
+// AddressSanitizer: free blocks are poisoned, a block in use is open up to the size asked for. No-ops otherwise.
+inline void poison_block(void* block, std::size_t bytes) noexcept {
+#if defined(__SANITIZE_ADDRESS__)
+    __asan_poison_memory_region(block, bytes);
+#else
+    (void)block;
+    (void)bytes;
+#endif
+}
+inline void unpoison_block(void* block, std::size_t bytes) noexcept {
+#if defined(__SANITIZE_ADDRESS__)
+    __asan_unpoison_memory_region(block, bytes);
+#else
+    (void)block;
+    (void)bytes;
+#endif
+}
+
+struct PoolClassConfig {
+    std::size_t block_bytes = 0;    // a multiple of 64, classes strictly ascending
+    std::size_t blocks = 0;         // how many blocks; 0: budget_bytes / block_bytes
+    std::size_t budget_bytes = 0;
+};
+
+struct PoolConfig {
+    std::vector<PoolClassConfig> classes;
+    std::uint32_t max_threads = 64;       // threads that can hold a cache at the same time
+    std::uint32_t cache_blocks = 32;      // per thread and class, at most kMaxCacheBlocks; 0: no thread caches
+    std::uint32_t batch_blocks = 0;       // refill/flush size, 1..cache_blocks; 0: cache_blocks / 2 (at least 1)
+    bool prefer_hugepages = true;
+
+    // The default classes (powers of two 64 B .. 64 KiB), each with the same byte budget.
+    static PoolConfig powers_of_two(std::size_t budget_bytes_per_class) {
+        PoolConfig config;
+        for (int i = 0; i < kDefaultClassCount; ++i) {
+            config.classes.push_back({default_class_bytes(i), 0, budget_bytes_per_class});
+        }
+        return config;
+    }
+};
+
+class Pool {
+public:
+    static constexpr std::uint32_t kMaxBlocksPerClass = UINT32_MAX - 1;
+    static constexpr std::uint32_t kMaxThreads = 65536;
+
+    // Validates the config, maps and pre-faults the region, builds the free lists. 0, or -EINVAL (bad config),
+    // -ENOMEM (size overflow, no memory) or map_region's error, with last_error_message() saying why.
+    static int create(const PoolConfig& config, std::unique_ptr<Pool>& pool) noexcept;
+
+    ~Pool();
+    Pool(const Pool&) = delete;
+    Pool& operator=(const Pool&) = delete;
+
+    // A 64-byte aligned block of at least `bytes`, or nullptr (counted) when that class is exhausted, or for
+    // 0 bytes and more than the largest class.
+    [[nodiscard]] void* allocate(std::size_t bytes) noexcept {
+        const int class_index = classes_.class_of(bytes);
+        if (class_index < 0) [[unlikely]] return reject_request();
+        return take(class_index, static_cast<std::uint32_t>(bytes));
+    }
+
+    // A block of class `class_index` (no size lookup), or nullptr (counted) when exhausted or a bad index.
+    [[nodiscard]] void* allocate_class(int class_index) noexcept {
+        const auto index = static_cast<unsigned>(class_index);
+        // The second test is implied by the first (class_count_ <= kMaxClasses); it keeps the optimiser from
+        // warning about arenas_[1000000] when a caller passes a constant.
+        if (index >= static_cast<unsigned>(class_count_) || index >= unsigned{kMaxClasses}) [[unlikely]] {
+            return reject_request();
+        }
+        return take(class_index, arenas_[class_index].block_bytes);
+    }
+
+    // Returns a block from allocate*() of this pool, from any thread. nullptr is a no-op; a pointer outside the
+    // arenas or not at a block start is ignored and counted (stats().rejected_frees). A double free is undefined.
+    void free(void* block) noexcept {
+        if (block == nullptr) return;
+        const std::uintptr_t offset = reinterpret_cast<std::uintptr_t>(block) - base_;
+        if (offset >= arena_bytes_) [[unlikely]] return reject_free();
+        const int class_index = segment_class_[offset >> segment_shift_];
+        if (class_index == kNoClass) [[unlikely]] return reject_free();
+        give(class_index, block, offset);
+    }
+
+    int class_of(std::size_t bytes) const noexcept { return classes_.class_of(bytes); }
+    int class_count() const noexcept { return class_count_; }
+    std::size_t class_block_bytes(int class_index) const noexcept { return arenas_[class_index].block_bytes; }
+    std::uint32_t class_capacity(int class_index) const noexcept { return arenas_[class_index].count; }
+    bool owns(const void* block) const noexcept {
+        return reinterpret_cast<std::uintptr_t>(block) - base_ < arena_bytes_;
+    }
+
+    // A consistent-enough snapshot at any time, exact once no thread is mid-operation (see pool_stats.hpp).
+    void stats(PoolStats& out) const noexcept;
+
+    // Why the pool is not on hugepages although they were preferred ("" otherwise). For the caller to print.
+    const char* warning() const noexcept { return warning_; }
+    bool hugepages() const noexcept { return region_.hugepages; }
+
+    // Hands the calling thread's cache slot back now (cached blocks return to the shared lists) instead of at
+    // thread exit. The next call from this thread claims a slot again.
+    void release_thread_cache() noexcept;
+
+private:
+    static constexpr std::uint32_t kNil = UINT32_MAX;
+    static constexpr std::uint8_t kNoClass = 0xff;
+
+    struct Arena {
+        std::uintptr_t offset = 0;           // from base_
+        std::uint32_t block_bytes = 0;
+        std::uint32_t count = 0;
+        std::uint64_t reciprocal = 0;        // floor(2^64 / block_bytes) + 1: index = (offset * reciprocal) >> 64
+        std::atomic<std::uint32_t>* links = nullptr;
+
+        std::uint32_t index_of(std::uintptr_t arena_offset) const noexcept {
+            __extension__ using U128 = unsigned __int128;
+            return static_cast<std::uint32_t>((U128{arena_offset} * reciprocal) >> 64);
+        }
+    };
+
+    // The contended part of a class: its own cache lines.
+    struct alignas(64) SharedList {
+        std::atomic<std::uint64_t> head{0};          // {index, tag}
+        std::atomic<std::int64_t> outstanding{0};    // blocks out of this list (in use + cached), batch granularity
+        std::atomic<std::int64_t> high_water{0};
+        // Calls of threads without a cache (several writers: fetch_add / fetch_sub).
+        std::atomic<std::uint64_t> requested{0};
+        std::atomic<std::uint64_t> failed{0};
+    };
+
+    Pool() noexcept = default;
+
+    void* take(int class_index, std::uint32_t requested) noexcept {
+        ClassCache* cache = thread_cache(class_index);
+        if (cache == nullptr) [[unlikely]] return take_uncached(class_index, requested);
+        std::uint32_t count = cache->count.load(std::memory_order_relaxed);
+        if (count == 0) [[unlikely]] {
+            count = refill(class_index, *cache);
+            if (count == 0) {
+                bump(cache->failed);
+                return nullptr;
+            }
+        }
+        void* block = cache->blocks[--count];
+        cache->count.store(count, std::memory_order_relaxed);
+        const Arena& arena = arenas_[class_index];
+        const std::uintptr_t offset = reinterpret_cast<std::uintptr_t>(block) - base_ - arena.offset;
+        arena.links[arena.index_of(offset)].store(requested, std::memory_order_relaxed);
+        unpoison_block(block, requested);
+        bump(cache->requested, requested);
+        return block;
+    }
+
+    void give(int class_index, void* block, std::uintptr_t offset) noexcept {
+        const Arena& arena = arenas_[class_index];
+        const std::uintptr_t arena_offset = offset - arena.offset;
+        const std::uint32_t index = arena.index_of(arena_offset);
+        if (std::uintptr_t{index} * arena.block_bytes != arena_offset || index >= arena.count) [[unlikely]] {
+            return reject_free();
+        }
+        // The allocating thread stored the size; the application's hand-over of the block orders it before us.
+        const std::uint32_t requested = arena.links[index].load(std::memory_order_relaxed);
+        poison_block(block, arena.block_bytes);
+        ClassCache* cache = thread_cache(class_index);
+        if (cache == nullptr) [[unlikely]] return give_uncached(class_index, block, requested);
+        std::uint32_t count = cache->count.load(std::memory_order_relaxed);
+        if (count == cache_blocks_) [[unlikely]] count = flush(class_index, *cache, batch_blocks_);
+        cache->blocks[count] = block;
+        cache->count.store(count + 1, std::memory_order_relaxed);
+        bump(cache->requested, std::uint64_t{0} - requested);   // modulo 2^64, see ClassCache
+    }
+
+    ClassCache* thread_cache(int class_index) noexcept {
+        ClassCache* caches = find_thread_caches(id_);
+        if (caches == nullptr) [[unlikely]] {
+            caches = bind_thread();
+            if (caches == nullptr) return nullptr;
+        }
+        return caches + class_index;
+    }
+
+    // Cold paths (pool.cpp).
+    ClassCache* bind_thread() noexcept;
+    std::uint32_t refill(int class_index, ClassCache& cache) noexcept;                        // returns count
+    std::uint32_t flush(int class_index, ClassCache& cache, std::uint32_t blocks) noexcept;   // returns count
+    void* take_uncached(int class_index, std::uint32_t requested) noexcept;
+    void give_uncached(int class_index, void* block, std::uint32_t requested) noexcept;
+    void* reject_request() noexcept;
+    void reject_free() noexcept;
+    std::uint32_t pop_chain(int class_index, void** blocks, std::uint32_t most) noexcept;
+    void push_chain(int class_index, void* const* blocks, std::uint32_t count) noexcept;
+    static void release_slot(void* pool, std::uint32_t slot) noexcept;
+
+    // Read-mostly, together at the front.
+    std::uintptr_t base_ = 0;
+    std::uint64_t id_ = 0;                             // owner_.id, next to the other hot fields
+    std::uintptr_t arena_bytes_ = 0;
+    const std::uint8_t* segment_class_ = nullptr;
+    int segment_shift_ = 0;
+    int class_count_ = 0;
+    std::uint32_t cache_blocks_ = 0;
+    std::uint32_t batch_blocks_ = 0;
+    std::uint32_t max_threads_ = 0;
+    ClassCache* caches_ = nullptr;                     // max_threads_ x class_count_
+    std::atomic<std::uint32_t>* slot_owned_ = nullptr;  // max_threads_ flags: 1 while a thread holds the slot
+    Arena arenas_[kMaxClasses];
+    SizeClassMap classes_;
+
+    CacheOwner owner_;
+    platform::MappedRegion region_;
+    bool small_pages_fallback_ = false;
+    char warning_[200] = "";
+
+    SharedList shared_[kMaxClasses];
+    alignas(64) std::atomic<std::uint64_t> out_of_range_{0};
+    std::atomic<std::uint64_t> rejected_frees_{0};
+};
+
+}  // namespace cf::mem

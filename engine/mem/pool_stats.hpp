@@ -1,0 +1,50 @@
+// What a pool reports about itself: capacity, use, peaks, failures, internal fragmentation. Plain values, filled by
+// Pool::stats() from relaxed counters at any time without stopping the threads that allocate.
+//
+// Exactness. Every number is a sum of relaxed counters: per class, the blocks out of the shared free list
+// (updated per batch), and per thread cache its block count, its requested bytes (allocated minus freed) and its
+// failures (updated per call by the owning thread, no locked instruction). in_use = out of the shared list - cached.
+// Once no thread is inside allocate()/free() and their effects are visible to the reader (after a join, or any
+// acquire that follows them) the numbers are exact. Read while threads run, each counter is some recent value, so
+// in_use and requested may be off by the operations in flight (both are clamped at 0).
+// high_water_blocks is the peak of blocks taken out of the shared free list (in use plus parked in thread caches),
+// updated when a thread refills its cache: that is the quantity that decides exhaustion. The count of blocks out is
+// lowered before a push makes blocks available and raised after a pop took them, so it never exceeds the true
+// number and the peak never exceeds the capacity; it is exact for any sequence whose refills and flushes of one class
+// do not overlap in time (one thread, or threads that take turns), and may miss a transient peak by the batches in
+// flight when they do. requested_bytes is exact: allocate() keeps each block's requested size in its free-list link
+// word while the block is in use, and free() subtracts it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "engine/mem/size_classes.hpp"
+
+namespace cf::mem {
+
+struct ClassStats {
+    std::size_t block_bytes = 0;            // 0 in PoolStats::total
+    std::uint64_t capacity_blocks = 0;
+    std::uint64_t capacity_bytes = 0;
+    std::uint64_t in_use_blocks = 0;        // handed to the application and not yet freed
+    std::uint64_t in_use_bytes = 0;         // in_use_blocks * block_bytes
+    std::uint64_t requested_bytes = 0;      // sum of the sizes asked for by the blocks in use (allocate_class: block)
+    std::uint64_t cached_blocks = 0;        // free but parked in a thread's cache (out of the shared list)
+    std::uint64_t high_water_blocks = 0;    // peak of in_use + cached, see above; total: sum of the class peaks
+    std::uint64_t failed_allocations = 0;   // class exhausted; total: also requests of no class (0 B, too large)
+    double fragmentation_percent = 0;       // 100 * (1 - requested_bytes / in_use_bytes); 0 when nothing is in use
+};
+
+struct PoolStats {
+    int class_count = 0;
+    ClassStats classes[kMaxClasses];
+    ClassStats total;
+    std::uint64_t out_of_range_requests = 0;  // allocate(0), allocate(> largest class), allocate_class(bad index)
+    std::uint64_t rejected_frees = 0;         // free() of a pointer that is not a block start of this pool
+    std::size_t region_bytes = 0;             // the one mapping behind everything (arenas, links, caches)
+    bool hugepages = false;                   // the mapping is backed by explicit hugepages
+    bool small_pages_fallback = false;        // hugepages were asked for but not available: see Pool::warning()
+};
+
+}  // namespace cf::mem
