@@ -1,0 +1,181 @@
+// A named POSIX shared-memory segment that topics live in, so other processes can publish and subscribe on it
+// at the same zero-copy path (rings inside are formatted in place and use offsets, never pointers).
+//
+// Memory layout (every offset fixed, no pointers):
+//   [0, 4096)        ShmHeader: magic, layout version, layout id, sizes, creator (pid + start time), generation,
+//                    checksum, state
+//   [4096, 8192)     ProcessTable: who uses the segment (liveness, reclaim of dead processes)
+//   [8192, ...)      payload: payload_bytes() rounded up to 4096, so anything 64-byte aligned inside stays so
+//
+// Life cycle: create() makes the object "/cf.<name>" (/dev/shm/cf.<name>) with the given mode regardless of
+// umask, sizes it once (ftruncate + fallocate, so a full /dev/shm is an error now rather than SIGBUS later),
+// maps it MAP_SHARED | MAP_POPULATE, tries to mlock it and writes the header in state `formatting`. The creator
+// then formats the payload and calls mark_ready(): a release store that attachers acquire, so everything
+// written before it is visible to them. attach() validates the header (magic, layout version, checksum, sizes,
+// layout id: -EPROTO with a message saying which) and waits, up to a timeout, for `ready`.
+//
+// Stale segments: a segment outlives its processes. When create() finds the name taken, it decides from the
+// header under an exclusive flock (so two creators never both reset): if the creator (pid + start time, so a
+// recycled pid does not count) and every process registered in the ProcessTable are dead, the segment is from
+// an earlier run: it is marked retired, unlinked and created anew with generation + 1 (was_reset() says so).
+// If one of them lives: -EEXIST naming the pid. A process that maps a segment without registering in its
+// ProcessTable does not keep it alive: register every publisher and subscriber. Processes still mapping a
+// retired segment see retired() and should re-attach.
+//
+// Not for the hot path: everything here is set-up and housekeeping. All users of a segment must share one pid
+// namespace (see ProcessTable).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "engine/bus/process_table.hpp"
+#include "engine/time/duration.hpp"
+
+namespace cf {
+
+enum class ShmState : std::uint32_t {
+    unformatted = 0,   // sized but the header not written yet (or its creator died before writing it)
+    formatting = 1,    // header written; the creator is formatting the payload
+    ready = 2,         // mark_ready(): the payload may be used
+    retired = 3,       // reset or unlinked: the name now refers to another segment or to none
+};
+
+// The header at offset 0. Offsets 0..23 are the same in every layout version, so any version can name the
+// creator of a segment it does not speak. Written once by the creator before its release store of `state`.
+struct ShmHeader {
+    std::uint64_t magic;                 // kShmMagic
+    std::uint32_t layout_version;        // ShmSegment::kLayoutVersion of the creator's library
+    std::uint32_t creator_pid;
+    std::uint64_t creator_start_time;    // /proc/PID/stat field 22 of the creator
+    std::uint64_t layout_id;             // the caller's hash of what it formats in the payload
+    std::uint64_t total_bytes;           // the object's size
+    std::uint64_t payload_offset;        // ShmSegment::kPayloadOffset
+    std::uint64_t payload_bytes;         // total_bytes - payload_offset
+    std::uint64_t generation;            // 1, +1 each time a stale segment of this name is reset
+    std::uint64_t checksum;              // FNV-1a of bytes [0, 64): a header overwritten by garbage is refused
+    std::uint64_t reserved[7];
+    alignas(64) std::atomic<std::uint32_t> state;   // ShmState; release stores, acquire loads
+};
+
+inline constexpr std::uint64_t kShmMagic = 0x4745534D48534643;   // "CFSHMSEG" in little-endian bytes
+
+static_assert(sizeof(std::atomic<std::uint32_t>) == 4 && std::atomic<std::uint32_t>::is_always_lock_free);
+static_assert(offsetof(ShmHeader, magic) == 0 && offsetof(ShmHeader, layout_version) == 8);
+static_assert(offsetof(ShmHeader, creator_pid) == 12 && offsetof(ShmHeader, creator_start_time) == 16);
+static_assert(offsetof(ShmHeader, layout_id) == 24 && offsetof(ShmHeader, generation) == 56);
+static_assert(offsetof(ShmHeader, checksum) == 64 && offsetof(ShmHeader, state) == 128);
+static_assert(sizeof(ShmHeader) == 192);
+
+// What create() does when the name is taken.
+enum class ShmIfExists : std::uint8_t {
+    fail,             // -EEXIST, whatever the existing segment's state
+    reset_if_stale,   // reset it if its creator and every registered process are dead; -EEXIST naming the pid
+                      // if one lives; -EPROTO (left alone) if it is not a segment of this layout version
+    replace,          // unlink whatever is there and create anew: for operators and tests that know better
+};
+
+inline constexpr Duration kShmDefaultWaitTimeout = Duration::from_seconds(2);
+
+struct ShmSegmentConfig {
+    const char* name = nullptr;         // 1..200 of [A-Za-z0-9._-]; the object is "/cf.<name>"
+    std::size_t payload_bytes = 0;      // 1..kMaxPayloadBytes, rounded up to 4096
+    std::uint64_t layout_id = 0;        // hash of the payload's layout (e.g. ring geometry), checked by attach()
+    std::uint32_t mode = 0600;          // permission bits, applied regardless of umask; must include 0600
+    ShmIfExists if_exists = ShmIfExists::reset_if_stale;
+    bool lock_memory = true;            // try mlock; failure shows in memory_locked(), it is not an error
+    // How long to wait for another process that holds the name's lock or is between creating and sizing it;
+    // a name still unsized after this is taken as abandoned by a creator that died.
+    Duration wait_timeout = kShmDefaultWaitTimeout;
+};
+
+class ShmSegment {
+public:
+    static constexpr std::uint32_t kLayoutVersion = 1;
+    static constexpr std::size_t kMaxNameLength = 200;
+    static constexpr std::size_t kProcessTableOffset = 4096;
+    static constexpr std::size_t kPayloadOffset = 8192;
+    static constexpr std::size_t kPayloadAlignment = 4096;
+    static constexpr std::size_t kMaxPayloadBytes = std::size_t{1} << 40;
+
+    ShmSegment() noexcept = default;
+    ~ShmSegment() { detach(); }
+    ShmSegment(ShmSegment&& other) noexcept;
+    ShmSegment& operator=(ShmSegment&& other) noexcept;
+    ShmSegment(const ShmSegment&) = delete;
+    ShmSegment& operator=(const ShmSegment&) = delete;
+
+    // Creates the segment (see the file comment), in state formatting; `out` is detached first and stays
+    // empty on failure. 0, or: -EINVAL (bad name, size or mode), -EEXIST (taken: if_exists == fail, or a live
+    // process uses it; the message names the pid), -EPROTO (taken by something that is not a segment of this
+    // layout version), -ETIMEDOUT (another process held the name's lock for wait_timeout), -ENOSPC (no room in
+    // /dev/shm), -EACCES (another user's object), or another errno from shm_open/ftruncate/mmap.
+    static int create(const ShmSegmentConfig& config, ShmSegment& out) noexcept;
+
+    // Attaches to an existing segment and waits up to `timeout` for it to be ready. `out` is detached first
+    // and stays empty on failure. 0, or: -EINVAL (bad name), -ENOENT (no such segment), -EPROTO (too small,
+    // bad magic, other layout version, corrupt header, or another layout_id), -ETIMEDOUT (not ready in time),
+    // -ESTALE (its creator died before making it ready, or it is ready but its creator and every registered
+    // process are gone: a segment from an earlier run, which the next create() resets), -EACCES.
+    static int attach(const char* name, std::uint64_t expected_layout_id, ShmSegment& out,
+                      Duration timeout = kShmDefaultWaitTimeout) noexcept;
+
+    // Creator only: publishes the formatted payload (release store; pairs with attach()'s acquire load).
+    // 0, -EPERM if this handle did not create the segment, -ESTALE if it was retired meanwhile.
+    int mark_ready() noexcept;
+
+    // Unmaps and closes; the segment and its name stay for others. Safe on an empty handle.
+    void detach() noexcept;
+
+    // Removes the name, by any holder (creator or attacher: the last one out, or an operator). Only if the name
+    // still refers to this segment, which is then marked retired so other holders learn of it; the mapping
+    // stays valid until detach(). 0, -EINVAL on an empty handle, -ESTALE if the name is gone or names another
+    // segment now (it is left alone).
+    int unlink() noexcept;
+
+    // Removes the name "/cf.<name>" without looking inside (tests, operators). 0, -EINVAL, -ENOENT.
+    static int remove(const char* name) noexcept;
+
+    // 0 if `name` is 1..200 of [A-Za-z0-9._-], otherwise -EINVAL with a message saying why.
+    static int check_name(const char* name) noexcept;
+
+    bool valid() const noexcept { return header_ != nullptr; }
+    void* payload() const noexcept;
+    std::size_t payload_bytes() const noexcept { return payload_bytes_; }
+    ProcessTable& processes() const noexcept;
+    const ShmHeader* header() const noexcept { return header_; }
+    ShmState state() const noexcept;
+    bool ready() const noexcept { return state() == ShmState::ready; }
+    bool retired() const noexcept { return state() == ShmState::retired; }
+    std::uint64_t layout_id() const noexcept { return layout_id_; }
+    std::uint64_t generation() const noexcept { return generation_; }
+    std::uint32_t creator_pid() const noexcept { return creator_pid_; }
+    bool is_creator() const noexcept { return creator_; }
+    bool was_reset() const noexcept { return reset_; }          // create() replaced a stale segment
+    bool memory_locked() const noexcept { return locked_; }     // mlock succeeded
+    const char* name() const noexcept { return name_; }
+    int fd() const noexcept { return fd_; }
+
+private:
+    void adopt(int fd, ShmHeader* header, std::size_t mapped_bytes, const char* name, bool creator, bool reset,
+               bool locked) noexcept;
+
+    ShmHeader* header_ = nullptr;
+    std::size_t mapped_bytes_ = 0;
+    std::size_t payload_bytes_ = 0;
+    std::uint64_t layout_id_ = 0;
+    std::uint64_t generation_ = 0;
+    std::uint32_t creator_pid_ = 0;
+    int fd_ = -1;
+    bool creator_ = false;
+    bool reset_ = false;
+    bool locked_ = false;
+    char name_[kMaxNameLength + 1] = {};
+};
+
+static_assert(ShmSegment::kPayloadOffset % ShmSegment::kPayloadAlignment == 0);
+static_assert(ShmSegment::kProcessTableOffset >= sizeof(ShmHeader));
+static_assert(ShmSegment::kProcessTableOffset + sizeof(ProcessTable) <= ShmSegment::kPayloadOffset);
+
+}  // namespace cf
