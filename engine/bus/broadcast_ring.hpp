@@ -1,0 +1,317 @@
+// Broadcast ring (Disruptor-style sequences): writers publish fixed-size messages once, up to max_readers readers
+// each see every message (or count what they missed), all in a caller's block of memory.
+//
+// Writers. One writer by default, the same claim/commit API as SpscRing: it claims positions privately and
+// publishes them with one release store of the shared cursor. With `multi_writer`, any number of writers claim
+// positions with a compare-exchange of a shared tail, and publish each position on its own through the slot's
+// sequence (Disruptor's MultiProducerSequencer): readers consume in position order and stop at the first position
+// not yet published, so they never see a half-written message nor one out of order. A multi-writer claim also
+// checks that the same slot's previous lap was published, so a stalled writer is never lapped by the others (its
+// slot returns nullptr instead, one lap later).
+//
+// Readers. Each has a 128-byte region in the block: its cursor (next position to read), its state (free, joining,
+// active), its lost counter and a private cached copy of the writer's position. add_reader() takes a free region
+// and starts the reader at the writer's current position; remove_reader() frees it.
+//
+// Overflow policies, chosen at format():
+//  - back_pressure: a writer may not reuse a slot until every active reader released it. It gates on the lowest
+//    active reader cursor, caches that, and rescans the readers only when the ring looks full; a full ring makes
+//    try_claim() return nullptr. Readers read in place (available/slot/release/poll).
+//  - lossy: writers never wait for readers. Each slot's sequence is a seqlock: for position p it reads 2p + 1 while
+//    p is being written and 2p + 2 once p is published (0: never written). A reader copies a slot to the caller's
+//    scratch, re-checks the sequence and delivers only intact copies (poll_copy). A reader that fell a lap behind
+//    jumps to the oldest position that may still be intact and adds every position it skipped, and every copy
+//    that turned out torn, to its lost counter: once a reader has caught up with a quiet writer,
+//    delivered + lost == positions published since it joined, exactly.
+//
+// A reader that joins: it sets its cursor to the writer position, becomes active, then (after a seq_cst fence that
+// pairs with the one in the writers' gate scan) reads the writer position again and starts there. Either a writer's
+// scan sees it active, or it starts at or past every position that scan let the writer reuse.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "engine/bus/ring_layout.hpp"
+
+namespace cf::bus {
+
+struct BroadcastOptions {
+    std::uint32_t max_readers = 8;                          // 1 .. kMaxBroadcastReaders
+    OverflowPolicy policy = OverflowPolicy::back_pressure;
+    bool multi_writer = false;                              // try_claim(position)/commit(position) from any thread
+};
+
+class BroadcastRing {
+public:
+    // As SpscRing: 0 for a bad geometry or options; format: 0 or -EINVAL; attach: 0, -EINVAL or -EPROTO (the
+    // reader regions are checked too), messages set. attach takes the options from the block.
+    static std::size_t bytes_needed(const RingGeometry& geometry, const BroadcastOptions& options = {}) noexcept;
+    static int format(void* memory, std::size_t bytes, const RingGeometry& geometry,
+                      const BroadcastOptions& options = {}) noexcept;
+    static int attach(void* memory, std::size_t bytes, BroadcastRing& out) noexcept;
+
+    BroadcastRing() noexcept = default;
+
+    // ---- single writer (the default mode): one writer thread at a time, through one view ----
+
+    // As SpscRing::try_claim: the next free slot or nullptr (back_pressure: some active reader has not released
+    // the slot yet; lossy: `capacity` claims are already outstanding).
+    std::byte* try_claim() noexcept {
+        if (claim_ - gate_ >= capacity_) {
+            gate_ = gate_position(published_);
+            if (claim_ - gate_ >= capacity_) return nullptr;
+        }
+        return begin_write(claim_++);
+    }
+    std::uint32_t try_claim_batch(std::uint32_t wanted) noexcept {
+        std::uint64_t free = capacity_ - (claim_ - gate_);
+        if (free < wanted) {
+            gate_ = gate_position(published_);
+            free = capacity_ - (claim_ - gate_);
+        }
+        const auto count = static_cast<std::uint32_t>(free < wanted ? free : wanted);
+        batch_start_ = claim_;
+        for (std::uint32_t i = 0; i < count; ++i) begin_write(claim_ + i);
+        claim_ += count;
+        return count;
+    }
+    std::byte* claimed_slot(std::uint32_t i) const noexcept { return slot_at(batch_start_ + i); }
+
+    // Publishes every outstanding claim: lossy rings first mark each slot published (release, pairs with the
+    // readers' acquire of the sequence), then one release store of the cursor (pairs with available()).
+    void commit() noexcept {
+        if (marks_slots_) {
+            for (std::uint64_t p = published_; p < claim_; ++p) {
+                trailer_at(p).sequence.store(2 * p + 2, std::memory_order_release);
+            }
+        }
+        published_ = claim_;
+        control_->published.cursor.store(published_, std::memory_order_release);
+    }
+
+    // ---- multi writer (format with multi_writer): any threads or processes ----
+
+    // Claims the next position, or nullptr when the ring is full (back_pressure: a reader is a lap behind; either
+    // policy: the writer of this slot's previous lap has not published it yet).
+    std::byte* try_claim(std::uint64_t& position) noexcept {
+        auto& tail = control_->writers.tail;
+        std::uint64_t pos = tail.load(std::memory_order_relaxed);
+        for (;;) {
+            // Acquire pairs with shared_gate_position's release: the readers' reads that gate vouches for
+            // happen before our writes, though another writer did the scan.
+            if (!lossy_ && pos >= control_->writers.gate.load(std::memory_order_acquire) + capacity_ &&
+                pos >= shared_gate_position() + capacity_) {
+                return nullptr;
+            }
+            // Pairs with the previous lap's commit: that writer is done with the slot.
+            const std::uint64_t sequence = trailer_at(pos).sequence.load(std::memory_order_acquire);
+            const std::uint64_t previous_lap = pos >= capacity_ ? 2 * (pos - capacity_) + 2 : 0;
+            if (sequence == previous_lap) {
+                if (tail.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed, std::memory_order_relaxed)) {
+                    position = pos;
+                    return begin_write(pos);
+                }
+            } else if (sequence < previous_lap) {
+                return nullptr;   // the previous lap is still being written
+            } else {
+                pos = tail.load(std::memory_order_relaxed);   // pos was taken: catch up
+            }
+        }
+    }
+
+    // Publishes one position (release, pairs with the readers' acquire of the sequence). Any order.
+    void commit(std::uint64_t position) noexcept {
+        trailer_at(position).sequence.store(2 * position + 2, std::memory_order_release);
+    }
+
+    // ---- readers ----
+
+    // Takes a free reader region and starts it at the writer's current position: the index (>= 0), or -EBUSY
+    // when all max_readers are taken. Any thread or process.
+    int add_reader() noexcept;
+
+    // Frees an active (or stuck joining) reader region; -EINVAL if `reader` is out of range or free. The reader
+    // itself, or anyone cleaning up after a reader process that died.
+    int remove_reader(int reader) noexcept;
+
+    // back_pressure only: in place, as SpscRing. `reader` is an index from add_reader() (not checked here).
+    std::uint32_t available(int reader, std::uint32_t max) noexcept {
+        ReaderWords& words = reader_at(reader);
+        const std::uint64_t cursor = words.cursor.load(std::memory_order_relaxed);   // only this reader writes it
+        std::uint64_t end = words.end.load(std::memory_order_relaxed);
+        if (end - cursor < max) {
+            if (!multi_writer_) {
+                end = control_->published.cursor.load(std::memory_order_acquire);   // pairs with commit()
+            } else {
+                // Pairs with commit(position): stop at the first position not published yet.
+                while (end - cursor < max &&
+                       trailer_at(end).sequence.load(std::memory_order_acquire) == 2 * end + 2) {
+                    ++end;
+                }
+            }
+            words.end.store(end, std::memory_order_relaxed);
+        }
+        const std::uint64_t ready = end - cursor;
+        return static_cast<std::uint32_t>(ready < max ? ready : max);
+    }
+    const std::byte* slot(int reader, std::uint32_t i) const noexcept {
+        return slot_at(reader_at(reader).cursor.load(std::memory_order_relaxed) + i);
+    }
+    // One release store of the cursor: pairs with the writers' acquire in their gate scan.
+    void release(int reader, std::uint32_t n) noexcept {
+        auto& cursor = reader_at(reader).cursor;
+        cursor.store(cursor.load(std::memory_order_relaxed) + n, std::memory_order_release);
+    }
+    template <class F>
+    std::uint32_t poll(int reader, std::uint32_t max, F&& f) noexcept(
+        std::is_nothrow_invocable_v<F&, const std::byte*>) {
+        const std::uint32_t count = available(reader, max);
+        const std::uint64_t cursor = reader_at(reader).cursor.load(std::memory_order_relaxed);
+        for (std::uint32_t i = 0; i < count; ++i) f(static_cast<const std::byte*>(slot_at(cursor + i)));
+        if (count != 0) release(reader, count);
+        return count;
+    }
+
+    // Either policy: calls f(const std::byte* payload) for up to `max` messages in order and returns how many it
+    // delivered. lossy: each payload is copied into `scratch` (slot_bytes() bytes, the caller's) and delivered
+    // only if the slot was not overwritten meanwhile; skipped and torn positions are added to lost(reader).
+    // back_pressure: the same as poll() (in place; scratch unused). The pointer is valid only during f.
+    template <class F>
+    std::uint32_t poll_copy(int reader, std::uint32_t max, std::byte* scratch, F&& f) noexcept(
+        std::is_nothrow_invocable_v<F&, const std::byte*>) {
+        if (!lossy_) return poll(reader, max, f);
+        ReaderWords& words = reader_at(reader);
+        std::uint64_t cursor = words.cursor.load(std::memory_order_relaxed);
+        std::uint64_t skipped = 0;
+        std::uint32_t delivered = 0;
+        while (delivered < max) {
+            SlotTrailer& trailer = trailer_at(cursor);
+            const std::uint64_t published = 2 * cursor + 2;
+            // Pairs with the writer's release when it published: the payload we copy next is complete...
+            const std::uint64_t before = trailer.sequence.load(std::memory_order_acquire);
+            if (before == published) {
+                copy_racing_payload(scratch, slot_at(cursor), slot_bytes_);
+                // ...unless the writer started the next lap meanwhile: the copy's loads stay before this re-check
+                // (Boehm's seqlock reader), and the writer marks the slot before writing it.
+                std::atomic_thread_fence(std::memory_order_acquire);
+                if (trailer.sequence.load(std::memory_order_relaxed) == published) {
+                    f(static_cast<const std::byte*>(scratch));
+                    ++delivered;
+                } else {
+                    ++skipped;   // torn
+                }
+                ++cursor;
+            } else if (before < published) {
+                break;   // not published yet: caught up
+            } else {
+                // Overwritten by a later lap: jump to the oldest position that may still be intact.
+                const std::uint64_t head = writer_position();
+                std::uint64_t next = head > capacity_ ? head - capacity_ : 0;
+                if (next <= cursor) next = cursor + 1;
+                skipped += next - cursor;
+                cursor = next;
+            }
+        }
+        if (skipped != 0) {
+            words.lost.store(words.lost.load(std::memory_order_relaxed) + skipped, std::memory_order_relaxed);
+        }
+        words.cursor.store(cursor, std::memory_order_release);
+        return delivered;
+    }
+
+    // ---- any view ----
+
+    // Messages this reader skipped or found torn (lossy), since it joined.
+    std::uint64_t lost(int reader) const noexcept {
+        return reader_at(reader).lost.load(std::memory_order_relaxed);
+    }
+    std::uint64_t reader_position(int reader) const noexcept {
+        return reader_at(reader).cursor.load(std::memory_order_acquire);
+    }
+    bool reader_active(int reader) const noexcept {
+        return reader >= 0 && static_cast<std::uint32_t>(reader) < max_readers_ &&
+               reader_at(reader).state.load(std::memory_order_acquire) == kReaderActive;
+    }
+    // Single writer: positions below it are published. Multi writer: positions below it are claimed.
+    std::uint64_t writer_position() const noexcept {
+        return multi_writer_ ? control_->writers.tail.load(std::memory_order_acquire)
+                             : control_->published.cursor.load(std::memory_order_acquire);
+    }
+    std::uint32_t capacity() const noexcept { return capacity_; }
+    std::uint32_t slot_bytes() const noexcept { return slot_bytes_; }
+    std::uint32_t max_readers() const noexcept { return max_readers_; }
+    OverflowPolicy policy() const noexcept { return lossy_ ? OverflowPolicy::lossy : OverflowPolicy::back_pressure; }
+    bool multi_writer() const noexcept { return multi_writer_; }
+    bool attached() const noexcept { return control_ != nullptr; }
+
+    static constexpr std::uint64_t kReaderFree = 0;
+    static constexpr std::uint64_t kReaderJoining = 1;
+    static constexpr std::uint64_t kReaderActive = 2;
+
+    struct WriterWords {
+        std::atomic<std::uint64_t> tail;   // multi writer: next position to claim
+        std::atomic<std::uint64_t> gate;   // multi writer: a lower bound of the active readers' cursors
+    };
+    struct PublishedWords {
+        std::atomic<std::uint64_t> cursor;   // single writer: positions below it are published
+    };
+    struct ReaderWords {
+        std::atomic<std::uint64_t> cursor;   // next position to read; the writers gate on it
+        std::atomic<std::uint64_t> state;    // kReader*
+        std::atomic<std::uint64_t> lost;
+        std::atomic<std::uint64_t> end;      // the reader's cached writer position (private)
+    };
+    struct Control {
+        IndexRegion<WriterWords> writers;
+        IndexRegion<PublishedWords> published;
+    };
+    static_assert(sizeof(Control) == 2 * kIndexSpacing);
+    static_assert(sizeof(IndexRegion<ReaderWords>) == kIndexSpacing);
+
+private:
+    std::byte* slot_at(std::uint64_t position) const noexcept { return slots_ + (position & mask_) * stride_; }
+    SlotTrailer& trailer_at(std::uint64_t position) const noexcept {
+        return *reinterpret_cast<SlotTrailer*>(slot_at(position) + trailer_offset_);
+    }
+    ReaderWords& reader_at(int reader) const noexcept { return readers_[reader]; }
+
+    // Lossy and multi-writer rings mark a claimed slot "being written" (2p + 1) before its payload is touched;
+    // the release fence keeps the payload stores after the mark (seqlock writer).
+    std::byte* begin_write(std::uint64_t position) noexcept {
+        if (marks_slots_) {
+            trailer_at(position).sequence.store(2 * position + 1, std::memory_order_relaxed);
+            std::atomic_thread_fence(std::memory_order_release);
+        }
+        return slot_at(position);
+    }
+
+    // Lowest cursor among active readers, at most `bound` (back_pressure), or `bound` (lossy). Cold: the writers
+    // call it only when the ring looks full.
+    std::uint64_t gate_position(std::uint64_t bound) const noexcept;
+    // Multi writer: recomputes the shared gate from the tail and the readers, stores and returns it.
+    std::uint64_t shared_gate_position() noexcept;
+
+    // Shared by all sides, read-only after attach.
+    Control* control_ = nullptr;
+    IndexRegion<ReaderWords>* readers_ = nullptr;
+    std::byte* slots_ = nullptr;
+    std::uint64_t mask_ = 0;
+    std::uint64_t stride_ = 0;
+    std::uint32_t trailer_offset_ = 0;
+    std::uint32_t capacity_ = 0;
+    std::uint32_t slot_bytes_ = 0;
+    std::uint32_t max_readers_ = 0;
+    bool lossy_ = false;
+    bool multi_writer_ = false;
+    bool marks_slots_ = false;
+
+    // The single writer's private state.
+    alignas(kIndexSpacing) std::uint64_t claim_ = 0;   // next position to claim
+    std::uint64_t published_ = 0;                       // the cursor as last stored
+    std::uint64_t gate_ = 0;                            // no active reader is below it
+    std::uint64_t batch_start_ = 0;
+};
+
+}  // namespace cf::bus

@@ -1,0 +1,150 @@
+// How the bus rings (SpscRing, MpscRing, BroadcastRing) lay themselves out in a caller's block of memory.
+//
+// A ring lives entirely in one block: in-process from the heap or a mapped region, across processes inside a
+// shared-memory mapping that sits at a different address in each process. So the block holds no pointers, only
+// positions and offsets, every shared word is a lock-free, address-free std::atomic<std::uint64_t>, and nothing
+// in it needs a constructor or destructor run by its users: format() writes it, attach() checks it, and the ring
+// objects are small views (pointers into the block plus each side's private state) that every thread or process
+// builds for itself.
+//
+//     offset 0             RingHeader, 64 bytes, immutable once formatted; its magic is written last (release)
+//     offset 128           control regions of 128 bytes each: the words one side writes (producer, consumer,
+//                          writer, each broadcast reader), 128 apart so that neither false sharing nor the
+//                          adjacent-line prefetcher couples two sides (as Folly and rigtorp do)
+//     slots_offset         capacity slots of slot_stride bytes
+//
+// Positions are monotonically increasing 64-bit counts (slot = position & (capacity - 1)): they do not wrap in
+// centuries, so there is no ABA. Payloads start at the first byte of their slot and are 64-byte aligned in every
+// ring (the block must be 64-byte aligned, the slots start on a 64-byte boundary, the stride is a multiple of 64).
+// Rings with per-slot control words (MPSC, broadcast) keep them in a 16-byte SlotTrailer after the payload, at
+// round_up(slot_bytes, 16): a payload of up to 48 bytes shares one cache line with its sequence.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace cf::bus {
+
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
+              "rings in shared memory need lock-free (hence address-free) 64-bit atomics");
+
+inline constexpr std::size_t kCacheLine = 64;
+inline constexpr std::size_t kIndexSpacing = 128;     // between words written by different sides
+inline constexpr std::size_t kRingAlignment = 64;     // required of the block, guaranteed for payloads
+inline constexpr std::size_t kControlOffset = 128;    // first control region (the header has 0..63)
+inline constexpr std::size_t kSlotTrailerBytes = 16;
+
+inline constexpr std::uint32_t kMinRingCapacity = 2;
+inline constexpr std::uint32_t kMaxRingCapacity = std::uint32_t{1} << 24;
+inline constexpr std::uint32_t kMaxSlotBytes = std::uint32_t{1} << 20;
+inline constexpr std::uint32_t kMaxBroadcastReaders = 64;
+
+inline constexpr std::uint64_t kRingMagic = 0x31474E49522D4643;  // "CF-RING1" in a little-endian hex dump
+inline constexpr std::uint32_t kRingLayoutVersion = 1;
+
+// Broadcast options as stored in RingHeader::flags.
+inline constexpr std::uint32_t kRingFlagLossy = 1;
+inline constexpr std::uint32_t kRingFlagMultiWriter = 2;
+
+struct RingGeometry {
+    std::uint32_t capacity = 0;     // slots: a power of two in [2, 2^24]
+    std::uint32_t slot_bytes = 0;   // usable payload bytes per slot: [1, 1 MiB]
+};
+
+enum class RingKind : std::uint32_t { spsc = 1, mpsc = 2, broadcast = 3 };
+
+enum class OverflowPolicy : std::uint32_t {
+    back_pressure = 0,   // the writer waits (try_claim fails) until every active reader released the slot
+    lossy = 1,           // the writer never waits; readers that fall a lap behind skip ahead and count the loss
+};
+
+// The first 64 bytes of every ring block.
+struct alignas(kCacheLine) RingHeader {
+    std::atomic<std::uint64_t> magic;   // kRingMagic once format() finished: release, paired with attach's acquire
+    std::uint32_t layout_version;
+    std::uint32_t kind;                 // RingKind
+    std::uint32_t capacity;
+    std::uint32_t slot_bytes;
+    std::uint32_t slot_stride;
+    std::uint32_t trailer_offset;       // within a slot; 0 for rings without trailers
+    std::uint32_t max_readers;          // broadcast only, else 0
+    std::uint32_t flags;                // kRingFlag*, broadcast only
+    std::uint64_t total_bytes;
+    std::uint64_t slots_offset;
+    std::uint64_t checksum;             // FNV-1a over the fields above except magic
+};
+static_assert(sizeof(RingHeader) == kCacheLine);
+
+// The words one side writes, alone in a 128-byte region.
+template <class Words>
+struct alignas(kCacheLine) IndexRegion : Words {
+    unsigned char padding[kIndexSpacing - sizeof(Words)];
+};
+
+// Per-slot control words of the MPSC and broadcast rings, after the payload.
+struct SlotTrailer {
+    std::atomic<std::uint64_t> sequence;
+    std::atomic<std::uint64_t> flags;   // MPSC: kSlotReclaimed; written only by the consumer
+};
+static_assert(sizeof(SlotTrailer) == kSlotTrailerBytes);
+
+// Where everything is, derived from the geometry and options alone, so attach() can recompute it and compare.
+struct RingLayout {
+    RingKind kind = RingKind::spsc;
+    RingGeometry geometry;
+    std::uint32_t max_readers = 0;
+    std::uint32_t flags = 0;
+    std::uint32_t slot_stride = 0;
+    std::uint32_t trailer_offset = 0;
+    std::uint64_t readers_offset = 0;   // broadcast: first reader region
+    std::uint64_t slots_offset = 0;
+    std::uint64_t total_bytes = 0;
+};
+
+// Validates the geometry (capacity, slot size, and for broadcast rings max_readers in [1, 64] and known flags;
+// other kinds need both 0) and computes the layout. 0, or -EINVAL with a message.
+int compute_ring_layout(RingKind kind, const RingGeometry& geometry, std::uint32_t max_readers, std::uint32_t flags,
+                        RingLayout& out) noexcept;
+
+// format(), part one: checks the block (not null, 64-byte aligned, at least layout.total_bytes), clears the
+// magic, zeroes the control regions and writes the header fields. 0, or -EINVAL with a message.
+int prepare_ring_block(void* memory, std::size_t bytes, const RingLayout& layout) noexcept;
+
+// format(), last step: stores the magic with release, so an attach that sees it sees everything format wrote.
+void publish_ring_block(void* memory) noexcept;
+
+// attach(), common part: checks the block and its header (magic, layout version, kind, checksum, a layout that
+// matches its own geometry, a block large enough for it) and returns the layout. 0, -EINVAL (null, misaligned
+// or too small a block) or -EPROTO (no ring, another kind or version, a corrupt header), with a message.
+int attach_ring_block(const void* memory, std::size_t bytes, RingKind kind, RingLayout& out) noexcept;
+
+const char* ring_kind_name(std::uint32_t kind) noexcept;
+
+// Copies a slot that a lossy writer may be overwriting right now. The caller validates the copy against the
+// slot's sequence afterwards (seqlock), so a torn copy is never delivered; the race is deliberate. Under
+// ThreadSanitizer the copy is an uninstrumented byte loop, so the tool does not report it (nor is memcpy
+// intercepted); everywhere else it is memcpy.
+#if defined(__SANITIZE_THREAD__)
+#define CF_RING_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CF_RING_TSAN 1
+#endif
+#endif
+
+#if defined(CF_RING_TSAN)
+[[gnu::no_sanitize("thread"), gnu::noinline]] inline void copy_racing_payload(std::byte* to, const std::byte* from,
+                                                                               std::size_t bytes) noexcept {
+    const volatile std::byte* source = from;
+    volatile std::byte* target = to;
+    for (std::size_t i = 0; i < bytes; ++i) target[i] = source[i];
+}
+#else
+inline void copy_racing_payload(std::byte* to, const std::byte* from, std::size_t bytes) noexcept {
+    std::memcpy(to, from, bytes);
+}
+#endif
+
+}  // namespace cf::bus
