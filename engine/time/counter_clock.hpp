@@ -73,12 +73,20 @@ public:
     int recalibrate() noexcept;
 
     // The current time on the configured timescale. Lock-free, wait-free unless a recalibration is publishing.
-    Instant now() const noexcept {
+    Instant now() const noexcept { return read_time<true>(); }
+
+    // The same without ordering the counter read after earlier loads (no LFENCE/ISB): ~10 ns cheaper, for callers
+    // that need a time but no happens-before guarantee from it, like the HLC (its compare-and-swap orders stamps).
+    Instant now_unordered() const noexcept { return read_time<false>(); }
+
+    template <bool kOrdered>
+    Instant read_time() const noexcept {
         for (;;) {
             const std::uint32_t sequence = sequence_.load(std::memory_order_acquire);
             const Line line = load_line();
-            const std::uint64_t ticks = uses_cycle_counter_ ? platform::read_cycles_after_loads()
-                                                            : read_monotonic_raw_ns();
+            const std::uint64_t ticks = !uses_cycle_counter_ ? read_monotonic_raw_ns()
+                                        : kOrdered          ? platform::read_cycles_after_loads()
+                                                            : platform::read_cycles();
             std::atomic_thread_fence(std::memory_order_acquire);
             if ((sequence & 1u) == 0 && sequence == sequence_.load(std::memory_order_relaxed)) {
                 return line.at(ticks);

@@ -7,7 +7,8 @@ namespace {
 
 constexpr std::uint64_t kMaxUnits = (std::uint64_t{1} << (64 - HlcStamp::kLogicalBits)) - 1;
 
-Instant default_source(void*) noexcept { return default_clock().now(); }
+// The stamps' order comes from the compare-and-swap, not from the clock read, so the cheaper unordered read will do.
+Instant default_source(void*) noexcept { return default_clock().now_unordered(); }
 
 }  // namespace
 
