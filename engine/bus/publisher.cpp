@@ -1,0 +1,85 @@
+#include "engine/bus/publisher.hpp"
+
+#include <unistd.h>
+
+#include "engine/bus/topic_endpoints.hpp"
+#include "platform/os/last_error.hpp"
+
+namespace cf::bus {
+
+int Publisher::open(const Topic& topic, HybridLogicalClock& clock, Publisher& out) noexcept {
+    if (!topic.valid()) return platform::fail(EINVAL, "publisher: the topic is not attached");
+    TopicHeader& header = topic.header();
+    if (!take_endpoint(header.publishers, header.max_publishers)) {
+        return platform::fail(EUSERS, "topic '%s' already has its %u publisher(s)", topic.name(),
+                              header.max_publishers);
+    }
+    Publisher publisher;
+    int status = 0;
+    switch (topic.kind()) {
+        case TopicKind::spsc:
+            publisher.kind_ = Kind::spsc;
+            status = SpscRing::attach(topic.ring_memory(), topic.ring_bytes(), publisher.spsc_);
+            if (status == 0) publisher.next_position_ = publisher.spsc_.producer_position();
+            break;
+        case TopicKind::mpsc:
+            publisher.kind_ = Kind::mpsc;
+            status = MpscRing::attach(topic.ring_memory(), topic.ring_bytes(), publisher.mpsc_);
+            break;
+        case TopicKind::broadcast:
+            status = BroadcastRing::attach(topic.ring_memory(), topic.ring_bytes(), publisher.broadcast_);
+            if (status != 0) break;
+            publisher.kind_ = publisher.broadcast_.multi_writer() ? Kind::broadcast_multi : Kind::broadcast_single;
+            publisher.next_position_ = publisher.broadcast_.writer_position();
+            break;
+    }
+    if (status != 0) {
+        give_back_endpoint(header.publishers);
+        return status;
+    }
+    publisher.topic_ = topic;
+    publisher.clock_ = &clock;
+    publisher.max_message_bytes_ = topic.max_message_bytes();
+    publisher.pid_ = static_cast<std::uint64_t>(getpid());
+    out = static_cast<Publisher&&>(publisher);
+    return 0;
+}
+
+Publisher& Publisher::operator=(Publisher&& other) noexcept {
+    if (this == &other) return *this;
+    close();
+    topic_ = other.topic_;
+    kind_ = other.kind_;
+    spsc_ = other.spsc_;
+    mpsc_ = other.mpsc_;
+    broadcast_ = other.broadcast_;
+    clock_ = other.clock_;
+    claimed_ = other.claimed_;
+    claimed_length_ = other.claimed_length_;
+    max_message_bytes_ = other.max_message_bytes_;
+    position_ = other.position_;
+    next_position_ = other.next_position_;
+    pid_ = other.pid_;
+    other.topic_ = Topic{};
+    other.claimed_ = nullptr;
+    return *this;
+}
+
+void Publisher::close() noexcept {
+    if (!topic_.valid()) return;
+    if (claimed_ != nullptr && (kind_ == Kind::mpsc || kind_ == Kind::broadcast_multi)) {
+        // Other writers' positions after ours wait for this one: publish it as an empty, abandoned message.
+        auto* header = reinterpret_cast<MessageHeader*>(claimed_);
+        std::atomic_ref<std::uint64_t>(header->sequence).store(position_, std::memory_order_relaxed);
+        header->hlc_word = 0;
+        header->length = 0;
+        header->hlc_node = 0;
+        header->flags = kMessageAbandoned;
+        release_claim();
+    }
+    claimed_ = nullptr;
+    give_back_endpoint(topic_.header().publishers);
+    topic_ = Topic{};
+}
+
+}  // namespace cf::bus

@@ -1,0 +1,123 @@
+// Publishing on a topic: claim a slot, write the payload in place, commit (zero copy), or publish() to copy.
+// The commit writes the message header (sequence = ring position, length, the HLC stamp taken at commit) and then
+// makes the slot visible with the ring's release store.
+//
+// One publisher = one thread at a time. A publisher has at most one claim outstanding (claim, commit, claim...),
+// which keeps commits in claim order for the single-writer rings. Hot-path calls return 0 or a negative errno
+// and never block: -EAGAIN when the topic is full (back-pressure: try again, or drop), -EMSGSIZE when the
+// message is larger than the topic's maximum, -EBUSY when a claim is already outstanding, -EINVAL for commit()
+// without a claim or with a length above what was claimed. They set no error message (that would cost on the hot
+// path); the C API adds one.
+#pragma once
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+
+#include "engine/bus/broadcast_ring.hpp"
+#include "engine/bus/message.hpp"
+#include "engine/bus/mpsc_ring.hpp"
+#include "engine/bus/spsc_ring.hpp"
+#include "engine/bus/topic.hpp"
+#include "engine/time/hlc.hpp"
+
+namespace cf::bus {
+
+class Publisher {
+public:
+    // Attaches a publisher to `topic`, stamping with `clock` (which must outlive it). 0, -EUSERS when the topic
+    // already has max_publishers publishers, or a ring attach error, with a message.
+    static int open(const Topic& topic, HybridLogicalClock& clock, Publisher& out) noexcept;
+
+    Publisher() noexcept = default;
+    Publisher(Publisher&& other) noexcept { *this = static_cast<Publisher&&>(other); }
+    Publisher& operator=(Publisher&& other) noexcept;
+    Publisher(const Publisher&) = delete;
+    Publisher& operator=(const Publisher&) = delete;
+    ~Publisher() { close(); }
+
+    // Detaches (the topic's publisher count drops). An outstanding claim is abandoned: on an SPSC or single-writer
+    // broadcast topic it was never visible; on a multi-writer topic it is committed as an empty message.
+    void close() noexcept;
+    bool valid() const noexcept { return topic_.valid(); }
+
+    // A slot for a message of up to `length` bytes, written in place before commit().
+    int try_claim(std::uint32_t length, std::byte*& data) noexcept {
+        if (length > max_message_bytes_) return -EMSGSIZE;
+        if (claimed_ != nullptr) return -EBUSY;
+        std::byte* slot = nullptr;
+        switch (kind_) {
+            case Kind::spsc: slot = spsc_.try_claim(); position_ = next_position_; break;
+            case Kind::mpsc: slot = mpsc_.try_claim(position_); break;
+            case Kind::broadcast_single: slot = broadcast_.try_claim(); position_ = next_position_; break;
+            case Kind::broadcast_multi: slot = broadcast_.try_claim(position_); break;
+        }
+        if (slot == nullptr) return -EAGAIN;
+        if (kind_ == Kind::mpsc || kind_ == Kind::broadcast_multi) mark_claimed(slot);
+        claimed_ = slot;
+        claimed_length_ = length;
+        data = slot + kMessageHeaderBytes;
+        return 0;
+    }
+
+    // Stamps and publishes the claimed slot with `length` bytes of payload (<= the claimed length).
+    int commit(std::uint32_t length) noexcept {
+        if (claimed_ == nullptr || length > claimed_length_) return -EINVAL;
+        const HlcStamp stamp = clock_->now();
+        auto* header = reinterpret_cast<MessageHeader*>(claimed_);
+        std::atomic_ref<std::uint64_t>(header->sequence).store(position_, std::memory_order_relaxed);
+        header->hlc_word = stamp.word;
+        header->length = length;
+        header->hlc_node = stamp.node;
+        header->flags = 0;
+        release_claim();
+        return 0;
+    }
+
+    // Copies `length` bytes in and commits: try_claim + memcpy + commit.
+    int publish(const void* data, std::uint32_t length) noexcept {
+        std::byte* slot = nullptr;
+        const int status = try_claim(length, slot);
+        if (status != 0) return status;
+        if (length != 0) std::memcpy(slot, data, length);
+        return commit(length);
+    }
+
+    std::uint32_t max_message_bytes() const noexcept { return max_message_bytes_; }
+    const Topic& topic() const noexcept { return topic_; }
+
+private:
+    enum class Kind : std::uint8_t { spsc, mpsc, broadcast_single, broadcast_multi };
+
+    void mark_claimed(std::byte* slot) noexcept {
+        auto* header = reinterpret_cast<MessageHeader*>(slot);
+        std::atomic_ref<std::uint64_t>(header->claimer_pid).store(pid_, std::memory_order_relaxed);
+        std::atomic_ref<std::uint64_t>(header->sequence).store(claimed_marker(position_), std::memory_order_relaxed);
+    }
+
+    void release_claim() noexcept {
+        switch (kind_) {
+            case Kind::spsc: spsc_.commit(); ++next_position_; break;
+            case Kind::mpsc: mpsc_.commit(position_); break;
+            case Kind::broadcast_single: broadcast_.commit(); ++next_position_; break;
+            case Kind::broadcast_multi: broadcast_.commit(position_); break;
+        }
+        claimed_ = nullptr;
+    }
+
+    Topic topic_;
+    Kind kind_ = Kind::spsc;
+    SpscRing spsc_;
+    MpscRing mpsc_;
+    BroadcastRing broadcast_;
+    HybridLogicalClock* clock_ = nullptr;
+    std::byte* claimed_ = nullptr;
+    std::uint32_t claimed_length_ = 0;
+    std::uint32_t max_message_bytes_ = 0;
+    std::uint64_t position_ = 0;        // of the outstanding claim
+    std::uint64_t next_position_ = 0;   // single-writer rings: the next position this publisher claims
+    std::uint64_t pid_ = 0;             // this process, for claim markers
+};
+
+}  // namespace cf::bus

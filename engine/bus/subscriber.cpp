@@ -1,0 +1,167 @@
+#include "engine/bus/subscriber.hpp"
+
+#include <atomic>
+#include <new>
+
+#include "engine/bus/process_table.hpp"
+
+#include "engine/bus/topic_endpoints.hpp"
+#include "platform/os/last_error.hpp"
+
+namespace cf::bus {
+
+int Subscriber::open(const Topic& topic, Subscriber& out) noexcept {
+    if (!topic.valid()) return platform::fail(EINVAL, "subscriber: the topic is not attached");
+    TopicHeader& header = topic.header();
+    if (!take_endpoint(header.subscribers, header.max_subscribers)) {
+        return platform::fail(EUSERS, "topic '%s' already has its %u subscriber(s)", topic.name(),
+                              header.max_subscribers);
+    }
+    Subscriber subscriber;
+    int status = 0;
+    switch (topic.kind()) {
+        case TopicKind::spsc:
+            subscriber.kind_ = Kind::spsc;
+            status = SpscRing::attach(topic.ring_memory(), topic.ring_bytes(), subscriber.spsc_);
+            subscriber.slot_bytes_ = subscriber.spsc_.slot_bytes();
+            break;
+        case TopicKind::mpsc:
+            subscriber.kind_ = Kind::mpsc;
+            status = MpscRing::attach(topic.ring_memory(), topic.ring_bytes(), subscriber.mpsc_);
+            subscriber.slot_bytes_ = subscriber.mpsc_.slot_bytes();
+            break;
+        case TopicKind::broadcast:
+            status = BroadcastRing::attach(topic.ring_memory(), topic.ring_bytes(), subscriber.broadcast_);
+            if (status != 0) break;
+            subscriber.slot_bytes_ = subscriber.broadcast_.slot_bytes();
+            subscriber.kind_ = topic.overflow() == OverflowPolicy::lossy ? Kind::broadcast_lossy : Kind::broadcast;
+            if (subscriber.kind_ == Kind::broadcast_lossy) {
+                subscriber.scratch_.reset(new (std::nothrow) std::byte[std::size_t{kMaxPollBatch} * subscriber.slot_bytes_]);
+                if (!subscriber.scratch_) {
+                    status = platform::fail(ENOMEM, "topic '%s': no memory for the lossy subscriber's scratch",
+                                            topic.name());
+                    break;
+                }
+            }
+            subscriber.reader_ = subscriber.broadcast_.add_reader();
+            if (subscriber.reader_ < 0) {
+                status = platform::fail(EUSERS, "topic '%s': every reader slot is taken", topic.name());
+            }
+            break;
+    }
+    if (status != 0) {
+        give_back_endpoint(header.subscribers);
+        return status;
+    }
+    subscriber.topic_ = topic;
+    out = static_cast<Subscriber&&>(subscriber);
+    return 0;
+}
+
+Subscriber& Subscriber::operator=(Subscriber&& other) noexcept {
+    if (this == &other) return *this;
+    close();
+    topic_ = other.topic_;
+    kind_ = other.kind_;
+    spsc_ = other.spsc_;
+    mpsc_ = other.mpsc_;
+    broadcast_ = other.broadcast_;
+    reader_ = other.reader_;
+    pending_ = other.pending_;
+    slot_bytes_ = other.slot_bytes_;
+    scratch_ = static_cast<std::unique_ptr<std::byte[]>&&>(other.scratch_);
+    stuck_position_ = other.stuck_position_;
+    stuck_since_ns_ = other.stuck_since_ns_;
+    recovered_ = other.recovered_;
+    other.topic_ = Topic{};
+    other.reader_ = -1;
+    other.pending_ = 0;
+    return *this;
+}
+
+void Subscriber::close() noexcept {
+    if (!topic_.valid()) return;
+    release();
+    if (reader_ >= 0) (void)broadcast_.remove_reader(reader_);
+    reader_ = -1;
+    give_back_endpoint(topic_.header().subscribers);
+    topic_ = Topic{};
+}
+
+std::uint32_t Subscriber::receive(Message* out, std::uint32_t max) noexcept {
+    release();
+    std::uint32_t delivered = 0;
+    auto keep = [&](const std::byte* slot) {
+        if ((reinterpret_cast<const MessageHeader*>(slot)->flags & kMessageAbandoned) == 0) {
+            out[delivered++] = message_from_slot(slot);
+        }
+    };
+    switch (kind_) {
+        case Kind::spsc:
+            pending_ = spsc_.available(max);
+            for (std::uint32_t i = 0; i < pending_; ++i) keep(spsc_.slot(i));
+            break;
+        case Kind::mpsc:
+            pending_ = mpsc_.available(max);
+            for (std::uint32_t i = 0; i < pending_; ++i) {
+                if (!mpsc_.reclaimed(i)) keep(mpsc_.slot(i));
+            }
+            break;
+        case Kind::broadcast:
+            pending_ = broadcast_.available(reader_, max);
+            for (std::uint32_t i = 0; i < pending_; ++i) keep(broadcast_.slot(reader_, i));
+            break;
+        case Kind::broadcast_lossy:
+            // Copies: each message into its own scratch slot, so the batch stays valid until the next call.
+            if (max > kMaxPollBatch) max = kMaxPollBatch;
+            for (std::uint32_t i = 0; i < max; ++i) {
+                std::byte* copy = scratch_.get() + std::size_t{i} * slot_bytes_;
+                if (broadcast_.poll_copy(reader_, 1, copy, keep) == 0) break;
+            }
+            break;
+    }
+    return delivered;
+}
+
+void Subscriber::release() noexcept {
+    if (pending_ == 0) return;
+    switch (kind_) {
+        case Kind::spsc: spsc_.release(pending_); break;
+        case Kind::mpsc: mpsc_.release(pending_); break;
+        case Kind::broadcast: broadcast_.release(reader_, pending_); break;
+        case Kind::broadcast_lossy: break;
+    }
+    pending_ = 0;
+}
+
+int Subscriber::recover_stalled_claim(std::uint64_t now_ns, std::uint64_t stuck_ns) noexcept {
+    if (kind_ != Kind::mpsc) return -ENOTSUP;
+    release();
+    if (mpsc_.available(1) != 0) {   // messages flow
+        stuck_position_ = UINT64_MAX;
+        return 0;
+    }
+    const std::uint64_t position = mpsc_.consumer_position();
+    if (mpsc_.claimed_position() <= position) return 0;   // empty, nothing claimed
+    if (position != stuck_position_) {
+        stuck_position_ = position;
+        stuck_since_ns_ = now_ns;
+    }
+    // The claimer may be writing these words right now: read them atomically, as it writes them.
+    auto* header = reinterpret_cast<MessageHeader*>(const_cast<std::byte*>(mpsc_.slot(0)));
+    const std::uint64_t marker = std::atomic_ref<std::uint64_t>(header->sequence).load(std::memory_order_relaxed);
+    const std::uint64_t pid = std::atomic_ref<std::uint64_t>(header->claimer_pid).load(std::memory_order_relaxed);
+    bool dead = false;
+    if (marker == claimed_marker(position)) {
+        dead = process_liveness(static_cast<std::uint32_t>(pid), 0) != Liveness::alive;
+    } else {
+        dead = now_ns - stuck_since_ns_ >= stuck_ns;   // no marker yet: only time tells
+    }
+    if (!dead) return 0;
+    if (mpsc_.reclaim(position) != 0) return 0;   // committed after all (-EALREADY): it will be delivered
+    ++recovered_;
+    stuck_position_ = UINT64_MAX;
+    return 1;
+}
+
+}  // namespace cf::bus

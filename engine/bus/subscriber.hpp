@@ -1,0 +1,98 @@
+// Subscribing to a topic: poll messages in place, in batches, then release them so the slots can be reused.
+//
+// Two ways to read, both in order and without copying on back-pressure topics:
+//  - poll(max, f): calls f(const Message&) for up to `max` messages and releases them when f has seen them all;
+//  - receive(out, max) fills an array of Message views and keeps them until release() (what the C API uses).
+// Lossy topics (the writer never waits) cannot be read in place: every message is copied into the subscriber's
+// preallocated scratch and delivered only if it was not overwritten meanwhile; the rest is counted in lost().
+// One subscriber = one thread at a time. Never blocks, never allocates after open().
+#pragma once
+
+#include <cerrno>
+#include <cstdint>
+#include <memory>
+
+#include "engine/bus/broadcast_ring.hpp"
+#include "engine/bus/message.hpp"
+#include "engine/bus/mpsc_ring.hpp"
+#include "engine/bus/spsc_ring.hpp"
+#include "engine/bus/topic.hpp"
+
+namespace cf::bus {
+
+inline constexpr std::uint32_t kMaxPollBatch = 64;
+
+class Subscriber {
+public:
+    // Attaches a subscriber to `topic`. 0, -EUSERS when the topic already has max_subscribers subscribers,
+    // -ENOMEM if the lossy scratch cannot be allocated, or a ring attach error; with a message.
+    static int open(const Topic& topic, Subscriber& out) noexcept;
+
+    Subscriber() noexcept = default;
+    Subscriber(Subscriber&& other) noexcept { *this = static_cast<Subscriber&&>(other); }
+    Subscriber& operator=(Subscriber&& other) noexcept;
+    Subscriber(const Subscriber&) = delete;
+    Subscriber& operator=(const Subscriber&) = delete;
+    ~Subscriber() { close(); }
+
+    void close() noexcept;
+    bool valid() const noexcept { return topic_.valid(); }
+
+    // Calls f(const Message&) for up to `max` messages, in order, then releases them. Returns how many.
+    template <class F>
+    std::uint32_t poll(std::uint32_t max, F&& f) {
+        if (pending_ != 0) release();
+        auto deliver = [&](const std::byte* slot) {
+            const Message message = message_from_slot(slot);
+            if ((reinterpret_cast<const MessageHeader*>(slot)->flags & kMessageAbandoned) == 0) f(message);
+        };
+        switch (kind_) {
+            case Kind::spsc: return spsc_.poll(max, deliver);
+            case Kind::mpsc: return mpsc_.poll(max, deliver);
+            case Kind::broadcast: return broadcast_.poll(reader_, max, deliver);
+            case Kind::broadcast_lossy: return broadcast_.poll_copy(reader_, max, scratch_.get(), deliver);
+        }
+        return 0;
+    }
+
+    // Fills out[0..n) with up to `max` (<= kMaxPollBatch for lossy topics) messages and returns n; they stay valid
+    // until release() or the next receive()/poll(), which releases them first. Abandoned and reclaimed positions
+    // are consumed but not returned, so n may be 0 while positions were consumed.
+    std::uint32_t receive(Message* out, std::uint32_t max) noexcept;
+
+    // Frees the messages of the last receive().
+    void release() noexcept;
+
+    // Messages this subscriber will never see: skipped or torn on a lossy topic (0 on the others).
+    std::uint64_t lost() const noexcept { return kind_ == Kind::broadcast_lossy ? broadcast_.lost(reader_) : 0; }
+
+    // MPSC topics shared between processes: a publisher killed between claim and commit leaves a position that
+    // holds up every message behind it. From the subscriber's thread, in housekeeping: if the next position is
+    // claimed but not committed, and either its claimer's process is dead (the slot's claim marker names it) or
+    // it has been stuck for `stuck_ns` without any marker (the claimer died right after its compare-and-swap),
+    // the position is reclaimed: read as empty, the messages behind it flow again. Returns 1 if it reclaimed a
+    // position, 0 if there was nothing to do (or not yet), -ENOTSUP on other kinds of topic.
+    int recover_stalled_claim(std::uint64_t now_ns, std::uint64_t stuck_ns) noexcept;
+    std::uint64_t recovered_claims() const noexcept { return recovered_; }
+
+    int reader() const noexcept { return reader_; }   // broadcast reader index, -1 on other topics
+    const Topic& topic() const noexcept { return topic_; }
+
+private:
+    enum class Kind : std::uint8_t { spsc, mpsc, broadcast, broadcast_lossy };
+
+    Topic topic_;
+    Kind kind_ = Kind::spsc;
+    SpscRing spsc_;
+    MpscRing mpsc_;
+    BroadcastRing broadcast_;
+    int reader_ = -1;
+    std::uint32_t pending_ = 0;                 // positions handed out by receive(), not yet released
+    std::uint32_t slot_bytes_ = 0;
+    std::unique_ptr<std::byte[]> scratch_;      // lossy: kMaxPollBatch slots (receive) or one (poll)
+    std::uint64_t stuck_position_ = UINT64_MAX; // recover_stalled_claim: the position seen stuck, and since when
+    std::uint64_t stuck_since_ns_ = 0;
+    std::uint64_t recovered_ = 0;
+};
+
+}  // namespace cf::bus

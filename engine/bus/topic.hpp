@@ -1,0 +1,98 @@
+// A topic: a named ring of fixed-maximum-size messages, laid out in one block of memory so that the same topic
+// works in one process (the block comes from a pre-faulted region) and across processes (the block is the
+// payload of a shared-memory segment, mapped at a different address in each).
+//
+//     offset 0      TopicHeader (256 bytes): magic, layout version, the configuration, the name, and the counts
+//                   of attached publishers and subscribers (so max_publishers / max_subscribers hold across
+//                   processes)
+//     offset 256    the ring block (ring_layout.hpp): slot = MessageHeader (32 bytes) + max_message_bytes
+//
+// The ring follows from the configuration: one publisher and one subscriber: SpscRing; several publishers and
+// one subscriber: MpscRing; several subscribers, or a lossy topic: BroadcastRing (multi-writer when several
+// publishers may attach). Publishers and subscribers (publisher.hpp, subscriber.hpp) each attach their own view.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "engine/bus/ring_layout.hpp"
+
+namespace cf::bus {
+
+inline constexpr std::size_t kMaxTopicNameLength = 63;
+inline constexpr std::uint32_t kMaxTopicMessageBytes = kMaxSlotBytes - 64;
+
+enum class TopicKind : std::uint32_t { spsc = 1, mpsc = 2, broadcast = 3 };
+
+struct TopicConfig {
+    const char* name = nullptr;            // 1..63 characters of [A-Za-z0-9._-]
+    std::uint32_t max_message_bytes = 0;   // payload bytes, 1 .. kMaxTopicMessageBytes
+    std::uint32_t depth = 0;               // messages in flight: a power of two, 2 .. 2^24
+    std::uint32_t max_publishers = 1;      // 1 .. 64
+    std::uint32_t max_subscribers = 1;     // 1 .. 64
+    OverflowPolicy overflow = OverflowPolicy::back_pressure;
+};
+
+struct alignas(64) TopicHeader {
+    std::atomic<std::uint64_t> magic;      // kTopicMagic, stored last by format() (release)
+    std::uint32_t layout_version;
+    std::uint32_t kind;                    // TopicKind
+    std::uint32_t max_message_bytes;
+    std::uint32_t depth;
+    std::uint32_t max_publishers;
+    std::uint32_t max_subscribers;
+    std::uint32_t overflow;                // OverflowPolicy
+    std::uint32_t reserved;
+    std::uint64_t ring_offset;
+    std::uint64_t ring_bytes;
+    char name[kMaxTopicNameLength + 1];
+    alignas(64) std::atomic<std::uint32_t> publishers;    // attached now
+    std::atomic<std::uint32_t> subscribers;
+    std::atomic<std::uint64_t> published_lost;            // reserved for publisher-side drops (always 0 today)
+    unsigned char padding[112];
+};
+static_assert(sizeof(TopicHeader) == 256);
+
+inline constexpr std::uint64_t kTopicMagic = 0x3143494F542D4643;  // "CF-TOPC1"
+inline constexpr std::uint32_t kTopicLayoutVersion = 1;
+inline constexpr std::size_t kTopicRingOffset = sizeof(TopicHeader);
+
+// Which ring a configuration gets.
+TopicKind topic_kind(const TopicConfig& config) noexcept;
+
+// Checks a configuration: 0, or -EINVAL with a message naming the field.
+int check_topic_config(const TopicConfig& config) noexcept;
+
+// A 64-bit summary of everything that decides the block's layout (kind, sizes, counts, policy, versions): two
+// processes agree on a shared topic only if their ids match.
+std::uint64_t topic_layout_id(const TopicConfig& config) noexcept;
+
+// A view of a formatted topic block. Cheap to copy; the block must outlive it.
+class Topic {
+public:
+    // Bytes a topic of this configuration needs (0 and a message if the configuration is invalid).
+    static std::size_t bytes_needed(const TopicConfig& config) noexcept;
+
+    // Writes an empty topic into `memory` (64-byte aligned, at least bytes_needed()). 0 or -EINVAL.
+    static int format(void* memory, std::size_t bytes, const TopicConfig& config) noexcept;
+
+    // Checks and views a block formatted by format(), possibly by another process. 0, -EINVAL (null, misaligned,
+    // too small) or -EPROTO (not a topic, another layout version, a corrupt header or ring) with a message.
+    static int attach(void* memory, std::size_t bytes, Topic& out) noexcept;
+
+    bool valid() const noexcept { return header_ != nullptr; }
+    TopicHeader& header() const noexcept { return *header_; }
+    TopicKind kind() const noexcept { return static_cast<TopicKind>(header_->kind); }
+    const char* name() const noexcept { return header_->name; }
+    std::uint32_t max_message_bytes() const noexcept { return header_->max_message_bytes; }
+    std::uint32_t depth() const noexcept { return header_->depth; }
+    OverflowPolicy overflow() const noexcept { return static_cast<OverflowPolicy>(header_->overflow); }
+    void* ring_memory() const noexcept { return reinterpret_cast<std::byte*>(header_) + header_->ring_offset; }
+    std::size_t ring_bytes() const noexcept { return header_->ring_bytes; }
+
+private:
+    TopicHeader* header_ = nullptr;
+};
+
+}  // namespace cf::bus
