@@ -14,6 +14,14 @@ const char* cf_strerror(int status) {
         case CF_ERANGE: return "value out of range";
         case CF_EBUSY: return "busy";
         case CF_EIO: return "input/output error";
+        case CF_ENOENT: return "no such topic or segment";
+        case CF_EEXIST: return "already exists";
+        case CF_ENOSPC: return "no space left in a fixed table";
+        case CF_EPROTO: return "incompatible or corrupt shared segment";
+        case CF_EUSERS: return "too many publishers or subscribers";
+        case CF_EMSGSIZE: return "message too long for the topic";
+        case CF_ETIMEDOUT: return "timed out";
+        case CF_ESTALE: return "stale: reclaimed or replaced";
         default: return "unknown status";
     }
 }

@@ -18,12 +18,17 @@ static int failed = 0;
         }                                                                        \
     } while (0)
 
-int main(void) {
+static int message_is(const cf_message_t* m, const char* text) {
+    return m->length == strlen(text) && memcmp(m->data, text, m->length) == 0;
+}
+
+static void test_version_errors_time(void) {
     EXPECT(cf_version() == CF_VERSION_NUMBER);
     EXPECT(strcmp(cf_version_string(), CF_VERSION_STRING) == 0);
 
     EXPECT(strcmp(cf_strerror(CF_OK), "success") == 0);
     EXPECT(strcmp(cf_strerror(CF_EINVAL), "invalid argument") == 0);
+    EXPECT(strcmp(cf_strerror(CF_EMSGSIZE), "message too long for the topic") == 0);
     EXPECT(strcmp(cf_strerror(12345), "unknown status") == 0);
     EXPECT(cf_strerror(-9999) != NULL);
 
@@ -39,6 +44,226 @@ int main(void) {
            (second.seconds == first.seconds && second.femtoseconds >= first.femtoseconds));
     const long long wall = (long long)time(NULL);
     EXPECT(first.seconds >= wall - 2 && first.seconds <= wall + 2);
+}
+
+static void test_engine_config(void) {
+    cf_engine_config_t config;
+    cf_engine_config_init(&config);
+    EXPECT(config.struct_size == sizeof config);
+    EXPECT(config.hlc_max_drift_ns == 100000000ULL);
+    EXPECT(config.max_topics == 64);
+
+    cf_engine_t* engine = NULL;
+    EXPECT(cf_engine_create(NULL, &engine) == CF_EINVAL);
+    EXPECT(cf_engine_create(&config, NULL) == CF_EINVAL);
+    cf_engine_config_t wrong = config;
+    wrong.struct_size = 8;   /* a struct this library never published */
+    EXPECT(cf_engine_create(&wrong, &engine) == CF_EINVAL);
+    EXPECT(strstr(cf_last_error_message(), "struct_size") != NULL);
+    wrong = config;
+    wrong.struct_size = sizeof config + 64;
+    EXPECT(cf_engine_create(&wrong, &engine) == CF_EINVAL);
+    wrong = config;
+    wrong.max_topics = 0;
+    EXPECT(cf_engine_create(&wrong, &engine) == CF_EINVAL);
+    wrong = config;
+    wrong.hlc_max_drift_ns = 0;
+    EXPECT(cf_engine_create(&wrong, &engine) == CF_EINVAL);
+    EXPECT(engine == NULL);
+    EXPECT(cf_engine_destroy(NULL) == CF_EINVAL);
+}
+
+static void test_hlc_and_pool(cf_engine_t* engine) {
+    cf_hlc_t a, b, merged;
+    EXPECT(cf_hlc_now(engine, &a) == CF_OK);
+    EXPECT(cf_hlc_now(engine, &b) == CF_OK);
+    EXPECT(cf_hlc_compare(&a, &b) == -1);
+    EXPECT(cf_hlc_compare(&b, &a) == 1);
+    EXPECT(cf_hlc_compare(&a, &a) == 0);
+    EXPECT(a.node == 3);
+    cf_instant_t physical;
+    EXPECT(cf_hlc_to_instant(&a, &physical) == CF_OK);
+    const long long wall = (long long)time(NULL);
+    EXPECT(physical.seconds >= wall - 2 && physical.seconds <= wall + 2);
+
+    /* A remote stamp slightly ahead is merged past; one an hour ahead is refused. */
+    cf_hlc_t remote = {b.word + 1000, 9};
+    EXPECT(cf_hlc_update(engine, &remote, &merged) == CF_OK);
+    EXPECT(cf_hlc_compare(&merged, &remote) == 1);
+    cf_hlc_t far = {b.word + (3600ULL << 32), 9};   /* 2^24 units per second, << 8 for the logical bits */
+    EXPECT(cf_hlc_update(engine, &far, &merged) == CF_ERANGE);
+    EXPECT(cf_hlc_now(NULL, &a) == CF_EINVAL);
+    EXPECT(cf_hlc_update(engine, NULL, &merged) == CF_EINVAL);
+
+    void* blocks[4] = {0};
+    EXPECT(cf_pool_alloc(engine, 100, &blocks[0]) == CF_OK);
+    EXPECT(((uintptr_t)blocks[0] & 63) == 0);
+    memset(blocks[0], 0xab, 100);
+    EXPECT(cf_pool_alloc(engine, 65536, &blocks[1]) == CF_OK);
+    EXPECT(cf_pool_alloc(engine, 0, &blocks[2]) == CF_EINVAL);
+    EXPECT(cf_pool_alloc(engine, 65537, &blocks[2]) == CF_EINVAL);
+    EXPECT(cf_pool_alloc(engine, 64, NULL) == CF_EINVAL);
+    cf_pool_stats_t stats;
+    memset(&stats, 0, sizeof stats);
+    EXPECT(cf_pool_stats(engine, &stats) == CF_EINVAL);   /* struct_size not set */
+    stats.struct_size = sizeof stats;
+    EXPECT(cf_pool_stats(engine, &stats) == CF_OK);
+    EXPECT(stats.in_use_blocks == 2);
+    EXPECT(stats.in_use_bytes == 128 + 65536);
+    EXPECT(stats.capacity_bytes == 11ULL * (1u << 20));
+    EXPECT(cf_pool_free(engine, blocks[0]) == CF_OK);
+    EXPECT(cf_pool_free(engine, blocks[1]) == CF_OK);
+    EXPECT(cf_pool_free(engine, NULL) == CF_OK);
+    int local = 0;
+    EXPECT(cf_pool_free(engine, &local) == CF_EINVAL);
+    EXPECT(cf_pool_stats(engine, &stats) == CF_OK);
+    EXPECT(stats.in_use_blocks == 0);
+    /* Exhaustion: the 64 KiB class holds 16 blocks of 1 MiB / 64 KiB. */
+    void* big[17];
+    int got = 0;
+    for (int i = 0; i < 17; ++i) {
+        if (cf_pool_alloc(engine, 65536, &big[i]) == CF_OK) ++got;
+        else EXPECT(i == 16 && strstr(cf_last_error_message(), "exhausted") != NULL);
+    }
+    EXPECT(got == 16);
+    for (int i = 0; i < got; ++i) EXPECT(cf_pool_free(engine, big[i]) == CF_OK);
+}
+
+static void test_topics(cf_engine_t* engine) {
+    cf_topic_config_t config;
+    cf_topic_config_init(&config);
+    EXPECT(config.struct_size == sizeof config && config.max_publishers == 1 && config.max_subscribers == 1);
+    config.name = "c.test";
+    config.max_message_bytes = 16;
+    config.depth = 4;
+
+    cf_topic_t* topic = NULL;
+    cf_topic_config_t bad = config;
+    bad.depth = 3;
+    EXPECT(cf_topic_create(engine, &bad, &topic) == CF_EINVAL);
+    EXPECT(strstr(cf_last_error_message(), "depth 3") != NULL);
+    bad = config;
+    bad.name = NULL;
+    EXPECT(cf_topic_create(engine, &bad, &topic) == CF_EINVAL);
+    bad = config;
+    bad.overflow = 7;
+    EXPECT(cf_topic_create(engine, &bad, &topic) == CF_EINVAL);
+    bad = config;
+    bad.struct_size = 4;
+    EXPECT(cf_topic_create(engine, &bad, &topic) == CF_EINVAL);
+    EXPECT(cf_topic_create(NULL, &config, &topic) == CF_EINVAL);
+    EXPECT(topic == NULL);
+
+    EXPECT(cf_topic_create(engine, &config, &topic) == CF_OK);
+    cf_topic_t* again = NULL;
+    EXPECT(cf_topic_create(engine, &config, &again) == CF_EEXIST);
+    cf_topic_t* found = NULL;
+    EXPECT(cf_topic_find(engine, "c.test", &found) == CF_OK);
+    EXPECT(found == topic);   /* one topic, one handle */
+    EXPECT(cf_topic_find(engine, "nope", &again) == CF_ENOENT);
+
+    cf_publisher_t* publisher = NULL;
+    cf_subscriber_t* subscriber = NULL;
+    cf_publisher_t* second = NULL;
+    EXPECT(cf_publisher_create(topic, &publisher) == CF_OK);
+    EXPECT(cf_publisher_create(found, &second) == CF_EUSERS);
+    EXPECT(cf_subscriber_create(found, &subscriber) == CF_OK);
+    EXPECT(cf_topic_close(topic, 0) == CF_EBUSY);
+    EXPECT(cf_engine_destroy(engine) == CF_EBUSY);
+    EXPECT(strstr(cf_last_error_message(), "2 publishers/subscribers") != NULL);
+
+    cf_message_t messages[8];
+    EXPECT(cf_poll(subscriber, messages, 8) == 0);
+    EXPECT(cf_publish(publisher, "one", 3) == CF_OK);
+    EXPECT(cf_publish(publisher, "two", 3) == CF_OK);
+    void* slot = NULL;
+    EXPECT(cf_claim(publisher, 16, &slot) == CF_OK);
+    EXPECT(cf_claim(publisher, 16, &slot) == CF_EBUSY);
+    memcpy(slot, "three", 5);
+    EXPECT(cf_commit(publisher, 17) == CF_EINVAL);
+    EXPECT(cf_commit(publisher, 5) == CF_OK);
+    EXPECT(cf_commit(publisher, 5) == CF_EINVAL);
+    EXPECT(cf_publish(publisher, "0123456789abcdefX", 17) == CF_EMSGSIZE);
+    EXPECT(strstr(cf_last_error_message(), "max_message_bytes (16)") != NULL);
+    EXPECT(cf_publish(publisher, "four", 4) == CF_OK);
+    EXPECT(cf_publish(publisher, "five", 4) == CF_EAGAIN);   /* depth 4: full until the subscriber releases */
+    EXPECT(cf_publish(publisher, NULL, 3) == CF_EINVAL);
+    EXPECT(cf_publish(NULL, "x", 1) == CF_EINVAL);
+
+    EXPECT(cf_poll(subscriber, messages, 2) == 2);
+    EXPECT(message_is(&messages[0], "one") && messages[0].sequence == 0);
+    EXPECT(message_is(&messages[1], "two") && messages[1].sequence == 1);
+    EXPECT(cf_hlc_compare(&messages[0].stamp, &messages[1].stamp) == -1);
+    EXPECT(cf_poll(subscriber, messages, 8) == 2);   /* releases the first two */
+    EXPECT(message_is(&messages[0], "three") && messages[0].sequence == 2);
+    EXPECT(message_is(&messages[1], "four") && messages[1].sequence == 3);
+    EXPECT(cf_release(subscriber) == CF_OK);
+    EXPECT(cf_publish(publisher, "five", 4) == CF_OK);
+    EXPECT(cf_poll(subscriber, messages, 8) == 1);
+    EXPECT(message_is(&messages[0], "five") && messages[0].sequence == 4);
+    EXPECT(cf_poll(subscriber, NULL, 8) == CF_EINVAL);
+    EXPECT(cf_poll(NULL, messages, 8) == CF_EINVAL);
+    uint64_t lost = 99;
+    EXPECT(cf_subscriber_lost(subscriber, &lost) == CF_OK && lost == 0);
+    EXPECT(cf_subscriber_maintain(subscriber) == 0);
+
+    EXPECT(cf_subscriber_destroy(subscriber) == CF_OK);
+    EXPECT(cf_publisher_destroy(publisher) == CF_OK);
+    EXPECT(cf_topic_close(topic, 0) == CF_OK);
+    EXPECT(cf_topic_find(engine, "c.test", &again) == CF_ENOENT);
+    EXPECT(cf_topic_close(NULL, 0) == CF_EINVAL);
+}
+
+static void test_lossy(cf_engine_t* engine) {
+    cf_topic_config_t config;
+    cf_topic_config_init(&config);
+    config.name = "c.lossy";
+    config.max_message_bytes = 8;
+    config.depth = 8;
+    config.overflow = CF_OVERFLOW_LOSSY;
+    cf_topic_t* topic = NULL;
+    cf_publisher_t* publisher = NULL;
+    cf_subscriber_t* subscriber = NULL;
+    EXPECT(cf_topic_create(engine, &config, &topic) == CF_OK);
+    EXPECT(cf_publisher_create(topic, &publisher) == CF_OK);
+    EXPECT(cf_subscriber_create(topic, &subscriber) == CF_OK);
+    for (uint64_t i = 0; i < 20; ++i) EXPECT(cf_publish(publisher, &i, sizeof i) == CF_OK);   /* never waits */
+    cf_message_t messages[64];
+    int seen = 0, n;
+    uint64_t last = 0;
+    while ((n = cf_poll(subscriber, messages, 64)) > 0) {
+        seen += n;
+        memcpy(&last, messages[n - 1].data, sizeof last);
+    }
+    uint64_t lost = 0;
+    EXPECT(cf_subscriber_lost(subscriber, &lost) == CF_OK);
+    EXPECT((uint64_t)seen + lost == 20);
+    EXPECT(lost >= 12);
+    EXPECT(last == 19);
+    EXPECT(cf_subscriber_destroy(subscriber) == CF_OK);
+    EXPECT(cf_publisher_destroy(publisher) == CF_OK);
+    EXPECT(cf_topic_close(topic, 0) == CF_OK);
+}
+
+int main(void) {
+    test_version_errors_time();
+    test_engine_config();
+
+    cf_engine_config_t config;
+    cf_engine_config_init(&config);
+    config.node_id = 3;
+    config.prefer_hugepages = 0;
+    cf_engine_t* engine = NULL;
+    EXPECT(cf_engine_create(&config, &engine) == CF_OK);
+    if (engine != NULL) {
+        EXPECT(cf_engine_warning(engine) != NULL);
+        test_hlc_and_pool(engine);
+        test_topics(engine);
+        test_lossy(engine);
+        uint32_t dead = 7;
+        EXPECT(cf_engine_maintain(engine, &dead) == CF_OK && dead == 0);
+        EXPECT(cf_engine_destroy(engine) == CF_OK);
+    }
 
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;

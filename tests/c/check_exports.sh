@@ -1,15 +1,25 @@
 #!/bin/sh
 # The shared library exports the C API and nothing else, each symbol under the release's version node.
-# usage: check_exports.sh NM LIBRARY
+# Every function the public header declares is exported.
+# usage: check_exports.sh NM LIBRARY HEADER
 set -eu
 nm_tool=$1
 library=$2
+header=$3
 symbols=$("$nm_tool" -D --defined-only "$library" | awk '$2 ~ /^[TDBRW]$/ {print $3}')
 [ -n "$symbols" ] || { echo "no exported symbols in $library"; exit 1; }
 bad=$(printf '%s\n' "$symbols" | grep -v '^cf_[a-z0-9_]*@@CHRONOFABRIC_[0-9.]*$' | grep -v '^CHRONOFABRIC_' || true)
 if [ -n "$bad" ]; then
   echo "unexpected exports from $library:"
   printf '%s\n' "$bad"
+  exit 1
+fi
+declared=$(sed -n 's/^CF_API .*[ *]\(cf_[a-z0-9_]*\)(.*/\1/p' "$header" | sort -u)
+exported=$(printf '%s\n' "$symbols" | sed 's/@@.*//' | sort -u)
+missing=$(printf '%s\n' "$declared" | grep -vxF "$exported" || true)
+if [ -n "$missing" ]; then
+  echo "declared in $header but not exported (add them to the version map):"
+  printf '%s\n' "$missing"
   exit 1
 fi
 count=$(printf '%s\n' "$symbols" | grep -c '^cf_')

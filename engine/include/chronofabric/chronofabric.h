@@ -10,6 +10,7 @@
 #ifndef CHRONOFABRIC_H
 #define CHRONOFABRIC_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "chronofabric/version.h"
@@ -34,6 +35,14 @@ extern "C" {
 #define CF_ERANGE (-34)     /**< a value outside its allowed range (e.g. an HLC stamp beyond max drift) */
 #define CF_EBUSY (-16)      /**< another thread holds the resource */
 #define CF_EIO (-5)         /**< the hardware or kernel misbehaved */
+#define CF_ENOENT (-2)      /**< no such topic or segment */
+#define CF_EEXIST (-17)     /**< a topic of that name exists (in-process), or a live process holds the segment */
+#define CF_ENOSPC (-28)     /**< a fixed table is full (topics, processes), or /dev/shm is */
+#define CF_EPROTO (-71)     /**< a shared segment from another configuration or library version, or corrupt */
+#define CF_EUSERS (-87)     /**< the topic already has its maximum of publishers or subscribers */
+#define CF_EMSGSIZE (-90)   /**< the message is larger than the topic's max_message_bytes */
+#define CF_ETIMEDOUT (-110) /**< waited too long (a shared segment that never became ready) */
+#define CF_ESTALE (-116)    /**< this process was reclaimed as dead by a peer, or the segment was replaced */
 
 /** Version of the library actually loaded (compare with CF_VERSION_NUMBER for the headers compiled against). */
 CF_API uint32_t cf_version(void);
@@ -58,6 +67,166 @@ typedef struct cf_instant {
  * @return 0, or CF_EINVAL if @p now is NULL.
  */
 CF_API int cf_time_now(cf_instant_t* now);
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Engine: the process's hybrid logical clock, its static memory pool and its topics.
+ * ------------------------------------------------------------------------------------------------------------ */
+
+typedef struct cf_engine cf_engine_t;
+
+/**
+ * Engine configuration. Size-versioned: set struct_size = sizeof(cf_engine_config_t) (cf_engine_config_init does
+ * it and fills the defaults), so a program built against these headers keeps working with later libraries.
+ */
+typedef struct cf_engine_config {
+    uint32_t struct_size;
+    uint16_t node_id;                /**< HLC node id, unique per engine in a system (default 0) */
+    uint16_t reserved0;
+    uint64_t hlc_max_drift_ns;       /**< remote HLC stamps further ahead of local time are refused (100 ms) */
+    uint64_t pool_bytes_per_class;   /**< bytes reserved for each pool size class, 64 B .. 64 KiB (1 MiB) */
+    uint32_t pool_max_threads;       /**< threads that may hold a pool cache at once (64) */
+    uint32_t max_topics;             /**< topics open at once (64) */
+    uint32_t prefer_hugepages;       /**< 1: back the pool with hugepages when free, else 4 KiB pages (1) */
+    uint32_t reserved1;
+} cf_engine_config_t;
+
+/** Fills @p config with the defaults and its struct_size. */
+CF_API void cf_engine_config_init(cf_engine_config_t* config);
+
+/**
+ * Creates an engine: reserves and pre-faults all its memory now.
+ * @return 0; CF_EINVAL (NULL, a struct_size this library does not know, a bad field); CF_ENOMEM.
+ * A pool that had to fall back to 4 KiB pages is not an error: cf_engine_warning() says so.
+ */
+CF_API int cf_engine_create(const cf_engine_config_t* config, cf_engine_t** engine);
+/** Destroys an engine and every topic it still holds. CF_EBUSY while publishers or subscribers are open. */
+CF_API int cf_engine_destroy(cf_engine_t* engine);
+/** A sentence about something the engine had to settle for ("" if nothing), e.g. 4 KiB pages. Never NULL. */
+CF_API const char* cf_engine_warning(const cf_engine_t* engine);
+
+/**
+ * Housekeeping for shared topics, every ~100 ms from one thread of each process: heartbeats this process and
+ * reclaims what dead processes (kill -9) held. @p dead_processes (may be NULL) receives how many it reclaimed.
+ */
+CF_API int cf_engine_maintain(cf_engine_t* engine, uint32_t* dead_processes);
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Hybrid logical clock (Kulkarni et al. 2014): stamps that respect causality across threads, processes, hosts.
+ * ------------------------------------------------------------------------------------------------------------ */
+
+/** word = physical time in units of 2^-24 s since 1970 << 8 | logical counter; node breaks ties. */
+typedef struct cf_hlc {
+    uint64_t word;
+    uint16_t node;
+} cf_hlc_t;
+
+/** A stamp for a local or send event, larger than every stamp this engine issued or merged. */
+CF_API int cf_hlc_now(cf_engine_t* engine, cf_hlc_t* stamp);
+/** A receive event: merges @p remote. CF_ERANGE (counted, ignored) if it is more than max drift ahead. */
+CF_API int cf_hlc_update(cf_engine_t* engine, const cf_hlc_t* remote, cf_hlc_t* stamp);
+/** -1, 0 or 1 as @p a is before, equal to or after @p b (word, then node). */
+CF_API int cf_hlc_compare(const cf_hlc_t* a, const cf_hlc_t* b);
+/** The physical part of a stamp as a time. */
+CF_API int cf_hlc_to_instant(const cf_hlc_t* stamp, cf_instant_t* time);
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Pool: fixed-size blocks from memory reserved at cf_engine_create. Never grows, never calls the kernel.
+ * ------------------------------------------------------------------------------------------------------------ */
+
+/** A block of at least @p bytes (64-byte aligned). CF_ENOMEM when its size class is exhausted, CF_EINVAL for 0
+ *  bytes or more than 64 KiB. Any thread. */
+CF_API int cf_pool_alloc(cf_engine_t* engine, size_t bytes, void** block);
+/** Returns a block from cf_pool_alloc, from any thread. NULL is a no-op; CF_EINVAL for a foreign pointer. */
+CF_API int cf_pool_free(cf_engine_t* engine, void* block);
+
+typedef struct cf_pool_stats {
+    uint32_t struct_size;
+    uint32_t hugepages;              /**< 1 if backed by explicit hugepages */
+    uint64_t capacity_bytes;
+    uint64_t in_use_bytes;
+    uint64_t in_use_blocks;
+    uint64_t high_water_blocks;
+    uint64_t failed_allocations;
+    double fragmentation_percent;    /**< 100 * (1 - requested / block bytes) over the blocks in use */
+} cf_pool_stats_t;
+CF_API int cf_pool_stats(const cf_engine_t* engine, cf_pool_stats_t* stats);
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Topics, publishers, subscribers.
+ * ------------------------------------------------------------------------------------------------------------ */
+
+typedef struct cf_topic cf_topic_t;
+typedef struct cf_publisher cf_publisher_t;
+typedef struct cf_subscriber cf_subscriber_t;
+
+#define CF_OVERFLOW_BACK_PRESSURE 0u   /**< publish returns CF_EAGAIN while a subscriber is a full ring behind */
+#define CF_OVERFLOW_LOSSY 1u           /**< publish never waits; slow subscribers skip ahead and count losses */
+
+typedef struct cf_topic_config {
+    uint32_t struct_size;
+    uint32_t max_message_bytes;      /**< 1 .. 1 MiB - 64 */
+    uint32_t depth;                  /**< messages in flight, a power of two 2 .. 2^24 */
+    uint32_t max_publishers;         /**< 1 .. 64 (default 1) */
+    uint32_t max_subscribers;        /**< 1 .. 64 (default 1) */
+    uint32_t overflow;               /**< CF_OVERFLOW_* */
+    uint32_t shared;                 /**< 0: this process only; 1: a shared-memory segment other processes open */
+    uint32_t mode;                   /**< shared: permission bits of a new segment (0 = 0600) */
+    const char* name;                /**< 1..63 of [A-Za-z0-9._-] */
+} cf_topic_config_t;
+
+/** Fills @p config with defaults (1 publisher, 1 subscriber, back-pressure, in-process) and its struct_size. */
+CF_API void cf_topic_config_init(cf_topic_config_t* config);
+
+/**
+ * Creates a topic. Shared topics are created, or opened if another living process created them with the same
+ * configuration (else CF_EPROTO); a segment left by a dead earlier run is reset.
+ * @return 0, CF_EINVAL, CF_EEXIST (in-process name taken), CF_EPROTO, CF_ENOSPC, CF_ENOMEM.
+ */
+CF_API int cf_topic_create(cf_engine_t* engine, const cf_topic_config_t* config, cf_topic_t** topic);
+/** The in-process or shared topic of that name this engine holds: 0 or CF_ENOENT. */
+CF_API int cf_topic_find(cf_engine_t* engine, const char* name, cf_topic_t** topic);
+/** Closes a topic with no open publisher or subscriber (CF_EBUSY otherwise); @p unlink removes a shared
+ *  topic's segment name too. */
+CF_API int cf_topic_close(cf_topic_t* topic, int unlink);
+
+/** Attaches a publisher (one thread at a time uses it). CF_EUSERS when max_publishers are attached. */
+CF_API int cf_publisher_create(cf_topic_t* topic, cf_publisher_t** publisher);
+CF_API int cf_publisher_destroy(cf_publisher_t* publisher);
+
+/**
+ * Copies @p length bytes into the topic and publishes them, stamped with the engine's HLC.
+ * @return 0; CF_EAGAIN when full (back-pressure: retry or drop); CF_EMSGSIZE; CF_EINVAL.
+ */
+CF_API int cf_publish(cf_publisher_t* publisher, const void* data, uint32_t length);
+/** Zero copy: a slot for up to @p length bytes in *@p data, to be written and then cf_commit()ed. One claim at a
+ *  time (CF_EBUSY otherwise); CF_EAGAIN when full. */
+CF_API int cf_claim(cf_publisher_t* publisher, uint32_t length, void** data);
+/** Publishes the claimed slot with @p length bytes (<= claimed). CF_EINVAL without a claim. */
+CF_API int cf_commit(cf_publisher_t* publisher, uint32_t length);
+
+/** A received message, read in place: valid until cf_release() or the next cf_poll() on its subscriber. */
+typedef struct cf_message {
+    const void* data;
+    uint32_t length;
+    uint64_t sequence;               /**< consecutive per topic; a jump means messages were lost (lossy topics) */
+    cf_hlc_t stamp;                  /**< the publisher's HLC at commit */
+} cf_message_t;
+
+/** Attaches a subscriber; it sees messages published from now on. CF_EUSERS when max_subscribers attached. */
+CF_API int cf_subscriber_create(cf_topic_t* topic, cf_subscriber_t** subscriber);
+CF_API int cf_subscriber_destroy(cf_subscriber_t* subscriber);
+/**
+ * Up to @p max (at most 64) messages, in order, without copying (lossy topics copy). Never blocks.
+ * @return how many (>= 0; 0: nothing new), or CF_EINVAL. Releases what the previous call returned.
+ */
+CF_API int cf_poll(cf_subscriber_t* subscriber, cf_message_t* messages, uint32_t max);
+/** Frees the slots of the last cf_poll() so publishers can reuse them. */
+CF_API int cf_release(cf_subscriber_t* subscriber);
+/** Messages this subscriber lost on a lossy topic (0 on back-pressure topics). */
+CF_API int cf_subscriber_lost(const cf_subscriber_t* subscriber, uint64_t* lost);
+/** Shared multi-publisher topics: from the subscriber's thread, now and then, recovers a position that a
+ *  publisher killed between claim and commit left behind. @return 1 if it recovered one, 0 if not, < 0 error. */
+CF_API int cf_subscriber_maintain(cf_subscriber_t* subscriber);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,195 @@
+// The C API: topics, publishers, subscribers. The hot calls (publish, claim, commit, poll, release) check their
+// arguments and go straight to the ring; they write an error message only on misuse, never for CF_EAGAIN.
+#include <cerrno>
+#include <cstddef>
+#include <new>
+
+#include "engine/bus/process_table.hpp"
+#include "engine/capi/handles.hpp"
+#include "platform/os/last_error.hpp"
+
+using cf::platform::fail;
+
+namespace {
+
+constexpr std::size_t kTopicConfigV1 = offsetof(cf_topic_config_t, name) + sizeof(const char*);
+constexpr std::uint64_t kStuckClaimNs = 1'000'000'000;   // see Subscriber::recover_stalled_claim
+
+// Status of a failed hot call, with a message for everything but "full" and "empty".
+int explain(int status, const char* call, const cf::EngineTopic* topic) {
+    switch (status) {
+        case -EAGAIN: return status;
+        case -EMSGSIZE:
+            return fail(EMSGSIZE, "%s: the message is larger than topic '%s''s max_message_bytes (%u)", call,
+                        topic->name().c_str(), topic->topic().max_message_bytes());
+        case -EBUSY: return fail(EBUSY, "%s: a claim is already outstanding: commit it first", call);
+        case -EINVAL: return fail(EINVAL, "%s: nothing claimed, or a length above the claimed one", call);
+        default: return status;
+    }
+}
+
+}  // namespace
+
+extern "C" {
+
+void cf_topic_config_init(cf_topic_config_t* config) {
+    if (config == nullptr) return;
+    *config = cf_topic_config_t{};
+    config->struct_size = sizeof(cf_topic_config_t);
+    config->max_publishers = 1;
+    config->max_subscribers = 1;
+    config->overflow = CF_OVERFLOW_BACK_PRESSURE;
+}
+
+int cf_topic_create(cf_engine_t* engine, const cf_topic_config_t* config, cf_topic_t** topic) {
+    if (engine == nullptr || config == nullptr || topic == nullptr) {
+        return fail(EINVAL, "cf_topic_create: engine, config or topic is NULL");
+    }
+    if (config->struct_size < kTopicConfigV1 || config->struct_size > sizeof(cf_topic_config_t)) {
+        return fail(EINVAL, "cf_topic_create: struct_size %u is not a cf_topic_config_t this library knows "
+                            "(use cf_topic_config_init)", config->struct_size);
+    }
+    if (config->overflow > CF_OVERFLOW_LOSSY) return fail(EINVAL, "cf_topic_create: unknown overflow %u", config->overflow);
+    if (config->shared > 1) return fail(EINVAL, "cf_topic_create: shared must be 0 or 1");
+    cf::bus::TopicConfig settings;
+    settings.name = config->name;
+    settings.max_message_bytes = config->max_message_bytes;
+    settings.depth = config->depth;
+    settings.max_publishers = config->max_publishers;
+    settings.max_subscribers = config->max_subscribers;
+    settings.overflow = static_cast<cf::bus::OverflowPolicy>(config->overflow);
+    cf::EngineTopic* created = nullptr;
+    const int status = engine->engine->create_topic(settings, config->shared != 0, config->mode, created);
+    if (status != 0) return status;
+    *topic = to_handle(created);
+    return 0;
+}
+
+int cf_topic_find(cf_engine_t* engine, const char* name, cf_topic_t** topic) {
+    if (engine == nullptr || name == nullptr || topic == nullptr) {
+        return fail(EINVAL, "cf_topic_find: engine, name or topic is NULL");
+    }
+    cf::EngineTopic* found = engine->engine->find_topic(name);
+    if (found == nullptr) return fail(ENOENT, "cf_topic_find: no topic '%s' in this engine", name);
+    *topic = to_handle(found);
+    return 0;
+}
+
+int cf_topic_close(cf_topic_t* topic, int unlink) {
+    if (topic == nullptr) return fail(EINVAL, "cf_topic_close: topic is NULL");
+    cf::EngineTopic* closing = to_engine_topic(topic);
+    return closing->engine().close_topic(closing, unlink != 0);
+}
+
+int cf_publisher_create(cf_topic_t* topic, cf_publisher_t** publisher) {
+    if (topic == nullptr || publisher == nullptr) return fail(EINVAL, "cf_publisher_create: topic or publisher is NULL");
+    auto* handle = new (std::nothrow) cf_publisher();
+    if (handle == nullptr) return fail(ENOMEM, "cf_publisher_create: out of memory");
+    cf::EngineTopic* target = to_engine_topic(topic);
+    cf::HybridLogicalClock& clock = target->engine().clock();
+    const int status = target->shared() ? target->shared_topic().open_publisher(clock, handle->publisher)
+                                        : cf::bus::Publisher::open(target->topic(), clock, handle->publisher);
+    if (status != 0) {
+        delete handle;
+        return status;
+    }
+    handle->topic = target;
+    target->endpoints().fetch_add(1, std::memory_order_acq_rel);
+    *publisher = handle;
+    return 0;
+}
+
+int cf_publisher_destroy(cf_publisher_t* publisher) {
+    if (publisher == nullptr) return fail(EINVAL, "cf_publisher_destroy: publisher is NULL");
+    cf::EngineTopic* topic = publisher->topic;
+    if (topic->shared()) topic->shared_topic().close_publisher(publisher->publisher);
+    else publisher->publisher.close();
+    topic->endpoints().fetch_sub(1, std::memory_order_acq_rel);
+    delete publisher;
+    return 0;
+}
+
+int cf_publish(cf_publisher_t* publisher, const void* data, uint32_t length) {
+    if (publisher == nullptr || (data == nullptr && length != 0)) {
+        return fail(EINVAL, "cf_publish: publisher is NULL, or data is NULL with a length");
+    }
+    const int status = publisher->publisher.publish(data, length);
+    return status == 0 ? 0 : explain(status, "cf_publish", publisher->topic);
+}
+
+int cf_claim(cf_publisher_t* publisher, uint32_t length, void** data) {
+    if (publisher == nullptr || data == nullptr) return fail(EINVAL, "cf_claim: publisher or data is NULL");
+    std::byte* slot = nullptr;
+    const int status = publisher->publisher.try_claim(length, slot);
+    if (status != 0) return explain(status, "cf_claim", publisher->topic);
+    *data = slot;
+    return 0;
+}
+
+int cf_commit(cf_publisher_t* publisher, uint32_t length) {
+    if (publisher == nullptr) return fail(EINVAL, "cf_commit: publisher is NULL");
+    const int status = publisher->publisher.commit(length);
+    return status == 0 ? 0 : explain(status, "cf_commit", publisher->topic);
+}
+
+int cf_subscriber_create(cf_topic_t* topic, cf_subscriber_t** subscriber) {
+    if (topic == nullptr || subscriber == nullptr) {
+        return fail(EINVAL, "cf_subscriber_create: topic or subscriber is NULL");
+    }
+    auto* handle = new (std::nothrow) cf_subscriber();
+    if (handle == nullptr) return fail(ENOMEM, "cf_subscriber_create: out of memory");
+    cf::EngineTopic* target = to_engine_topic(topic);
+    const int status = target->shared() ? target->shared_topic().open_subscriber(handle->subscriber)
+                                        : cf::bus::Subscriber::open(target->topic(), handle->subscriber);
+    if (status != 0) {
+        delete handle;
+        return status;
+    }
+    handle->topic = target;
+    target->endpoints().fetch_add(1, std::memory_order_acq_rel);
+    *subscriber = handle;
+    return 0;
+}
+
+int cf_subscriber_destroy(cf_subscriber_t* subscriber) {
+    if (subscriber == nullptr) return fail(EINVAL, "cf_subscriber_destroy: subscriber is NULL");
+    cf::EngineTopic* topic = subscriber->topic;
+    if (topic->shared()) topic->shared_topic().close_subscriber(subscriber->subscriber);
+    else subscriber->subscriber.close();
+    topic->endpoints().fetch_sub(1, std::memory_order_acq_rel);
+    delete subscriber;
+    return 0;
+}
+
+int cf_poll(cf_subscriber_t* subscriber, cf_message_t* messages, uint32_t max) {
+    if (subscriber == nullptr || (messages == nullptr && max != 0)) {
+        return fail(EINVAL, "cf_poll: subscriber is NULL, or messages is NULL with a max");
+    }
+    if (max > cf::bus::kMaxPollBatch) max = cf::bus::kMaxPollBatch;
+    const std::uint32_t count = subscriber->subscriber.receive(subscriber->batch, max);
+    for (std::uint32_t i = 0; i < count; ++i) {
+        const cf::bus::Message& m = subscriber->batch[i];
+        messages[i] = cf_message_t{m.data, m.length, m.sequence, cf_hlc_t{m.stamp.word, m.stamp.node}};
+    }
+    return static_cast<int>(count);
+}
+
+int cf_release(cf_subscriber_t* subscriber) {
+    if (subscriber == nullptr) return fail(EINVAL, "cf_release: subscriber is NULL");
+    subscriber->subscriber.release();
+    return 0;
+}
+
+int cf_subscriber_lost(const cf_subscriber_t* subscriber, uint64_t* lost) {
+    if (subscriber == nullptr || lost == nullptr) return fail(EINVAL, "cf_subscriber_lost: subscriber or lost is NULL");
+    *lost = subscriber->subscriber.lost();
+    return 0;
+}
+
+int cf_subscriber_maintain(cf_subscriber_t* subscriber) {
+    if (subscriber == nullptr) return fail(EINVAL, "cf_subscriber_maintain: subscriber is NULL");
+    const int status = subscriber->subscriber.recover_stalled_claim(cf::ProcessTable::monotonic_ns(), kStuckClaimNs);
+    return status == -ENOTSUP ? 0 : status;
+}
+
+}  // extern "C"

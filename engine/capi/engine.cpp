@@ -1,0 +1,158 @@
+// The C API: engine, hybrid logical clock, pool.
+#include <cerrno>
+#include <cstddef>
+#include <new>
+
+#include "engine/capi/handles.hpp"
+#include "engine/time/duration.hpp"
+#include "platform/os/last_error.hpp"
+
+using cf::platform::fail;
+
+namespace {
+
+// The smallest struct_size a caller may pass: the first published version of the struct.
+constexpr std::size_t kEngineConfigV1 = offsetof(cf_engine_config_t, reserved1) + sizeof(uint32_t);
+constexpr std::size_t kPoolStatsV1 = offsetof(cf_pool_stats_t, fragmentation_percent) + sizeof(double);
+
+}  // namespace
+
+extern "C" {
+
+void cf_engine_config_init(cf_engine_config_t* config) {
+    if (config == nullptr) return;
+    const cf::EngineConfig defaults;
+    *config = cf_engine_config_t{};
+    config->struct_size = sizeof(cf_engine_config_t);
+    config->node_id = defaults.node_id;
+    config->hlc_max_drift_ns = static_cast<uint64_t>(defaults.hlc_max_drift.femtos() / 1'000'000);
+    config->pool_bytes_per_class = defaults.pool_bytes_per_class;
+    config->pool_max_threads = defaults.pool_max_threads;
+    config->max_topics = defaults.max_topics;
+    config->prefer_hugepages = defaults.prefer_hugepages ? 1 : 0;
+}
+
+int cf_engine_create(const cf_engine_config_t* config, cf_engine_t** engine) {
+    if (config == nullptr || engine == nullptr) return fail(EINVAL, "cf_engine_create: config or engine is NULL");
+    if (config->struct_size < kEngineConfigV1 || config->struct_size > sizeof(cf_engine_config_t)) {
+        return fail(EINVAL, "cf_engine_create: struct_size %u is not a cf_engine_config_t this library knows "
+                            "(use cf_engine_config_init)", config->struct_size);
+    }
+    if (config->hlc_max_drift_ns == 0 || config->hlc_max_drift_ns > 3'600'000'000'000ULL) {
+        return fail(EINVAL, "cf_engine_create: hlc_max_drift_ns must be 1 ns .. 1 hour");
+    }
+    cf::EngineConfig settings;
+    settings.node_id = config->node_id;
+    settings.hlc_max_drift = cf::Duration::from_nanos(static_cast<std::int64_t>(config->hlc_max_drift_ns));
+    settings.pool_bytes_per_class = config->pool_bytes_per_class;
+    settings.pool_max_threads = config->pool_max_threads;
+    settings.max_topics = config->max_topics;
+    settings.prefer_hugepages = config->prefer_hugepages != 0;
+    auto* handle = new (std::nothrow) cf_engine();
+    if (handle == nullptr) return fail(ENOMEM, "cf_engine_create: out of memory");
+    if (const int status = cf::Engine::create(settings, handle->engine); status != 0) {
+        delete handle;
+        return status;
+    }
+    *engine = handle;
+    return 0;
+}
+
+int cf_engine_destroy(cf_engine_t* engine) {
+    if (engine == nullptr) return fail(EINVAL, "cf_engine_destroy: engine is NULL");
+    if (const std::uint32_t open = engine->engine->open_endpoints(); open != 0) {
+        return fail(EBUSY, "cf_engine_destroy: %u publishers/subscribers are still open", open);
+    }
+    delete engine;
+    return 0;
+}
+
+const char* cf_engine_warning(const cf_engine_t* engine) {
+    return engine == nullptr ? "" : engine->engine->pool_warning().c_str();
+}
+
+int cf_engine_maintain(cf_engine_t* engine, uint32_t* dead_processes) {
+    if (engine == nullptr) return fail(EINVAL, "cf_engine_maintain: engine is NULL");
+    cf::bus::MaintainReport report;
+    const int status = engine->engine->maintain(1'000'000'000, report);
+    if (dead_processes != nullptr) *dead_processes = report.dead_processes;
+    return status;
+}
+
+int cf_hlc_now(cf_engine_t* engine, cf_hlc_t* stamp) {
+    if (engine == nullptr || stamp == nullptr) return fail(EINVAL, "cf_hlc_now: engine or stamp is NULL");
+    const cf::HlcStamp now = engine->engine->clock().now();
+    stamp->word = now.word;
+    stamp->node = now.node;
+    return 0;
+}
+
+int cf_hlc_update(cf_engine_t* engine, const cf_hlc_t* remote, cf_hlc_t* stamp) {
+    if (engine == nullptr || remote == nullptr || stamp == nullptr) {
+        return fail(EINVAL, "cf_hlc_update: engine, remote or stamp is NULL");
+    }
+    cf::HlcStamp merged;
+    const int status = engine->engine->clock().update(cf::HlcStamp{remote->word, remote->node}, merged);
+    if (status != 0) {
+        return fail(ERANGE, "cf_hlc_update: the remote stamp is further ahead of local time than the maximum drift");
+    }
+    stamp->word = merged.word;
+    stamp->node = merged.node;
+    return 0;
+}
+
+int cf_hlc_compare(const cf_hlc_t* a, const cf_hlc_t* b) {
+    if (a == nullptr || b == nullptr) return 0;
+    const cf::HlcStamp x{a->word, a->node}, y{b->word, b->node};
+    return x < y ? -1 : (y < x ? 1 : 0);
+}
+
+int cf_hlc_to_instant(const cf_hlc_t* stamp, cf_instant_t* time) {
+    if (stamp == nullptr || time == nullptr) return fail(EINVAL, "cf_hlc_to_instant: stamp or time is NULL");
+    namespace detail = cf::time_detail;
+    const cf::Femtos fs = cf::HlcStamp{stamp->word, stamp->node}.physical_time().femtos();
+    time->seconds = static_cast<int64_t>(detail::floor_div(fs, detail::kFemtosPerSecond));
+    time->femtoseconds = static_cast<int64_t>(detail::floor_mod(fs, detail::kFemtosPerSecond));
+    return 0;
+}
+
+int cf_pool_alloc(cf_engine_t* engine, size_t bytes, void** block) {
+    if (engine == nullptr || block == nullptr) return fail(EINVAL, "cf_pool_alloc: engine or block is NULL");
+    cf::mem::Pool& pool = engine->engine->pool();
+    if (bytes == 0 || pool.class_of(bytes) < 0) {
+        return fail(EINVAL, "cf_pool_alloc: %zu bytes is outside the pool's sizes (1 .. %zu)", bytes,
+                    pool.class_block_bytes(pool.class_count() - 1));
+    }
+    void* p = pool.allocate(bytes);
+    if (p == nullptr) return fail(ENOMEM, "cf_pool_alloc: the %zu-byte class is exhausted", pool.class_block_bytes(pool.class_of(bytes)));
+    *block = p;
+    return 0;
+}
+
+int cf_pool_free(cf_engine_t* engine, void* block) {
+    if (engine == nullptr) return fail(EINVAL, "cf_pool_free: engine is NULL");
+    if (block == nullptr) return 0;
+    cf::mem::Pool& pool = engine->engine->pool();
+    if (!pool.owns(block)) return fail(EINVAL, "cf_pool_free: %p is not a block of this engine's pool", block);
+    pool.free(block);
+    return 0;
+}
+
+int cf_pool_stats(const cf_engine_t* engine, cf_pool_stats_t* stats) {
+    if (engine == nullptr || stats == nullptr) return fail(EINVAL, "cf_pool_stats: engine or stats is NULL");
+    if (stats->struct_size < kPoolStatsV1 || stats->struct_size > sizeof(cf_pool_stats_t)) {
+        return fail(EINVAL, "cf_pool_stats: set struct_size = sizeof(cf_pool_stats_t)");
+    }
+    cf::mem::PoolStats all;
+    engine->engine->pool().stats(all);
+    stats->hugepages = all.hugepages ? 1 : 0;
+    stats->capacity_bytes = all.total.capacity_bytes;
+    stats->in_use_bytes = all.total.in_use_bytes;
+    stats->in_use_blocks = all.total.in_use_blocks;
+    stats->high_water_blocks = all.total.high_water_blocks;
+    stats->failed_allocations = all.total.failed_allocations;
+    stats->fragmentation_percent = all.total.fragmentation_percent;
+    return 0;
+}
+
+}  // extern "C"
