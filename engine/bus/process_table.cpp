@@ -44,13 +44,18 @@ void clear_fields(ProcessEntry& entry) {
 int read_process_identity(std::uint32_t pid, ProcessIdentity& out) noexcept {
     out = {};
     if (!pid_in_range(pid)) return fail(ESRCH, "pid %u is not a process id", pid);
+    // Opened relative to a /proc directory descriptor rather than by the path "/proc/PID/stat": qemu-user
+    // fakes the calling process's /proc/self/stat (and /proc/<own pid>/stat) with a start time of its own, which
+    // would make every process look like a recycled pid to the others. The kernel's file is the same either way.
     char path[48];
-    std::snprintf(path, sizeof path, "/proc/%u/stat", pid);
-    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    std::snprintf(path, sizeof path, "%u/stat", pid);
+    const int proc = ::open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    const int fd = proc < 0 ? -1 : ::openat(proc, path, O_RDONLY | O_CLOEXEC);
+    if (proc >= 0) ::close(proc);
     if (fd < 0) {
         const int err = errno;
         if (err == ENOENT || err == ESRCH) return fail(ESRCH, "no process %u", pid);
-        return fail(err, "cannot open %s: %s", path, std::strerror(err));
+        return fail(err, "cannot open /proc/%s: %s", path, std::strerror(err));
     }
     // "pid (comm) S ppid ...": comm may hold spaces and parentheses, so fields are counted from the last ')'.
     char text[1024];

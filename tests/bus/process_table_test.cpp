@@ -119,8 +119,10 @@ ProcessIdentity self() {
 }
 
 // An independent reading of /proc/PID/stat field 22, for comparison.
+// The kernel's start time of `pid`, read independently of the code under test. "/proc/./" keeps qemu-user from
+// substituting its fake stat file for the calling process's own pid.
 std::uint64_t start_time_of(pid_t pid) {
-    std::ifstream file("/proc/" + std::to_string(pid) + "/stat");
+    std::ifstream file("/proc/./" + std::to_string(pid) + "/stat");
     std::string line;
     std::getline(file, line);
     std::istringstream fields(line.substr(line.rfind(')') + 2));

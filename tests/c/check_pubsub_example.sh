@@ -6,9 +6,10 @@ example=$1
 topic="example.$$"
 out=$(mktemp -d)
 trap 'rm -rf "$out"; rm -f "/dev/shm/cf.topic.$topic"' EXIT
-${CF_TEST_WRAPPER:-} "$example" subscribe "$topic" 200000 >"$out/sub" 2>&1 &
+# Bounded in time: a peer that dies must fail the test, not leave the other spinning on a full or empty topic.
+timeout 90 ${CF_TEST_WRAPPER:-} "$example" subscribe "$topic" 200000 >"$out/sub" 2>&1 &
 subscriber=$!
-${CF_TEST_WRAPPER:-} "$example" publish "$topic" 200000 >"$out/pub" 2>&1 || { cat "$out/pub"; kill "$subscriber"; exit 1; }
+timeout 90 ${CF_TEST_WRAPPER:-} "$example" publish "$topic" 200000 >"$out/pub" 2>&1 || { cat "$out/pub"; kill "$subscriber"; exit 1; }
 wait "$subscriber" || { cat "$out/sub"; exit 1; }
 cat "$out/pub" "$out/sub"
 grep -qx 'published 200000 messages' "$out/pub"
