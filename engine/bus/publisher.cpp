@@ -8,12 +8,8 @@
 namespace cf::bus {
 
 int Publisher::open(const Topic& topic, HybridLogicalClock& clock, Publisher& out) noexcept {
-    if (!topic.valid()) return platform::fail(EINVAL, "publisher: the topic is not attached");
+    if (const int status = reserve_endpoint(topic, true); status != 0) return status;
     TopicHeader& header = topic.header();
-    if (!take_endpoint(header.publishers, header.max_publishers)) {
-        return platform::fail(EUSERS, "topic '%s' already has its %u publisher(s)", topic.name(),
-                              header.max_publishers);
-    }
     Publisher publisher;
     int status = 0;
     switch (topic.kind()) {

@@ -11,12 +11,8 @@
 namespace cf::bus {
 
 int Subscriber::open(const Topic& topic, Subscriber& out) noexcept {
-    if (!topic.valid()) return platform::fail(EINVAL, "subscriber: the topic is not attached");
+    if (const int status = reserve_endpoint(topic, false); status != 0) return status;
     TopicHeader& header = topic.header();
-    if (!take_endpoint(header.subscribers, header.max_subscribers)) {
-        return platform::fail(EUSERS, "topic '%s' already has its %u subscriber(s)", topic.name(),
-                              header.max_subscribers);
-    }
     Subscriber subscriber;
     int status = 0;
     switch (topic.kind()) {

@@ -28,6 +28,32 @@ int explain(int status, const char* call, const cf::EngineTopic* topic) {
     }
 }
 
+// Publishers and subscribers: a handle that remembers its topic, counted among the topic's open endpoints.
+template <class Handle, class Open>
+int create_endpoint(cf_topic_t* topic, Handle** out, const char* call, Open&& open) {
+    if (topic == nullptr || out == nullptr) return fail(EINVAL, "%s: a handle argument is NULL", call);
+    auto* handle = new (std::nothrow) Handle();
+    if (handle == nullptr) return fail(ENOMEM, "%s: out of memory", call);
+    cf::EngineTopic* target = to_engine_topic(topic);
+    if (const int status = open(*target, *handle); status != 0) {
+        delete handle;
+        return status;
+    }
+    handle->topic = target;
+    target->endpoints().fetch_add(1, std::memory_order_acq_rel);
+    *out = handle;
+    return 0;
+}
+
+template <class Handle, class Close>
+int destroy_endpoint(Handle* handle, const char* call, Close&& close) {
+    if (handle == nullptr) return fail(EINVAL, "%s: the handle is NULL", call);
+    close(*handle->topic, *handle);
+    handle->topic->endpoints().fetch_sub(1, std::memory_order_acq_rel);
+    delete handle;
+    return 0;
+}
+
 }  // namespace
 
 extern "C" {
@@ -82,31 +108,18 @@ int cf_topic_close(cf_topic_t* topic, int unlink) {
 }
 
 int cf_publisher_create(cf_topic_t* topic, cf_publisher_t** publisher) {
-    if (topic == nullptr || publisher == nullptr) return fail(EINVAL, "cf_publisher_create: topic or publisher is NULL");
-    auto* handle = new (std::nothrow) cf_publisher();
-    if (handle == nullptr) return fail(ENOMEM, "cf_publisher_create: out of memory");
-    cf::EngineTopic* target = to_engine_topic(topic);
-    cf::HybridLogicalClock& clock = target->engine().clock();
-    const int status = target->shared() ? target->shared_topic().open_publisher(clock, handle->publisher)
-                                        : cf::bus::Publisher::open(target->topic(), clock, handle->publisher);
-    if (status != 0) {
-        delete handle;
-        return status;
-    }
-    handle->topic = target;
-    target->endpoints().fetch_add(1, std::memory_order_acq_rel);
-    *publisher = handle;
-    return 0;
+    return create_endpoint(topic, publisher, "cf_publisher_create", [](cf::EngineTopic& target, cf_publisher& handle) {
+        cf::HybridLogicalClock& clock = target.engine().clock();
+        return target.shared() ? target.shared_topic().open_publisher(clock, handle.publisher)
+                               : cf::bus::Publisher::open(target.topic(), clock, handle.publisher);
+    });
 }
 
 int cf_publisher_destroy(cf_publisher_t* publisher) {
-    if (publisher == nullptr) return fail(EINVAL, "cf_publisher_destroy: publisher is NULL");
-    cf::EngineTopic* topic = publisher->topic;
-    if (topic->shared()) topic->shared_topic().close_publisher(publisher->publisher);
-    else publisher->publisher.close();
-    topic->endpoints().fetch_sub(1, std::memory_order_acq_rel);
-    delete publisher;
-    return 0;
+    return destroy_endpoint(publisher, "cf_publisher_destroy", [](cf::EngineTopic& topic, cf_publisher& handle) {
+        if (topic.shared()) topic.shared_topic().close_publisher(handle.publisher);
+        else handle.publisher.close();
+    });
 }
 
 int cf_publish(cf_publisher_t* publisher, const void* data, uint32_t length) {
@@ -133,32 +146,17 @@ int cf_commit(cf_publisher_t* publisher, uint32_t length) {
 }
 
 int cf_subscriber_create(cf_topic_t* topic, cf_subscriber_t** subscriber) {
-    if (topic == nullptr || subscriber == nullptr) {
-        return fail(EINVAL, "cf_subscriber_create: topic or subscriber is NULL");
-    }
-    auto* handle = new (std::nothrow) cf_subscriber();
-    if (handle == nullptr) return fail(ENOMEM, "cf_subscriber_create: out of memory");
-    cf::EngineTopic* target = to_engine_topic(topic);
-    const int status = target->shared() ? target->shared_topic().open_subscriber(handle->subscriber)
-                                        : cf::bus::Subscriber::open(target->topic(), handle->subscriber);
-    if (status != 0) {
-        delete handle;
-        return status;
-    }
-    handle->topic = target;
-    target->endpoints().fetch_add(1, std::memory_order_acq_rel);
-    *subscriber = handle;
-    return 0;
+    return create_endpoint(topic, subscriber, "cf_subscriber_create", [](cf::EngineTopic& target, cf_subscriber& handle) {
+        return target.shared() ? target.shared_topic().open_subscriber(handle.subscriber)
+                               : cf::bus::Subscriber::open(target.topic(), handle.subscriber);
+    });
 }
 
 int cf_subscriber_destroy(cf_subscriber_t* subscriber) {
-    if (subscriber == nullptr) return fail(EINVAL, "cf_subscriber_destroy: subscriber is NULL");
-    cf::EngineTopic* topic = subscriber->topic;
-    if (topic->shared()) topic->shared_topic().close_subscriber(subscriber->subscriber);
-    else subscriber->subscriber.close();
-    topic->endpoints().fetch_sub(1, std::memory_order_acq_rel);
-    delete subscriber;
-    return 0;
+    return destroy_endpoint(subscriber, "cf_subscriber_destroy", [](cf::EngineTopic& topic, cf_subscriber& handle) {
+        if (topic.shared()) topic.shared_topic().close_subscriber(handle.subscriber);
+        else handle.subscriber.close();
+    });
 }
 
 int cf_poll(cf_subscriber_t* subscriber, cf_message_t* messages, uint32_t max) {
