@@ -54,6 +54,18 @@ def main():
             per_run = ", ".join(f"{run['scenarios'][index]['ratios'][r_index]['p50']:.3g}" for run in runs)
             out["ratios"].append({"label": ratio["label"], "p50": p50, "p99": p99})
             lines += ["", f"Ratio {ratio['label']}: p50 **{p50:.3g}x**, p99 **{p99:.3g}x** (p50 per run: {per_run})"]
+        out["figures"] = []
+        for f_index, figure in enumerate(scenario.get("figures", [])):
+            values = [run["scenarios"][index]["figures"][f_index]["value"] for run in runs]
+            values = [v for v in values if v is not None]
+            value = statistics.median(values) if values else None
+            out["figures"].append({"label": figure["label"], "value": value, "unit": figure["unit"]})
+            shown = "n/a" if value is None else f"{value:.4g} {figure['unit']}"
+            per_run = ", ".join(f"{v:.4g}" for v in values)
+            lines += ["" if f_index == 0 else None, f"- {figure['label']}: **{shown}** (per run: {per_run})"]
+        out["notes"] = scenario.get("notes", [])
+        lines += [f"- note: {note}" for note in out["notes"]]
+        lines = [line for line in lines if line is not None]
         lines.append("")
         summary["scenarios"].append(out)
     with open(stem + ".md", "w") as md:

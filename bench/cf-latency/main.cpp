@@ -1,9 +1,14 @@
 // cf-latency: the harness users run to qualify a host for ChronoFabric.
 // Exit status: 0 done, 1 a run-time failure (pinning, clock, output file), 2 bad command line.
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <string>
+
+#include <unistd.h>
 
 #include "bench/cf-latency/host_facts.hpp"
 #include "bench/cf-latency/options.hpp"
@@ -33,6 +38,19 @@ bool write_output(FileHandle& file, const std::string& path, const std::string& 
     return ok;
 }
 
+// Debian's libjemalloc.so.2 uses initial-exec TLS, which a dlopen() after start-up only gets if glibc reserves
+// optional static TLS for it. The alloc scenario loads it at run time, so the harness restarts itself once with that
+// tunable set; if the restart fails the scenario reports jemalloc as not loadable, never silently.
+void reserve_static_tls_for_peers(const cf::latency::Options& options, char** argv) {
+    if (std::find(options.scenarios.begin(), options.scenarios.end(), "alloc") == options.scenarios.end()) return;
+    const char* tunables = std::getenv("GLIBC_TUNABLES");
+    if (tunables != nullptr && std::strstr(tunables, "optional_static_tls") != nullptr) return;
+    std::string value = "glibc.rtld.optional_static_tls=16384";
+    if (tunables != nullptr && tunables[0] != '\0') value = std::string(tunables) + ":" + value;
+    if (setenv("GLIBC_TUNABLES", value.c_str(), 1) != 0) return;
+    execv("/proc/self/exe", argv);   // returns only on failure: carry on without
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -43,6 +61,7 @@ int main(int argc, char** argv) {
         case ParseOutcome::exit_usage_error: return 2;
         case ParseOutcome::run: break;
     }
+    reserve_static_tls_for_peers(options, argv);
     FileHandle json_file(nullptr, &std::fclose), svg_file(nullptr, &std::fclose);
     if (!open_output(options.json_path, json_file) || !open_output(options.svg_path, svg_file)) return 1;
 

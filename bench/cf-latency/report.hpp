@@ -30,11 +30,20 @@ struct Ratio {
     double p50 = 0, p99 = 0;
 };
 
+// A single number that is not a distribution: a throughput, or a ratio of throughputs.
+struct Figure {
+    std::string label;                   // e.g. "SPSC 64 B: cf::SpscRing"
+    double value = 0;
+    std::string unit;                    // e.g. "M msg/s", "x"
+};
+
 struct ScenarioResult {
     std::string scenario;                // "clock", "timer", "hlc", ...
     std::string description;             // one line saying what a sample is
     std::vector<Series> series;
     std::vector<Ratio> ratios;
+    std::vector<Figure> figures;
+    std::vector<std::string> notes;      // what could not be measured and why (a peer not built, no second CPU)
 };
 
 // Facts that decide whether a host can hold low latency; printed as the report header.

@@ -88,7 +88,18 @@ std::string format_json(const Report& report) {
             out += "        {" + field("label", quoted(ratio.label)) + ", " + field("p50", number(ratio.p50)) + ", " +
                    field("p99", number(ratio.p99)) + "}";
         }
-        out += scenario.ratios.empty() ? "]\n    }" : "\n      ]\n    }";
+        out += scenario.ratios.empty() ? "],\n      \"figures\": [" : "\n      ],\n      \"figures\": [";
+        for (std::size_t f = 0; f < scenario.figures.size(); ++f) {
+            const Figure& figure = scenario.figures[f];
+            out += f == 0 ? "\n" : ",\n";
+            out += "        {" + field("label", quoted(figure.label)) + ", " + field("value", number(figure.value)) +
+                   ", " + field("unit", quoted(figure.unit)) + "}";
+        }
+        out += scenario.figures.empty() ? "],\n      \"notes\": [" : "\n      ],\n      \"notes\": [";
+        for (std::size_t n = 0; n < scenario.notes.size(); ++n) {
+            out += (n == 0 ? "\n        " : ",\n        ") + quoted(scenario.notes[n]);
+        }
+        out += scenario.notes.empty() ? "]\n    }" : "\n      ]\n    }";
     }
     out += report.scenarios.empty() ? "]\n}\n" : "\n  ]\n}\n";
     return out;

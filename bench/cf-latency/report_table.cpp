@@ -58,9 +58,11 @@ std::string format_table(const Report& report) {
         out += "\n[" + scenario.scenario + "] " + scenario.description + "\n";
         std::size_t name_width = 6;
         for (const Series& series : scenario.series) name_width = std::max(name_width, series.name.size());
-        out += "  " + pad_right("series", name_width);
-        for (const char* column : kColumns) out += pad_left(column, kValueWidth);
-        out += "\n";
+        if (!scenario.series.empty()) {
+            out += "  " + pad_right("series", name_width);
+            for (const char* column : kColumns) out += pad_left(column, kValueWidth);
+            out += "\n";
+        }
         for (const Series& series : scenario.series) {
             out += "  " + pad_right(series.name, name_width);
             for (const double value : {series.p50_ns, series.p90_ns, series.p99_ns, series.p999_ns, series.p9999_ns,
@@ -74,6 +76,11 @@ std::string format_table(const Report& report) {
             std::snprintf(text, sizeof text, "  p50 %.3gx  p99 %.3gx", ratio.p50, ratio.p99);
             out += "  ratio " + ratio.label + ":" + text + "\n";
         }
+        for (const Figure& figure : scenario.figures) {
+            std::snprintf(text, sizeof text, "%.4g %s", figure.value, figure.unit.c_str());
+            out += "  " + figure.label + ": " + text + "\n";
+        }
+        for (const std::string& note : scenario.notes) out += "  note: " + note + "\n";
     }
     return out;
 }

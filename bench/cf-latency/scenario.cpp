@@ -9,6 +9,13 @@ const std::vector<ScenarioEntry>& all_scenarios() {
         {"clock", "cost of one clock read: cf::CounterClock::now vs clock_gettime", run_clock_scenario},
         {"timer", "wake-up jitter of a deadline loop: busy-poll on our clock vs clock_nanosleep", run_timer_scenario},
         {"hlc", "cost of HybridLogicalClock::now, one thread and two threads sharing a clock", run_hlc_scenario},
+        {"alloc", "allocation cost: cf::mem::Pool vs glibc malloc, mimalloc, jemalloc; same-thread and cross-thread",
+         run_alloc_scenario},
+        {"bus", "thread-to-thread latency, ping-pong and open-loop one-way, ours vs Boost/moodycamel/ZeroMQ",
+         run_bus_scenario},
+        {"bus-throughput", "64 B messages per second, SPSC and 3-producer MPSC, ours vs the peers",
+         run_bus_throughput_scenario},
+        {"ipc", "process-to-process latency over shared memory, ours vs ZeroMQ ipc://", run_ipc_scenario},
     };
     return entries;
 }

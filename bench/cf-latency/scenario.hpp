@@ -48,5 +48,9 @@ std::vector<std::string> default_scenarios();
 ScenarioResult run_clock_scenario(ScenarioContext& context);
 ScenarioResult run_timer_scenario(ScenarioContext& context);
 ScenarioResult run_hlc_scenario(ScenarioContext& context);
+ScenarioResult run_alloc_scenario(ScenarioContext& context);
+ScenarioResult run_bus_scenario(ScenarioContext& context);
+ScenarioResult run_bus_throughput_scenario(ScenarioContext& context);
+ScenarioResult run_ipc_scenario(ScenarioContext& context);
 
 }  // namespace cf::latency

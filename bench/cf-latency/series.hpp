@@ -27,6 +27,7 @@ public:
         return static_cast<std::int64_t>(static_cast<double>(ticks) * picos_per_tick_);
     }
     std::uint64_t overhead_ticks() const noexcept { return overhead_ticks_; }
+    double ticks_per_second() const noexcept { return 1e12 / picos_per_tick_; }
 
 private:
     double picos_per_tick_ = 0;

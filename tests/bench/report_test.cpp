@@ -45,6 +45,8 @@ Report sample_report() {
     clock.description = "cost";
     clock.series = {make("ours", 10), make("peer \"quoted\"\\path\n", 20)};
     clock.ratios = {{"ours / peer", 0.43, 0.5}, {"tiny", 0.000229, 1234.5}};
+    clock.figures = {{"SPSC 64 B: ours", 41.25, "M msg/s"}, {"ours / peer", 1.5, "x"}};
+    clock.notes = {"peer \"z\" not built"};
     ScenarioResult timer;
     timer.scenario = "timer";
     timer.description = "jitter";
@@ -71,6 +73,9 @@ TEST_CASE("table: host facts, every series, ratios, adaptive units") {
     CHECK(table.find("[clock] cost") != std::string::npos);
     CHECK(table.find("ratio ours / peer:  p50 0.43x  p99 0.5x") != std::string::npos);
     CHECK(table.find("ratio tiny:  p50 0.000229x  p99 1.23e+03x") != std::string::npos);
+    CHECK(table.find("  SPSC 64 B: ours: 41.25 M msg/s\n") != std::string::npos);
+    CHECK(table.find("  ours / peer: 1.5 x\n") != std::string::npos);
+    CHECK(table.find("  note: peer \"z\" not built\n") != std::string::npos);
     CHECK(table.find("10.00 ns") != std::string::npos);
     CHECK(table.find("60.00 us") != std::string::npos);   // 60 000 ns
     CHECK(table.find("6.00 ms") != std::string::npos);    // its max, 6e6 ns
@@ -96,6 +101,9 @@ TEST_CASE("json: escaped strings, every percentile, null for non-finite numbers"
     CHECK(json.find("\"p99.99\": 80") != std::string::npos);
     CHECK(json.find("{\"percentile\": 99.900000000000006, \"value\": 40}") != std::string::npos);
     CHECK(json.find("\"invariant_tsc\": false") != std::string::npos);
+    CHECK(json.find("{\"label\": \"SPSC 64 B: ours\", \"value\": 41.25, \"unit\": \"M msg/s\"}") != std::string::npos);
+    CHECK(json.find("\"notes\": [\n        \"peer \\\"z\\\" not built\"\n      ]") != std::string::npos);
+    CHECK(json.find("\"figures\": [],\n      \"notes\": []") != std::string::npos);   // the timer scenario
     CHECK(json.find("\"percentiles\": []") != std::string::npos);   // the empty series
     CHECK(occurrences(json, "\"scenario\":") == 2);
     CHECK(occurrences(json, "\"name\":") == 5);

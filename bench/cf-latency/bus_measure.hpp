@@ -1,0 +1,173 @@
+// The measuring loops every bus contender runs through, templated on the channel (see bus_peers.hpp for the
+// interface) so that each contender's calls are inlined and nothing else differs between them.
+//  - ping_pong:   A sends, B echoes on a second channel, A times the round trip; a sample is RTT/2.
+//  - one_way:     open loop at a fixed rate. The sender stamps each message with its *intended* send time (the
+//                 schedule, not the moment it got through), so a stall delays every message behind it in the
+//                 samples too: the coordinated-omission correction of HdrHistogram/wrk2.
+//  - throughput:  producers send as fast as the channel takes messages, the consumer counts; messages per second
+//                 over fixed windows, median window reported.
+// Time is the cycle counter, which is one synchronised clock across the cores of an invariant-TSC host (the
+// harness header says whether the host has one). Receivers read it after the message load has completed.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/cf-latency/series.hpp"
+#include "platform/cpu/affinity.hpp"
+#include "platform/os/cycle_counter.hpp"
+
+namespace cf::latency {
+
+struct BusLoopSetup {
+    const TickRuler& ruler;
+    double ticks_per_second;
+    double seconds;          // how long the loop runs
+    int partner_cpu;         // CPU of the second thread (-1: not pinned)
+};
+
+// Counts what went wrong in a loop; a correct channel leaves it at zero.
+struct BusLoopErrors {
+    std::uint64_t out_of_order = 0;
+};
+
+namespace bus_detail {
+
+inline void pin(int cpu) {
+    if (cpu >= 0) (void)platform::pin_current_thread(cpu);
+}
+
+inline void wait_for(const std::atomic<bool>& flag) {
+    while (!flag.load(std::memory_order_acquire)) platform::cpu_relax();
+}
+
+}  // namespace bus_detail
+
+template <class Channel>
+void ping_pong(Channel& there, Channel& back, const BusLoopSetup& setup, LatencyHistogram& half_rtt_ps,
+               BusLoopErrors& errors) {
+    std::atomic<bool> ready{false}, stop{false};
+    std::thread partner([&] {
+        bus_detail::pin(setup.partner_cpu);
+        ready.store(true, std::memory_order_release);
+        std::uint64_t stamp = 0, sequence = 0;
+        while (!stop.load(std::memory_order_relaxed)) {
+            if (!there.try_receive(stamp, sequence)) continue;
+            while (!back.try_send(stamp, sequence) && !stop.load(std::memory_order_relaxed)) {
+            }
+        }
+    });
+    bus_detail::wait_for(ready);
+    const auto span = static_cast<std::uint64_t>(setup.seconds * setup.ticks_per_second);
+    std::uint64_t end = UINT64_MAX;   // set once the warm-up is over
+    constexpr std::uint64_t kWarmup = 2000;
+    for (std::uint64_t i = 0;; ++i) {
+        const std::uint64_t t0 = platform::read_cycles_ordered();
+        while (!there.try_send(t0, i)) {
+        }
+        std::uint64_t stamp = 0, sequence = 0;
+        while (!back.try_receive(stamp, sequence)) {
+        }
+        const std::uint64_t t1 = platform::read_cycles_end();
+        if (sequence != i || stamp != t0) ++errors.out_of_order;
+        if (i == kWarmup) end = t1 + span;
+        if (i >= kWarmup) half_rtt_ps.record(setup.ruler.to_picos(t1 - t0) / 2);
+        if ((i & 255) == 0 && t1 > end) break;
+    }
+    stop.store(true, std::memory_order_relaxed);
+    partner.join();
+}
+
+// Open loop: one message every `interval_ticks`; samples are (receive time - intended send time).
+template <class Channel>
+void one_way(Channel& channel, const BusLoopSetup& setup, std::uint64_t interval_ticks, LatencyHistogram& latency_ps,
+             BusLoopErrors& errors) {
+    const std::uint64_t count = static_cast<std::uint64_t>(setup.seconds * setup.ticks_per_second) / interval_ticks;
+    std::atomic<bool> ready{false};
+    std::atomic<std::uint64_t> start{0};
+    std::thread sender([&] {
+        bus_detail::pin(setup.partner_cpu);
+        ready.store(true, std::memory_order_release);
+        std::uint64_t first = 0;
+        while ((first = start.load(std::memory_order_acquire)) == 0) {
+        }
+        for (std::uint64_t i = 0; i < count; ++i) {
+            const std::uint64_t intended = first + i * interval_ticks;
+            while (platform::read_cycles() < intended) {
+            }
+            while (!channel.try_send(intended, i)) {
+            }
+        }
+    });
+    bus_detail::wait_for(ready);
+    start.store(platform::read_cycles() + interval_ticks * 16, std::memory_order_release);
+    const std::uint64_t warmup = std::min<std::uint64_t>(count / 20, 1000);
+    for (std::uint64_t expected = 0; expected < count;) {
+        std::uint64_t stamp = 0, sequence = 0;
+        if (!channel.try_receive(stamp, sequence)) continue;
+        const std::uint64_t now = platform::read_cycles_after_loads();
+        if (sequence != expected) ++errors.out_of_order;
+        if (expected >= warmup) latency_ps.record(setup.ruler.to_picos(now > stamp ? now - stamp : 0));
+        expected = sequence + 1;
+    }
+    sender.join();
+}
+
+// Messages per second: `producers` threads (on `producer_cpus`, cycling) send through `send(p, seq)`, this thread
+// receives through `receive(producer, seq)` and checks per-producer order. Returns the median window rate.
+template <class Send, class Receive>
+double throughput(int producers, const std::vector<int>& producer_cpus, const BusLoopSetup& setup, Send&& send,
+                  Receive&& receive, BusLoopErrors& errors) {
+    std::atomic<bool> stop{false};
+    std::atomic<int> ready{0};
+    std::vector<std::thread> threads;
+    for (int p = 0; p < producers; ++p) {
+        threads.emplace_back([&, p] {
+            if (!producer_cpus.empty()) bus_detail::pin(producer_cpus[static_cast<std::size_t>(p) % producer_cpus.size()]);
+            ready.fetch_add(1, std::memory_order_acq_rel);
+            for (std::uint64_t sequence = 0; !stop.load(std::memory_order_relaxed);) {
+                if (send(p, sequence)) ++sequence;
+            }
+        });
+    }
+    while (ready.load(std::memory_order_acquire) < producers) platform::cpu_relax();
+    std::vector<std::uint64_t> next(static_cast<std::size_t>(producers), 0);
+    std::vector<double> window_rates;
+    // 50 ms windows, shorter for short runs so that there are always a few.
+    const auto window_ticks = static_cast<std::uint64_t>(std::min(0.05, setup.seconds / 4) * setup.ticks_per_second);
+    const std::uint64_t end =
+        platform::read_cycles() + static_cast<std::uint64_t>(setup.seconds * setup.ticks_per_second);
+    std::uint64_t window_start = platform::read_cycles(), window_count = 0;
+    bool warm = false;
+    for (std::uint64_t polls = 1;; ++polls) {
+        std::uint64_t producer = 0, sequence = 0;
+        if (receive(producer, sequence)) {
+            if (producer >= next.size() || sequence != next[producer]) ++errors.out_of_order;
+            if (producer < next.size()) next[producer] = sequence + 1;
+            ++window_count;
+        }
+        if ((polls & 1023) != 0) continue;
+        const std::uint64_t now = platform::read_cycles();
+        if (now - window_start < window_ticks) continue;
+        if (warm) window_rates.push_back(static_cast<double>(window_count) * setup.ticks_per_second /
+                                         static_cast<double>(now - window_start));
+        warm = true;   // the first window includes thread start-up
+        window_start = now;
+        window_count = 0;
+        if (now > end && !window_rates.empty()) break;
+    }
+    stop.store(true, std::memory_order_relaxed);
+    for (std::uint64_t producer = 0, sequence = 0; receive(producer, sequence);) {
+    }  // drain so that no producer waits on a full channel
+    for (std::thread& thread : threads) thread.join();
+    if (window_rates.empty()) return 0;
+    std::nth_element(window_rates.begin(), window_rates.begin() + static_cast<long>(window_rates.size() / 2),
+                     window_rates.end());
+    return window_rates[window_rates.size() / 2];
+}
+
+}  // namespace cf::latency

@@ -1,0 +1,145 @@
+// Our contenders for the bus scenarios, behind the same interface as the peers (bus_peers.hpp):
+//  - CfSpscChannel / CfMpscChannel: the bare rings, claim + write in place + commit, read in place;
+//  - CfTopicChannel: what users call: a topic with a publisher and a subscriber, so every message also gets its
+//    header (sequence, length) and an HLC stamp from the process's one clock at commit.
+// Ring memory is one aligned allocation per channel at set-up; nothing is allocated per message.
+#pragma once
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <type_traits>
+
+#include "bench/cf-latency/bus_peers.hpp"
+#include "engine/bus/mpsc_ring.hpp"
+#include "engine/bus/publisher.hpp"
+#include "engine/bus/spsc_ring.hpp"
+#include "engine/bus/subscriber.hpp"
+#include "engine/bus/topic.hpp"
+#include "platform/os/last_error.hpp"
+
+namespace cf::latency {
+
+struct AlignedFree {
+    void operator()(void* p) const noexcept { std::free(p); }
+};
+using AlignedBlock = std::unique_ptr<void, AlignedFree>;
+
+inline AlignedBlock allocate_block(std::size_t bytes) {
+    return AlignedBlock(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+}
+
+// Writes the message the way every copying peer's producer does: the whole N bytes.
+template <std::size_t N>
+inline void write_message(std::byte* slot, const BusMessage<N>& prepared, std::uint64_t stamp,
+                          std::uint64_t sequence) noexcept {
+    std::memcpy(slot, &stamp, 8);
+    std::memcpy(slot + 8, &sequence, 8);
+    std::memcpy(slot + 16, prepared.body, N - 16);
+}
+
+// A bare ring as a channel: SpscRing (one producer) or MpscRing (any threads send; its producer side is stateless).
+template <std::size_t N, class Ring>
+class CfRingChannel {
+public:
+    static constexpr bool kSingleProducer = std::is_same_v<Ring, bus::SpscRing>;
+    static constexpr const char* kName = kSingleProducer ? "cf::bus::SpscRing" : "cf::bus::MpscRing";
+    explicit CfRingChannel(std::uint32_t depth) {
+        const bus::RingGeometry geometry{depth, static_cast<std::uint32_t>(N)};
+        const std::size_t bytes = Ring::bytes_needed(geometry);
+        block_ = allocate_block(bytes);
+        if (Ring::format(block_.get(), bytes, geometry) != 0 || Ring::attach(block_.get(), bytes, ring_) != 0) {
+            error_ = platform::last_error_message();
+        }
+        std::memset(&prepared_, 0x5a, sizeof prepared_);
+    }
+    bool ok() const { return error_.empty(); }
+    std::string error() const { return error_; }
+    bool try_send(std::uint64_t stamp, std::uint64_t sequence) noexcept {
+        std::uint64_t position = 0;
+        std::byte* slot = nullptr;
+        if constexpr (kSingleProducer) slot = ring_.try_claim();
+        else slot = ring_.try_claim(position);
+        if (slot == nullptr) return false;
+        write_message<N>(slot, prepared_, stamp, sequence);
+        if constexpr (kSingleProducer) ring_.commit();
+        else ring_.commit(position);
+        return true;
+    }
+    bool try_receive(std::uint64_t& stamp, std::uint64_t& sequence) noexcept {
+        if (ring_.available(1) == 0) return false;
+        read_message<N>(ring_.slot(0), stamp, sequence);
+        ring_.release(1);
+        return true;
+    }
+
+private:
+    AlignedBlock block_;
+    Ring ring_;
+    std::string error_;
+    BusMessage<N> prepared_;
+};
+
+template <std::size_t N>
+using CfSpscChannel = CfRingChannel<N, bus::SpscRing>;
+template <std::size_t N>
+using CfMpscChannel = CfRingChannel<N, bus::MpscRing>;
+
+// The process's clock, as an engine has one: every topic commit in the process stamps from it.
+inline HybridLogicalClock& bench_process_clock() {
+    static HybridLogicalClock clock{HybridLogicalClock::Config{}};
+    return clock;
+}
+
+// A publisher and a subscriber as one channel end: what CfTopicChannel and the ipc scenario's ends share.
+template <std::size_t N>
+struct TopicEnds {
+    bus::Publisher publisher;
+    bus::Subscriber subscriber;
+    BusMessage<N> prepared;
+
+    TopicEnds() { std::memset(&prepared, 0x5a, sizeof prepared); }
+    bool try_send(std::uint64_t stamp, std::uint64_t sequence) noexcept {
+        std::byte* data = nullptr;
+        if (publisher.try_claim(N, data) != 0) return false;
+        write_message<N>(data, prepared, stamp, sequence);
+        return publisher.commit(N) == 0;
+    }
+    bool try_receive(std::uint64_t& stamp, std::uint64_t& sequence) noexcept {
+        return subscriber.poll(1, [&](const bus::Message& m) { read_message<N>(m.data, stamp, sequence); }) != 0;
+    }
+};
+
+template <std::size_t N>
+class CfTopicChannel {
+public:
+    static constexpr const char* kName = "cf topic (publish/poll, HLC stamp)";
+    explicit CfTopicChannel(std::uint32_t depth) {
+        bus::TopicConfig config;
+        config.name = "bench";
+        config.max_message_bytes = static_cast<std::uint32_t>(N);
+        config.depth = depth;
+        const std::size_t bytes = bus::Topic::bytes_needed(config);
+        block_ = allocate_block(bytes);
+        bus::Topic topic;
+        if (bus::Topic::format(block_.get(), bytes, config) != 0 || bus::Topic::attach(block_.get(), bytes, topic) != 0 ||
+            bus::Publisher::open(topic, bench_process_clock(), ends_.publisher) != 0 ||
+            bus::Subscriber::open(topic, ends_.subscriber) != 0) {
+            error_ = platform::last_error_message();
+        }
+    }
+    bool ok() const { return error_.empty(); }
+    std::string error() const { return error_; }
+    bool try_send(std::uint64_t stamp, std::uint64_t sequence) noexcept { return ends_.try_send(stamp, sequence); }
+    bool try_receive(std::uint64_t& stamp, std::uint64_t& sequence) noexcept {
+        return ends_.try_receive(stamp, sequence);
+    }
+
+private:
+    AlignedBlock block_;
+    TopicEnds<N> ends_;
+    std::string error_;
+};
+
+}  // namespace cf::latency

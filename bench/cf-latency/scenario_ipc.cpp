@@ -1,0 +1,281 @@
+// ipc: message latency between two processes on two pinned CPUs: our shared-memory topics against ZeroMQ ipc://
+// (PAIR over a Unix socket, polled with ZMQ_DONTWAIT). The parent measures; a forked child echoes (ping-pong,
+// RTT/2) or sends on a fixed schedule (one-way, one message every 2 us, timed from the intended send time). The
+// child opens the topics by name after the fork, so the segment is mapped at its own address, as in a real peer.
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench/cf-latency/bus_ours.hpp"
+#include "bench/cf-latency/bus_peers.hpp"
+#include "bench/cf-latency/scenario.hpp"
+#include "bench/cf-latency/series.hpp"
+#include "engine/bus/shared_topic.hpp"
+#include "platform/cpu/affinity.hpp"
+#include "platform/os/cycle_counter.hpp"
+
+namespace cf::latency {
+namespace {
+
+constexpr std::uint32_t kDepth = 1024;
+constexpr std::uint64_t kStop = UINT64_MAX;   // sequence that tells the child to exit
+constexpr double kOneWayIntervalUs = 2.0;
+
+// One process's end of a two-way link over two shared topics ("<base>.a" parent -> child, "<base>.b" back).
+template <std::size_t N>
+class CfIpcEnd {
+public:
+    static constexpr const char* kName = "cf shared-memory topic";
+    CfIpcEnd(const std::string& base, bool parent) {
+        const std::string out = base + (parent ? ".a" : ".b"), in = base + (parent ? ".b" : ".a");
+        if (open(out, out_topic_) != 0 || open(in, in_topic_) != 0 ||
+            out_topic_.open_publisher(bench_process_clock(), ends_.publisher) != 0 ||
+            in_topic_.open_subscriber(ends_.subscriber) != 0) {
+            error_ = platform::last_error_message();
+        }
+    }
+    ~CfIpcEnd() {
+        out_topic_.close_publisher(ends_.publisher);
+        in_topic_.close_subscriber(ends_.subscriber);
+        (void)out_topic_.unlink();
+    }
+    bool ok() const { return error_.empty(); }
+    std::string error() const { return error_; }
+    bool try_send(std::uint64_t stamp, std::uint64_t sequence) noexcept { return ends_.try_send(stamp, sequence); }
+    bool try_receive(std::uint64_t& stamp, std::uint64_t& sequence) noexcept {
+        return ends_.try_receive(stamp, sequence);
+    }
+
+private:
+    static int open(const std::string& name, bus::SharedTopic& topic) {
+        bus::TopicConfig config;
+        config.name = name.c_str();
+        config.max_message_bytes = static_cast<std::uint32_t>(N);
+        config.depth = kDepth;
+        return bus::SharedTopic::open(config, 0600, topic);
+    }
+    bus::SharedTopic out_topic_, in_topic_;
+    TopicEnds<N> ends_;
+    std::string error_;
+};
+
+#if CF_HAVE_ZMQ
+template <std::size_t N>
+class ZmqIpcEnd {
+public:
+    static constexpr const char* kName = "zeromq ipc:// (PAIR, DONTWAIT)";
+    ZmqIpcEnd(const std::string& base, bool parent) : context_(zmq_ctx_new()) {
+        socket_ = zmq_socket(context_, ZMQ_PAIR);
+        const int hwm = static_cast<int>(kDepth);
+        const std::string endpoint = "ipc:///tmp/cf-latency-" + base + ".sock";
+        if (socket_ == nullptr || zmq_setsockopt(socket_, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
+            zmq_setsockopt(socket_, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
+            (parent ? zmq_bind(socket_, endpoint.c_str()) : zmq_connect(socket_, endpoint.c_str())) != 0) {
+            error_ = endpoint + ": " + zmq_strerror(zmq_errno());
+        }
+        std::memset(&outgoing_, 0x5a, sizeof outgoing_);
+    }
+    ~ZmqIpcEnd() {
+        const int linger = 0;
+        if (socket_ != nullptr) {
+            zmq_setsockopt(socket_, ZMQ_LINGER, &linger, sizeof linger);
+            zmq_close(socket_);
+        }
+        zmq_ctx_term(context_);
+    }
+    bool ok() const { return error_.empty(); }
+    std::string error() const { return error_; }
+    bool try_send(std::uint64_t stamp, std::uint64_t sequence) noexcept {
+        outgoing_.stamp = stamp;
+        outgoing_.sequence = sequence;
+        return zmq_send(socket_, &outgoing_, N, ZMQ_DONTWAIT) == static_cast<int>(N);
+    }
+    bool try_receive(std::uint64_t& stamp, std::uint64_t& sequence) noexcept {
+        if (zmq_recv(socket_, &incoming_, N, ZMQ_DONTWAIT) != static_cast<int>(N)) return false;
+        read_message<N>(reinterpret_cast<const std::byte*>(&incoming_), stamp, sequence);
+        return true;
+    }
+
+private:
+    void* context_;
+    void* socket_ = nullptr;
+    std::string error_;
+    alignas(64) BusMessage<N> outgoing_;
+    alignas(64) BusMessage<N> incoming_;
+};
+#endif
+
+struct IpcRun {
+    const TickRuler& ruler;
+    double ticks_per_second;
+    double seconds;
+    int child_cpu;
+};
+
+// The child: open its end, then echo (mode 'p') or send `count` messages on schedule (mode 'o'). Exit status 0 ok.
+template <class End>
+[[noreturn]] void child_main(const std::string& base, char mode, std::uint64_t count, std::uint64_t interval_ticks,
+                             int cpu, int ready_fd) {
+    if (cpu >= 0) (void)platform::pin_current_thread(cpu);
+    {
+        End end(base, false);
+        const char status = end.ok() ? 1 : 0;
+        if (write(ready_fd, &status, 1) != 1 || !end.ok()) _exit(3);
+        std::uint64_t stamp = 0, sequence = 0;
+        if (mode == 'p') {
+            for (;;) {
+                if (!end.try_receive(stamp, sequence)) continue;
+                if (sequence == kStop) break;
+                while (!end.try_send(stamp, sequence)) {
+                }
+            }
+        } else {
+            while (!end.try_receive(stamp, sequence)) {
+            }   // the parent's go: its stamp is the first intended send time
+            for (std::uint64_t i = 0; i < count; ++i) {
+                const std::uint64_t intended = stamp + i * interval_ticks;
+                while (platform::read_cycles() < intended) {
+                }
+                while (!end.try_send(intended, i)) {
+                }
+            }
+            while (!end.try_receive(stamp, sequence) || sequence != kStop) {
+            }
+        }
+    }
+    _exit(0);
+}
+
+// Runs one contender: ping-pong then one-way. Returns false (with a note) if it could not run.
+template <class End>
+bool run_contender(const IpcRun& run, const std::string& base, LatencyHistogram& half_rtt, LatencyHistogram& one_way,
+                   std::string& note) {
+    const auto interval = static_cast<std::uint64_t>(kOneWayIntervalUs * 1e-6 * run.ticks_per_second);
+    const std::uint64_t count = static_cast<std::uint64_t>(run.seconds / 2 * run.ticks_per_second) / interval;
+    for (const char mode : {'p', 'o'}) {
+        const std::string name = base + mode;
+        End end(name, true);
+        if (!end.ok()) {
+            note = std::string(End::kName) + " skipped: " + end.error();
+            return false;
+        }
+        int ready[2];
+        if (pipe(ready) != 0) {
+            note = "pipe failed";
+            return false;
+        }
+        std::fflush(nullptr);
+        const pid_t child = fork();
+        if (child < 0) {
+            note = "fork failed";
+            return false;
+        }
+        if (child == 0) child_main<End>(name, mode, count, interval, run.child_cpu, ready[1]);
+        char status = 0;
+        const bool child_ready = read(ready[0], &status, 1) == 1 && status == 1;
+        close(ready[0]);
+        close(ready[1]);
+        if (!child_ready) {
+            waitpid(child, nullptr, 0);
+            note = std::string(End::kName) + ": the child could not open its end";
+            return false;
+        }
+        std::uint64_t stamp = 0, sequence = 0, disorder = 0;
+        if (mode == 'p') {
+            const auto span = static_cast<std::uint64_t>(run.seconds / 2 * run.ticks_per_second);
+            std::uint64_t end_tick = UINT64_MAX;   // set once the warm-up (connection, first faults) is over
+            for (std::uint64_t i = 0;; ++i) {
+                const std::uint64_t t0 = platform::read_cycles_ordered();
+                while (!end.try_send(t0, i)) {
+                }
+                while (!end.try_receive(stamp, sequence)) {
+                }
+                const std::uint64_t t1 = platform::read_cycles_end();
+                if (sequence != i) ++disorder;
+                if (i == 2000) end_tick = t1 + span;
+                if (i >= 2000) half_rtt.record(run.ruler.to_picos(t1 - t0) / 2);
+                if ((i & 255) == 0 && t1 > end_tick) break;
+            }
+        } else {
+            while (!end.try_send(platform::read_cycles() + interval * 64, 0)) {
+            }
+            const std::uint64_t warmup = count / 20;
+            for (std::uint64_t expected = 0; expected < count;) {
+                if (!end.try_receive(stamp, sequence)) continue;
+                const std::uint64_t now = platform::read_cycles_after_loads();
+                if (sequence != expected) ++disorder;
+                if (expected >= warmup) one_way.record(run.ruler.to_picos(now > stamp ? now - stamp : 0));
+                expected = sequence + 1;
+            }
+        }
+        while (!end.try_send(0, kStop)) {
+        }
+        int child_status = 0;
+        waitpid(child, &child_status, 0);
+        if (disorder != 0 || !WIFEXITED(child_status) || WEXITSTATUS(child_status) != 0) {
+            note = std::string(End::kName) + ": " + std::to_string(disorder) + " messages out of order, child status " +
+                   std::to_string(child_status);
+        }
+    }
+    return true;
+}
+
+template <std::size_t N>
+void ipc_at_size(ScenarioContext& context, const IpcRun& run, ScenarioResult& result, double& done) {
+    const std::string size = N >= 1024 ? std::to_string(N / 1024) + " KiB" : std::to_string(N) + " B";
+    const std::string base = "cflat" + std::to_string(getpid()) + "." + std::to_string(N);
+    LatencyHistogram ours_rtt = make_picosecond_histogram(), ours_one = make_picosecond_histogram();
+    std::string note;
+    const bool ours_ran = run_contender<CfIpcEnd<N>>(run, base + "cf", ours_rtt, ours_one, note);
+    if (!note.empty()) result.notes.push_back(note);
+    done += run.seconds;
+    context.progress.update(done);
+    if (!ours_ran) return;
+    const Series ours_ping = make_series(size + " ping-pong RTT/2: " + CfIpcEnd<N>::kName, ours_rtt);
+    const Series ours_way = make_series(size + " one-way: " + CfIpcEnd<N>::kName, ours_one);
+    result.series.push_back(ours_ping);
+    result.series.push_back(ours_way);
+#if CF_HAVE_ZMQ
+    LatencyHistogram zmq_rtt = make_picosecond_histogram(), zmq_one = make_picosecond_histogram();
+    note.clear();
+    const bool zmq_ran = run_contender<ZmqIpcEnd<N>>(run, base + "zmq", zmq_rtt, zmq_one, note);
+    if (!note.empty()) result.notes.push_back(note);
+    done += run.seconds;
+    context.progress.update(done);
+    if (!zmq_ran) return;
+    const Series zmq_ping = make_series(size + " ping-pong RTT/2: " + ZmqIpcEnd<N>::kName, zmq_rtt);
+    const Series zmq_way = make_series(size + " one-way: " + ZmqIpcEnd<N>::kName, zmq_one);
+    result.series.push_back(zmq_ping);
+    result.series.push_back(zmq_way);
+    result.ratios.push_back(make_ratio(size + " RTT/2 ours / zeromq ipc://", ours_ping, zmq_ping));
+    result.ratios.push_back(make_ratio(size + " one-way ours / zeromq ipc://", ours_way, zmq_way));
+#else
+    result.notes.push_back("zeromq not built in (libzmq3-dev missing when configured)");
+#endif
+}
+
+}  // namespace
+
+ScenarioResult run_ipc_scenario(ScenarioContext& context) {
+    const TickRuler ruler;
+    const double ticks_per_second = ruler.ticks_per_second();
+    const int child_cpu = context.cpus.size() > 1 ? context.cpus[1] : -1;
+    const IpcRun run{ruler, ticks_per_second, context.duration_s / 4, child_cpu};
+    ScenarioResult result;
+    result.scenario = "ipc";
+    result.description = std::string("two processes") + (child_cpu >= 0 ? " on two pinned CPUs" : " on one CPU") +
+                         ": ping-pong RTT/2 and open-loop one-way (one message every 2 us, from its intended send "
+                         "time), ns; depth 1024; both sides spin";
+    double done = 0;
+    context.progress.begin("ipc", context.duration_s);
+    ipc_at_size<64>(context, run, result, done);
+    ipc_at_size<1024>(context, run, result, done);
+    context.progress.end();
+    return result;
+}
+
+}  // namespace cf::latency
