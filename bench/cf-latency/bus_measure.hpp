@@ -118,10 +118,11 @@ void one_way(Channel& channel, const BusLoopSetup& setup, std::uint64_t interval
 }
 
 // Messages per second: `producers` threads (on `producer_cpus`, cycling) send through `send(p, seq)`, this thread
-// receives through `receive(producer, seq)` and checks per-producer order. Returns the median window rate.
+// receives through `receive(producer, seq)` and checks per-producer order. Appends one rate per window to `rates`
+// and leaves the channel empty.
 template <class Send, class Receive>
-double throughput(int producers, const std::vector<int>& producer_cpus, const BusLoopSetup& setup, Send&& send,
-                  Receive&& receive, BusLoopErrors& errors) {
+void throughput(int producers, const std::vector<int>& producer_cpus, const BusLoopSetup& setup, Send&& send,
+                Receive&& receive, BusLoopErrors& errors, std::vector<double>& rates) {
     std::atomic<bool> stop{false};
     std::atomic<int> ready{0};
     std::vector<std::thread> threads;
@@ -161,13 +162,16 @@ double throughput(int producers, const std::vector<int>& producer_cpus, const Bu
         if (now > end && !window_rates.empty()) break;
     }
     stop.store(true, std::memory_order_relaxed);
+    for (std::thread& thread : threads) thread.join();   // producers only try: a full channel does not hold them
     for (std::uint64_t producer = 0, sequence = 0; receive(producer, sequence);) {
-    }  // drain so that no producer waits on a full channel
-    for (std::thread& thread : threads) thread.join();
-    if (window_rates.empty()) return 0;
-    std::nth_element(window_rates.begin(), window_rates.begin() + static_cast<long>(window_rates.size() / 2),
-                     window_rates.end());
-    return window_rates[window_rates.size() / 2];
+    }  // empty for the next run
+    rates.insert(rates.end(), window_rates.begin(), window_rates.end());
+}
+
+inline double median(std::vector<double> values) {
+    if (values.empty()) return 0;
+    std::nth_element(values.begin(), values.begin() + static_cast<long>(values.size() / 2), values.end());
+    return values[values.size() / 2];
 }
 
 }  // namespace cf::latency

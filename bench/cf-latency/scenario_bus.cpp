@@ -3,6 +3,7 @@
 //  - one-way open loop at a fixed rate (one message every 2 us), corrected for coordinated omission.
 // bus-throughput: messages per second at 64 B, SPSC (one producer) and MPSC (three producers, one consumer).
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,7 +26,7 @@ struct BusContext {
     ScenarioContext& scenario;
     TickRuler ruler;
     double ticks_per_second;
-    double slice_s;          // time per measured series
+    double slice_s;          // time per loop of one slice (ping-pong or one-way)
     int partner_cpu;
     double done_s = 0;       // for progress
     ScenarioResult result;
@@ -35,77 +36,92 @@ struct BusContext {
 
     BusLoopSetup setup() const { return BusLoopSetup{ruler, ticks_per_second, slice_s, partner_cpu}; }
     void advance() {
-        done_s += slice_s;
+        done_s += 2 * slice_s;
         scenario.progress.update(done_s);
     }
 };
 
 std::string size_label(std::size_t bytes) { return bytes >= 1024 ? std::to_string(bytes / 1024) + " KiB" : std::to_string(bytes) + " B"; }
 
-// Runs both latency loops for one contender; `make` builds a fresh channel (twice for ping-pong: there and back).
-template <std::size_t N, class Make>
-void latency_pair(BusContext& bus, const std::string& name, Make&& make, Series* ping_out, Series* one_way_out) {
-    auto there = make(0), back = make(1), single = make(2);
+// One contender of the latency loops: its channels (made once), and what its slices accumulate.
+struct LatencyContender {
+    std::string name;
+    LatencyHistogram half_rtt = make_picosecond_histogram();
+    LatencyHistogram one_way = make_picosecond_histogram();
+    BusLoopErrors errors;
+    std::function<void(LatencyContender&, const BusLoopSetup&, std::uint64_t interval)> run_slice;
+};
+
+// `make(i)` builds a fresh channel: 0 and 1 for ping-pong (there and back), 2 for one-way.
+template <class Make>
+void add_contender(BusContext& bus, std::vector<LatencyContender>& contenders, const std::string& name, Make&& make) {
+    std::shared_ptr<typename decltype(make(0))::element_type> there = make(0), back = make(1), single = make(2);
     for (auto* channel : {there.get(), back.get(), single.get()}) {
         if (!channel->ok()) {
             bus.result.notes.push_back(name + " skipped: " + channel->error());
             return;
         }
     }
-    BusLoopErrors errors;
-    LatencyHistogram half_rtt = make_picosecond_histogram();
-    ping_pong(*there, *back, bus.setup(), half_rtt, errors);
-    bus.advance();
-    LatencyHistogram one = make_picosecond_histogram();
-    const auto interval = static_cast<std::uint64_t>(kOneWayIntervalUs * 1e-6 * bus.ticks_per_second);
-    one_way(*single, bus.setup(), interval, one, errors);
-    bus.advance();
-    if (errors.out_of_order != 0) {
-        bus.result.notes.push_back(name + " " + size_label(N) + ": " + std::to_string(errors.out_of_order) +
-                                   " messages out of order or corrupt");
-    }
-    *ping_out = make_series(size_label(N) + " ping-pong RTT/2: " + name, half_rtt);
-    *one_way_out = make_series(size_label(N) + " one-way: " + name, one);
+    LatencyContender contender;
+    contender.name = name;
+    contender.run_slice = [there, back, single](LatencyContender& self, const BusLoopSetup& setup,
+                                                std::uint64_t interval) {
+        ping_pong(*there, *back, setup, self.half_rtt, self.errors);
+        one_way(*single, setup, interval, self.one_way, self.errors);
+    };
+    contenders.push_back(std::move(contender));
 }
+
+// Contenders take turns in short slices, round after round, so that a spell of bad luck on a shared host (a vCPU
+// moved to a far core, a noisy neighbour) hits them all alike instead of whoever ran at the time.
+constexpr int kRounds = 4;
 
 template <std::size_t N>
 void latency_at_size(BusContext& bus) {
-    struct Row {
-        std::string name;
-        Series ping, one_way;
-    };
-    std::vector<Row> rows;
-    auto run = [&](const std::string& name, auto&& make) {
-        Row row{name, {}, {}};
-        latency_pair<N>(bus, name, make, &row.ping, &row.one_way);
-        if (!row.ping.name.empty()) rows.push_back(row);   // empty: skipped, with a note saying why
-    };
-    run(CfSpscChannel<N>::kName, [](int) { return std::make_unique<CfSpscChannel<N>>(kDepth); });
-    run(CfTopicChannel<N>::kName, [](int) { return std::make_unique<CfTopicChannel<N>>(kDepth); });
-    run(BoostSpscChannel<N>::kName, [](int) { return std::make_unique<BoostSpscChannel<N>>(kDepth); });
-    run(MoodycamelChannel<N>::kName, [](int) { return std::make_unique<MoodycamelChannel<N>>(kDepth); });
+    std::vector<LatencyContender> contenders;
+    add_contender(bus, contenders, CfSpscChannel<N>::kName, [](int) { return std::make_unique<CfSpscChannel<N>>(kDepth); });
+    add_contender(bus, contenders, CfTopicChannel<N>::kName, [](int) { return std::make_unique<CfTopicChannel<N>>(kDepth); });
+    add_contender(bus, contenders, BoostSpscChannel<N>::kName,
+                  [](int) { return std::make_unique<BoostSpscChannel<N>>(kDepth); });
+    add_contender(bus, contenders, MoodycamelChannel<N>::kName,
+                  [](int) { return std::make_unique<MoodycamelChannel<N>>(kDepth); });
 #if CF_HAVE_ZMQ
-    run("zeromq inproc:// (PAIR, DONTWAIT)", [&](int which) {
+    add_contender(bus, contenders, "zeromq inproc:// (PAIR, DONTWAIT)", [&](int which) {
         return std::make_unique<ZmqChannel<N>>(bus.zmq, "inproc://cf-bus-" + std::to_string(N) + "-" +
                                                              std::to_string(which), kDepth);
     });
 #else
     bus.result.notes.push_back("zeromq not built in (libzmq3-dev missing when configured)");
 #endif
-    for (const Row& row : rows) bus.result.series.push_back(row.ping);
-    for (const Row& row : rows) bus.result.series.push_back(row.one_way);
-    // Ours (the topic, what users call) against every peer.
-    const Row* ours = nullptr;
-    for (const Row& row : rows) {
-        if (row.name == CfTopicChannel<N>::kName) ours = &row;
+    const auto interval = static_cast<std::uint64_t>(kOneWayIntervalUs * 1e-6 * bus.ticks_per_second);
+    for (int round = 0; round < kRounds; ++round) {
+        for (LatencyContender& contender : contenders) {
+            contender.run_slice(contender, bus.setup(), interval);
+            bus.advance();
+        }
     }
-    if (ours == nullptr) return;
-    for (const Row& row : rows) {
-        if (&row == ours || row.name == CfSpscChannel<N>::kName) continue;
-        bus.result.ratios.push_back(make_ratio(size_label(N) + " RTT/2 " + ours->name + " / " + row.name, ours->ping,
-                                               row.ping));
-        bus.result.ratios.push_back(make_ratio(size_label(N) + " one-way " + ours->name + " / " + row.name,
-                                               ours->one_way, row.one_way));
+    std::vector<Series> ping, one;
+    for (const LatencyContender& contender : contenders) {
+        if (contender.errors.out_of_order != 0) {
+            bus.result.notes.push_back(contender.name + " " + size_label(N) + ": " +
+                                       std::to_string(contender.errors.out_of_order) + " messages out of order or corrupt");
+        }
+        ping.push_back(make_series(size_label(N) + " ping-pong RTT/2: " + contender.name, contender.half_rtt));
+        one.push_back(make_series(size_label(N) + " one-way: " + contender.name, contender.one_way));
+    }
+    bus.result.series.insert(bus.result.series.end(), ping.begin(), ping.end());
+    bus.result.series.insert(bus.result.series.end(), one.begin(), one.end());
+    // Ours (the topic, what users call) against every peer.
+    std::size_t ours = contenders.size();
+    for (std::size_t i = 0; i < contenders.size(); ++i) {
+        if (contenders[i].name == CfTopicChannel<N>::kName) ours = i;
+    }
+    if (ours == contenders.size()) return;
+    for (std::size_t i = 0; i < contenders.size(); ++i) {
+        if (i == ours || contenders[i].name == CfSpscChannel<N>::kName) continue;
+        const std::string versus = contenders[ours].name + " / " + contenders[i].name;
+        bus.result.ratios.push_back(make_ratio(size_label(N) + " RTT/2 " + versus, ping[ours], ping[i]));
+        bus.result.ratios.push_back(make_ratio(size_label(N) + " one-way " + versus, one[ours], one[i]));
     }
 }
 
@@ -116,7 +132,7 @@ constexpr int kLatencyContenders = 5;
 ScenarioResult run_bus_scenario(ScenarioContext& context) {
     BusContext bus{context, TickRuler{}, 0, 0, context.cpus.size() > 1 ? context.cpus[1] : -1, 0, ScenarioResult{}};
     bus.ticks_per_second = bus.ruler.ticks_per_second();
-    bus.slice_s = context.duration_s / (2 * 2 * kLatencyContenders);
+    bus.slice_s = context.duration_s / (2 * 2 * kLatencyContenders * kRounds);   // ping-pong + one-way, 2 sizes
     bus.result.scenario = "bus";
     bus.result.description = "two threads" + std::string(bus.partner_cpu >= 0 ? " on two pinned CPUs" : " (one CPU!)") +
                              ": ping-pong RTT/2 and open-loop one-way (one message every 2 us, timed from its intended "
@@ -146,6 +162,25 @@ struct Tagged {
 };
 static_assert(sizeof(Tagged) == 64);
 
+template <class Queue>
+bool take_tagged(Queue& queue, std::uint64_t& producer, std::uint64_t& sequence) {
+    Tagged message;
+    if (!queue.try_dequeue(message)) return false;
+    producer = message.producer;
+    sequence = message.sequence;
+    return true;
+}
+
+// boost::lockfree::queue says pop where moodycamel says try_dequeue.
+template <>
+bool take_tagged(boost::lockfree::queue<Tagged>& queue, std::uint64_t& producer, std::uint64_t& sequence) {
+    Tagged message;
+    if (!queue.pop(message)) return false;
+    producer = message.producer;
+    sequence = message.sequence;
+    return true;
+}
+
 }  // namespace
 
 ScenarioResult run_bus_throughput_scenario(ScenarioContext& context) {
@@ -161,71 +196,80 @@ ScenarioResult run_bus_throughput_scenario(ScenarioContext& context) {
     if (static_cast<int>(producer_cpus.size()) < kProducers) {
         result.notes.push_back("fewer CPUs than MPSC threads: producers share CPUs, so MPSC figures include time-slicing");
     }
-    constexpr int kContenders = 7;
-    const BusLoopSetup setup{ruler, ticks_per_second, context.duration_s / kContenders,
-                             producer_cpus.empty() ? -1 : producer_cpus[0]};
+    // Contenders take turns in rounds (see kRounds); each figure is the median of all its windows.
+    struct Contender {
+        std::string label;
+        std::function<void(const BusLoopSetup&, std::vector<double>&)> run;
+        std::vector<double> rates;
+    };
+    std::vector<Contender> contenders;
     BusLoopErrors errors;
-    double done = 0;
-    context.progress.begin("bus-throughput", context.duration_s);
-    auto record = [&](const std::string& label, double rate) {
-        result.figures.push_back({label, rate / 1e6, "M msg/s"});
-        done += setup.seconds;
-        context.progress.update(done);
-        return rate;
+    auto add_spsc = [&](std::string label, auto channel) {
+        contenders.push_back({std::move(label), [&errors, &producer_cpus, channel](const BusLoopSetup& setup,
+                                                                                     std::vector<double>& rates) {
+            throughput(1, producer_cpus, setup, [&](int, std::uint64_t seq) { return channel->try_send(0, seq); },
+                       [&](std::uint64_t& producer, std::uint64_t& seq) { return channel->try_receive(producer, seq); },
+                       errors, rates);
+        }, {}});
     };
-    auto spsc = [&](auto& channel) {
-        return throughput(1, producer_cpus, setup, [&](int, std::uint64_t seq) { return channel.try_send(0, seq); },
-                          [&](std::uint64_t& producer, std::uint64_t& seq) { return channel.try_receive(producer, seq); },
-                          errors);
-    };
-    CfSpscChannel<64> ours_spsc(kDepth);
-    CfTopicChannel<64> ours_topic(kDepth);
-    BoostSpscChannel<64> boost_spsc(kDepth);
-    MoodycamelChannel<64> moodycamel_spsc(kDepth);
-    const double ring = record(std::string("SPSC: ") + CfSpscChannel<64>::kName, spsc(ours_spsc));
-    const double topic = record(std::string("SPSC: ") + CfTopicChannel<64>::kName, spsc(ours_topic));
-    const double boost = record(std::string("SPSC: ") + BoostSpscChannel<64>::kName, spsc(boost_spsc));
-    const double moody = record(std::string("SPSC: ") + MoodycamelChannel<64>::kName, spsc(moodycamel_spsc));
+    add_spsc(std::string("SPSC: ") + CfSpscChannel<64>::kName, std::make_shared<CfSpscChannel<64>>(kDepth));
+    add_spsc(std::string("SPSC: ") + CfTopicChannel<64>::kName, std::make_shared<CfTopicChannel<64>>(kDepth));
+    add_spsc(std::string("SPSC: ") + BoostSpscChannel<64>::kName, std::make_shared<BoostSpscChannel<64>>(kDepth));
+    add_spsc(std::string("SPSC: ") + MoodycamelChannel<64>::kName, std::make_shared<MoodycamelChannel<64>>(kDepth));
 
-    CfMpscChannel<64> ours_mpsc(kDepth);
-    const double mpsc = record(std::string("MPSC: ") + CfMpscChannel<64>::kName,
-                               throughput(kProducers, producer_cpus, setup,
-                                          [&](int p, std::uint64_t seq) { return ours_mpsc.try_send(static_cast<std::uint64_t>(p), seq); },
-                                          [&](std::uint64_t& p, std::uint64_t& seq) { return ours_mpsc.try_receive(p, seq); },
-                                          errors));
-    boost::lockfree::queue<Tagged> boost_queue(kDepth);
-    const double boost_mpsc = record("MPSC: boost::lockfree::queue (bounded_push)",
+    auto ours_mpsc = std::make_shared<CfMpscChannel<64>>(kDepth);
+    contenders.push_back({std::string("MPSC: ") + CfMpscChannel<64>::kName,
+                          [&, ours_mpsc](const BusLoopSetup& setup, std::vector<double>& rates) {
         throughput(kProducers, producer_cpus, setup,
-                   [&](int p, std::uint64_t seq) { return boost_queue.bounded_push(Tagged{static_cast<std::uint64_t>(p), seq, {}}); },
-                   [&](std::uint64_t& p, std::uint64_t& seq) {
-                       Tagged message;
-                       if (!boost_queue.pop(message)) return false;
-                       p = message.producer;
-                       seq = message.sequence;
-                       return true;
-                   },
-                   errors));
-    moodycamel::ConcurrentQueue<Tagged> moody_queue(kDepth * 2, kProducers, 0);
-    std::vector<std::unique_ptr<moodycamel::ProducerToken>> tokens;
-    for (int p = 0; p < kProducers; ++p) tokens.push_back(std::make_unique<moodycamel::ProducerToken>(moody_queue));
-    const double moody_mpsc = record("MPSC: moodycamel::ConcurrentQueue (producer tokens)",
+                   [&](int p, std::uint64_t seq) { return ours_mpsc->try_send(static_cast<std::uint64_t>(p), seq); },
+                   [&](std::uint64_t& p, std::uint64_t& seq) { return ours_mpsc->try_receive(p, seq); }, errors, rates);
+    }, {}});
+    auto boost_queue = std::make_shared<boost::lockfree::queue<Tagged>>(kDepth);
+    contenders.push_back({"MPSC: boost::lockfree::queue (bounded_push)",
+                          [&, boost_queue](const BusLoopSetup& setup, std::vector<double>& rates) {
         throughput(kProducers, producer_cpus, setup,
                    [&](int p, std::uint64_t seq) {
-                       return moody_queue.try_enqueue(*tokens[static_cast<std::size_t>(p)], Tagged{static_cast<std::uint64_t>(p), seq, {}});
+                       return boost_queue->bounded_push(Tagged{static_cast<std::uint64_t>(p), seq, {}});
                    },
-                   [&](std::uint64_t& p, std::uint64_t& seq) {
-                       Tagged message;
-                       if (!moody_queue.try_dequeue(message)) return false;
-                       p = message.producer;
-                       seq = message.sequence;
-                       return true;
+                   [&](std::uint64_t& p, std::uint64_t& seq) { return take_tagged(*boost_queue, p, seq); }, errors,
+                   rates);
+    }, {}});
+    auto moody_queue = std::make_shared<moodycamel::ConcurrentQueue<Tagged>>(kDepth * 2, kProducers, 0);
+    auto tokens = std::make_shared<std::vector<std::unique_ptr<moodycamel::ProducerToken>>>();
+    for (int p = 0; p < kProducers; ++p) tokens->push_back(std::make_unique<moodycamel::ProducerToken>(*moody_queue));
+    contenders.push_back({"MPSC: moodycamel::ConcurrentQueue (producer tokens)",
+                          [&, moody_queue, tokens](const BusLoopSetup& setup, std::vector<double>& rates) {
+        throughput(kProducers, producer_cpus, setup,
+                   [&](int p, std::uint64_t seq) {
+                       return moody_queue->try_enqueue(*(*tokens)[static_cast<std::size_t>(p)],
+                                                       Tagged{static_cast<std::uint64_t>(p), seq, {}});
                    },
-                   errors));
+                   [&](std::uint64_t& p, std::uint64_t& seq) { return take_tagged(*moody_queue, p, seq); }, errors,
+                   rates);
+    }, {}});
+
+    const BusLoopSetup setup{ruler, ticks_per_second,
+                             context.duration_s / static_cast<double>(contenders.size() * kRounds),
+                             producer_cpus.empty() ? -1 : producer_cpus[0]};
+    double done = 0;
+    context.progress.begin("bus-throughput", context.duration_s);
+    for (int round = 0; round < kRounds; ++round) {
+        for (Contender& contender : contenders) {
+            contender.run(setup, contender.rates);
+            done += setup.seconds;
+            context.progress.update(done);
+        }
+    }
+    for (const Contender& contender : contenders) result.figures.push_back({contender.label, median(contender.rates) / 1e6, "M msg/s"});
+    const auto rate = [&](std::size_t i) { return median(contenders[i].rates); };
+    const double topic = rate(1), boost = rate(2), moody = rate(3), mpsc = rate(4), boost_mpsc = rate(5),
+                 moody_mpsc = rate(6);
     context.progress.end();
-    (void)ring;
     // Throughput ratios: above 1.0 means ours moves more messages per second.
     result.figures.push_back({std::string("SPSC ratio ") + CfTopicChannel<64>::kName + " / boost", topic / boost, "x"});
     result.figures.push_back({std::string("SPSC ratio ") + CfTopicChannel<64>::kName + " / moodycamel", topic / moody, "x"});
+    result.figures.push_back({std::string("SPSC ratio ") + CfSpscChannel<64>::kName + " / boost", rate(0) / boost, "x"});
+    result.figures.push_back({std::string("SPSC ratio ") + CfSpscChannel<64>::kName + " / moodycamel", rate(0) / moody, "x"});
     result.figures.push_back({"MPSC ratio ours / boost::lockfree::queue", mpsc / boost_mpsc, "x"});
     result.figures.push_back({"MPSC ratio ours / moodycamel::ConcurrentQueue", mpsc / moody_mpsc, "x"});
     if (errors.out_of_order != 0) {
