@@ -29,6 +29,7 @@
 // scan sees it active, or it starts at or past every position that scan let the writer reuse.
 #pragma once
 
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
@@ -59,6 +60,7 @@ public:
     // As SpscRing::try_claim: the next free slot or nullptr (back_pressure: some active reader has not released
     // the slot yet; lossy: `capacity` claims are already outstanding).
     std::byte* try_claim() noexcept {
+        assert(!multi_writer_);
         if (claim_ - gate_ >= capacity_) {
             gate_ = gate_position(published_);
             if (claim_ - gate_ >= capacity_) return nullptr;
@@ -66,6 +68,7 @@ public:
         return begin_write(claim_++);
     }
     std::uint32_t try_claim_batch(std::uint32_t wanted) noexcept {
+        assert(!multi_writer_);
         std::uint64_t free = capacity_ - (claim_ - gate_);
         if (free < wanted) {
             gate_ = gate_position(published_);
@@ -82,6 +85,7 @@ public:
     // Publishes every outstanding claim: lossy rings first mark each slot published (release, pairs with the
     // readers' acquire of the sequence), then one release store of the cursor (pairs with available()).
     void commit() noexcept {
+        assert(!multi_writer_);
         if (marks_slots_) {
             for (std::uint64_t p = published_; p < claim_; ++p) {
                 trailer_at(p).sequence.store(2 * p + 2, std::memory_order_release);
@@ -96,6 +100,7 @@ public:
     // Claims the next position, or nullptr when the ring is full (back_pressure: a reader is a lap behind; either
     // policy: the writer of this slot's previous lap has not published it yet).
     std::byte* try_claim(std::uint64_t& position) noexcept {
+        assert(multi_writer_);
         auto& tail = control_->writers.tail;
         std::uint64_t pos = tail.load(std::memory_order_relaxed);
         for (;;) {
@@ -123,6 +128,7 @@ public:
 
     // Publishes one position (release, pairs with the readers' acquire of the sequence). Any order.
     void commit(std::uint64_t position) noexcept {
+        assert(multi_writer_);
         trailer_at(position).sequence.store(2 * position + 2, std::memory_order_release);
     }
 
@@ -136,8 +142,10 @@ public:
     // itself, or anyone cleaning up after a reader process that died.
     int remove_reader(int reader) noexcept;
 
-    // back_pressure only: in place, as SpscRing. `reader` is an index from add_reader() (not checked here).
+    // back_pressure only: in place, as SpscRing. `reader` is an index from add_reader() (checked by debug asserts
+    // only).
     std::uint32_t available(int reader, std::uint32_t max) noexcept {
+        assert(!lossy_);   // lossy readers copy: poll_copy()
         ReaderWords& words = reader_at(reader);
         const std::uint64_t cursor = words.cursor.load(std::memory_order_relaxed);   // only this reader writes it
         std::uint64_t end = words.end.load(std::memory_order_relaxed);
@@ -162,6 +170,7 @@ public:
     // One release store of the cursor: pairs with the writers' acquire in their gate scan.
     void release(int reader, std::uint32_t n) noexcept {
         auto& cursor = reader_at(reader).cursor;
+        assert(cursor.load(std::memory_order_relaxed) + n <= reader_at(reader).end.load(std::memory_order_relaxed));
         cursor.store(cursor.load(std::memory_order_relaxed) + n, std::memory_order_release);
     }
     template <class F>
@@ -275,7 +284,10 @@ private:
     SlotTrailer& trailer_at(std::uint64_t position) const noexcept {
         return *reinterpret_cast<SlotTrailer*>(slot_at(position) + trailer_offset_);
     }
-    ReaderWords& reader_at(int reader) const noexcept { return readers_[reader]; }
+    ReaderWords& reader_at(int reader) const noexcept {
+        assert(reader >= 0 && static_cast<std::uint32_t>(reader) < max_readers_);
+        return readers_[reader];
+    }
 
     // Lossy and multi-writer rings mark a claimed slot "being written" (2p + 1) before its payload is touched;
     // the release fence keeps the payload stores after the mark (seqlock writer).

@@ -23,7 +23,8 @@ int MpscRing::format(void* memory, std::size_t bytes, const RingGeometry& geomet
     ::new (base + kControlOffset) Control{};
     // Slot p starts free for position p (its first lap).
     for (std::uint64_t p = 0; p < layout.geometry.capacity; ++p) {
-        auto* trailer = ::new (base + layout.slots_offset + p * layout.slot_stride + layout.trailer_offset) SlotTrailer{};
+        std::byte* slot = base + layout.slots_offset + p * layout.slot_stride;
+        auto* trailer = ::new (slot + layout.trailer_offset) SlotTrailer{};
         trailer->sequence.store(p, std::memory_order_relaxed);
     }
     publish_ring_block(memory);

@@ -15,6 +15,7 @@
 // Threads: any number of producers (threads or processes, sharing a view or not); one consumer at a time.
 #pragma once
 
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
@@ -93,6 +94,17 @@ public:
         trailer_at(position).sequence.store(position + 1, std::memory_order_release);
     }
 
+    // commit() for rings whose consumer may reclaim a claim that is only slow, not dead (a time-out): a
+    // compare-exchange from position to position + 1 (release), so a commit that comes after a successful
+    // reclaim fails (false: the message is dropped) instead of storing position + 1 over a slot the consumer may
+    // have freed, which would wedge the ring. The payload such a late producer wrote may still have landed in
+    // the slot's next lap: reclaiming a live producer is never entirely harmless.
+    [[nodiscard]] bool try_commit(std::uint64_t position) noexcept {
+        std::uint64_t expected = position;
+        return trailer_at(position).sequence.compare_exchange_strong(expected, position + 1, std::memory_order_release,
+                                                                    std::memory_order_relaxed);
+    }
+
     // ---- consumer (one thread) ----
 
     // How many messages can be read now in position order, at most `max`: stops at the first position that is
@@ -118,6 +130,7 @@ public:
     // Frees the first n unread positions (n <= available()) for the producers' next lap: one release store per
     // slot (pairs with try_claim's acquire), then the head for diagnostics and later attaches.
     void release(std::uint32_t n) noexcept {
+        assert(read_ + n <= ready_);
         for (std::uint32_t i = 0; i < n; ++i) {
             SlotTrailer& trailer = trailer_at(read_ + i);
             trailer.flags.store(0, std::memory_order_relaxed);
@@ -142,8 +155,9 @@ public:
     // Marks a claimed-but-never-committed position as committed-and-empty, for a producer that died between claim
     // and commit: a compare-exchange of the slot's sequence from position to position + 1, so it either wins and
     // the slot reads as reclaimed, or loses to a commit that landed first and the message is delivered as usual.
-    // Only for a claimant that can no longer commit (its process is gone): a producer that commits after a
-    // successful reclaim would store position + 1 over a slot the consumer may already have freed.
+    // Only for a claimant that can no longer commit (its process is gone), unless producers commit with
+    // try_commit(): a commit() after a successful reclaim stores position + 1 over a slot the consumer may
+    // already have freed, and the ring stops.
     // Consumer side (call it from the consumer's thread). 0; -EALREADY if the producer committed it after all;
     // -EINVAL if the position is not claimed and unread; -EPROTO if the slot's sequence is corrupt.
     int reclaim(std::uint64_t position) noexcept;

@@ -71,7 +71,7 @@ void Publisher::close() noexcept {
         header->length = 0;
         header->hlc_node = 0;
         header->flags = kMessageAbandoned;
-        release_claim();
+        (void)release_claim();
     }
     claimed_ = nullptr;
     give_back_endpoint(topic_.header().publishers);

@@ -6,8 +6,9 @@
 // which keeps commits in claim order for the single-writer rings. Hot-path calls return 0 or a negative errno
 // and never block: -EAGAIN when the topic is full (back-pressure: try again, or drop), -EMSGSIZE when the
 // message is larger than the topic's maximum, -EBUSY when a claim is already outstanding, -EINVAL for commit()
-// without a claim or with a length above what was claimed. They set no error message (that would cost on the hot
-// path); the C API adds one.
+// without a claim or with a length above what was claimed, -ESTALE (MPSC) when the subscriber reclaimed a claim
+// that stalled past its recovery timeout (the message is dropped). They set no error message (that would cost on
+// the hot path); the C API adds one.
 #pragma once
 
 #include <atomic>
@@ -71,8 +72,7 @@ public:
         header->length = length;
         header->hlc_node = stamp.node;
         header->flags = 0;
-        release_claim();
-        return 0;
+        return release_claim();
     }
 
     // Copies `length` bytes in and commits: try_claim + memcpy + commit.
@@ -96,14 +96,18 @@ private:
         std::atomic_ref<std::uint64_t>(header->sequence).store(claimed_marker(position_), std::memory_order_relaxed);
     }
 
-    void release_claim() noexcept {
+    int release_claim() noexcept {
+        int status = 0;
         switch (kind_) {
             case Kind::spsc: spsc_.commit(); ++next_position_; break;
-            case Kind::mpsc: mpsc_.commit(position_); break;
+            // A compare-and-swap, not a store: if the subscriber took this claim for a dead one (it stalled past
+            // the recovery timeout), the message is dropped instead of wedging the ring.
+            case Kind::mpsc: status = mpsc_.try_commit(position_) ? 0 : -ESTALE; break;
             case Kind::broadcast_single: broadcast_.commit(); ++next_position_; break;
             case Kind::broadcast_multi: broadcast_.commit(position_); break;
         }
         claimed_ = nullptr;
+        return status;
     }
 
     Topic topic_;

@@ -99,7 +99,8 @@ int compute_ring_layout(RingKind kind, const RingGeometry& geometry, std::uint32
         layout.slot_stride = static_cast<std::uint32_t>(round_up(geometry.slot_bytes, kCacheLine));
     } else {
         layout.trailer_offset = static_cast<std::uint32_t>(round_up(geometry.slot_bytes, kSlotTrailerBytes));
-        layout.slot_stride = static_cast<std::uint32_t>(round_up(layout.trailer_offset + kSlotTrailerBytes, kCacheLine));
+        layout.slot_stride =
+            static_cast<std::uint32_t>(round_up(layout.trailer_offset + kSlotTrailerBytes, kCacheLine));
     }
     layout.readers_offset = kind == RingKind::broadcast ? kControlOffset + 2 * kIndexSpacing : 0;
     layout.slots_offset = kControlOffset + control_regions(kind, max_readers) * kIndexSpacing;
@@ -109,10 +110,8 @@ int compute_ring_layout(RingKind kind, const RingGeometry& geometry, std::uint32
 }
 
 int prepare_ring_block(void* memory, std::size_t bytes, const RingLayout& layout) noexcept {
-    if (const int rc = check_block(memory, bytes, layout.total_bytes, ring_kind_name(static_cast<std::uint32_t>(layout.kind)));
-        rc != 0) {
-        return rc;
-    }
+    const char* name = ring_kind_name(static_cast<std::uint32_t>(layout.kind));
+    if (const int rc = check_block(memory, bytes, layout.total_bytes, name); rc != 0) return rc;
     // Magic 0 first: an attach that races this format is refused instead of reading a half-written header.
     auto* header = ::new (memory) RingHeader{};
     std::memset(static_cast<std::byte*>(memory) + sizeof(RingHeader), 0, layout.slots_offset - sizeof(RingHeader));

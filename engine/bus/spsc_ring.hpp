@@ -14,6 +14,7 @@
 // never committed die with its view.
 #pragma once
 
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
@@ -89,6 +90,7 @@ public:
 
     // Frees the first n unread messages (n <= available()) with one release store.
     void release(std::uint32_t n) noexcept {
+        assert(read_ + n <= cached_tail_);
         read_ += n;
         control_->consumer.head.store(read_, std::memory_order_release);
     }

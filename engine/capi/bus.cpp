@@ -24,6 +24,9 @@ int explain(int status, const char* call, const cf::EngineTopic* topic) {
                         topic->name().c_str(), topic->topic().max_message_bytes());
         case -EBUSY: return fail(EBUSY, "%s: a claim is already outstanding: commit it first", call);
         case -EINVAL: return fail(EINVAL, "%s: nothing claimed, or a length above the claimed one", call);
+        case -ESTALE:
+            return fail(ESTALE, "%s: the claim stalled so long that the subscriber reclaimed it; the message was dropped",
+                        call);
         default: return status;
     }
 }

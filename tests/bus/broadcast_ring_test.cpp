@@ -555,7 +555,8 @@ void stress(BroadcastRing& writer_view, std::vector<BroadcastRing*> reader_views
             if (!ring.multi_writer()) {
                 std::uint64_t position = base;
                 while (position < end) {
-                    const auto wanted = static_cast<std::uint32_t>(std::min<std::uint64_t>(1 + random() % 16, end - position));
+                    const auto wanted =
+                        static_cast<std::uint32_t>(std::min<std::uint64_t>(1 + random() % 16, end - position));
                     const std::uint32_t got = ring.try_claim_batch(wanted);
                     for (std::uint32_t i = 0; i < got; ++i) fill_pattern(ring.claimed_slot(i), slot_bytes, position++);
                     if (got != 0) ring.commit();

@@ -318,6 +318,42 @@ TEST_CASE("reclaim: a claim that will never be committed stops blocking the cons
     CHECK(seen == std::vector<std::uint64_t>{8, 13, 14, 15});
 }
 
+TEST_CASE("try_commit: a commit that comes after a reclaim fails instead of wedging the ring") {
+    const RingGeometry geometry{2, 16};
+    Block block(MpscRing::bytes_needed(geometry));
+    REQUIRE(MpscRing::format(block.data, block.bytes, geometry) == 0);
+    MpscRing ring;
+    REQUIRE(MpscRing::attach(block.data, block.bytes, ring) == 0);
+
+    std::uint64_t slow = 0, other = 0;
+    REQUIRE(ring.try_claim(slow) != nullptr);
+    CHECK(ring.try_commit(slow));                  // the normal case: committed
+    CHECK_FALSE(ring.try_commit(slow));            // twice: refused
+    CHECK(ring.poll(4, [](const std::byte*) {}) == 1);
+
+    REQUIRE(ring.try_claim(slow) != nullptr);      // position 1: its producer stalls
+    CHECK(ring.reclaim(slow) == 0);                // the consumer gives up on it
+    CHECK(ring.poll(4, [](const std::byte*) { FAIL("a reclaimed position was delivered"); }) == 1);
+    std::byte* payload = ring.try_claim(other);    // position 2 takes slot 0, position 3 slot 1 (the stalled one's)
+    REQUIRE(payload != nullptr);
+    fill_pattern(payload, 16, 2);
+    ring.commit(other);
+    REQUIRE(ring.try_claim(other) != nullptr);
+    CHECK(other == 3);
+    CHECK_FALSE(ring.try_commit(slow));            // the stalled producer wakes up: refused, slot 1 untouched
+    fill_pattern(ring.claimed_slot(other), 16, 3);
+    CHECK(ring.try_commit(other));
+    std::vector<std::uint64_t> seen;
+    CHECK(ring.poll(4, [&](const std::byte* p) { seen.push_back(value_of(p)); }) == 2);
+    CHECK(seen == std::vector<std::uint64_t>{2, 3});
+    for (int lap = 0; lap < 3; ++lap) {            // and the ring keeps going
+        std::uint64_t position = 0;
+        REQUIRE(ring.try_claim(position) != nullptr);
+        ring.commit(position);
+        CHECK(ring.poll(4, [](const std::byte*) {}) == 1);
+    }
+}
+
 TEST_CASE("random claims, batches, out-of-order commits, reclaims and polls match a model") {
     enum class State { claimed, committed, reclaimed };
     struct Entry {

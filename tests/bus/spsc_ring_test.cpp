@@ -33,7 +33,8 @@ constexpr std::uint64_t kStressMessages = 1'000'000;
 
 // A 64-byte aligned heap block.
 struct Block {
-    explicit Block(std::size_t size) : bytes(size), data(static_cast<std::byte*>(std::aligned_alloc(64, (size + 63) / 64 * 64))) {}
+    explicit Block(std::size_t size)
+        : bytes(size), data(static_cast<std::byte*>(std::aligned_alloc(64, (size + 63) / 64 * 64))) {}
     ~Block() { std::free(data); }
     Block(const Block&) = delete;
     Block& operator=(const Block&) = delete;
@@ -376,7 +377,8 @@ TEST_CASE("two threads: every message once, in order, whole slot intact") {
             std::mt19937 random(7);
             std::uint64_t next = 0;
             while (next < total) {
-                const auto wanted = static_cast<std::uint32_t>(std::min<std::uint64_t>(1 + random() % 40, total - next));
+                const auto wanted =
+                    static_cast<std::uint32_t>(std::min<std::uint64_t>(1 + random() % 40, total - next));
                 const std::uint32_t got = ring.try_claim_batch(wanted);
                 if (got == 0) {
                     std::this_thread::yield();

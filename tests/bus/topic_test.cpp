@@ -298,6 +298,44 @@ TEST_CASE("mpsc: a publisher that closes with a claim outstanding does not hold 
     CHECK(drain(subscriber) == std::vector<std::string>{"after"});
 }
 
+TEST_CASE("mpsc: a claim stalled past the recovery timeout is reclaimed, and its late commit is refused") {
+    TopicBlock block(config_of(16, 8, 2, 1));
+    HybridLogicalClock clock(clock_config(1));
+    Publisher slow, other;
+    Subscriber subscriber;
+    REQUIRE(Publisher::open(block.topic, clock, slow) == 0);
+    REQUIRE(Publisher::open(block.topic, clock, other) == 0);
+    REQUIRE(Subscriber::open(block.topic, subscriber) == 0);
+    std::byte* data = nullptr;
+    REQUIRE(slow.try_claim(4, data) == 0);
+    REQUIRE(other.publish("next", 4) == 0);
+    // The claimer is alive (its marker names this process): never reclaimed, however long it takes.
+    CHECK(subscriber.recover_stalled_claim(1'000, 500) == 0);
+    CHECK(subscriber.recover_stalled_claim(1'000'000'000, 500) == 0);
+    // As if the claimer had died between its compare-and-swap and its marker: only the timeout tells, counted
+    // from when the position was first seen stuck (t = 1000).
+    auto* header = reinterpret_cast<MessageHeader*>(data - kMessageHeaderBytes);
+    header->sequence = 12345;
+    CHECK(subscriber.recover_stalled_claim(1'000'000'000, 500) == 1);
+    CHECK(drain(subscriber) == std::vector<std::string>{"next"});
+    std::memcpy(data, "late", 4);
+    CHECK(slow.commit(4) == -ESTALE);   // dropped, and the ring is not wedged:
+    REQUIRE(slow.publish("again", 5) == 0);
+    CHECK(drain(subscriber) == std::vector<std::string>{"again"});
+    // A new stall: first seen at t0, reclaimed once `stuck_ns` have passed, not before.
+    REQUIRE(slow.try_claim(4, data) == 0);
+    reinterpret_cast<MessageHeader*>(data - kMessageHeaderBytes)->sequence = 12345;
+    CHECK(subscriber.recover_stalled_claim(3'000'000'000, 500) == 0);
+    CHECK(subscriber.recover_stalled_claim(3'000'000'499, 500) == 0);
+    CHECK(subscriber.recover_stalled_claim(3'000'000'500, 500) == 1);
+    CHECK(subscriber.recovered_claims() == 2);
+    CHECK(slow.commit(4) == -ESTALE);
+    Subscriber none;
+    TopicBlock spsc(config_of(16, 8));
+    REQUIRE(Subscriber::open(spsc.topic, none) == 0);
+    CHECK(none.recover_stalled_claim(0, 0) == -ENOTSUP);
+}
+
 TEST_CASE("threads: 3 publishers, 1 subscriber; and 1 publisher, 3 subscribers: nothing lost, nothing twice") {
     constexpr std::uint64_t kPerPublisher = 20000;
     SUBCASE("mpsc") {
