@@ -1,5 +1,6 @@
 #include "bench/cf-latency/options.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -15,7 +16,7 @@ namespace {
 void print_usage(std::FILE* out) {
     std::fprintf(out,
                  "usage: cf-latency [options]\n"
-                 "Qualifies a host for ChronoFabric: measures clock cost, timer wake-up jitter and more,\n"
+                 "Qualifies a host for ChronoFabric: clock cost, timer wake-up jitter, allocation and message latency,\n"
                  "and prints percentile tables with host facts.\n\n"
                  "options:\n"
                  "  --scenario LIST    comma-separated scenarios, or 'all' (default: %s)\n"
@@ -108,7 +109,9 @@ ParseOutcome parse_options(int argc, char** argv, Options& options) {
             std::printf("cf-latency %s\n", CF_VERSION_STRING);
             return ParseOutcome::exit_success;
         } else if (key == "--list") {
-            for (const ScenarioEntry& entry : all_scenarios()) std::printf("%-8s %s\n", entry.name, entry.summary);
+            int width = 0;
+            for (const ScenarioEntry& entry : all_scenarios()) width = std::max(width, static_cast<int>(std::strlen(entry.name)));
+            for (const ScenarioEntry& entry : all_scenarios()) std::printf("%-*s  %s\n", width, entry.name, entry.summary);
             return ParseOutcome::exit_success;
         } else if (key == "--scenario" || key == "--scenarios") {
             if (!take_value() || !split_scenarios(value, options.scenarios)) return ParseOutcome::exit_usage_error;
