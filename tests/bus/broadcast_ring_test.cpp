@@ -5,14 +5,9 @@
 // published, and a writer and readers on two mappings of the block at different addresses.
 #include <doctest/doctest.h>
 
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <cstdlib>
-#include <cstring>
 #include <deque>
 #include <map>
 #include <random>
@@ -22,12 +17,13 @@
 
 #include "engine/bus/broadcast_ring.hpp"
 #include "engine/bus/spsc_ring.hpp"
-#include "platform/os/last_error.hpp"
+#include "tests/bus/ring_test_support.hpp"
 
 using cf::bus::BroadcastOptions;
 using cf::bus::BroadcastRing;
 using cf::bus::OverflowPolicy;
 using cf::bus::RingGeometry;
+using namespace cf::test;
 
 namespace {
 
@@ -37,67 +33,8 @@ constexpr std::uint64_t kStressMessages = 40'000;
 constexpr std::uint64_t kStressMessages = 400'000;
 #endif
 
-struct Block {
-    explicit Block(std::size_t size)
-        : bytes(size), data(static_cast<std::byte*>(std::aligned_alloc(64, (size + 63) / 64 * 64))) {}
-    ~Block() { std::free(data); }
-    Block(const Block&) = delete;
-    Block& operator=(const Block&) = delete;
-    std::size_t bytes;
-    std::byte* data;
-};
-
-struct DoubleMapping {
-    explicit DoubleMapping(std::size_t size) : bytes(size) {
-        fd = memfd_create("cf-broadcast-ring-test", 0);
-        REQUIRE(fd >= 0);
-        REQUIRE(ftruncate(fd, static_cast<off_t>(bytes)) == 0);
-        first = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        second = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        REQUIRE(first != MAP_FAILED);
-        REQUIRE(second != MAP_FAILED);
-    }
-    ~DoubleMapping() {
-        munmap(first, bytes);
-        munmap(second, bytes);
-        close(fd);
-    }
-    std::size_t bytes;
-    int fd = -1;
-    void* first = nullptr;
-    void* second = nullptr;
-};
-
-std::uint8_t pattern_byte(std::uint64_t value, std::size_t i) {
-    const std::uint64_t x = (value + 1) * 0x9E3779B97F4A7C15ull + (i + 1) * 0xBF58476D1CE4E5B9ull;
-    return static_cast<std::uint8_t>((x ^ (x >> 29)) >> 24);
-}
-// Payload: the value in the first 8 bytes, a pattern derived from it in the rest (slots here are >= 8 bytes).
-void fill_pattern(std::byte* payload, std::size_t bytes, std::uint64_t value) {
-    std::memcpy(payload, &value, 8);
-    for (std::size_t i = 8; i < bytes; ++i) payload[i] = static_cast<std::byte>(pattern_byte(value, i));
-}
-bool check_pattern(const std::byte* payload, std::size_t bytes, std::uint64_t value) {
-    std::uint64_t stored;
-    std::memcpy(&stored, payload, 8);
-    if (stored != value) return false;
-    for (std::size_t i = 8; i < bytes; ++i) {
-        if (payload[i] != static_cast<std::byte>(pattern_byte(value, i))) return false;
-    }
-    return true;
-}
-bool intact(const std::byte* payload, std::size_t bytes) {
-    std::uint64_t value;
-    std::memcpy(&value, payload, 8);
-    return check_pattern(payload, bytes, value);
-}
-std::uint64_t value_of(const std::byte* payload) {
-    std::uint64_t value;
-    std::memcpy(&value, payload, 8);
-    return value;
-}
-
-std::string last_error() { return cf::platform::last_error_message(); }
+// Whether a payload carries the pattern of the value in its first 8 bytes.
+bool intact(const std::byte* payload, std::size_t bytes) { return check_pattern(payload, bytes, value_of(payload)); }
 
 BroadcastOptions options(std::uint32_t readers, OverflowPolicy policy, bool multi_writer) {
     BroadcastOptions result;

@@ -4,13 +4,9 @@
 // writing through a second mapping of the block.
 #include <doctest/doctest.h>
 
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <random>
@@ -20,10 +16,11 @@
 
 #include "engine/bus/mpsc_ring.hpp"
 #include "engine/bus/spsc_ring.hpp"
-#include "platform/os/last_error.hpp"
+#include "tests/bus/ring_test_support.hpp"
 
 using cf::bus::MpscRing;
 using cf::bus::RingGeometry;
+using namespace cf::test;
 
 namespace {
 
@@ -32,71 +29,6 @@ constexpr std::uint64_t kStressPerProducer = 15'000;
 #else
 constexpr std::uint64_t kStressPerProducer = 200'000;
 #endif
-
-struct Block {
-    explicit Block(std::size_t size)
-        : bytes(size), data(static_cast<std::byte*>(std::aligned_alloc(64, (size + 63) / 64 * 64))) {}
-    ~Block() { std::free(data); }
-    Block(const Block&) = delete;
-    Block& operator=(const Block&) = delete;
-    std::size_t bytes;
-    std::byte* data;
-};
-
-struct DoubleMapping {
-    explicit DoubleMapping(std::size_t size) : bytes(size) {
-        fd = memfd_create("cf-mpsc-ring-test", 0);
-        REQUIRE(fd >= 0);
-        REQUIRE(ftruncate(fd, static_cast<off_t>(bytes)) == 0);
-        first = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        second = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        REQUIRE(first != MAP_FAILED);
-        REQUIRE(second != MAP_FAILED);
-    }
-    ~DoubleMapping() {
-        munmap(first, bytes);
-        munmap(second, bytes);
-        close(fd);
-    }
-    std::size_t bytes;
-    int fd = -1;
-    void* first = nullptr;
-    void* second = nullptr;
-};
-
-std::uint8_t pattern_byte(std::uint64_t value, std::size_t i) {
-    const std::uint64_t x = (value + 1) * 0x9E3779B97F4A7C15ull + (i + 1) * 0xBF58476D1CE4E5B9ull;
-    return static_cast<std::uint8_t>((x ^ (x >> 29)) >> 24);
-}
-// Payload: the value in the first 8 bytes (when they fit), a pattern derived from it in the rest.
-void fill_pattern(std::byte* payload, std::size_t bytes, std::uint64_t value) {
-    std::size_t i = 0;
-    if (bytes >= 8) {
-        std::memcpy(payload, &value, 8);
-        i = 8;
-    }
-    for (; i < bytes; ++i) payload[i] = static_cast<std::byte>(pattern_byte(value, i));
-}
-bool check_pattern(const std::byte* payload, std::size_t bytes, std::uint64_t value) {
-    std::size_t i = 0;
-    if (bytes >= 8) {
-        std::uint64_t stored;
-        std::memcpy(&stored, payload, 8);
-        if (stored != value) return false;
-        i = 8;
-    }
-    for (; i < bytes; ++i) {
-        if (payload[i] != static_cast<std::byte>(pattern_byte(value, i))) return false;
-    }
-    return true;
-}
-std::uint64_t value_of(const std::byte* payload) {
-    std::uint64_t value;
-    std::memcpy(&value, payload, 8);
-    return value;
-}
-
-std::string last_error() { return cf::platform::last_error_message(); }
 
 // Stress payload: producer id and sequence in the value, the pattern over the whole slot.
 constexpr std::uint64_t message_value(std::uint64_t producer, std::uint64_t sequence) {
@@ -220,10 +152,8 @@ TEST_CASE("format and attach refuse bad geometry and bad blocks") {
 
 TEST_CASE("the consumer stops at the first uncommitted position; commits may come in any order") {
     const RingGeometry geometry{4, 16};
-    Block block(MpscRing::bytes_needed(geometry));
-    REQUIRE(MpscRing::format(block.data, block.bytes, geometry) == 0);
-    MpscRing ring;
-    REQUIRE(MpscRing::attach(block.data, block.bytes, ring) == 0);
+    FormattedRing<MpscRing> formatted(geometry);
+    MpscRing& ring = formatted.ring;
 
     std::uint64_t positions[5] = {};
     std::byte* slots[5] = {};
@@ -270,10 +200,8 @@ TEST_CASE("the consumer stops at the first uncommitted position; commits may com
 
 TEST_CASE("reclaim: a claim that will never be committed stops blocking the consumer, exactly once") {
     const RingGeometry geometry{4, 24};
-    Block block(MpscRing::bytes_needed(geometry));
-    REQUIRE(MpscRing::format(block.data, block.bytes, geometry) == 0);
-    MpscRing ring;
-    REQUIRE(MpscRing::attach(block.data, block.bytes, ring) == 0);
+    FormattedRing<MpscRing> formatted(geometry);
+    MpscRing& ring = formatted.ring;
 
     std::uint64_t dead = 0, alive = 0, late = 0;
     REQUIRE(ring.try_claim(dead) != nullptr);   // its producer "dies" here
@@ -320,10 +248,8 @@ TEST_CASE("reclaim: a claim that will never be committed stops blocking the cons
 
 TEST_CASE("try_commit: a commit that comes after a reclaim fails instead of wedging the ring") {
     const RingGeometry geometry{2, 16};
-    Block block(MpscRing::bytes_needed(geometry));
-    REQUIRE(MpscRing::format(block.data, block.bytes, geometry) == 0);
-    MpscRing ring;
-    REQUIRE(MpscRing::attach(block.data, block.bytes, ring) == 0);
+    FormattedRing<MpscRing> formatted(geometry);
+    MpscRing& ring = formatted.ring;
 
     std::uint64_t slow = 0, other = 0;
     REQUIRE(ring.try_claim(slow) != nullptr);
@@ -365,10 +291,8 @@ TEST_CASE("random claims, batches, out-of-order commits, reclaims and polls matc
     for (const RingGeometry& geometry : geometries) {
         CAPTURE(geometry.capacity);
         CAPTURE(geometry.slot_bytes);
-        Block block(MpscRing::bytes_needed(geometry));
-        REQUIRE(MpscRing::format(block.data, block.bytes, geometry) == 0);
-        MpscRing ring;
-        REQUIRE(MpscRing::attach(block.data, block.bytes, ring) == 0);
+        FormattedRing<MpscRing> formatted(geometry);
+        MpscRing& ring = formatted.ring;
 
         const std::uint32_t capacity = geometry.capacity;
         std::map<std::uint64_t, Entry> model;   // positions in [head, tail)
@@ -480,10 +404,8 @@ TEST_CASE("random claims, batches, out-of-order commits, reclaims and polls matc
 TEST_CASE("threads: 4 producers, no loss, no duplicate, per-producer order, whole slots intact") {
     for (const RingGeometry geometry : {RingGeometry{1024, 120}, RingGeometry{2, 40}}) {
         CAPTURE(geometry.capacity);   // capacity 2: full nearly all the time
-        Block block(MpscRing::bytes_needed(geometry));
-        REQUIRE(MpscRing::format(block.data, block.bytes, geometry) == 0);
-        MpscRing ring;
-        REQUIRE(MpscRing::attach(block.data, block.bytes, ring) == 0);
+        FormattedRing<MpscRing> formatted(geometry);
+        MpscRing& ring = formatted.ring;
         run_producers({&ring}, ring, 4, geometry.slot_bytes);
     }
 }

@@ -4,11 +4,9 @@
 // Children of fork() never use doctest: they report by exit status.
 #include <doctest/doctest.h>
 
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
@@ -25,6 +23,7 @@
 
 #include "engine/bus/process_table.hpp"
 #include "platform/os/last_error.hpp"
+#include "tests/bus/fork_support.hpp"
 
 using cf::Liveness;
 using cf::ProcessIdentity;
@@ -33,6 +32,7 @@ using cf::ProcessTicket;
 using cf::ProcessVerdict;
 using cf::ScanCounts;
 using cf::ScanReport;
+using namespace cf::test;
 
 namespace {
 
@@ -58,58 +58,27 @@ struct SharedTable {
     ProcessTable& table = ProcessTable::format_at(memory.base);
 };
 
-struct Pipe {
-    int read_fd = -1;
-    int write_fd = -1;
-    Pipe() {
-        int fds[2];
-        if (::pipe2(fds, O_CLOEXEC) == 0) {
-            read_fd = fds[0];
-            write_fd = fds[1];
-        }
-    }
-    ~Pipe() {
-        close_read();
-        close_write();
-    }
-    void close_read() {
-        if (read_fd >= 0) ::close(read_fd);
-        read_fd = -1;
-    }
-    void close_write() {
-        if (write_fd >= 0) ::close(write_fd);
-        write_fd = -1;
-    }
-    bool send(char c) const { return ::write(write_fd, &c, 1) == 1; }
-    int receive() const {
-        char c = 0;
-        ssize_t n;
-        do n = ::read(read_fd, &c, 1);
-        while (n < 0 && errno == EINTR);
-        return n == 1 ? static_cast<unsigned char>(c) : -1;
-    }
-};
-
-template <class F>
-pid_t fork_child(F&& body) {
-    const pid_t pid = ::fork();
-    if (pid == 0) ::_exit(body());
-    return pid;
-}
-
-int wait_child(pid_t pid) {
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR) return -1;
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 // The pid of a process that has exited and been reaped: a pid nobody has (until the kernel wraps around).
 std::uint32_t dead_pid() {
     const pid_t child = fork_child([] { return 0; });
     wait_child(child);
     return static_cast<std::uint32_t>(child);
+}
+
+// Forks a child that registers itself in `table` with user words `user0` and `user1`, then sleeps until killed;
+// returns its pid once it is registered.
+pid_t fork_registered_sleeper(ProcessTable& table, std::uint64_t user0, std::uint64_t user1) {
+    Pipe registered;
+    const pid_t child = fork_child([&] {
+        registered.close_read();
+        ProcessTicket ticket;
+        if (table.register_self(ProcessTable::monotonic_ns(), user0, user1, ticket) != 0) return 1;
+        registered.send('r');
+        for (;;) ::pause();
+    });
+    registered.close_write();
+    REQUIRE(registered.receive() == 'r');
+    return child;
 }
 
 ProcessIdentity self() {
@@ -349,16 +318,7 @@ TEST_CASE("racing scanners in three processes: exactly one reports a SIGKILLed c
         SharedMemory counter_memory(sizeof(std::atomic<int>));
         auto* reports = ::new (counter_memory.base) std::atomic<int>(0);
 
-        Pipe registered;
-        const pid_t victim = fork_child([&] {
-            registered.close_read();
-            ProcessTicket ticket;
-            if (table.register_self(ProcessTable::monotonic_ns(), 1, 2, ticket) != 0) return 1;
-            registered.send('r');
-            for (;;) ::pause();
-        });
-        registered.close_write();
-        REQUIRE(registered.receive() == 'r');
+        const pid_t victim = fork_registered_sleeper(table, 1, 2);
         ::kill(victim, SIGKILL);
         REQUIRE(wait_child(victim) == 128 + SIGKILL);
 
@@ -478,16 +438,7 @@ TEST_CASE("alive but not heartbeating: reported stale_alive on every scan, never
     SUBCASE("a stopped child, then killed") {
         SharedTable shared;
         ProcessTable& table = shared.table;
-        Pipe registered;
-        const pid_t child = fork_child([&] {
-            registered.close_read();
-            ProcessTicket ticket;
-            if (table.register_self(ProcessTable::monotonic_ns(), 0, 0, ticket) != 0) return 1;
-            registered.send('r');
-            for (;;) ::pause();
-        });
-        registered.close_write();
-        REQUIRE(registered.receive() == 'r');
+        const pid_t child = fork_registered_sleeper(table, 0, 0);
         ::kill(child, SIGSTOP);
         std::vector<ScanReport> reports;
         const std::uint64_t later = ProcessTable::monotonic_ns() + 3600 * kSecond;

@@ -9,7 +9,6 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -21,6 +20,7 @@
 
 #include "engine/bus/shm_segment.hpp"
 #include "platform/os/last_error.hpp"
+#include "tests/bus/fork_support.hpp"
 
 using cf::Duration;
 using cf::ShmHeader;
@@ -28,6 +28,7 @@ using cf::ShmIfExists;
 using cf::ShmSegment;
 using cf::ShmSegmentConfig;
 using cf::ShmState;
+using namespace cf::test;
 
 namespace {
 
@@ -53,55 +54,6 @@ ShmSegmentConfig config_for(const TestName& name, std::size_t payload = 4096, st
     config.payload_bytes = payload;
     config.layout_id = layout_id;
     return config;
-}
-
-struct Pipe {
-    int read_fd = -1;
-    int write_fd = -1;
-    Pipe() {
-        int fds[2];
-        if (::pipe2(fds, O_CLOEXEC) == 0) {
-            read_fd = fds[0];
-            write_fd = fds[1];
-        }
-    }
-    ~Pipe() {
-        close_read();
-        close_write();
-    }
-    void close_read() {
-        if (read_fd >= 0) ::close(read_fd);
-        read_fd = -1;
-    }
-    void close_write() {
-        if (write_fd >= 0) ::close(write_fd);
-        write_fd = -1;
-    }
-    bool send(char c) const { return ::write(write_fd, &c, 1) == 1; }
-    // The next byte, or -1 at end of file (every writer closed or died).
-    int receive() const {
-        char c = 0;
-        ssize_t n;
-        do n = ::read(read_fd, &c, 1);
-        while (n < 0 && errno == EINTR);
-        return n == 1 ? static_cast<unsigned char>(c) : -1;
-    }
-};
-
-template <class F>
-pid_t fork_child(F&& body) {
-    const pid_t pid = ::fork();
-    if (pid == 0) ::_exit(body());
-    return pid;
-}
-
-// Exit status, or 128 + signal.
-int wait_child(pid_t pid) {
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR) return -1;
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 int open_fd_count() {

@@ -4,11 +4,9 @@
 #include <doctest/doctest.h>
 
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <random>
@@ -19,9 +17,11 @@
 #include "engine/bus/mpsc_ring.hpp"
 #include "engine/bus/spsc_ring.hpp"
 #include "platform/os/last_error.hpp"
+#include "tests/bus/ring_test_support.hpp"
 
 using cf::bus::RingGeometry;
 using cf::bus::SpscRing;
+using namespace cf::test;
 
 namespace {
 
@@ -31,69 +31,7 @@ constexpr std::uint64_t kStressMessages = 60'000;
 constexpr std::uint64_t kStressMessages = 1'000'000;
 #endif
 
-// A 64-byte aligned heap block.
-struct Block {
-    explicit Block(std::size_t size)
-        : bytes(size), data(static_cast<std::byte*>(std::aligned_alloc(64, (size + 63) / 64 * 64))) {}
-    ~Block() { std::free(data); }
-    Block(const Block&) = delete;
-    Block& operator=(const Block&) = delete;
-    std::size_t bytes;
-    std::byte* data;
-};
-
-// One shared-memory object mapped twice: two addresses for the same bytes, as two processes would see them.
-struct DoubleMapping {
-    explicit DoubleMapping(std::size_t size) : bytes(size) {
-        fd = memfd_create("cf-spsc-ring-test", 0);
-        REQUIRE(fd >= 0);
-        REQUIRE(ftruncate(fd, static_cast<off_t>(bytes)) == 0);
-        first = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        second = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        REQUIRE(first != MAP_FAILED);
-        REQUIRE(second != MAP_FAILED);
-        REQUIRE(first != second);
-    }
-    ~DoubleMapping() {
-        munmap(first, bytes);
-        munmap(second, bytes);
-        close(fd);
-    }
-    std::size_t bytes;
-    int fd = -1;
-    void* first = nullptr;
-    void* second = nullptr;
-};
-
-// Fills a whole payload from a message number; check_pattern finds any byte that differs.
-std::uint8_t pattern_byte(std::uint64_t value, std::size_t i) {
-    const std::uint64_t x = (value + 1) * 0x9E3779B97F4A7C15ull + (i + 1) * 0xBF58476D1CE4E5B9ull;
-    return static_cast<std::uint8_t>((x ^ (x >> 29)) >> 24);
-}
-void fill_pattern(std::byte* payload, std::size_t bytes, std::uint64_t value) {
-    std::size_t i = 0;
-    if (bytes >= 8) {
-        std::memcpy(payload, &value, 8);
-        i = 8;
-    }
-    for (; i < bytes; ++i) payload[i] = static_cast<std::byte>(pattern_byte(value, i));
-}
-bool check_pattern(const std::byte* payload, std::size_t bytes, std::uint64_t value) {
-    std::size_t i = 0;
-    if (bytes >= 8) {
-        std::uint64_t stored;
-        std::memcpy(&stored, payload, 8);
-        if (stored != value) return false;
-        i = 8;
-    }
-    for (; i < bytes; ++i) {
-        if (payload[i] != static_cast<std::byte>(pattern_byte(value, i))) return false;
-    }
-    return true;
-}
 bool aligned64(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 64 == 0; }
-
-std::string last_error() { return cf::platform::last_error_message(); }
 
 }  // namespace
 
@@ -206,10 +144,8 @@ TEST_CASE("attach checks the block: magic, kind, version, checksum, size, positi
 
 TEST_CASE("empty, full, claims invisible until commit, payloads 64-byte aligned and distinct") {
     const RingGeometry geometry{4, 100};
-    Block block(SpscRing::bytes_needed(geometry));
-    REQUIRE(SpscRing::format(block.data, block.bytes, geometry) == 0);
-    SpscRing ring;
-    REQUIRE(SpscRing::attach(block.data, block.bytes, ring) == 0);
+    FormattedRing<SpscRing> formatted(geometry);
+    SpscRing& ring = formatted.ring;
     CHECK(ring.capacity() == 4);
     CHECK(ring.slot_bytes() == 100);
     CHECK(ring.available(8) == 0);
@@ -220,8 +156,8 @@ TEST_CASE("empty, full, claims invisible until commit, payloads 64-byte aligned 
         std::byte* slot = ring.try_claim();
         REQUIRE(slot != nullptr);
         CHECK(aligned64(slot));
-        CHECK(slot >= block.data + 384);
-        CHECK(slot + 100 <= block.data + block.bytes);
+        CHECK(slot >= formatted.block.data + 384);
+        CHECK(slot + 100 <= formatted.block.data + formatted.block.bytes);
         fill_pattern(slot, 100, static_cast<std::uint64_t>(i));
         slots.push_back(slot);
     }
@@ -249,10 +185,8 @@ TEST_CASE("random claims, batches, commits and polls match a deque model") {
     for (const RingGeometry& geometry : geometries) {
         CAPTURE(geometry.capacity);
         CAPTURE(geometry.slot_bytes);
-        Block block(SpscRing::bytes_needed(geometry));
-        REQUIRE(SpscRing::format(block.data, block.bytes, geometry) == 0);
-        SpscRing ring;
-        REQUIRE(SpscRing::attach(block.data, block.bytes, ring) == 0);
+        FormattedRing<SpscRing> formatted(geometry);
+        SpscRing& ring = formatted.ring;
 
         const std::uint32_t capacity = geometry.capacity;
         std::deque<std::uint64_t> committed;   // committed, not released
@@ -331,10 +265,8 @@ TEST_CASE("random claims, batches, commits and polls match a deque model") {
 
 TEST_CASE("the largest slot (1 MiB) carries a whole-slot pattern") {
     const RingGeometry geometry{2, cf::bus::kMaxSlotBytes};
-    Block block(SpscRing::bytes_needed(geometry));
-    REQUIRE(SpscRing::format(block.data, block.bytes, geometry) == 0);
-    SpscRing ring;
-    REQUIRE(SpscRing::attach(block.data, block.bytes, ring) == 0);
+    FormattedRing<SpscRing> formatted(geometry);
+    SpscRing& ring = formatted.ring;
     for (std::uint64_t value = 0; value < 5; ++value) {
         std::byte* slot = ring.try_claim();
         REQUIRE(slot != nullptr);
@@ -367,10 +299,8 @@ TEST_CASE("the largest capacity (2^24 slots) in a lazily mapped block") {
 TEST_CASE("two threads: every message once, in order, whole slot intact") {
     for (const RingGeometry geometry : {RingGeometry{2, 24}, RingGeometry{256, 120}}) {
         CAPTURE(geometry.capacity);
-        Block block(SpscRing::bytes_needed(geometry));
-        REQUIRE(SpscRing::format(block.data, block.bytes, geometry) == 0);
-        SpscRing ring;   // one view shared by both threads
-        REQUIRE(SpscRing::attach(block.data, block.bytes, ring) == 0);
+        FormattedRing<SpscRing> formatted(geometry);
+        SpscRing& ring = formatted.ring;   // one view shared by both threads
         const std::uint64_t total = geometry.capacity == 2 ? kStressMessages / 4 : kStressMessages;
 
         std::thread producer([&] {
@@ -411,6 +341,7 @@ TEST_CASE("a second view at another address (as another process) exchanges messa
     const RingGeometry geometry{16, 48};
     const std::size_t bytes = SpscRing::bytes_needed(geometry);
     DoubleMapping mapping(bytes);
+    REQUIRE(mapping.first != mapping.second);
     REQUIRE(SpscRing::format(mapping.first, bytes, geometry) == 0);
 
     SpscRing writer, reader;

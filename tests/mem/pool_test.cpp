@@ -16,19 +16,19 @@
 
 #include "engine/mem/pool.hpp"
 #include "platform/os/last_error.hpp"
+#include "tests/mem/pool_test_support.hpp"
 
 using cf::mem::ClassStats;
 using cf::mem::Pool;
 using cf::mem::PoolConfig;
 using cf::mem::PoolStats;
+using namespace cf::test;
 
 namespace {
 
+// create_pool, and the pool exists.
 std::unique_ptr<Pool> make_pool(const PoolConfig& config) {
-    std::unique_ptr<Pool> pool;
-    const int status = Pool::create(config, pool);
-    INFO(cf::platform::last_error_message());
-    REQUIRE(status == 0);
+    std::unique_ptr<Pool> pool = create_pool(config);
     REQUIRE(pool != nullptr);
     return pool;
 }
@@ -36,21 +36,7 @@ std::unique_ptr<Pool> make_pool(const PoolConfig& config) {
 // Default classes with `blocks(i)` blocks in class i.
 template <typename Blocks>
 PoolConfig default_classes(Blocks blocks, std::uint32_t cache_blocks = 8, std::uint32_t batch_blocks = 4) {
-    PoolConfig config;
-    for (int i = 0; i < cf::mem::kDefaultClassCount; ++i) {
-        config.classes.push_back({cf::mem::default_class_bytes(i), blocks(i), 0});
-    }
-    config.max_threads = 8;
-    config.cache_blocks = cache_blocks;
-    config.batch_blocks = batch_blocks;
-    config.prefer_hugepages = false;
-    return config;
-}
-
-PoolStats stats_of(const Pool& pool) {
-    PoolStats stats;
-    pool.stats(stats);
-    return stats;
+    return default_size_classes(cf::mem::kDefaultClassCount, blocks, cache_blocks, batch_blocks);
 }
 
 // The smallest class (in `sizes`) that holds `bytes`, by linear search.

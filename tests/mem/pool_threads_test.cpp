@@ -13,11 +13,12 @@
 #include <vector>
 
 #include "engine/mem/pool.hpp"
-#include "platform/os/last_error.hpp"
+#include "tests/mem/pool_test_support.hpp"
 
 using cf::mem::Pool;
 using cf::mem::PoolConfig;
 using cf::mem::PoolStats;
+using namespace cf::test;
 
 namespace {
 
@@ -34,28 +35,9 @@ constexpr int kScale = 5;
 constexpr int kScale = 5;
 #endif
 
-std::unique_ptr<Pool> make_pool(const PoolConfig& config) {
-    std::unique_ptr<Pool> pool;
-    const int status = Pool::create(config, pool);
-    INFO(cf::platform::last_error_message());
-    REQUIRE(status == 0);
-    return pool;
-}
-
+// 8 default classes of `blocks_per_class` blocks each.
 PoolConfig small_config(std::size_t blocks_per_class, std::uint32_t cache_blocks, std::uint32_t batch_blocks) {
-    PoolConfig config;
-    for (int i = 0; i < 8; ++i) config.classes.push_back({cf::mem::default_class_bytes(i), blocks_per_class, 0});
-    config.max_threads = 8;
-    config.cache_blocks = cache_blocks;
-    config.batch_blocks = batch_blocks;
-    config.prefer_hugepages = false;
-    return config;
-}
-
-PoolStats stats_of(const Pool& pool) {
-    PoolStats stats;
-    pool.stats(stats);
-    return stats;
+    return default_size_classes(8, [blocks_per_class](int) { return blocks_per_class; }, cache_blocks, batch_blocks);
 }
 
 // Who holds each block: one atomic per 64-byte granule of the arenas. Taking a block that someone else holds is
@@ -139,7 +121,7 @@ void expect_all_returned(Pool& pool) {
 TEST_CASE("cross-thread frees: a producer allocates, a consumer frees, every block comes back") {
     for (const std::uint32_t cache_blocks : {0u, 16u, 64u}) {
         CAPTURE(cache_blocks);
-        auto pool = make_pool(small_config(200, cache_blocks, cache_blocks / 2));
+        auto pool = create_pool(small_config(200, cache_blocks, cache_blocks / 2));
         Ownership owners(*pool);
         const PoolStats baseline = stats_of(*pool);   // Ownership drained each class once
         struct Item {
@@ -215,7 +197,7 @@ TEST_CASE("several threads allocate and free at once, handing some blocks to eac
         CAPTURE(cache_blocks);
         constexpr int kThreads = 4;
         // Small enough that threads sometimes run a class dry (caches park up to 4 x 32 blocks of one class).
-        auto pool = make_pool(small_config(40, cache_blocks, cache_blocks == 0 ? 0 : cache_blocks / 2 + 1));
+        auto pool = create_pool(small_config(40, cache_blocks, cache_blocks == 0 ? 0 : cache_blocks / 2 + 1));
         Ownership owners(*pool);
         const PoolStats baseline = stats_of(*pool);
         struct Held {
@@ -320,7 +302,7 @@ TEST_CASE("shared lists without caches: single-block pops and pushes race (ABA),
         config.cache_blocks = cache_blocks;
         config.batch_blocks = cache_blocks == 0 ? 0 : 2;
         config.prefer_hugepages = false;
-        auto pool = make_pool(config);
+        auto pool = create_pool(config);
         Ownership owners(*pool);
         const PoolStats baseline = stats_of(*pool);
         constexpr int kThreads = 6;   // more threads than cores: preemption inside a pop widens ABA windows
@@ -371,7 +353,7 @@ TEST_CASE("shared lists without caches: single-block pops and pushes race (ABA),
 TEST_CASE("threads that exit return their cached blocks; more threads than slots still account exactly") {
     PoolConfig config = small_config(64, 32, 16);
     config.max_threads = 3;   // 6 threads below: some get no slot and work uncached
-    auto pool = make_pool(config);
+    auto pool = create_pool(config);
     for (int round = 0; round < 3; ++round) {
         std::vector<std::thread> threads;
         for (int t = 0; t < 6; ++t) {
