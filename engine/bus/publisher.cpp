@@ -11,22 +11,16 @@ int Publisher::open(const Topic& topic, HybridLogicalClock& clock, Publisher& ou
     if (const int status = reserve_endpoint(topic, true); status != 0) return status;
     TopicHeader& header = topic.header();
     Publisher publisher;
-    int status = 0;
-    switch (topic.kind()) {
+    const int status = publisher.rings_.attach(topic);
+    switch (status == 0 ? topic.kind() : TopicKind{}) {   // nothing to read from a view that did not attach
         case TopicKind::spsc:
             publisher.kind_ = Kind::spsc;
-            status = SpscRing::attach(topic.ring_memory(), topic.ring_bytes(), publisher.spsc_);
-            if (status == 0) publisher.next_position_ = publisher.spsc_.producer_position();
+            publisher.next_position_ = publisher.rings_.spsc.producer_position();
             break;
-        case TopicKind::mpsc:
-            publisher.kind_ = Kind::mpsc;
-            status = MpscRing::attach(topic.ring_memory(), topic.ring_bytes(), publisher.mpsc_);
-            break;
+        case TopicKind::mpsc: publisher.kind_ = Kind::mpsc; break;
         case TopicKind::broadcast:
-            status = BroadcastRing::attach(topic.ring_memory(), topic.ring_bytes(), publisher.broadcast_);
-            if (status != 0) break;
-            publisher.kind_ = publisher.broadcast_.multi_writer() ? Kind::broadcast_multi : Kind::broadcast_single;
-            publisher.next_position_ = publisher.broadcast_.writer_position();
+            publisher.kind_ = publisher.rings_.broadcast.multi_writer() ? Kind::broadcast_multi : Kind::broadcast_single;
+            publisher.next_position_ = publisher.rings_.broadcast.writer_position();
             break;
     }
     if (status != 0) {
@@ -46,9 +40,7 @@ Publisher& Publisher::operator=(Publisher&& other) noexcept {
     close();
     topic_ = other.topic_;
     kind_ = other.kind_;
-    spsc_ = other.spsc_;
-    mpsc_ = other.mpsc_;
-    broadcast_ = other.broadcast_;
+    rings_ = other.rings_;
     clock_ = other.clock_;
     claimed_ = other.claimed_;
     claimed_length_ = other.claimed_length_;

@@ -16,11 +16,9 @@
 #include <cstdint>
 #include <cstring>
 
-#include "engine/bus/broadcast_ring.hpp"
 #include "engine/bus/message.hpp"
-#include "engine/bus/mpsc_ring.hpp"
-#include "engine/bus/spsc_ring.hpp"
 #include "engine/bus/topic.hpp"
+#include "engine/bus/topic_rings.hpp"
 #include "engine/time/hlc.hpp"
 
 namespace cf::bus {
@@ -49,10 +47,10 @@ public:
         if (claimed_ != nullptr) return -EBUSY;
         std::byte* slot = nullptr;
         switch (kind_) {
-            case Kind::spsc: slot = spsc_.try_claim(); position_ = next_position_; break;
-            case Kind::mpsc: slot = mpsc_.try_claim(position_); break;
-            case Kind::broadcast_single: slot = broadcast_.try_claim(); position_ = next_position_; break;
-            case Kind::broadcast_multi: slot = broadcast_.try_claim(position_); break;
+            case Kind::spsc: slot = rings_.spsc.try_claim(); position_ = next_position_; break;
+            case Kind::mpsc: slot = rings_.mpsc.try_claim(position_); break;
+            case Kind::broadcast_single: slot = rings_.broadcast.try_claim(); position_ = next_position_; break;
+            case Kind::broadcast_multi: slot = rings_.broadcast.try_claim(position_); break;
         }
         if (slot == nullptr) return -EAGAIN;
         if (kind_ == Kind::mpsc || kind_ == Kind::broadcast_multi) mark_claimed(slot);
@@ -99,12 +97,12 @@ private:
     int release_claim() noexcept {
         int status = 0;
         switch (kind_) {
-            case Kind::spsc: spsc_.commit(); ++next_position_; break;
+            case Kind::spsc: rings_.spsc.commit(); ++next_position_; break;
             // A compare-and-swap, not a store: if the subscriber took this claim for a dead one (it stalled past
             // the recovery timeout), the message is dropped instead of wedging the ring.
-            case Kind::mpsc: status = mpsc_.try_commit(position_) ? 0 : -ESTALE; break;
-            case Kind::broadcast_single: broadcast_.commit(); ++next_position_; break;
-            case Kind::broadcast_multi: broadcast_.commit(position_); break;
+            case Kind::mpsc: status = rings_.mpsc.try_commit(position_) ? 0 : -ESTALE; break;
+            case Kind::broadcast_single: rings_.broadcast.commit(); ++next_position_; break;
+            case Kind::broadcast_multi: rings_.broadcast.commit(position_); break;
         }
         claimed_ = nullptr;
         return status;
@@ -112,9 +110,7 @@ private:
 
     Topic topic_;
     Kind kind_ = Kind::spsc;
-    SpscRing spsc_;
-    MpscRing mpsc_;
-    BroadcastRing broadcast_;
+    TopicRings rings_;
     HybridLogicalClock* clock_ = nullptr;
     std::byte* claimed_ = nullptr;
     std::uint32_t claimed_length_ = 0;

@@ -4,7 +4,6 @@
 #include <new>
 
 #include "engine/bus/process_table.hpp"
-
 #include "engine/bus/topic_endpoints.hpp"
 #include "platform/os/last_error.hpp"
 
@@ -14,22 +13,18 @@ int Subscriber::open(const Topic& topic, Subscriber& out) noexcept {
     if (const int status = reserve_endpoint(topic, false); status != 0) return status;
     TopicHeader& header = topic.header();
     Subscriber subscriber;
-    int status = 0;
-    switch (topic.kind()) {
+    int status = subscriber.rings_.attach(topic);
+    switch (status == 0 ? topic.kind() : TopicKind{}) {   // nothing to read from a view that did not attach
         case TopicKind::spsc:
             subscriber.kind_ = Kind::spsc;
-            status = SpscRing::attach(topic.ring_memory(), topic.ring_bytes(), subscriber.spsc_);
-            subscriber.slot_bytes_ = subscriber.spsc_.slot_bytes();
+            subscriber.slot_bytes_ = subscriber.rings_.spsc.slot_bytes();
             break;
         case TopicKind::mpsc:
             subscriber.kind_ = Kind::mpsc;
-            status = MpscRing::attach(topic.ring_memory(), topic.ring_bytes(), subscriber.mpsc_);
-            subscriber.slot_bytes_ = subscriber.mpsc_.slot_bytes();
+            subscriber.slot_bytes_ = subscriber.rings_.mpsc.slot_bytes();
             break;
         case TopicKind::broadcast:
-            status = BroadcastRing::attach(topic.ring_memory(), topic.ring_bytes(), subscriber.broadcast_);
-            if (status != 0) break;
-            subscriber.slot_bytes_ = subscriber.broadcast_.slot_bytes();
+            subscriber.slot_bytes_ = subscriber.rings_.broadcast.slot_bytes();
             subscriber.kind_ = topic.overflow() == OverflowPolicy::lossy ? Kind::broadcast_lossy : Kind::broadcast;
             if (subscriber.kind_ == Kind::broadcast_lossy) {
                 subscriber.scratch_.reset(new (std::nothrow) std::byte[std::size_t{kMaxPollBatch} * subscriber.slot_bytes_]);
@@ -39,7 +34,7 @@ int Subscriber::open(const Topic& topic, Subscriber& out) noexcept {
                     break;
                 }
             }
-            subscriber.reader_ = subscriber.broadcast_.add_reader();
+            subscriber.reader_ = subscriber.rings_.broadcast.add_reader();
             if (subscriber.reader_ < 0) {
                 status = platform::fail(EUSERS, "topic '%s': every reader slot is taken", topic.name());
             }
@@ -59,9 +54,7 @@ Subscriber& Subscriber::operator=(Subscriber&& other) noexcept {
     close();
     topic_ = other.topic_;
     kind_ = other.kind_;
-    spsc_ = other.spsc_;
-    mpsc_ = other.mpsc_;
-    broadcast_ = other.broadcast_;
+    rings_ = other.rings_;
     reader_ = other.reader_;
     pending_ = other.pending_;
     slot_bytes_ = other.slot_bytes_;
@@ -78,7 +71,7 @@ Subscriber& Subscriber::operator=(Subscriber&& other) noexcept {
 void Subscriber::close() noexcept {
     if (!topic_.valid()) return;
     release();
-    if (reader_ >= 0) (void)broadcast_.remove_reader(reader_);
+    if (reader_ >= 0) (void)rings_.broadcast.remove_reader(reader_);
     reader_ = -1;
     give_back_endpoint(topic_.header().subscribers);
     topic_ = Topic{};
@@ -94,25 +87,25 @@ std::uint32_t Subscriber::receive(Message* out, std::uint32_t max) noexcept {
     };
     switch (kind_) {
         case Kind::spsc:
-            pending_ = spsc_.available(max);
-            for (std::uint32_t i = 0; i < pending_; ++i) keep(spsc_.slot(i));
+            pending_ = rings_.spsc.available(max);
+            for (std::uint32_t i = 0; i < pending_; ++i) keep(rings_.spsc.slot(i));
             break;
         case Kind::mpsc:
-            pending_ = mpsc_.available(max);
+            pending_ = rings_.mpsc.available(max);
             for (std::uint32_t i = 0; i < pending_; ++i) {
-                if (!mpsc_.reclaimed(i)) keep(mpsc_.slot(i));
+                if (!rings_.mpsc.reclaimed(i)) keep(rings_.mpsc.slot(i));
             }
             break;
         case Kind::broadcast:
-            pending_ = broadcast_.available(reader_, max);
-            for (std::uint32_t i = 0; i < pending_; ++i) keep(broadcast_.slot(reader_, i));
+            pending_ = rings_.broadcast.available(reader_, max);
+            for (std::uint32_t i = 0; i < pending_; ++i) keep(rings_.broadcast.slot(reader_, i));
             break;
         case Kind::broadcast_lossy:
             // Copies: each message into its own scratch slot, so the batch stays valid until the next call.
             if (max > kMaxPollBatch) max = kMaxPollBatch;
             for (std::uint32_t i = 0; i < max; ++i) {
                 std::byte* copy = scratch_.get() + std::size_t{i} * slot_bytes_;
-                if (broadcast_.poll_copy(reader_, 1, copy, keep) == 0) break;
+                if (rings_.broadcast.poll_copy(reader_, 1, copy, keep) == 0) break;
             }
             break;
     }
@@ -122,9 +115,9 @@ std::uint32_t Subscriber::receive(Message* out, std::uint32_t max) noexcept {
 void Subscriber::release() noexcept {
     if (pending_ == 0) return;
     switch (kind_) {
-        case Kind::spsc: spsc_.release(pending_); break;
-        case Kind::mpsc: mpsc_.release(pending_); break;
-        case Kind::broadcast: broadcast_.release(reader_, pending_); break;
+        case Kind::spsc: rings_.spsc.release(pending_); break;
+        case Kind::mpsc: rings_.mpsc.release(pending_); break;
+        case Kind::broadcast: rings_.broadcast.release(reader_, pending_); break;
         case Kind::broadcast_lossy: break;
     }
     pending_ = 0;
@@ -133,18 +126,18 @@ void Subscriber::release() noexcept {
 int Subscriber::recover_stalled_claim(std::uint64_t now_ns, std::uint64_t stuck_ns) noexcept {
     if (kind_ != Kind::mpsc) return -ENOTSUP;
     release();
-    if (mpsc_.available(1) != 0) {   // messages flow
+    if (rings_.mpsc.available(1) != 0) {   // messages flow
         stuck_position_ = UINT64_MAX;
         return 0;
     }
-    const std::uint64_t position = mpsc_.consumer_position();
-    if (mpsc_.claimed_position() <= position) return 0;   // empty, nothing claimed
+    const std::uint64_t position = rings_.mpsc.consumer_position();
+    if (rings_.mpsc.claimed_position() <= position) return 0;   // empty, nothing claimed
     if (position != stuck_position_) {
         stuck_position_ = position;
         stuck_since_ns_ = now_ns;
     }
     // The claimer may be writing these words right now: read them atomically, as it writes them.
-    auto* header = reinterpret_cast<MessageHeader*>(const_cast<std::byte*>(mpsc_.slot(0)));
+    auto* header = reinterpret_cast<MessageHeader*>(const_cast<std::byte*>(rings_.mpsc.slot(0)));
     const std::uint64_t marker = std::atomic_ref<std::uint64_t>(header->sequence).load(std::memory_order_relaxed);
     const std::uint64_t pid = std::atomic_ref<std::uint64_t>(header->claimer_pid).load(std::memory_order_relaxed);
     bool dead = false;
@@ -154,7 +147,7 @@ int Subscriber::recover_stalled_claim(std::uint64_t now_ns, std::uint64_t stuck_
         dead = now_ns - stuck_since_ns_ >= stuck_ns;   // no marker yet: only time tells
     }
     if (!dead) return 0;
-    if (mpsc_.reclaim(position) != 0) return 0;   // committed after all (-EALREADY): it will be delivered
+    if (rings_.mpsc.reclaim(position) != 0) return 0;   // committed after all (-EALREADY): it will be delivered
     ++recovered_;
     stuck_position_ = UINT64_MAX;
     return 1;

@@ -12,11 +12,9 @@
 #include <cstdint>
 #include <memory>
 
-#include "engine/bus/broadcast_ring.hpp"
 #include "engine/bus/message.hpp"
-#include "engine/bus/mpsc_ring.hpp"
-#include "engine/bus/spsc_ring.hpp"
 #include "engine/bus/topic.hpp"
+#include "engine/bus/topic_rings.hpp"
 
 namespace cf::bus {
 
@@ -47,10 +45,10 @@ public:
             if ((reinterpret_cast<const MessageHeader*>(slot)->flags & kMessageAbandoned) == 0) f(message);
         };
         switch (kind_) {
-            case Kind::spsc: return spsc_.poll(max, deliver);
-            case Kind::mpsc: return mpsc_.poll(max, deliver);
-            case Kind::broadcast: return broadcast_.poll(reader_, max, deliver);
-            case Kind::broadcast_lossy: return broadcast_.poll_copy(reader_, max, scratch_.get(), deliver);
+            case Kind::spsc: return rings_.spsc.poll(max, deliver);
+            case Kind::mpsc: return rings_.mpsc.poll(max, deliver);
+            case Kind::broadcast: return rings_.broadcast.poll(reader_, max, deliver);
+            case Kind::broadcast_lossy: return rings_.broadcast.poll_copy(reader_, max, scratch_.get(), deliver);
         }
         return 0;
     }
@@ -64,7 +62,7 @@ public:
     void release() noexcept;
 
     // Messages this subscriber will never see: skipped or torn on a lossy topic (0 on the others).
-    std::uint64_t lost() const noexcept { return kind_ == Kind::broadcast_lossy ? broadcast_.lost(reader_) : 0; }
+    std::uint64_t lost() const noexcept { return kind_ == Kind::broadcast_lossy ? rings_.broadcast.lost(reader_) : 0; }
 
     // MPSC topics shared between processes: a publisher killed between claim and commit leaves a position that
     // holds up every message behind it. From the subscriber's thread, in housekeeping: if the next position is
@@ -83,9 +81,7 @@ private:
 
     Topic topic_;
     Kind kind_ = Kind::spsc;
-    SpscRing spsc_;
-    MpscRing mpsc_;
-    BroadcastRing broadcast_;
+    TopicRings rings_;
     int reader_ = -1;
     std::uint32_t pending_ = 0;                 // positions handed out by receive(), not yet released
     std::uint32_t slot_bytes_ = 0;

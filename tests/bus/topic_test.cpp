@@ -330,8 +330,8 @@ TEST_CASE("mpsc: a claim stalled past the recovery timeout is reclaimed, and its
     CHECK(subscriber.recover_stalled_claim(3'000'000'500, 500) == 1);
     CHECK(subscriber.recovered_claims() == 2);
     CHECK(slow.commit(4) == -ESTALE);
+    TopicBlock spsc(config_of(16, 8));   // declared first: it must outlive the subscriber attached to it
     Subscriber none;
-    TopicBlock spsc(config_of(16, 8));
     REQUIRE(Subscriber::open(spsc.topic, none) == 0);
     CHECK(none.recover_stalled_claim(0, 0) == -ENOTSUP);
 }
