@@ -47,21 +47,26 @@ inline void wait_for(const std::atomic<bool>& flag) {
 
 }  // namespace bus_detail
 
-template <class Channel>
-void ping_pong(Channel& there, Channel& back, const BusLoopSetup& setup, LatencyHistogram& half_rtt_ps,
-               BusLoopErrors& errors) {
-    std::atomic<bool> ready{false}, stop{false};
-    std::thread partner([&] {
-        bus_detail::pin(setup.partner_cpu);
-        ready.store(true, std::memory_order_release);
-        std::uint64_t stamp = 0, sequence = 0;
-        while (!stop.load(std::memory_order_relaxed)) {
-            if (!there.try_receive(stamp, sequence)) continue;
-            while (!back.try_send(stamp, sequence) && !stop.load(std::memory_order_relaxed)) {
-            }
+// The sequence number of the message that ends an echo loop (and, between processes, a sender's wait).
+inline constexpr std::uint64_t kStopSequence = UINT64_MAX;
+
+// The echoing side of ping-pong: returns every message from `there` on `back` until the stop message.
+template <class There, class Back>
+void echo_until_stop(There& there, Back& back) {
+    std::uint64_t stamp = 0, sequence = 0;
+    for (;;) {
+        if (!there.try_receive(stamp, sequence)) continue;
+        if (sequence == kStopSequence) return;
+        while (!back.try_send(stamp, sequence)) {
         }
-    });
-    bus_detail::wait_for(ready);
+    }
+}
+
+// The timing side of ping-pong: one message out, wait for its echo, RTT/2 recorded after a warm-up of 2000 round
+// trips (connections, first faults), for setup.seconds; then the stop message for the echoing side.
+template <class There, class Back>
+void time_round_trips(There& there, Back& back, const BusLoopSetup& setup, LatencyHistogram& half_rtt_ps,
+                      BusLoopErrors& errors) {
     const auto span = static_cast<std::uint64_t>(setup.seconds * setup.ticks_per_second);
     std::uint64_t end = UINT64_MAX;   // set once the warm-up is over
     constexpr std::uint64_t kWarmup = 2000;
@@ -78,11 +83,53 @@ void ping_pong(Channel& there, Channel& back, const BusLoopSetup& setup, Latency
         if (i >= kWarmup) half_rtt_ps.record(setup.ruler.to_picos(t1 - t0) / 2);
         if ((i & 255) == 0 && t1 > end) break;
     }
-    stop.store(true, std::memory_order_relaxed);
+    while (!there.try_send(0, kStopSequence)) {
+    }
+}
+
+// The sending side of the open loop: message i at tick first + i * interval, stamped with that intended time.
+template <class Channel>
+void send_on_schedule(Channel& channel, std::uint64_t first, std::uint64_t interval_ticks, std::uint64_t count) {
+    for (std::uint64_t i = 0; i < count; ++i) {
+        const std::uint64_t intended = first + i * interval_ticks;
+        while (platform::read_cycles() < intended) {
+        }
+        while (!channel.try_send(intended, i)) {
+        }
+    }
+}
+
+// The receiving side of the open loop: `count` messages, samples (receive time - intended send time) after the
+// first `warmup`.
+template <class Channel>
+void receive_on_schedule(Channel& channel, std::uint64_t count, std::uint64_t warmup, const TickRuler& ruler,
+                         LatencyHistogram& latency_ps, BusLoopErrors& errors) {
+    for (std::uint64_t expected = 0; expected < count;) {
+        std::uint64_t stamp = 0, sequence = 0;
+        if (!channel.try_receive(stamp, sequence)) continue;
+        const std::uint64_t now = platform::read_cycles_after_loads();
+        if (sequence != expected) ++errors.out_of_order;
+        if (expected >= warmup) latency_ps.record(ruler.to_picos(now > stamp ? now - stamp : 0));
+        expected = sequence + 1;
+    }
+}
+
+// Ping-pong between this thread and a partner thread on setup.partner_cpu.
+template <class Channel>
+void ping_pong(Channel& there, Channel& back, const BusLoopSetup& setup, LatencyHistogram& half_rtt_ps,
+               BusLoopErrors& errors) {
+    std::atomic<bool> ready{false};
+    std::thread partner([&] {
+        bus_detail::pin(setup.partner_cpu);
+        ready.store(true, std::memory_order_release);
+        echo_until_stop(there, back);
+    });
+    bus_detail::wait_for(ready);
+    time_round_trips(there, back, setup, half_rtt_ps, errors);
     partner.join();
 }
 
-// Open loop: one message every `interval_ticks`; samples are (receive time - intended send time).
+// Open loop from a sender thread on setup.partner_cpu to this thread: one message every `interval_ticks`.
 template <class Channel>
 void one_way(Channel& channel, const BusLoopSetup& setup, std::uint64_t interval_ticks, LatencyHistogram& latency_ps,
              BusLoopErrors& errors) {
@@ -95,25 +142,11 @@ void one_way(Channel& channel, const BusLoopSetup& setup, std::uint64_t interval
         std::uint64_t first = 0;
         while ((first = start.load(std::memory_order_acquire)) == 0) {
         }
-        for (std::uint64_t i = 0; i < count; ++i) {
-            const std::uint64_t intended = first + i * interval_ticks;
-            while (platform::read_cycles() < intended) {
-            }
-            while (!channel.try_send(intended, i)) {
-            }
-        }
+        send_on_schedule(channel, first, interval_ticks, count);
     });
     bus_detail::wait_for(ready);
     start.store(platform::read_cycles() + interval_ticks * 16, std::memory_order_release);
-    const std::uint64_t warmup = std::min<std::uint64_t>(count / 20, 1000);
-    for (std::uint64_t expected = 0; expected < count;) {
-        std::uint64_t stamp = 0, sequence = 0;
-        if (!channel.try_receive(stamp, sequence)) continue;
-        const std::uint64_t now = platform::read_cycles_after_loads();
-        if (sequence != expected) ++errors.out_of_order;
-        if (expected >= warmup) latency_ps.record(setup.ruler.to_picos(now > stamp ? now - stamp : 0));
-        expected = sequence + 1;
-    }
+    receive_on_schedule(channel, count, std::min<std::uint64_t>(count / 20, 1000), setup.ruler, latency_ps, errors);
     sender.join();
 }
 

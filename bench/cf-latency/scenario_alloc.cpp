@@ -209,10 +209,6 @@ void allocate_batches(Handoff& handoff, std::uint64_t& tail, std::uint32_t conte
     }
 }
 
-std::string size_label(std::size_t bytes) {
-    return bytes >= 1024 ? std::to_string(bytes / 1024) + " KiB" : std::to_string(bytes) + " B";
-}
-
 }  // namespace
 
 ScenarioResult run_alloc_scenario(ScenarioContext& context) {

@@ -41,8 +41,6 @@ struct BusContext {
     }
 };
 
-std::string size_label(std::size_t bytes) { return bytes >= 1024 ? std::to_string(bytes / 1024) + " KiB" : std::to_string(bytes) + " B"; }
-
 // One contender of the latency loops: its channels (made once), and what its slices accumulate.
 struct LatencyContender {
     std::string name;

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench/cf-latency/bus_measure.hpp"
 #include "bench/cf-latency/bus_ours.hpp"
 #include "bench/cf-latency/bus_peers.hpp"
 #include "bench/cf-latency/scenario.hpp"
@@ -22,7 +23,6 @@ namespace cf::latency {
 namespace {
 
 constexpr std::uint32_t kDepth = 1024;
-constexpr std::uint64_t kStop = UINT64_MAX;   // sequence that tells the child to exit
 constexpr double kOneWayIntervalUs = 2.0;
 
 // One process's end of a two-way link over two shared topics ("<base>.a" parent -> child, "<base>.b" back).
@@ -109,14 +109,8 @@ private:
 };
 #endif
 
-struct IpcRun {
-    const TickRuler& ruler;
-    double ticks_per_second;
-    double seconds;
-    int child_cpu;
-};
-
-// The child: open its end, then echo (mode 'p') or send `count` messages on schedule (mode 'o'). Exit status 0 ok.
+// The child: open its end, then echo (mode 'p') or send `count` messages on schedule from the first intended time
+// the parent's go message carries, then wait for the stop (mode 'o'). Exit status 0 ok.
 template <class End>
 [[noreturn]] void child_main(const std::string& base, char mode, std::uint64_t count, std::uint64_t interval_ticks,
                              int cpu, int ready_fd) {
@@ -125,37 +119,28 @@ template <class End>
         End end(base, false);
         const char status = end.ok() ? 1 : 0;
         if (write(ready_fd, &status, 1) != 1 || !end.ok()) _exit(3);
-        std::uint64_t stamp = 0, sequence = 0;
         if (mode == 'p') {
-            for (;;) {
-                if (!end.try_receive(stamp, sequence)) continue;
-                if (sequence == kStop) break;
-                while (!end.try_send(stamp, sequence)) {
-                }
-            }
+            echo_until_stop(end, end);
         } else {
-            while (!end.try_receive(stamp, sequence)) {
-            }   // the parent's go: its stamp is the first intended send time
-            for (std::uint64_t i = 0; i < count; ++i) {
-                const std::uint64_t intended = stamp + i * interval_ticks;
-                while (platform::read_cycles() < intended) {
-                }
-                while (!end.try_send(intended, i)) {
-                }
+            std::uint64_t first = 0, sequence = 0;
+            while (!end.try_receive(first, sequence)) {
             }
-            while (!end.try_receive(stamp, sequence) || sequence != kStop) {
+            send_on_schedule(end, first, interval_ticks, count);
+            while (!end.try_receive(first, sequence) || sequence != kStopSequence) {
             }
         }
     }
     _exit(0);
 }
 
-// Runs one contender: ping-pong then one-way. Returns false (with a note) if it could not run.
+// Runs one contender: ping-pong then one-way, each for half of setup.seconds, the child on setup.partner_cpu.
+// Returns false (with a note) if it could not run.
 template <class End>
-bool run_contender(const IpcRun& run, const std::string& base, LatencyHistogram& half_rtt, LatencyHistogram& one_way,
-                   std::string& note) {
-    const auto interval = static_cast<std::uint64_t>(kOneWayIntervalUs * 1e-6 * run.ticks_per_second);
-    const std::uint64_t count = static_cast<std::uint64_t>(run.seconds / 2 * run.ticks_per_second) / interval;
+bool run_contender(const BusLoopSetup& setup, const std::string& base, LatencyHistogram& half_rtt,
+                   LatencyHistogram& one_way, std::string& note) {
+    const BusLoopSetup half{setup.ruler, setup.ticks_per_second, setup.seconds / 2, setup.partner_cpu};
+    const auto interval = static_cast<std::uint64_t>(kOneWayIntervalUs * 1e-6 * setup.ticks_per_second);
+    const std::uint64_t count = static_cast<std::uint64_t>(half.seconds * half.ticks_per_second) / interval;
     for (const char mode : {'p', 'o'}) {
         const std::string name = base + mode;
         End end(name, true);
@@ -174,7 +159,7 @@ bool run_contender(const IpcRun& run, const std::string& base, LatencyHistogram&
             note = "fork failed";
             return false;
         }
-        if (child == 0) child_main<End>(name, mode, count, interval, run.child_cpu, ready[1]);
+        if (child == 0) child_main<End>(name, mode, count, interval, setup.partner_cpu, ready[1]);
         char status = 0;
         const bool child_ready = read(ready[0], &status, 1) == 1 && status == 1;
         close(ready[0]);
@@ -184,41 +169,21 @@ bool run_contender(const IpcRun& run, const std::string& base, LatencyHistogram&
             note = std::string(End::kName) + ": the child could not open its end";
             return false;
         }
-        std::uint64_t stamp = 0, sequence = 0, disorder = 0;
+        BusLoopErrors errors;
         if (mode == 'p') {
-            const auto span = static_cast<std::uint64_t>(run.seconds / 2 * run.ticks_per_second);
-            std::uint64_t end_tick = UINT64_MAX;   // set once the warm-up (connection, first faults) is over
-            for (std::uint64_t i = 0;; ++i) {
-                const std::uint64_t t0 = platform::read_cycles_ordered();
-                while (!end.try_send(t0, i)) {
-                }
-                while (!end.try_receive(stamp, sequence)) {
-                }
-                const std::uint64_t t1 = platform::read_cycles_end();
-                if (sequence != i) ++disorder;
-                if (i == 2000) end_tick = t1 + span;
-                if (i >= 2000) half_rtt.record(run.ruler.to_picos(t1 - t0) / 2);
-                if ((i & 255) == 0 && t1 > end_tick) break;
-            }
+            time_round_trips(end, end, half, half_rtt, errors);   // ends with the stop message
         } else {
             while (!end.try_send(platform::read_cycles() + interval * 64, 0)) {
+            }   // go: the first intended send time
+            receive_on_schedule(end, count, count / 20, setup.ruler, one_way, errors);
+            while (!end.try_send(0, kStopSequence)) {
             }
-            const std::uint64_t warmup = count / 20;
-            for (std::uint64_t expected = 0; expected < count;) {
-                if (!end.try_receive(stamp, sequence)) continue;
-                const std::uint64_t now = platform::read_cycles_after_loads();
-                if (sequence != expected) ++disorder;
-                if (expected >= warmup) one_way.record(run.ruler.to_picos(now > stamp ? now - stamp : 0));
-                expected = sequence + 1;
-            }
-        }
-        while (!end.try_send(0, kStop)) {
         }
         int child_status = 0;
         waitpid(child, &child_status, 0);
-        if (disorder != 0 || !WIFEXITED(child_status) || WEXITSTATUS(child_status) != 0) {
-            note = std::string(End::kName) + ": " + std::to_string(disorder) + " messages out of order, child status " +
-                   std::to_string(child_status);
+        if (errors.out_of_order != 0 || !WIFEXITED(child_status) || WEXITSTATUS(child_status) != 0) {
+            note = std::string(End::kName) + ": " + std::to_string(errors.out_of_order) +
+                   " messages out of order, child status " + std::to_string(child_status);
         }
     }
     return true;
@@ -228,10 +193,10 @@ bool run_contender(const IpcRun& run, const std::string& base, LatencyHistogram&
 constexpr int kRounds = 4;
 
 template <std::size_t N>
-void ipc_at_size(ScenarioContext& context, const IpcRun& run, ScenarioResult& result, double& done) {
-    const std::string size = N >= 1024 ? std::to_string(N / 1024) + " KiB" : std::to_string(N) + " B";
+void ipc_at_size(ScenarioContext& context, const BusLoopSetup& run, ScenarioResult& result, double& done) {
+    const std::string size = size_label(N);
     const std::string base = "cflat" + std::to_string(getpid()) + "." + std::to_string(N);
-    const IpcRun slice{run.ruler, run.ticks_per_second, run.seconds / kRounds, run.child_cpu};
+    const BusLoopSetup slice{run.ruler, run.ticks_per_second, run.seconds / kRounds, run.partner_cpu};
     LatencyHistogram ours_rtt = make_picosecond_histogram(), ours_one = make_picosecond_histogram();
     bool ours_ran = true;
 #if CF_HAVE_ZMQ
@@ -276,7 +241,7 @@ ScenarioResult run_ipc_scenario(ScenarioContext& context) {
     const TickRuler ruler;
     const double ticks_per_second = ruler.ticks_per_second();
     const int child_cpu = context.cpus.size() > 1 ? context.cpus[1] : -1;
-    const IpcRun run{ruler, ticks_per_second, context.duration_s / 4, child_cpu};
+    const BusLoopSetup run{ruler, ticks_per_second, context.duration_s / 4, child_cpu};
     ScenarioResult result;
     result.scenario = "ipc";
     result.description = std::string("two processes") + (child_cpu >= 0 ? " on two pinned CPUs" : " on one CPU") +

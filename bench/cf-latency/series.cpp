@@ -34,6 +34,10 @@ Series make_series(const std::string& name, const LatencyHistogram& picoseconds)
     return series;
 }
 
+std::string size_label(std::size_t bytes) {
+    return bytes >= 1024 ? std::to_string(bytes / 1024) + " KiB" : std::to_string(bytes) + " B";
+}
+
 Ratio make_ratio(const std::string& label, const Series& ours, const Series& peer) {
     Ratio ratio;
     ratio.label = label;

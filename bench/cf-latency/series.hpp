@@ -15,6 +15,9 @@ LatencyHistogram make_picosecond_histogram();
 // A report row from a picosecond histogram (values converted to nanoseconds).
 Series make_series(const std::string& name, const LatencyHistogram& picoseconds);
 
+// "64 B", "1 KiB": message and block sizes in series names.
+std::string size_label(std::size_t bytes);
+
 // ours / peer at p50 and p99.
 Ratio make_ratio(const std::string& label, const Series& ours, const Series& peer);
 
