@@ -107,15 +107,6 @@ int cf_hlc_compare(const cf_hlc_t* a, const cf_hlc_t* b) {
     return x < y ? -1 : (y < x ? 1 : 0);
 }
 
-int cf_hlc_to_instant(const cf_hlc_t* stamp, cf_instant_t* time) {
-    if (stamp == nullptr || time == nullptr) return fail(EINVAL, "cf_hlc_to_instant: stamp or time is NULL");
-    namespace detail = cf::time_detail;
-    const cf::Femtos fs = cf::HlcStamp{stamp->word, stamp->node}.physical_time().femtos();
-    time->seconds = static_cast<int64_t>(detail::floor_div(fs, detail::kFemtosPerSecond));
-    time->femtoseconds = static_cast<int64_t>(detail::floor_mod(fs, detail::kFemtosPerSecond));
-    return 0;
-}
-
 int cf_pool_alloc(cf_engine_t* engine, size_t bytes, void** block) {
     if (engine == nullptr || block == nullptr) return fail(EINVAL, "cf_pool_alloc: engine or block is NULL");
     cf::mem::Pool& pool = engine->engine->pool();
