@@ -81,6 +81,8 @@ public:
         return count;
     }
     std::byte* claimed_slot(std::uint32_t i) const noexcept { return slot_at(batch_start_ + i); }
+    // The position the next try_claim() hands out (single writer).
+    std::uint64_t claim_position() const noexcept { return claim_; }
 
     // Publishes every outstanding claim: lossy rings first mark each slot published (release, pairs with the
     // readers' acquire of the sequence), then one release store of the cursor (pairs with available()).

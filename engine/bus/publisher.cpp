@@ -13,14 +13,10 @@ int Publisher::open(const Topic& topic, HybridLogicalClock& clock, Publisher& ou
     Publisher publisher;
     const int status = publisher.rings_.attach(topic);
     switch (status == 0 ? topic.kind() : TopicKind{}) {   // nothing to read from a view that did not attach
-        case TopicKind::spsc:
-            publisher.kind_ = Kind::spsc;
-            publisher.next_position_ = publisher.rings_.spsc.producer_position();
-            break;
+        case TopicKind::spsc: publisher.kind_ = Kind::spsc; break;
         case TopicKind::mpsc: publisher.kind_ = Kind::mpsc; break;
         case TopicKind::broadcast:
             publisher.kind_ = publisher.rings_.broadcast.multi_writer() ? Kind::broadcast_multi : Kind::broadcast_single;
-            publisher.next_position_ = publisher.rings_.broadcast.writer_position();
             break;
     }
     if (status != 0) {
@@ -46,7 +42,6 @@ Publisher& Publisher::operator=(Publisher&& other) noexcept {
     claimed_length_ = other.claimed_length_;
     max_message_bytes_ = other.max_message_bytes_;
     position_ = other.position_;
-    next_position_ = other.next_position_;
     pid_ = other.pid_;
     other.topic_ = Topic{};
     other.claimed_ = nullptr;

@@ -47,9 +47,12 @@ public:
         if (claimed_ != nullptr) return -EBUSY;
         std::byte* slot = nullptr;
         switch (kind_) {
-            case Kind::spsc: slot = rings_.spsc.try_claim(); position_ = next_position_; break;
+            case Kind::spsc: position_ = rings_.spsc.claim_position(); slot = rings_.spsc.try_claim(); break;
             case Kind::mpsc: slot = rings_.mpsc.try_claim(position_); break;
-            case Kind::broadcast_single: slot = rings_.broadcast.try_claim(); position_ = next_position_; break;
+            case Kind::broadcast_single:
+                position_ = rings_.broadcast.claim_position();
+                slot = rings_.broadcast.try_claim();
+                break;
             case Kind::broadcast_multi: slot = rings_.broadcast.try_claim(position_); break;
         }
         if (slot == nullptr) return -EAGAIN;
@@ -97,11 +100,11 @@ private:
     int release_claim() noexcept {
         int status = 0;
         switch (kind_) {
-            case Kind::spsc: rings_.spsc.commit(); ++next_position_; break;
+            case Kind::spsc: rings_.spsc.commit(); break;
             // A compare-and-swap, not a store: if the subscriber took this claim for a dead one (it stalled past
             // the recovery timeout), the message is dropped instead of wedging the ring.
             case Kind::mpsc: status = rings_.mpsc.try_commit(position_) ? 0 : -ESTALE; break;
-            case Kind::broadcast_single: rings_.broadcast.commit(); ++next_position_; break;
+            case Kind::broadcast_single: rings_.broadcast.commit(); break;
             case Kind::broadcast_multi: rings_.broadcast.commit(position_); break;
         }
         claimed_ = nullptr;
@@ -116,7 +119,6 @@ private:
     std::uint32_t claimed_length_ = 0;
     std::uint32_t max_message_bytes_ = 0;
     std::uint64_t position_ = 0;        // of the outstanding claim
-    std::uint64_t next_position_ = 0;   // single-writer rings: the next position this publisher claims
     std::uint64_t pid_ = 0;             // this process, for claim markers
 };
 

@@ -68,6 +68,9 @@ public:
     }
     std::byte* claimed_slot(std::uint32_t i) const noexcept { return slot_at(batch_start_ + i); }
 
+    // The position the next try_claim() hands out (producer side; the message's sequence number on a topic).
+    std::uint64_t claim_position() const noexcept { return claim_; }
+
     // Publishes every outstanding claim with one release store (pairs with the consumer's acquire in available()).
     void commit() noexcept { control_->producer.tail.store(claim_, std::memory_order_release); }
 

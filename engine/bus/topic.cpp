@@ -147,7 +147,6 @@ int Topic::format(void* memory, std::size_t bytes, const TopicConfig& config) no
     std::memcpy(header->name, config.name, strnlen(config.name, kMaxTopicNameLength));
     header->publishers.store(0, std::memory_order_relaxed);
     header->subscribers.store(0, std::memory_order_relaxed);
-    header->published_lost.store(0, std::memory_order_relaxed);
     // Pairs with attach()'s acquire: whoever sees the magic sees the header and the formatted ring.
     header->magic.store(kTopicMagic, std::memory_order_release);
     return 0;

@@ -49,8 +49,7 @@ struct alignas(64) TopicHeader {
     char name[kMaxTopicNameLength + 1];
     alignas(64) std::atomic<std::uint32_t> publishers;    // attached now
     std::atomic<std::uint32_t> subscribers;
-    std::atomic<std::uint64_t> published_lost;            // reserved for publisher-side drops (always 0 today)
-    unsigned char padding[112];
+    unsigned char padding[120];
 };
 static_assert(sizeof(TopicHeader) == 256);
 
