@@ -144,8 +144,8 @@ int SharedTopic::maintain(std::uint64_t heartbeat_timeout_ns, MaintainReport& re
         // What the dead process held: its places among the publishers and subscribers, its broadcast readers.
         const auto publishers = static_cast<std::uint32_t>(dead.user[1] & kCountMask);
         const auto subscribers = static_cast<std::uint32_t>(dead.user[1] >> 32);
-        for (std::uint32_t i = 0; i < publishers; ++i) header.publishers.fetch_sub(1, std::memory_order_acq_rel);
-        for (std::uint32_t i = 0; i < subscribers; ++i) header.subscribers.fetch_sub(1, std::memory_order_acq_rel);
+        header.publishers.fetch_sub(publishers, std::memory_order_acq_rel);
+        header.subscribers.fetch_sub(subscribers, std::memory_order_acq_rel);
         for (int reader = 0; reader < 64 && is_broadcast; ++reader) {
             if ((dead.user[0] >> reader & 1) != 0 && broadcast.remove_reader(reader) == 0) ++report.readers_removed;
         }
