@@ -304,6 +304,40 @@ void Pool::push_chain(int class_index, void* const* blocks, std::uint32_t count)
                                               std::memory_order_relaxed));
 }
 
+// A thread's first call (bind it), an empty cache (refill it in one batch), or no cache at all.
+[[gnu::noinline, gnu::cold]] void* Pool::take_slow(int class_index, std::uint32_t requested) noexcept {
+    ClassCache* caches = thread_caches_or_bind();
+    if (caches == nullptr) return take_uncached(class_index, requested);
+    ClassCache& cache = caches[class_index];
+    std::uint32_t count = cache.count.load(std::memory_order_relaxed);
+    if (count == 0) {
+        count = refill(class_index, cache);
+        if (count == 0) {
+            bump(cache.failed);
+            return nullptr;
+        }
+    }
+    void* block = cache.blocks[--count];
+    cache.count.store(count, std::memory_order_relaxed);
+    note_taken(class_index, cache, block, requested);
+    return block;
+}
+
+// A thread's first call, a full cache (flush one batch), or no cache at all.
+[[gnu::noinline, gnu::cold]] void Pool::give_slow(int class_index, void* block, std::uint32_t requested) noexcept {
+    ClassCache* caches = thread_caches_or_bind();
+    if (caches == nullptr) return give_uncached(class_index, block, requested);
+    ClassCache& cache = caches[class_index];
+    std::uint32_t count = cache.count.load(std::memory_order_relaxed);
+    if (count == cache_blocks_) count = flush(class_index, cache, batch_blocks_);
+    note_given(cache, count, block, requested);
+}
+
+ClassCache* Pool::thread_caches_or_bind() noexcept {
+    ClassCache* caches = find_thread_caches(id_);
+    return caches != nullptr ? caches : bind_thread();
+}
+
 void* Pool::take_uncached(int class_index, std::uint32_t requested) noexcept {
     SharedList& list = shared_[class_index];
     void* block = nullptr;

@@ -199,25 +199,29 @@ private:
 
     Pool() noexcept = default;
 
+    // The hot paths touch only this thread's cache, found in the first entry of its binding table; everything
+    // else (a thread's first call, an empty or full cache, a thread without a cache, or whose cache for this pool
+    // sits in a later entry because it uses several pools) is one out-of-line call in tail position, so the fast
+    // path saves no registers.
     void* take(int class_index, std::uint32_t requested) noexcept {
-        ClassCache* cache = thread_cache(class_index);
-        if (cache == nullptr) [[unlikely]] return take_uncached(class_index, requested);
-        std::uint32_t count = cache->count.load(std::memory_order_relaxed);
-        if (count == 0) [[unlikely]] {
-            count = refill(class_index, *cache);
-            if (count == 0) {
-                bump(cache->failed);
-                return nullptr;
-            }
-        }
-        void* block = cache->blocks[--count];
-        cache->count.store(count, std::memory_order_relaxed);
+        ClassCache* caches = find_first_thread_caches(id_);
+        if (caches == nullptr) [[unlikely]] return take_slow(class_index, requested);
+        ClassCache& cache = caches[class_index];
+        std::uint32_t count = cache.count.load(std::memory_order_relaxed);
+        if (count == 0) [[unlikely]] return take_slow(class_index, requested);
+        void* block = cache.blocks[--count];
+        cache.count.store(count, std::memory_order_relaxed);
+        note_taken(class_index, cache, block, requested);
+        return block;
+    }
+
+    // A block leaves a cache: its requested size goes into its idle link word, and into the thread's share.
+    void note_taken(int class_index, ClassCache& cache, void* block, std::uint32_t requested) noexcept {
         const Arena& arena = arenas_[class_index];
         const std::uintptr_t offset = reinterpret_cast<std::uintptr_t>(block) - base_ - arena.offset;
         arena.links[arena.index_of(offset)].store(requested, std::memory_order_relaxed);
         unpoison_block(block, requested);
-        bump(cache->requested, requested);
-        return block;
+        bump(cache.requested, requested);
     }
 
     void give(int class_index, void* block, std::uintptr_t offset) noexcept {
@@ -230,25 +234,24 @@ private:
         // The allocating thread stored the size; the application's hand-over of the block orders it before us.
         const std::uint32_t requested = arena.links[index].load(std::memory_order_relaxed);
         poison_block(block, arena.block_bytes);
-        ClassCache* cache = thread_cache(class_index);
-        if (cache == nullptr) [[unlikely]] return give_uncached(class_index, block, requested);
-        std::uint32_t count = cache->count.load(std::memory_order_relaxed);
-        if (count == cache_blocks_) [[unlikely]] count = flush(class_index, *cache, batch_blocks_);
-        cache->blocks[count] = block;
-        cache->count.store(count + 1, std::memory_order_relaxed);
-        bump(cache->requested, std::uint64_t{0} - requested);   // modulo 2^64, see ClassCache
+        ClassCache* caches = find_first_thread_caches(id_);
+        if (caches == nullptr) [[unlikely]] return give_slow(class_index, block, requested);
+        ClassCache& cache = caches[class_index];
+        const std::uint32_t count = cache.count.load(std::memory_order_relaxed);
+        if (count == cache_blocks_) [[unlikely]] return give_slow(class_index, block, requested);
+        note_given(cache, count, block, requested);
     }
 
-    ClassCache* thread_cache(int class_index) noexcept {
-        ClassCache* caches = find_thread_caches(id_);
-        if (caches == nullptr) [[unlikely]] {
-            caches = bind_thread();
-            if (caches == nullptr) return nullptr;
-        }
-        return caches + class_index;
+    void note_given(ClassCache& cache, std::uint32_t count, void* block, std::uint32_t requested) noexcept {
+        cache.blocks[count] = block;
+        cache.count.store(count + 1, std::memory_order_relaxed);
+        bump(cache.requested, std::uint64_t{0} - requested);   // modulo 2^64, see ClassCache
     }
 
     // Cold paths (pool.cpp).
+    void* take_slow(int class_index, std::uint32_t requested) noexcept;
+    void give_slow(int class_index, void* block, std::uint32_t requested) noexcept;
+    ClassCache* thread_caches_or_bind() noexcept;
     ClassCache* bind_thread() noexcept;
     std::uint32_t refill(int class_index, ClassCache& cache) noexcept;                        // returns count
     std::uint32_t flush(int class_index, ClassCache& cache, std::uint32_t blocks) noexcept;   // returns count

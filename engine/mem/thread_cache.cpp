@@ -60,6 +60,13 @@ void unregister_cache_owner(CacheOwner& owner) noexcept {
     owner.previous = owner.next = nullptr;
 }
 
+ClassCache* find_thread_caches(std::uint64_t owner_id) noexcept {
+    for (const ThreadBinding& entry : tl_thread_bindings.entries) {
+        if (entry.owner_id == owner_id) return entry.caches;
+    }
+    return nullptr;
+}
+
 ThreadBinding* reserve_thread_binding(const CacheOwner& owner) noexcept {
     ThreadBindings& bindings = tl_thread_bindings;
     if (bindings.exiting || bindings.refused_owner_id == owner.id) return nullptr;

@@ -68,13 +68,15 @@ struct ThreadBindings {
 
 inline thread_local constinit ThreadBindings tl_thread_bindings{};
 
-// Hot: this thread's caches for `owner_id`, or nullptr when the thread has none yet (or cannot have any).
-inline ClassCache* find_thread_caches(std::uint64_t owner_id) noexcept {
-    for (const ThreadBinding& entry : tl_thread_bindings.entries) {
-        if (entry.owner_id == owner_id) [[likely]] return entry.caches;
-    }
-    return nullptr;
+// Hot: this thread's caches for `owner_id` if they are in the first entry of its table (a thread's first pool:
+// one compare), else nullptr.
+inline ClassCache* find_first_thread_caches(std::uint64_t owner_id) noexcept {
+    const ThreadBinding& first = tl_thread_bindings.entries[0];
+    return first.owner_id == owner_id ? first.caches : nullptr;
 }
+
+// This thread's caches for `owner_id` in any entry, or nullptr when the thread has none yet (or cannot have any).
+ClassCache* find_thread_caches(std::uint64_t owner_id) noexcept;
 
 // Cold: a free entry of this thread's table for `owner` to fill once it has claimed a slot, with the exit hook
 // armed. nullptr when the thread is exiting, was refused by this owner before, or uses kMaxOwnersPerThread live
