@@ -85,11 +85,57 @@ public:
         return commit(length);
     }
 
+    // Copies in and publishes up to `count` messages (data[i], lengths[i]) as one burst: on single-writer topics
+    // (SPSC, single-writer broadcast) with one HLC reservation (now_batch: consecutive stamps) and one release
+    // store for the whole burst; multi-writer topics publish them one by one. Returns how many were published, in
+    // order (fewer than `count`, possibly 0, when the topic filled up), or -EMSGSIZE (some length is above the
+    // maximum: nothing published) or -EBUSY (a claim is outstanding).
+    int publish_batch(const void* const* data, const std::uint32_t* lengths, std::uint32_t count) noexcept {
+        if (claimed_ != nullptr) return -EBUSY;
+        for (std::uint32_t i = 0; i < count; ++i) {
+            if (lengths[i] > max_message_bytes_) return -EMSGSIZE;
+        }
+        if (kind_ != Kind::spsc && kind_ != Kind::broadcast_single) return publish_each(data, lengths, count);
+        const bool spsc = kind_ == Kind::spsc;
+        const std::uint64_t first = spsc ? rings_.spsc.claim_position() : rings_.broadcast.claim_position();
+        const std::uint32_t claimed =
+            spsc ? rings_.spsc.try_claim_batch(count) : rings_.broadcast.try_claim_batch(count);
+        if (claimed == 0) return 0;
+        for (std::uint32_t i = 0; i < claimed; ++i) {
+            std::byte* slot = spsc ? rings_.spsc.claimed_slot(i) : rings_.broadcast.claimed_slot(i);
+            if (lengths[i] != 0) std::memcpy(slot + kMessageHeaderBytes, data[i], lengths[i]);
+        }
+        // Stamped once the payloads are in (commit time), then made visible together.
+        const HlcStamp stamp = clock_->now_batch(claimed);
+        for (std::uint32_t i = 0; i < claimed; ++i) {
+            std::byte* slot = spsc ? rings_.spsc.claimed_slot(i) : rings_.broadcast.claimed_slot(i);
+            auto* header = reinterpret_cast<MessageHeader*>(slot);
+            std::atomic_ref<std::uint64_t>(header->sequence).store(first + i, std::memory_order_relaxed);
+            header->hlc_word = stamp.word + i;
+            header->length = lengths[i];
+            header->hlc_node = stamp.node;
+            header->flags = 0;
+        }
+        if (spsc) rings_.spsc.commit();
+        else rings_.broadcast.commit();
+        return static_cast<int>(claimed);
+    }
+
     std::uint32_t max_message_bytes() const noexcept { return max_message_bytes_; }
     const Topic& topic() const noexcept { return topic_; }
 
 private:
     enum class Kind : std::uint8_t { spsc, mpsc, broadcast_single, broadcast_multi };
+
+    int publish_each(const void* const* data, const std::uint32_t* lengths, std::uint32_t count) noexcept {
+        std::uint32_t published = 0;
+        for (; published < count; ++published) {
+            const int status = publish(data[published], lengths[published]);
+            if (status == -EAGAIN) break;
+            if (status != 0) return published != 0 ? static_cast<int>(published) : status;
+        }
+        return static_cast<int>(published);
+    }
 
     void mark_claimed(std::byte* slot) noexcept {
         auto* header = reinterpret_cast<MessageHeader*>(slot);

@@ -32,18 +32,23 @@ std::uint64_t HybridLogicalClock::physical_word() const noexcept {
     return hlc_units_from_instant(source_(source_context_)) << HlcStamp::kLogicalBits;
 }
 
-std::uint64_t HybridLogicalClock::advance(std::uint64_t floor) noexcept {
+std::uint64_t HybridLogicalClock::advance(std::uint64_t floor, std::uint64_t extra) noexcept {
     std::uint64_t current = state_.load(std::memory_order_relaxed);
-    std::uint64_t next;
+    std::uint64_t first, last;
     do {
-        // word + 1 at UINT64_MAX (the year 2106) would wrap below every earlier stamp: stay at the top instead.
+        // Past UINT64_MAX (the year 2106) a word would wrap below every earlier stamp: stay at the top instead.
         const std::uint64_t successor = current == UINT64_MAX ? UINT64_MAX : current + 1;
-        next = floor > successor ? floor : successor;
-    } while (!state_.compare_exchange_weak(current, next, std::memory_order_acq_rel, std::memory_order_relaxed));
-    return next;
+        first = floor > successor ? floor : successor;
+        last = first > UINT64_MAX - extra ? UINT64_MAX : first + extra;
+    } while (!state_.compare_exchange_weak(current, last, std::memory_order_acq_rel, std::memory_order_relaxed));
+    return last - extra;   // first, unless the batch hit the top (then it ends at UINT64_MAX)
 }
 
 HlcStamp HybridLogicalClock::now() noexcept { return {advance(physical_word()), node_id_}; }
+
+HlcStamp HybridLogicalClock::now_batch(std::uint32_t count) noexcept {
+    return {advance(physical_word(), count > 1 ? count - 1 : 0), node_id_};
+}
 
 int HybridLogicalClock::update(const HlcStamp& remote, HlcStamp& out) noexcept {
     const std::uint64_t physical = physical_word();

@@ -65,6 +65,11 @@ public:
     // A local or send event: a stamp larger than every stamp this clock issued or merged. Lock-free.
     HlcStamp now() noexcept;
 
+    // `count` (>= 1) consecutive send events with one compare-and-swap: the stamps are first.word + 0 .. count - 1
+    // (the logical counter carries into l as in now()), all larger than every stamp issued or merged before, and
+    // every later stamp is larger than the last of them. Returns the first. For batches published together.
+    HlcStamp now_batch(std::uint32_t count) noexcept;
+
     // A receive event: merges `remote` and returns the new local stamp in `out`. 0, or -ERANGE when the remote
     // physical time is more than max_drift ahead of ours (the stamp is ignored, counted, and `out` untouched).
     int update(const HlcStamp& remote, HlcStamp& out) noexcept;
@@ -76,7 +81,8 @@ public:
 
 private:
     std::uint64_t physical_word() const noexcept;
-    std::uint64_t advance(std::uint64_t floor) noexcept;  // installs max(floor, state + 1)
+    // Installs max(floor, state + 1) + extra and returns it minus extra.
+    std::uint64_t advance(std::uint64_t floor, std::uint64_t extra = 0) noexcept;
 
     alignas(64) std::atomic<std::uint64_t> state_{0};
     alignas(64) std::atomic<std::uint64_t> rejected_{0};

@@ -206,6 +206,26 @@ TEST_CASE("a logical overflow carries into l instead of repeating a stamp") {
     CHECK(clock.now() == stamp(101, 0, 7));
 }
 
+TEST_CASE("now_batch: consecutive stamps with one update, after everything before and before everything after") {
+    FakePhysical physical{100};
+    HybridLogicalClock clock(fake_config(physical));
+    CHECK(clock.now() == stamp(100, 0, 7));
+    CHECK(clock.now_batch(5) == stamp(100, 1, 7));          // stamps (100, 1) .. (100, 5)
+    CHECK(clock.last() == stamp(100, 5, 7));
+    CHECK(clock.now() == stamp(100, 6, 7));
+    CHECK(clock.now_batch(1) == stamp(100, 7, 7));          // a batch of one is now()
+    CHECK(clock.now_batch(0) == stamp(100, 8, 7));          // and so is a batch of none
+    physical.units = 300;                                   // pt passed l: the batch starts at (300, 0)
+    CHECK(clock.now_batch(300) == stamp(300, 0, 7));        // 300 stamps carry into l: the last is (301, 43)
+    CHECK(clock.last() == stamp(301, 43, 7));
+    CHECK(clock.now() == stamp(301, 44, 7));
+    // At the top (the year 2106) the batch ends at the largest word instead of wrapping.
+    physical.units = (std::uint64_t{1} << 56) - 1;
+    CHECK(clock.now_batch(250).word == UINT64_MAX - 255);   // the last top unit, c = 0 .. 249
+    CHECK(clock.now_batch(10).word == UINT64_MAX - 9);      // c = 250 .. 255 would not hold 10 more
+    CHECK(clock.last().word == UINT64_MAX);
+}
+
 TEST_CASE("remote stamps beyond max drift are rejected and counted") {
     FakePhysical physical{1000 * kUnitsPerSecond};
     HybridLogicalClock clock(fake_config(physical, Duration::from_millis(1)));
