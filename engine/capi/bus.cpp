@@ -133,6 +133,19 @@ int cf_publish(cf_publisher_t* publisher, const void* data, uint32_t length) {
     return status == 0 ? 0 : explain(status, "cf_publish", publisher->topic);
 }
 
+int cf_publish_batch(cf_publisher_t* publisher, const void* const* data, const uint32_t* lengths, uint32_t count) {
+    if (publisher == nullptr || (count != 0 && (data == nullptr || lengths == nullptr))) {
+        return fail(EINVAL, "cf_publish_batch: publisher is NULL, or data or lengths is NULL with a count");
+    }
+    for (uint32_t i = 0; i < count; ++i) {
+        if (data[i] == nullptr && lengths[i] != 0) {
+            return fail(EINVAL, "cf_publish_batch: data[%u] is NULL with a length", i);
+        }
+    }
+    const int status = publisher->publisher.publish_batch(data, lengths, count);
+    return status >= 0 ? status : explain(status, "cf_publish_batch", publisher->topic);
+}
+
 int cf_claim(cf_publisher_t* publisher, uint32_t length, void** data) {
     if (publisher == nullptr || data == nullptr) return fail(EINVAL, "cf_claim: publisher or data is NULL");
     std::byte* slot = nullptr;

@@ -203,6 +203,20 @@ static void test_topics(cf_engine_t* engine) {
     EXPECT(message_is(&messages[0], "five") && messages[0].sequence == 4);
     EXPECT(cf_poll(subscriber, NULL, 8) == CF_EINVAL);
     EXPECT(cf_poll(NULL, messages, 8) == CF_EINVAL);
+    /* A burst: the free places (3 of 4: "five" is still held), in order, with consecutive stamps. */
+    const void* burst[5] = {"six", "seven", "", "nine", "ten"};
+    const uint32_t burst_lengths[5] = {3, 5, 0, 4, 3};
+    const uint32_t too_long[2] = {3, 17};
+    EXPECT(cf_publish_batch(publisher, burst, too_long, 2) == CF_EMSGSIZE);
+    EXPECT(cf_publish_batch(publisher, NULL, burst_lengths, 2) == CF_EINVAL);
+    EXPECT(cf_publish_batch(publisher, NULL, NULL, 0) == 0);
+    EXPECT(cf_publish_batch(NULL, burst, burst_lengths, 1) == CF_EINVAL);
+    EXPECT(cf_publish_batch(publisher, burst, burst_lengths, 5) == 3);
+    EXPECT(cf_poll(subscriber, messages, 8) == 3);
+    EXPECT(message_is(&messages[0], "six") && messages[0].sequence == 5);
+    EXPECT(message_is(&messages[1], "seven") && messages[1].sequence == 6);
+    EXPECT(messages[2].length == 0 && messages[2].sequence == 7);
+    EXPECT(messages[1].stamp.word == messages[0].stamp.word + 1 && messages[2].stamp.word == messages[1].stamp.word + 1);
     uint64_t lost = 99;
     EXPECT(cf_subscriber_lost(subscriber, &lost) == CF_OK && lost == 0);
     EXPECT(cf_subscriber_maintain(subscriber) == 0);

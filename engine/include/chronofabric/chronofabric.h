@@ -198,6 +198,14 @@ CF_API int cf_publisher_destroy(cf_publisher_t* publisher);
  * @return 0; CF_EAGAIN when full (back-pressure: retry or drop); CF_EMSGSIZE; CF_EINVAL.
  */
 CF_API int cf_publish(cf_publisher_t* publisher, const void* data, uint32_t length);
+/**
+ * Copies and publishes up to @p count messages (@p data[i], @p lengths[i]) as one burst: one HLC reservation
+ * (consecutive stamps) and one release on single-publisher topics; one by one on multi-publisher topics (since 0.2).
+ * @return how many were published, in order (fewer, possibly 0, when the topic filled up); CF_EMSGSIZE (a length
+ * is above the maximum: nothing published); CF_EBUSY (a claim is outstanding); CF_EINVAL.
+ */
+CF_API int cf_publish_batch(cf_publisher_t* publisher, const void* const* data, const uint32_t* lengths,
+                            uint32_t count);
 /** Zero copy: a slot for up to @p length bytes in *@p data, to be written and then cf_commit()ed. One claim at a
  *  time (CF_EBUSY otherwise); CF_EAGAIN when full. */
 CF_API int cf_claim(cf_publisher_t* publisher, uint32_t length, void** data);
