@@ -163,4 +163,23 @@ int BroadcastRing::remove_reader(int reader) noexcept {
     return fail(EINVAL, "broadcast ring reader %d is not active", reader);
 }
 
+int BroadcastRing::reclaim(std::uint64_t position) noexcept {
+    assert(multi_writer_);
+    SlotTrailer& trailer = trailer_at(position);
+    std::uint64_t expected = 2 * position + 1;
+    // Acquire pairs with the claiming writer's fence: its cleared flag is ordered before our mark.
+    if (trailer.sequence.compare_exchange_strong(expected, 2 * position, std::memory_order_acquire,
+                                                 std::memory_order_relaxed)) {
+        trailer.flags.store(kSlotReclaimed, std::memory_order_relaxed);
+        trailer.sequence.store(2 * position + 2, std::memory_order_release);   // pairs with the readers' acquire
+        return 0;
+    }
+    if (expected == 2 * position + 2 || expected == 2 * position) {
+        return fail(EALREADY, "broadcast position %llu was published or reclaimed meanwhile",
+                    static_cast<unsigned long long>(position));
+    }
+    return fail(EINVAL, "broadcast position %llu is not claimed and unpublished (slot sequence %llu)",
+                static_cast<unsigned long long>(position), static_cast<unsigned long long>(expected));
+}
+
 }  // namespace cf::bus

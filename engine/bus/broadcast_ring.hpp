@@ -118,6 +118,10 @@ public:
             if (sequence == previous_lap) {
                 if (tail.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed, std::memory_order_relaxed)) {
                     position = pos;
+                    // A reclaim of this lap acquires our "being written" mark (begin_write): the fence orders
+                    // the cleared flag of the previous lap before it.
+                    trailer_at(pos).flags.store(0, std::memory_order_relaxed);
+                    std::atomic_thread_fence(std::memory_order_release);
                     return begin_write(pos);
                 }
             } else if (sequence < previous_lap) {
@@ -133,6 +137,25 @@ public:
         assert(multi_writer_);
         trailer_at(position).sequence.store(2 * position + 2, std::memory_order_release);
     }
+
+    // commit() for rings whose readers may take over a claim that is only slow, not dead (a time-out): a
+    // compare-exchange from "being written" to published, so a commit after a take-over fails (false: the message
+    // is dropped) instead of publishing over the reader's replacement.
+    [[nodiscard]] bool try_commit(std::uint64_t position) noexcept {
+        assert(multi_writer_);
+        std::uint64_t expected = 2 * position + 1;
+        return trailer_at(position).sequence.compare_exchange_strong(expected, 2 * position + 2,
+                                                                    std::memory_order_release,
+                                                                    std::memory_order_relaxed);
+    }
+
+    // A claim whose writer died between claim and commit holds up every reader (and, a lap later, every writer).
+    // A reader reclaims it: it moves the slot from "being written" (2p + 1) to "taken" (2p: below both, so
+    // everyone keeps treating it as unpublished, and a late try_commit fails), marks it kSlotReclaimed in the
+    // trailer (which a late writer never touches: its header and payload stores cannot resurrect the slot), and
+    // publishes it (2p + 2), so every reader skips it. 0; -EALREADY when the position was published meanwhile (by
+    // its writer, or reclaimed by another reader); -EINVAL when it is not claimed-and-unpublished.
+    int reclaim(std::uint64_t position) noexcept;
 
     // ---- readers ----
 
@@ -169,6 +192,21 @@ public:
     const std::byte* slot(int reader, std::uint32_t i) const noexcept {
         return slot_at(reader_at(reader).cursor.load(std::memory_order_relaxed) + i);
     }
+    // True if the i-th unread position was reclaimed (multi writer; no message: poll skips it).
+    bool reclaimed(int reader, std::uint32_t i) const noexcept {
+        const std::uint64_t position = reader_at(reader).cursor.load(std::memory_order_relaxed) + i;
+        return (trailer_at(position).flags.load(std::memory_order_relaxed) & kSlotReclaimed) != 0;
+    }
+    // Multi writer, either policy: the position `reader` waits at, if that position is claimed but not published
+    // (its writer is writing it, or died doing so). Readers that have read everything published stop there.
+    bool waits_at_claim(int reader, std::uint64_t& position) const noexcept {
+        assert(multi_writer_);
+        const std::uint64_t cursor = reader_at(reader).cursor.load(std::memory_order_relaxed);
+        if (trailer_at(cursor).sequence.load(std::memory_order_relaxed) != 2 * cursor + 1) return false;
+        position = cursor;
+        return true;
+    }
+
     // One release store of the cursor: pairs with the writers' acquire in their gate scan.
     void release(int reader, std::uint32_t n) noexcept {
         auto& cursor = reader_at(reader).cursor;
@@ -180,7 +218,11 @@ public:
         std::is_nothrow_invocable_v<F&, const std::byte*>) {
         const std::uint32_t count = available(reader, max);
         const std::uint64_t cursor = reader_at(reader).cursor.load(std::memory_order_relaxed);
-        for (std::uint32_t i = 0; i < count; ++i) f(static_cast<const std::byte*>(slot_at(cursor + i)));
+        for (std::uint32_t i = 0; i < count; ++i) {
+            if (!multi_writer_ || (trailer_at(cursor + i).flags.load(std::memory_order_relaxed) & kSlotReclaimed) == 0) {
+                f(static_cast<const std::byte*>(slot_at(cursor + i)));
+            }
+        }
         if (count != 0) release(reader, count);
         return count;
     }
@@ -202,7 +244,9 @@ public:
             const std::uint64_t published = 2 * cursor + 2;
             // Pairs with the writer's release when it published: the payload we copy next is complete...
             const std::uint64_t before = trailer.sequence.load(std::memory_order_acquire);
-            if (before == published) {
+            if (before == published && (trailer.flags.load(std::memory_order_relaxed) & kSlotReclaimed) != 0) {
+                ++cursor;   // a reclaimed claim: no message, nothing lost (a next lap would have moved `before`)
+            } else if (before == published) {
                 copy_racing_payload(scratch, slot_at(cursor), slot_bytes_);
                 // ...unless the writer started the next lap meanwhile: the copy's loads stay before this re-check
                 // (Boehm's seqlock reader), and the writer marks the slot before writing it.

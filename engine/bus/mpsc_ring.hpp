@@ -24,7 +24,6 @@
 
 namespace cf::bus {
 
-inline constexpr std::uint64_t kSlotReclaimed = 1;   // SlotTrailer::flags
 
 class MpscRing {
 public:

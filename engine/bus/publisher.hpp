@@ -6,7 +6,7 @@
 // which keeps commits in claim order for the single-writer rings. Hot-path calls return 0 or a negative errno
 // and never block: -EAGAIN when the topic is full (back-pressure: try again, or drop), -EMSGSIZE when the
 // message is larger than the topic's maximum, -EBUSY when a claim is already outstanding, -EINVAL for commit()
-// without a claim or with a length above what was claimed, -ESTALE (MPSC) when the subscriber reclaimed a claim
+// without a claim or with a length above what was claimed, -ESTALE (multi-writer topics) when a subscriber reclaimed a claim
 // that stalled past its recovery timeout (the message is dropped). They set no error message (that would cost on
 // the hot path); the C API adds one.
 #pragma once
@@ -147,11 +147,11 @@ private:
         int status = 0;
         switch (kind_) {
             case Kind::spsc: rings_.spsc.commit(); break;
-            // A compare-and-swap, not a store: if the subscriber took this claim for a dead one (it stalled past
-            // the recovery timeout), the message is dropped instead of wedging the ring.
+            // Multi-writer topics commit with a compare-and-swap, not a store: if a subscriber took this claim for
+            // a dead one (it stalled past the recovery timeout), the message is dropped instead of wedging the ring.
             case Kind::mpsc: status = rings_.mpsc.try_commit(position_) ? 0 : -ESTALE; break;
             case Kind::broadcast_single: rings_.broadcast.commit(); break;
-            case Kind::broadcast_multi: rings_.broadcast.commit(position_); break;
+            case Kind::broadcast_multi: status = rings_.broadcast.try_commit(position_) ? 0 : -ESTALE; break;
         }
         claimed_ = nullptr;
         return status;

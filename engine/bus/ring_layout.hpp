@@ -86,8 +86,11 @@ struct alignas(kCacheLine) IndexRegion : Words {
 // Per-slot control words of the MPSC and broadcast rings, after the payload.
 struct SlotTrailer {
     std::atomic<std::uint64_t> sequence;
-    std::atomic<std::uint64_t> flags;   // MPSC: kSlotReclaimed; written only by the consumer
+    std::atomic<std::uint64_t> flags;   // kSlotReclaimed, set by whoever reclaimed a dead claim (else 0)
 };
+
+// The position's claim was reclaimed (its writer never committed it): readers skip it.
+inline constexpr std::uint64_t kSlotReclaimed = 1;
 static_assert(sizeof(SlotTrailer) == kSlotTrailerBytes);
 
 // Where everything is, derived from the geometry and options alone, so attach() can recompute it and compare.

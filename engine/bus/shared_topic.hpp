@@ -12,8 +12,8 @@
 //   user[1]: publishers (low 32 bits) and subscribers (high 32 bits) this process has open on the topic
 // maintain(), called from each process's housekeeping every ~100 ms, heartbeats this process and scans for dead
 // ones: a process killed with -9 gets its publisher/subscriber places and its broadcast readers returned (so a
-// dead reader no longer holds back-pressure on the writer). A claim a dead publisher left uncommitted on an MPSC
-// topic is found by the subscriber: Subscriber::recover_stalled_claim().
+// dead reader no longer holds back-pressure on the writer). A claim a dead publisher left uncommitted on a
+// many-publisher topic (MPSC or multi-writer broadcast) is found by a subscriber: Subscriber::recover_stalled_claim().
 #pragma once
 
 #include <cstdint>

@@ -98,7 +98,9 @@ std::uint32_t Subscriber::receive(Message* out, std::uint32_t max) noexcept {
             break;
         case Kind::broadcast:
             pending_ = rings_.broadcast.available(reader_, max);
-            for (std::uint32_t i = 0; i < pending_; ++i) keep(rings_.broadcast.slot(reader_, i));
+            for (std::uint32_t i = 0; i < pending_; ++i) {
+                if (!rings_.broadcast.reclaimed(reader_, i)) keep(rings_.broadcast.slot(reader_, i));
+            }
             break;
         case Kind::broadcast_lossy:
             // Copies: each message into its own scratch slot, so the batch stays valid until the next call.
@@ -124,20 +126,32 @@ void Subscriber::release() noexcept {
 }
 
 int Subscriber::recover_stalled_claim(std::uint64_t now_ns, std::uint64_t stuck_ns) noexcept {
-    if (kind_ != Kind::mpsc) return -ENOTSUP;
+    const bool broadcast = kind_ == Kind::broadcast || kind_ == Kind::broadcast_lossy;
+    if (kind_ == Kind::spsc || (broadcast && !rings_.broadcast.multi_writer())) return -ENOTSUP;
     release();
-    if (rings_.mpsc.available(1) != 0) {   // messages flow
-        stuck_position_ = UINT64_MAX;
-        return 0;
+    std::uint64_t position = 0;
+    std::byte* slot = nullptr;
+    if (broadcast) {
+        if (!rings_.broadcast.waits_at_claim(reader_, position)) {   // messages flow, or nothing is claimed
+            stuck_position_ = UINT64_MAX;
+            return 0;
+        }
+        slot = const_cast<std::byte*>(rings_.broadcast.slot(reader_, 0));
+    } else {
+        if (rings_.mpsc.available(1) != 0) {   // messages flow
+            stuck_position_ = UINT64_MAX;
+            return 0;
+        }
+        position = rings_.mpsc.consumer_position();
+        if (rings_.mpsc.claimed_position() <= position) return 0;   // empty, nothing claimed
+        slot = const_cast<std::byte*>(rings_.mpsc.slot(0));
     }
-    const std::uint64_t position = rings_.mpsc.consumer_position();
-    if (rings_.mpsc.claimed_position() <= position) return 0;   // empty, nothing claimed
     if (position != stuck_position_) {
         stuck_position_ = position;
         stuck_since_ns_ = now_ns;
     }
     // The claimer may be writing these words right now: read them atomically, as it writes them.
-    auto* header = reinterpret_cast<MessageHeader*>(const_cast<std::byte*>(rings_.mpsc.slot(0)));
+    auto* header = reinterpret_cast<MessageHeader*>(slot);
     const std::uint64_t marker = std::atomic_ref<std::uint64_t>(header->sequence).load(std::memory_order_relaxed);
     const std::uint64_t pid = std::atomic_ref<std::uint64_t>(header->claimer_pid).load(std::memory_order_relaxed);
     bool dead = false;
@@ -147,7 +161,8 @@ int Subscriber::recover_stalled_claim(std::uint64_t now_ns, std::uint64_t stuck_
         dead = now_ns - stuck_since_ns_ >= stuck_ns;   // no marker yet: only time tells
     }
     if (!dead) return 0;
-    if (rings_.mpsc.reclaim(position) != 0) return 0;   // committed after all (-EALREADY): it will be delivered
+    // -EALREADY: committed after all (it will be delivered), or another subscriber reclaimed it first.
+    if ((broadcast ? rings_.broadcast.reclaim(position) : rings_.mpsc.reclaim(position)) != 0) return 0;
     ++recovered_;
     stuck_position_ = UINT64_MAX;
     return 1;

@@ -64,12 +64,14 @@ public:
     // Messages this subscriber will never see: skipped or torn on a lossy topic (0 on the others).
     std::uint64_t lost() const noexcept { return kind_ == Kind::broadcast_lossy ? rings_.broadcast.lost(reader_) : 0; }
 
-    // MPSC topics shared between processes: a publisher killed between claim and commit leaves a position that
-    // holds up every message behind it. From the subscriber's thread, in housekeeping: if the next position is
-    // claimed but not committed, and either its claimer's process is dead (the slot's claim marker names it) or
-    // it has been stuck for `stuck_ns` without any marker (the claimer died right after its compare-and-swap),
-    // the position is reclaimed: read as empty, the messages behind it flow again. Returns 1 if it reclaimed a
-    // position, 0 if there was nothing to do (or not yet), -ENOTSUP on other kinds of topic.
+    // Many-publisher topics (MPSC, multi-writer broadcast) shared between processes: a publisher killed between
+    // claim and commit leaves a position that holds up every message behind it (and, a lap later, the other
+    // publishers). From the subscriber's thread, in housekeeping: if the next position is claimed but not
+    // committed, and either its claimer's process is dead (the slot's claim marker names it) or it has been stuck
+    // for `stuck_ns` without any marker (the claimer died right after claiming), the position is reclaimed: read
+    // as empty (every subscriber of a broadcast topic skips it), the messages behind it flow again. Returns 1 if
+    // it reclaimed a position, 0 if there was nothing to do (or not yet, or another subscriber was first),
+    // -ENOTSUP on single-publisher topics.
     int recover_stalled_claim(std::uint64_t now_ns, std::uint64_t stuck_ns) noexcept;
     std::uint64_t recovered_claims() const noexcept { return recovered_; }
 

@@ -385,6 +385,55 @@ TEST_CASE("back-pressure, several writers: out-of-order commits are read in posi
     run_model({256, 16}, OverflowPolicy::back_pressure, true, 6);
 }
 
+TEST_CASE("several writers: a reader reclaims a dead claim once; a late commit fails; the slot is reused") {
+    for (const OverflowPolicy policy : {OverflowPolicy::back_pressure, OverflowPolicy::lossy}) {
+        CAPTURE(static_cast<int>(policy));
+        TestRing t({4, 16}, options(2, policy, true));
+        const int first = t.ring.add_reader(), second = t.ring.add_reader();
+        REQUIRE((first >= 0 && second >= 0));
+        std::uint64_t dead = 0, live = 0, waiting = 99;
+        REQUIRE(t.ring.try_claim(dead) != nullptr);
+        std::byte* slot = t.ring.try_claim(live);
+        REQUIRE(slot != nullptr);
+        fill_pattern(slot, 16, 7);
+        t.ring.commit(live);
+        std::byte scratch[16];
+        auto read_all = [&](int reader, std::vector<std::uint64_t>& values) {
+            return t.ring.poll_copy(reader, 8, scratch, [&](const std::byte* p) { values.push_back(value_of(p)); });
+        };
+        std::vector<std::uint64_t> values;
+        CHECK(read_all(first, values) == 0);                     // held up by the dead claim
+        CHECK(t.ring.waits_at_claim(first, waiting));
+        CHECK(waiting == dead);
+        CHECK(t.ring.reclaim(live) == -EALREADY);                // published: nothing to reclaim
+        CHECK(t.ring.reclaim(dead) == 0);
+        CHECK(t.ring.reclaim(dead) == -EALREADY);                // the second reader was not first
+        CHECK_FALSE(t.ring.try_commit(dead));                    // the dead writer's late commit is refused
+        CHECK_FALSE(t.ring.waits_at_claim(first, waiting));
+        for (const int reader : {first, second}) {
+            values.clear();
+            read_all(reader, values);
+            CHECK(values == std::vector<std::uint64_t>{7});      // the reclaimed position is skipped
+        }
+        // The next laps reuse the slot normally: every value arrives.
+        for (std::uint64_t v = 100; v < 110; ++v) {
+            std::uint64_t position = 0;
+            std::byte* next = t.ring.try_claim(position);
+            REQUIRE(next != nullptr);
+            fill_pattern(next, 16, v);
+            CHECK(t.ring.try_commit(position));
+            for (const int reader : {first, second}) {
+                values.clear();
+                read_all(reader, values);
+                CHECK(values == std::vector<std::uint64_t>{v});
+            }
+        }
+        std::uint64_t not_claimed = 0;
+        CHECK_FALSE(t.ring.waits_at_claim(first, not_claimed));
+        CHECK(t.ring.reclaim(1000) == -EINVAL);                  // never claimed
+    }
+}
+
 TEST_CASE("lossy, one writer: readers that fall behind skip to the oldest intact slot and count the loss") {
     run_model({2, 8}, OverflowPolicy::lossy, false, 7);
     run_model({8, 40}, OverflowPolicy::lossy, false, 8);

@@ -179,49 +179,52 @@ TEST_CASE("a subscriber process killed with SIGKILL no longer holds the publishe
     CHECK(shared.unlink() == 0);
 }
 
-TEST_CASE("mpsc: a publisher killed between claim and commit is recovered by the subscriber") {
-    const Name name("deadclaim");
-    const TopicConfig config = config_of(name, 16, 2, 1);
-    SharedTopic shared;
-    REQUIRE(SharedTopic::open(config, 0600, shared) == 0);
-    Subscriber subscriber;
-    REQUIRE(shared.open_subscriber(subscriber) == 0);
-    const pid_t child = fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {
-        SharedTopic mine;
-        Publisher publisher;
-        std::byte* data = nullptr;
-        if (SharedTopic::open(config, 0600, mine) != 0 || mine.open_publisher(clock_for_test(), publisher) != 0 ||
-            publisher.try_claim(8, data) != 0) {
-            _exit(10);
+TEST_CASE("many publishers: a publisher killed between claim and commit is recovered by the subscriber") {
+    for (const std::uint32_t subscribers : {1u, 2u}) {   // MPSC; multi-writer broadcast
+        CAPTURE(subscribers);
+        const Name name(subscribers == 1 ? "deadclaim" : "deadclaimbc");
+        const TopicConfig config = config_of(name, 16, 2, subscribers);
+        SharedTopic shared;
+        REQUIRE(SharedTopic::open(config, 0600, shared) == 0);
+        Subscriber subscriber;
+        REQUIRE(shared.open_subscriber(subscriber) == 0);
+        const pid_t child = fork();
+        REQUIRE(child >= 0);
+        if (child == 0) {
+            SharedTopic mine;
+            Publisher publisher;
+            std::byte* data = nullptr;
+            if (SharedTopic::open(config, 0600, mine) != 0 || mine.open_publisher(clock_for_test(), publisher) != 0 ||
+                publisher.try_claim(8, data) != 0) {
+                _exit(10);
+            }
+            raise(SIGKILL);   // dies holding position 0
         }
-        raise(SIGKILL);   // dies holding position 0
+        CHECK(wait_status(child) == 128 + SIGKILL);
+        Publisher survivor;
+        REQUIRE(shared.open_publisher(clock_for_test(), survivor) == 0);
+        const std::uint64_t value = 42;
+        REQUIRE(survivor.publish(&value, sizeof value) == 0);   // position 1, behind the dead claim
+        int seen = 0;
+        CHECK(subscriber.poll(8, [&](const Message&) { ++seen; }) == 0);
+        CHECK(subscriber.recover_stalled_claim(ProcessTable::monotonic_ns(), 1'000'000'000) == 1);   // dead pid
+        CHECK(subscriber.recovered_claims() == 1);
+        std::uint64_t got = 0;
+        CHECK(subscriber.poll(8, [&](const Message& m) {
+            ++seen;
+            std::memcpy(&got, m.data, sizeof got);
+        }) == 2);   // the reclaimed position (not delivered) and the message
+        CHECK(seen == 1);
+        CHECK(got == 42);
+        CHECK(subscriber.recover_stalled_claim(ProcessTable::monotonic_ns(), 1'000'000'000) == 0);
+        MaintainReport report;
+        REQUIRE(shared.maintain(1'000'000'000, report) == 0);
+        CHECK(report.dead_processes == 1);
+        CHECK(shared.topic().header().publishers.load() == 1);   // the survivor only
+        shared.close_publisher(survivor);
+        shared.close_subscriber(subscriber);
+        CHECK(shared.unlink() == 0);
     }
-    CHECK(wait_status(child) == 128 + SIGKILL);
-    Publisher survivor;
-    REQUIRE(shared.open_publisher(clock_for_test(), survivor) == 0);
-    const std::uint64_t value = 42;
-    REQUIRE(survivor.publish(&value, sizeof value) == 0);   // position 1, behind the dead claim
-    int seen = 0;
-    CHECK(subscriber.poll(8, [&](const Message&) { ++seen; }) == 0);
-    CHECK(subscriber.recover_stalled_claim(ProcessTable::monotonic_ns(), 1'000'000'000) == 1);   // marker: dead pid
-    CHECK(subscriber.recovered_claims() == 1);
-    std::uint64_t got = 0;
-    CHECK(subscriber.poll(8, [&](const Message& m) {
-        ++seen;
-        std::memcpy(&got, m.data, sizeof got);
-    }) == 2);   // the reclaimed position (not delivered) and the message
-    CHECK(seen == 1);
-    CHECK(got == 42);
-    CHECK(subscriber.recover_stalled_claim(ProcessTable::monotonic_ns(), 1'000'000'000) == 0);
-    MaintainReport report;
-    REQUIRE(shared.maintain(1'000'000'000, report) == 0);
-    CHECK(report.dead_processes == 1);
-    CHECK(shared.topic().header().publishers.load() == 1);   // the survivor only
-    shared.close_publisher(survivor);
-    shared.close_subscriber(subscriber);
-    CHECK(shared.unlink() == 0);
 }
 
 TEST_CASE("a segment left by a process that died is recognised as stale and reset") {

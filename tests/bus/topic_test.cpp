@@ -372,42 +372,79 @@ TEST_CASE("mpsc: a publisher that closes with a claim outstanding does not hold 
     CHECK(drain(subscriber) == std::vector<std::string>{"after"});
 }
 
-TEST_CASE("mpsc: a claim stalled past the recovery timeout is reclaimed, and its late commit is refused") {
-    TopicBlock block(config_of(16, 8, 2, 1));
-    HybridLogicalClock clock(clock_config(1));
-    Publisher slow, other;
-    Subscriber subscriber;
-    REQUIRE(Publisher::open(block.topic, clock, slow) == 0);
-    REQUIRE(Publisher::open(block.topic, clock, other) == 0);
-    REQUIRE(Subscriber::open(block.topic, subscriber) == 0);
-    std::byte* data = nullptr;
-    REQUIRE(slow.try_claim(4, data) == 0);
-    REQUIRE(other.publish("next", 4) == 0);
-    // The claimer is alive (its marker names this process): never reclaimed, however long it takes.
-    CHECK(subscriber.recover_stalled_claim(1'000, 500) == 0);
-    CHECK(subscriber.recover_stalled_claim(1'000'000'000, 500) == 0);
-    // As if the claimer had died between its compare-and-swap and its marker: only the timeout tells, counted
-    // from when the position was first seen stuck (t = 1000).
-    auto* header = reinterpret_cast<MessageHeader*>(data - kMessageHeaderBytes);
-    header->sequence = 12345;
-    CHECK(subscriber.recover_stalled_claim(1'000'000'000, 500) == 1);
-    CHECK(drain(subscriber) == std::vector<std::string>{"next"});
-    std::memcpy(data, "late", 4);
-    CHECK(slow.commit(4) == -ESTALE);   // dropped, and the ring is not wedged:
-    REQUIRE(slow.publish("again", 5) == 0);
-    CHECK(drain(subscriber) == std::vector<std::string>{"again"});
-    // A new stall: first seen at t0, reclaimed once `stuck_ns` have passed, not before.
-    REQUIRE(slow.try_claim(4, data) == 0);
-    reinterpret_cast<MessageHeader*>(data - kMessageHeaderBytes)->sequence = 12345;
-    CHECK(subscriber.recover_stalled_claim(3'000'000'000, 500) == 0);
-    CHECK(subscriber.recover_stalled_claim(3'000'000'499, 500) == 0);
-    CHECK(subscriber.recover_stalled_claim(3'000'000'500, 500) == 1);
-    CHECK(subscriber.recovered_claims() == 2);
-    CHECK(slow.commit(4) == -ESTALE);
+TEST_CASE("many publishers: a claim stalled past the recovery timeout is reclaimed, and its late commit is refused") {
+    struct Case {
+        const char* name;
+        TopicConfig config;
+    };
+    const Case cases[] = {
+        {"mpsc", config_of(16, 8, 2, 1)},
+        {"broadcast multi-writer", config_of(16, 8, 2, 2)},
+        {"broadcast multi-writer, lossy", config_of(16, 8, 2, 2, OverflowPolicy::lossy)},
+    };
+    for (const Case& c : cases) {
+        const std::string case_name = c.name;
+        CAPTURE(case_name);
+        TopicBlock block(c.config);
+        HybridLogicalClock clock(clock_config(1));
+        Publisher slow, other;
+        Subscriber subscriber, second;   // a broadcast topic's second subscriber skips what the first reclaimed
+        const bool broadcast = c.config.max_subscribers > 1;
+        REQUIRE(Publisher::open(block.topic, clock, slow) == 0);
+        REQUIRE(Publisher::open(block.topic, clock, other) == 0);
+        REQUIRE(Subscriber::open(block.topic, subscriber) == 0);
+        if (broadcast) REQUIRE(Subscriber::open(block.topic, second) == 0);
+        std::byte* data = nullptr;
+        REQUIRE(slow.try_claim(4, data) == 0);
+        REQUIRE(other.publish("next", 4) == 0);
+        CHECK(drain(subscriber).empty());   // held up by the claim
+        // The claimer is alive (its marker names this process): never reclaimed, however long it takes.
+        CHECK(subscriber.recover_stalled_claim(1'000, 500) == 0);
+        CHECK(subscriber.recover_stalled_claim(1'000'000'000, 500) == 0);
+        // As if the claimer had died between its claim and its marker: only the timeout tells, counted from when
+        // the position was first seen stuck (t = 1000).
+        auto* header = reinterpret_cast<MessageHeader*>(data - kMessageHeaderBytes);
+        header->sequence = 12345;
+        CHECK(subscriber.recover_stalled_claim(1'000'000'000, 500) == 1);
+        CHECK(drain(subscriber) == std::vector<std::string>{"next"});
+        if (broadcast) {
+            CHECK(second.recover_stalled_claim(2'000'000'000, 500) == 0);   // nothing stuck any more
+            CHECK(drain(second) == std::vector<std::string>{"next"});
+        }
+        std::memcpy(data, "late", 4);
+        CHECK(slow.commit(4) == -ESTALE);   // dropped, and the ring is not wedged:
+        REQUIRE(slow.publish("again", 5) == 0);
+        CHECK(drain(subscriber) == std::vector<std::string>{"again"});
+        if (broadcast) CHECK(drain(second) == std::vector<std::string>{"again"});
+        // A new stall: first seen at t0, reclaimed once `stuck_ns` have passed, not before.
+        REQUIRE(slow.try_claim(4, data) == 0);
+        reinterpret_cast<MessageHeader*>(data - kMessageHeaderBytes)->sequence = 12345;
+        CHECK(subscriber.recover_stalled_claim(3'000'000'000, 500) == 0);
+        CHECK(subscriber.recover_stalled_claim(3'000'000'499, 500) == 0);
+        CHECK(subscriber.recover_stalled_claim(3'000'000'500, 500) == 1);
+        CHECK(subscriber.recovered_claims() == 2);
+        CHECK(slow.commit(4) == -ESTALE);
+        // Laps later, every slot is still usable by both publishers and read by everyone, in order.
+        std::vector<std::string> sent;
+        for (int i = 0; i < 20; ++i) {
+            std::string text = std::to_string(i);
+            text.insert(0, 1, 'm');
+            REQUIRE((i % 2 == 0 ? slow : other).publish(text.data(), static_cast<std::uint32_t>(text.size())) == 0);
+            sent.push_back(text);
+            if (i % 4 == 3) {
+                const std::vector<std::string> seen = drain(subscriber);
+                CHECK(seen == std::vector<std::string>(sent.end() - 4, sent.end()));
+                if (broadcast) CHECK(drain(second) == seen);
+            }
+        }
+    }
     TopicBlock spsc(config_of(16, 8));   // declared first: it must outlive the subscriber attached to it
-    Subscriber none;
+    TopicBlock broadcast(config_of(16, 8, 1, 2));
+    Subscriber none, single_writer;
     REQUIRE(Subscriber::open(spsc.topic, none) == 0);
+    REQUIRE(Subscriber::open(broadcast.topic, single_writer) == 0);
     CHECK(none.recover_stalled_claim(0, 0) == -ENOTSUP);
+    CHECK(single_writer.recover_stalled_claim(0, 0) == -ENOTSUP);
 }
 
 TEST_CASE("threads: 3 publishers, 1 subscriber; and 1 publisher, 3 subscribers: nothing lost, nothing twice") {
