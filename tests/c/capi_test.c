@@ -259,9 +259,111 @@ static void test_lossy(cf_engine_t* engine) {
     EXPECT(cf_topic_close(topic, 0) == CF_OK);
 }
 
+static void test_compute(void) {
+    /* The ISA: one of ours, named, and switchable to scalar (always there) and back. */
+    const int isa = cf_isa_active();
+    EXPECT(isa >= CF_ISA_SCALAR && isa <= CF_ISA_NEON && cf_isa_name(isa) != NULL);
+    EXPECT(cf_isa_name(7) == NULL);
+    EXPECT(cf_isa_force(7) == CF_EINVAL);
+#if defined(__x86_64__)
+    EXPECT(cf_isa_force(CF_ISA_NEON) == CF_ENOTSUP);
+    EXPECT(strstr(cf_last_error_message(), "neon") != NULL);
+#endif
+    EXPECT(cf_compute_prepare_thread() == CF_OK);
+
+    const double a[4] = {1, 2, 3, 4}, b[4] = {5, 6, 7, 8}, ones[2] = {1, 1};
+    for (int pass = 0; pass < 2; ++pass) {   /* the best ISA, then scalar */
+        if (pass == 1) EXPECT(cf_isa_force(CF_ISA_SCALAR) == CF_OK && cf_isa_active() == CF_ISA_SCALAR);
+        double dot = 0;
+        EXPECT(cf_dot_f64(4, a, b, &dot) == CF_OK && dot == 70);
+        float xf[3] = {1, 2, 3}, yf[3] = {4, 5, 6}, dotf = 0;
+        EXPECT(cf_dot_f32(3, xf, yf, &dotf) == CF_OK && dotf == 32);
+        EXPECT(cf_axpy_f32(3, 2.0f, xf, yf) == CF_OK && yf[0] == 6 && yf[1] == 9 && yf[2] == 12);
+        double y[2] = {100, 100};
+        EXPECT(cf_gemv_f64(CF_ROW_MAJOR, CF_NO_TRANS, 2, 2, 1.0, a, 2, ones, 0.0, y) == CF_OK);
+        EXPECT(y[0] == 3 && y[1] == 7);
+        EXPECT(cf_gemv_f64(CF_ROW_MAJOR, CF_TRANS, 2, 2, 1.0, a, 2, ones, 1.0, y) == CF_OK);
+        EXPECT(y[0] == 7 && y[1] == 13);   /* A^T x added to y */
+        double c[4] = {-1, -1, -1, -1};
+        EXPECT(cf_gemm_f64(CF_ROW_MAJOR, CF_NO_TRANS, CF_NO_TRANS, 2, 2, 2, 1.0, a, 2, b, 2, 0.0, c, 2) == CF_OK);
+        EXPECT(c[0] == 19 && c[1] == 22 && c[2] == 43 && c[3] == 50);
+        EXPECT(cf_gemm_f64(CF_COL_MAJOR, CF_NO_TRANS, CF_NO_TRANS, 2, 2, 2, 1.0, a, 2, b, 2, 0.0, c, 2) == CF_OK);
+        EXPECT(c[0] == 23 && c[1] == 34 && c[2] == 31 && c[3] == 46);
+        float af[4] = {1, 2, 3, 4}, bf[4] = {5, 6, 7, 8}, cf[4] = {1, 1, 1, 1};
+        EXPECT(cf_gemm_f32(CF_ROW_MAJOR, CF_TRANS, CF_NO_TRANS, 2, 2, 2, 2.0f, af, 2, bf, 2, 1.0f, cf, 2) == CF_OK);
+        EXPECT(cf[0] == 53 && cf[1] == 61 && cf[2] == 77 && cf[3] == 89);   /* 2 A^T B + C */
+    }
+    EXPECT(cf_isa_force(isa) == CF_OK && cf_isa_active() == isa);
+
+    /* Bad arguments: NULLs, unknown layout or transpose, leading dimensions too small. */
+    double out = 0, c[4];
+    EXPECT(cf_dot_f64(4, NULL, b, &out) == CF_EINVAL);
+    EXPECT(cf_dot_f64(4, a, b, NULL) == CF_EINVAL);
+    EXPECT(cf_dot_f64(0, NULL, NULL, &out) == CF_OK && out == 0);
+    EXPECT(cf_axpy_f64(2, 1.0, a, NULL) == CF_EINVAL);
+    EXPECT(cf_gemv_f64(5, CF_NO_TRANS, 2, 2, 1.0, a, 2, ones, 0.0, c) == CF_EINVAL);
+    EXPECT(cf_gemv_f64(CF_ROW_MAJOR, 9, 2, 2, 1.0, a, 2, ones, 0.0, c) == CF_EINVAL);
+    EXPECT(cf_gemv_f64(CF_ROW_MAJOR, CF_NO_TRANS, 2, 2, 1.0, a, 1, ones, 0.0, c) == CF_EINVAL);
+    EXPECT(cf_gemm_f64(CF_ROW_MAJOR, CF_NO_TRANS, CF_NO_TRANS, 2, 2, 2, 1.0, a, 2, b, 1, 0.0, c, 2) == CF_EINVAL);
+    EXPECT(strstr(cf_last_error_message(), "ldb") != NULL);
+    EXPECT(cf_gemm_f64(CF_ROW_MAJOR, CF_NO_TRANS, CF_NO_TRANS, 2, 2, 2, 1.0, a, 2, b, 2, 0.0, NULL, 2) == CF_EINVAL);
+    EXPECT(cf_gemm_f64(CF_ROW_MAJOR, 3, CF_NO_TRANS, 2, 2, 2, 1.0, a, 2, b, 2, 0.0, c, 2) == CF_EINVAL);
+}
+
+static void test_codes(void) {
+    /* Morton: x in the low bit, then y (then z); bits beyond the width are ignored. */
+    EXPECT(cf_morton2_encode32(3, 5) == 0x27);
+    EXPECT(cf_morton2_encode32(0x1ffff, 0) == 0x55555555u);
+    EXPECT(cf_morton2_encode64(0xffffffffu, 0) == 0x5555555555555555ull);
+    EXPECT(cf_morton3_encode32(1, 1, 1) == 7 && cf_morton3_encode64(2, 0, 1) == 12);
+    uint32_t x = 0, y = 0, z = 0;
+    EXPECT(cf_morton2_decode32(0x27, &x, &y) == CF_OK && x == 3 && y == 5);
+    EXPECT(cf_morton2_decode64(cf_morton2_encode64(123456789u, 987654321u), &x, &y) == CF_OK);
+    EXPECT(x == 123456789u && y == 987654321u);
+    EXPECT(cf_morton3_decode32(cf_morton3_encode32(1023, 5, 512), &x, &y, &z) == CF_OK);
+    EXPECT(x == 1023 && y == 5 && z == 512);
+    EXPECT(cf_morton3_decode64(cf_morton3_encode64(0x1fffff, 77, 0x100000), &x, &y, &z) == CF_OK);
+    EXPECT(x == 0x1fffff && y == 77 && z == 0x100000);
+    EXPECT(cf_morton2_decode32(1, NULL, &y) == CF_EINVAL);
+    EXPECT(cf_morton3_decode64(1, &x, &y, NULL) == CF_EINVAL);
+    const uint32_t xs[5] = {0, 1, 2, 3, 0xffffffffu}, ys[5] = {0, 0, 1, 3, 1}, zs[5] = {0, 1, 0, 7, 0x1fffff};
+    uint64_t codes[5];
+    uint32_t bx[5], by[5], bz[5];
+    EXPECT(cf_morton2_encode64_batch(xs, ys, codes, 5) == CF_OK);
+    for (int i = 0; i < 5; ++i) EXPECT(codes[i] == cf_morton2_encode64(xs[i], ys[i]));
+    EXPECT(cf_morton2_decode64_batch(codes, bx, by, 5) == CF_OK);
+    for (int i = 0; i < 5; ++i) EXPECT(bx[i] == xs[i] && by[i] == ys[i]);
+    EXPECT(cf_morton3_encode64_batch(xs, ys, zs, codes, 5) == CF_OK);
+    for (int i = 0; i < 5; ++i) EXPECT(codes[i] == cf_morton3_encode64(xs[i], ys[i], zs[i]));
+    EXPECT(cf_morton3_decode64_batch(codes, bx, by, bz, 5) == CF_OK);
+    for (int i = 0; i < 4; ++i) EXPECT(bx[i] == xs[i] && by[i] == ys[i] && bz[i] == zs[i]);
+    EXPECT(bx[4] == 0x1fffff);   /* a 3D code keeps 21 bits of x */
+    EXPECT(cf_morton2_encode64_batch(NULL, NULL, NULL, 0) == CF_OK);
+    EXPECT(cf_morton2_encode64_batch(xs, NULL, codes, 5) == CF_EINVAL);
+    EXPECT(cf_morton3_decode64_batch(codes, bx, by, NULL, 5) == CF_EINVAL);
+    const char* impl = cf_morton_impl();
+    EXPECT(strcmp(impl, "bmi2") == 0 || strcmp(impl, "portable") == 0 || strcmp(impl, "neon") == 0);
+
+    /* Checksums: the standard check values, and the same value over any split. */
+    uint32_t crc32 = 0;
+    uint64_t crc64 = 0;
+    EXPECT(cf_crc32c("123456789", 9, &crc32) == CF_OK && crc32 == 0xE3069283u);
+    EXPECT(cf_crc64("123456789", 9, &crc64) == CF_OK && crc64 == 0x995DC9BBDF1939FAull);
+    crc32 = 0;
+    crc64 = 0;
+    EXPECT(cf_crc32c("1234", 4, &crc32) == CF_OK && cf_crc32c("56789", 5, &crc32) == CF_OK && crc32 == 0xE3069283u);
+    EXPECT(cf_crc64("12345678", 8, &crc64) == CF_OK && cf_crc64("9", 1, &crc64) == CF_OK);
+    EXPECT(crc64 == 0x995DC9BBDF1939FAull);
+    EXPECT(cf_crc32c(NULL, 0, &crc32) == CF_OK && crc32 == 0xE3069283u);   /* nothing appended */
+    EXPECT(cf_crc32c(NULL, 3, &crc32) == CF_EINVAL);
+    EXPECT(cf_crc64("x", 1, NULL) == CF_EINVAL);
+}
+
 int main(void) {
     test_version_errors_time();
     test_engine_config();
+    test_compute();
+    test_codes();
 
     cf_engine_config_t config;
     cf_engine_config_init(&config);

@@ -236,6 +236,86 @@ CF_API int cf_subscriber_lost(const cf_subscriber_t* subscriber, uint64_t* lost)
  *  publisher killed between claim and commit left behind. @return 1 if it recovered one, 0 if not, < 0 error. */
 CF_API int cf_subscriber_maintain(cf_subscriber_t* subscriber);
 
+/* ---- Compute kernels (since 0.2) ----
+ * Hand-written SIMD kernels for the ISA chosen at start-up (the best this CPU has, or CF_ISA=scalar|avx2|avx512|
+ * neon in the environment, or cf_isa_force). BLAS semantics with stride-1 vectors: beta == 0 writes y / C without
+ * reading it; alpha == 0 (or k == 0) only scales by beta and reads no A, B or x; otherwise NaN and Inf propagate.
+ * Pointers need only the element type's alignment. Nothing is allocated per call, except the packing buffers of
+ * a thread's first cf_gemm_* (call cf_compute_prepare_thread() at start-up to take that out of the hot path).
+ */
+#define CF_ISA_SCALAR 0
+#define CF_ISA_AVX2 1       /**< AVX2 + FMA */
+#define CF_ISA_AVX512 2     /**< AVX-512 F/BW/DQ/VL */
+#define CF_ISA_NEON 3       /**< ARM64 Advanced SIMD */
+
+#define CF_ROW_MAJOR 0
+#define CF_COL_MAJOR 1
+#define CF_NO_TRANS 0
+#define CF_TRANS 1
+
+/** The ISA the kernels use now (CF_ISA_*). */
+CF_API int cf_isa_active(void);
+/** "scalar", "avx2", "avx512", "neon", or NULL for another value. */
+CF_API const char* cf_isa_name(int isa);
+/** Uses @p isa's kernels from now on (all threads). CF_ENOTSUP if this CPU or build lacks it, CF_EINVAL if not
+ *  a CF_ISA_* value. */
+CF_API int cf_isa_force(int isa);
+/** Allocates this thread's GEMM packing buffers now (else the thread's first large cf_gemm_* does). CF_ENOMEM. */
+CF_API int cf_compute_prepare_thread(void);
+
+/** *@p result = sum x[i] * y[i]. CF_EINVAL for NULL (x and y may be NULL when n is 0). */
+CF_API int cf_dot_f64(size_t n, const double* x, const double* y, double* result);
+CF_API int cf_dot_f32(size_t n, const float* x, const float* y, float* result);
+/** y = alpha * x + y. */
+CF_API int cf_axpy_f64(size_t n, double alpha, const double* x, double* y);
+CF_API int cf_axpy_f32(size_t n, float alpha, const float* x, float* y);
+/**
+ * y = alpha * op(A) * x + beta * y, A m x n in @p layout (CF_ROW_MAJOR / CF_COL_MAJOR) with leading dimension
+ * @p lda, op(A) = A or A^T (@p trans CF_NO_TRANS / CF_TRANS). CF_EINVAL for NULL or lda too small.
+ */
+CF_API int cf_gemv_f64(int layout, int trans, size_t m, size_t n, double alpha, const double* a, size_t lda,
+                       const double* x, double beta, double* y);
+CF_API int cf_gemv_f32(int layout, int trans, size_t m, size_t n, float alpha, const float* a, size_t lda,
+                       const float* x, float beta, float* y);
+/** C (m x n) = alpha * op(A) (m x k) * op(B) (k x n) + beta * C, all in @p layout. CF_EINVAL, CF_ENOMEM. */
+CF_API int cf_gemm_f64(int layout, int trans_a, int trans_b, size_t m, size_t n, size_t k, double alpha,
+                       const double* a, size_t lda, const double* b, size_t ldb, double beta, double* c,
+                       size_t ldc);
+CF_API int cf_gemm_f32(int layout, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
+                       const float* a, size_t lda, const float* b, size_t ldb, float beta, float* c, size_t ldc);
+
+/* ---- Morton (Z-order) codes (since 0.2) ----
+ * x goes to the lowest code bit, then y (then z). Coordinate bits above the width are ignored (masked off); a
+ * decode ignores code bits a 3D code does not use. Batches run the implementation chosen at start-up: BMI2
+ * pdep/pext where it is fast, shift-and-mask where PDEP is microcoded (AMD before Zen 3), NEON on ARM64;
+ * CF_MORTON=portable|bmi2|neon overrides. x, y, z and codes may be NULL when n is 0.
+ */
+CF_API uint32_t cf_morton2_encode32(uint32_t x, uint32_t y);               /**< 16-bit coordinates */
+CF_API uint64_t cf_morton2_encode64(uint32_t x, uint32_t y);               /**< 32-bit coordinates */
+CF_API uint32_t cf_morton3_encode32(uint32_t x, uint32_t y, uint32_t z);   /**< 10-bit coordinates */
+CF_API uint64_t cf_morton3_encode64(uint32_t x, uint32_t y, uint32_t z);   /**< 21-bit coordinates */
+/** Decodes: CF_EINVAL if an output pointer is NULL. */
+CF_API int cf_morton2_decode32(uint32_t code, uint32_t* x, uint32_t* y);
+CF_API int cf_morton2_decode64(uint64_t code, uint32_t* x, uint32_t* y);
+CF_API int cf_morton3_decode32(uint32_t code, uint32_t* x, uint32_t* y, uint32_t* z);
+CF_API int cf_morton3_decode64(uint64_t code, uint32_t* x, uint32_t* y, uint32_t* z);
+/** Arrays of @p n coordinates to codes and back. CF_EINVAL for a NULL array when n > 0. */
+CF_API int cf_morton2_encode64_batch(const uint32_t* x, const uint32_t* y, uint64_t* codes, size_t n);
+CF_API int cf_morton2_decode64_batch(const uint64_t* codes, uint32_t* x, uint32_t* y, size_t n);
+CF_API int cf_morton3_encode64_batch(const uint32_t* x, const uint32_t* y, const uint32_t* z, uint64_t* codes,
+                                     size_t n);
+CF_API int cf_morton3_decode64_batch(const uint64_t* codes, uint32_t* x, uint32_t* y, uint32_t* z, size_t n);
+/** "bmi2", "portable" or "neon": what the batches use. */
+CF_API const char* cf_morton_impl(void);
+
+/* ---- Checksums through Intel ISA-L (since 0.2) ----
+ * *@p crc holds the checksum so far (0 to start) and receives it with @p data appended, so a message can be
+ * checked in pieces: chaining over any split gives the one-pass value. CF_EINVAL for NULL (data may be NULL when
+ * length is 0).
+ */
+CF_API int cf_crc32c(const void* data, size_t length, uint32_t* crc);   /**< CRC-32C (Castagnoli), as in iSCSI */
+CF_API int cf_crc64(const void* data, size_t length, uint64_t* crc);    /**< CRC-64/XZ (ECMA-182, reflected) */
+
 #ifdef __cplusplus
 }
 #endif
