@@ -150,7 +150,8 @@ void one_way(Channel& channel, const BusLoopSetup& setup, std::uint64_t interval
     sender.join();
 }
 
-// Messages per second: `producers` threads (on `producer_cpus`, cycling) send through `send(p, seq)`, this thread
+// Messages per second: `producers` threads (on `producer_cpus`, cycling) send through `send(p, seq)` (returns how
+// many messages it sent, with sequences seq, seq + 1, ...), this thread
 // receives through `receive(producer, seq)` and checks per-producer order. Appends one rate per window to `rates`
 // and leaves the channel empty.
 template <class Send, class Receive>
@@ -164,7 +165,7 @@ void throughput(int producers, const std::vector<int>& producer_cpus, const BusL
             if (!producer_cpus.empty()) bus_detail::pin(producer_cpus[static_cast<std::size_t>(p) % producer_cpus.size()]);
             ready.fetch_add(1, std::memory_order_acq_rel);
             for (std::uint64_t sequence = 0; !stop.load(std::memory_order_relaxed);) {
-                if (send(p, sequence)) ++sequence;
+                sequence += send(p, sequence);   // a message (true) or a burst (its count)
             }
         });
     }

@@ -67,6 +67,10 @@ public:
         else ring_.commit(position);
         return true;
     }
+    // For the burst channel.
+    Ring& ring() noexcept { return ring_; }
+    const BusMessage<N>& prepared() const noexcept { return prepared_; }
+
     bool try_receive(std::uint64_t& stamp, std::uint64_t& sequence) noexcept {
         if (ring_.available(1) == 0) return false;
         read_message<N>(ring_.slot(0), stamp, sequence);
@@ -132,6 +136,7 @@ public:
     bool ok() const { return error_.empty(); }
     std::string error() const { return error_; }
     bool try_send(std::uint64_t stamp, std::uint64_t sequence) noexcept { return ends_.try_send(stamp, sequence); }
+    TopicEnds<N>& ends() noexcept { return ends_; }
     bool try_receive(std::uint64_t& stamp, std::uint64_t& sequence) noexcept {
         return ends_.try_receive(stamp, sequence);
     }
@@ -140,6 +145,77 @@ private:
     AlignedBlock block_;
     TopicEnds<N> ends_;
     std::string error_;
+};
+
+// Bursts through the bare ring: claim a batch, write in place, one commit; poll a batch in place.
+template <std::size_t N>
+class CfSpscBurstChannel {
+public:
+    static constexpr const char* kName = "cf::bus::SpscRing claim_batch/poll";
+    explicit CfSpscBurstChannel(std::uint32_t depth) : channel_(depth) {}
+    bool ok() const { return channel_.ok(); }
+    std::string error() const { return channel_.error(); }
+    std::uint32_t try_send_burst(std::uint64_t first_sequence) noexcept {
+        bus::SpscRing& ring = channel_.ring();
+        const std::uint32_t count = ring.try_claim_batch(kBurst);
+        for (std::uint32_t i = 0; i < count; ++i) {
+            write_message<N>(ring.claimed_slot(i), channel_.prepared(), 0, first_sequence + i);
+        }
+        if (count != 0) ring.commit();
+        return count;
+    }
+    bool try_receive(std::uint64_t& stamp, std::uint64_t& sequence) noexcept {
+        return inbox_.take(stamp, sequence, [&](std::uint64_t* stamps, std::uint64_t* sequences) {
+            std::uint32_t i = 0;
+            return channel_.ring().poll(kBurst, [&](const std::byte* slot) {
+                read_message<N>(slot, stamps[i], sequences[i]);
+                ++i;
+            });
+        });
+    }
+
+private:
+    CfRingChannel<N, bus::SpscRing> channel_;
+    BurstInbox inbox_;
+};
+
+// Bursts through a topic: publish_batch (one HLC reservation, one commit) and poll of a batch.
+template <std::size_t N>
+class CfTopicBurstChannel {
+public:
+    static constexpr const char* kName = "cf topic publish_batch/poll";
+    explicit CfTopicBurstChannel(std::uint32_t depth) : topic_(depth) {
+        std::memset(outgoing_, 0x5a, sizeof outgoing_);
+        for (std::uint32_t i = 0; i < kBurst; ++i) {
+            outgoing_[i].stamp = 0;   // throughput reads it as the producer
+            data_[i] = &outgoing_[i];
+            lengths_[i] = static_cast<std::uint32_t>(N);
+        }
+    }
+    bool ok() const { return topic_.ok(); }
+    std::string error() const { return topic_.error(); }
+    std::uint32_t try_send_burst(std::uint64_t first_sequence) noexcept {
+        for (std::uint32_t i = 0; i < kBurst; ++i) outgoing_[i].sequence = first_sequence + i;
+        const int sent = topic_.ends().publisher.publish_batch(data_, lengths_, kBurst);
+        return sent > 0 ? static_cast<std::uint32_t>(sent) : 0;
+    }
+    bool try_receive(std::uint64_t& stamp, std::uint64_t& sequence) noexcept {
+        return inbox_.take(stamp, sequence, [&](std::uint64_t* stamps, std::uint64_t* sequences) {
+            std::uint32_t i = 0;
+            topic_.ends().subscriber.poll(kBurst, [&](const bus::Message& m) {
+                read_message<N>(m.data, stamps[i], sequences[i]);
+                ++i;
+            });
+            return i;
+        });
+    }
+
+private:
+    CfTopicChannel<N> topic_;
+    BusMessage<N> outgoing_[kBurst];
+    const void* data_[kBurst];
+    std::uint32_t lengths_[kBurst];
+    BurstInbox inbox_;
 };
 
 }  // namespace cf::latency

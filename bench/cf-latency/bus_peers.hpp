@@ -41,6 +41,64 @@ inline void read_message(const std::byte* message, std::uint64_t& stamp, std::ui
     (void)last;
 }
 
+// Burst channels (the bus-throughput burst rows) send up to kBurst messages per call and receive a burst at a
+// time, handing the messages out one by one from a small local copy of their headers:
+//   std::uint32_t try_send_burst(first_sequence);   how many were sent (sequences first_sequence, +1, ...)
+//   bool try_receive(stamp&, sequence&);
+inline constexpr std::uint32_t kBurst = 32;
+
+class BurstInbox {
+public:
+    template <class Refill>
+    bool take(std::uint64_t& stamp, std::uint64_t& sequence, Refill&& refill) noexcept {
+        if (next_ == count_) {
+            next_ = 0;
+            count_ = refill(stamps_, sequences_);
+            if (count_ == 0) return false;
+        }
+        stamp = stamps_[next_];
+        sequence = sequences_[next_++];
+        return true;
+    }
+
+private:
+    std::uint32_t next_ = 0, count_ = 0;
+    std::uint64_t stamps_[kBurst], sequences_[kBurst];
+};
+
+// Boost's spsc_queue moves arrays in and out with push(const T*, n) / pop(T*, n).
+template <std::size_t N>
+class BoostSpscBurstChannel {
+public:
+    static constexpr const char* kName = "boost::lockfree::spsc_queue push/pop of arrays";
+    explicit BoostSpscBurstChannel(std::uint32_t depth) : queue_(std::make_unique<Queue>(depth)) {
+        std::memset(outgoing_, 0x5a, sizeof outgoing_);
+        for (BusMessage<N>& message : outgoing_) message.stamp = 0;   // throughput reads it as the producer
+    }
+    bool ok() const { return true; }
+    std::string error() const { return {}; }
+    std::uint32_t try_send_burst(std::uint64_t first_sequence) noexcept {
+        for (std::uint32_t i = 0; i < kBurst; ++i) outgoing_[i].sequence = first_sequence + i;
+        return static_cast<std::uint32_t>(queue_->push(outgoing_, kBurst));
+    }
+    bool try_receive(std::uint64_t& stamp, std::uint64_t& sequence) noexcept {
+        return inbox_.take(stamp, sequence, [&](std::uint64_t* stamps, std::uint64_t* sequences) {
+            const auto count = static_cast<std::uint32_t>(queue_->pop(incoming_, kBurst));
+            for (std::uint32_t i = 0; i < count; ++i) {
+                read_message<N>(reinterpret_cast<const std::byte*>(&incoming_[i]), stamps[i], sequences[i]);
+            }
+            return count;
+        });
+    }
+
+private:
+    using Queue = boost::lockfree::spsc_queue<BusMessage<N>>;
+    std::unique_ptr<Queue> queue_;
+    BusMessage<N> outgoing_[kBurst];
+    BusMessage<N> incoming_[kBurst];
+    BurstInbox inbox_;
+};
+
 template <std::size_t N>
 class BoostSpscChannel {
 public:
