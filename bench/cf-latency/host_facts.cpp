@@ -1,5 +1,6 @@
 #include "bench/cf-latency/host_facts.hpp"
 
+#include "engine/compute/dispatch.hpp"
 #include "platform/cpu/affinity.hpp"
 #include "platform/cpu/cpu_info.hpp"
 #include "platform/os/cycle_counter.hpp"
@@ -15,6 +16,7 @@ HostFacts collect_host_facts(const CounterClock& clock, int pinned_cpu, double d
     facts.family = cpu.family;
     facts.model = cpu.model;
     facts.isa_level = platform::isa_level_name(cpu.isa_level);
+    facts.compute_isa = platform::isa_level_name(compute::active_isa());
     facts.kernel = platform::kernel_release();
     facts.governor = platform::scaling_governor(pinned_cpu >= 0 ? pinned_cpu : 0);
     facts.isolated_cpus = platform::isolated_cpus();

@@ -49,6 +49,7 @@ struct ScenarioResult {
 // Facts that decide whether a host can hold low latency; printed as the report header.
 struct HostFacts {
     std::string cpu_model, vendor, isa_level, kernel, governor, isolated_cpus, smt, clocksource;
+    std::string compute_isa;             // the ISA whose kernels cf::compute's dispatcher chose (CF_ISA may force it)
     int family = 0, model = 0;
     bool invariant_tsc = false;
     std::string counter;                 // "rdtsc", "cntvct_el0" or "clock_gettime (fallback)"

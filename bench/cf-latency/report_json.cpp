@@ -48,7 +48,8 @@ std::string format_json(const Report& report) {
     const std::string host_fields[] = {
         field("cpu_model", quoted(h.cpu_model)),       field("vendor", quoted(h.vendor)),
         field("family", std::to_string(h.family)),     field("model", std::to_string(h.model)),
-        field("isa_level", quoted(h.isa_level)),       field("kernel", quoted(h.kernel)),
+        field("isa_level", quoted(h.isa_level)),       field("compute_isa", quoted(h.compute_isa)),
+        field("kernel", quoted(h.kernel)),
         field("governor", quoted(h.governor)),         field("isolated_cpus", quoted(h.isolated_cpus)),
         field("smt", quoted(h.smt)),                   field("clocksource", quoted(h.clocksource)),
         field("invariant_tsc", h.invariant_tsc ? "true" : "false"),

@@ -40,6 +40,7 @@ std::string format_table(const Report& report) {
     std::snprintf(text, sizeof text, "%s, family 0x%x, model 0x%x", host.vendor.c_str(), host.family, host.model);
     add_fact(out, "vendor", text);
     add_fact(out, "ISA level", host.isa_level);
+    add_fact(out, "compute ISA", host.compute_isa + " (cf::compute dispatcher)");
     add_fact(out, "kernel", host.kernel);
     add_fact(out, "governor", host.governor);
     add_fact(out, "isolated CPUs", host.isolated_cpus);

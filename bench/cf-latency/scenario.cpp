@@ -16,6 +16,8 @@ const std::vector<ScenarioEntry>& all_scenarios() {
         {"bus-throughput", "64 B messages per second, SPSC and 3-producer MPSC, ours vs the peers",
          run_bus_throughput_scenario},
         {"ipc", "process-to-process latency over shared memory, ours vs ZeroMQ ipc://", run_ipc_scenario},
+        {"compute", "single-core ddot/dgemv/dgemm GFLOP/s, ours vs OpenBLAS, BLIS, Eigen; Morton encode ns/point",
+         run_compute_scenario},
     };
     return entries;
 }

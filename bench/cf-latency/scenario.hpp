@@ -52,5 +52,6 @@ ScenarioResult run_alloc_scenario(ScenarioContext& context);
 ScenarioResult run_bus_scenario(ScenarioContext& context);
 ScenarioResult run_bus_throughput_scenario(ScenarioContext& context);
 ScenarioResult run_ipc_scenario(ScenarioContext& context);
+ScenarioResult run_compute_scenario(ScenarioContext& context);
 
 }  // namespace cf::latency
