@@ -55,14 +55,36 @@ def main():
             out["ratios"].append({"label": ratio["label"], "p50": p50, "p99": p99})
             lines += ["", f"Ratio {ratio['label']}: p50 **{p50:.3g}x**, p99 **{p99:.3g}x** (p50 per run: {per_run})"]
         out["figures"] = []
+        grids = {}        # table -> (rows, columns, {(row, column): median}), in first-seen order
+        grid_runs = []    # per-run values of the grid figures, listed under the grids
         for f_index, figure in enumerate(scenario.get("figures", [])):
             values = [run["scenarios"][index]["figures"][f_index]["value"] for run in runs]
             values = [v for v in values if v is not None]
             value = statistics.median(values) if values else None
-            out["figures"].append({"label": figure["label"], "value": value, "unit": figure["unit"]})
+            kept = {"label": figure["label"], "value": value, "unit": figure["unit"]}
             shown = "n/a" if value is None else f"{value:.4g} {figure['unit']}"
             per_run = ", ".join(f"{v:.4g}" for v in values)
-            lines += ["" if f_index == 0 else None, f"- {figure['label']}: **{shown}** (per run: {per_run})"]
+            if figure.get("table"):
+                kept.update(table=figure["table"], row=figure["row"], column=figure["column"])
+                rows, columns, cells = grids.setdefault(figure["table"], ([], [], {}))
+                if figure["row"] not in rows:
+                    rows.append(figure["row"])
+                if figure["column"] not in columns:
+                    columns.append(figure["column"])
+                cells[(figure["row"], figure["column"])] = value
+                grid_runs.append(f"- {figure['label']}: {shown} (per run: {per_run})")
+            else:
+                lines += ["" if f_index == 0 else None, f"- {figure['label']}: **{shown}** (per run: {per_run})"]
+            out["figures"].append(kept)
+        for table, (rows, columns, cells) in grids.items():
+            lines += ["", f"{table} (medians):", "", "| | " + " | ".join(columns) + " |",
+                      "|---|" + "---:|" * len(columns)]
+            for row in rows:
+                shown = [("-" if cells.get((row, c)) is None else f"{cells[(row, c)]:.4g}") for c in columns]
+                lines.append(f"| {row} | " + " | ".join(shown) + " |")
+        if grid_runs:
+            lines += ["", "<details><summary>every figure of the tables, per run</summary>", ""] + grid_runs
+            lines += ["", "</details>"]
         out["notes"] = scenario.get("notes", [])
         lines += [f"- note: {note}" for note in out["notes"]]
         lines = [line for line in lines if line is not None]

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace cf::latency {
@@ -35,6 +36,15 @@ struct Figure {
     std::string label;                   // e.g. "SPSC 64 B: cf::SpscRing"
     double value = 0;
     std::string unit;                    // e.g. "M msg/s", "x"
+    // Optional: figures that name the same `table` print as one grid of rows x columns in the text report (the
+    // label, value and unit stay the record, in the JSON and the baselines).
+    std::string table, row, column;
+
+    Figure() = default;
+    Figure(std::string label_, double value_, std::string unit_, std::string table_ = {}, std::string row_ = {},
+           std::string column_ = {})
+        : label(std::move(label_)), value(value_), unit(std::move(unit_)), table(std::move(table_)),
+          row(std::move(row_)), column(std::move(column_)) {}
 };
 
 struct ScenarioResult {

@@ -94,7 +94,12 @@ std::string format_json(const Report& report) {
             const Figure& figure = scenario.figures[f];
             out += f == 0 ? "\n" : ",\n";
             out += "        {" + field("label", quoted(figure.label)) + ", " + field("value", number(figure.value)) +
-                   ", " + field("unit", quoted(figure.unit)) + "}";
+                   ", " + field("unit", quoted(figure.unit));
+            if (!figure.table.empty()) {
+                out += ", " + field("table", quoted(figure.table)) + ", " + field("row", quoted(figure.row)) + ", " +
+                       field("column", quoted(figure.column));
+            }
+            out += "}";
         }
         out += scenario.figures.empty() ? "],\n      \"notes\": [" : "\n      ],\n      \"notes\": [";
         for (std::size_t n = 0; n < scenario.notes.size(); ++n) {

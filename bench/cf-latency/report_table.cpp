@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "bench/cf-latency/report.hpp"
 
@@ -28,6 +29,50 @@ std::string pad_left(const std::string& text, std::size_t width) {
 
 void add_fact(std::string& out, const char* label, const std::string& value) {
     out += "  " + pad_right(label, 15) + value + "\n";
+}
+
+// Names in first-seen order, each once.
+void add_once(std::vector<std::string>& names, const std::string& name) {
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+}
+
+// Each table the figures name, as a grid: rows and columns in the order the scenario gave them, "-" where a row
+// has no value for a column.
+void add_grids(std::string& out, const std::vector<Figure>& figures) {
+    std::vector<std::string> tables;
+    for (const Figure& figure : figures) {
+        if (!figure.table.empty()) add_once(tables, figure.table);
+    }
+    for (const std::string& table : tables) {
+        std::vector<std::string> rows, columns;
+        std::size_t row_width = 0;
+        for (const Figure& figure : figures) {
+            if (figure.table != table) continue;
+            add_once(rows, figure.row);
+            add_once(columns, figure.column);
+            row_width = std::max(row_width, figure.row.size());
+        }
+        std::vector<std::size_t> widths;
+        for (const std::string& column : columns) widths.push_back(std::max<std::size_t>(column.size(), 8) + 2);
+        out += "  " + table + "\n    " + pad_right("", row_width);
+        for (std::size_t c = 0; c < columns.size(); ++c) out += pad_left(columns[c], widths[c]);
+        out += "\n";
+        for (const std::string& row : rows) {
+            out += "    " + pad_right(row, row_width);
+            for (std::size_t c = 0; c < columns.size(); ++c) {
+                std::string cell = "-";
+                for (const Figure& figure : figures) {
+                    if (figure.table == table && figure.row == row && figure.column == columns[c]) {
+                        char text[32];
+                        std::snprintf(text, sizeof text, "%.4g", figure.value);
+                        cell = text;
+                    }
+                }
+                out += pad_left(cell, widths[c]);
+            }
+            out += "\n";
+        }
+    }
 }
 
 }  // namespace
@@ -78,9 +123,11 @@ std::string format_table(const Report& report) {
             out += "  ratio " + ratio.label + ":" + text + "\n";
         }
         for (const Figure& figure : scenario.figures) {
+            if (!figure.table.empty()) continue;
             std::snprintf(text, sizeof text, "%.4g %s", figure.value, figure.unit.c_str());
             out += "  " + figure.label + ": " + text + "\n";
         }
+        add_grids(out, scenario.figures);
         for (const std::string& note : scenario.notes) out += "  note: " + note + "\n";
     }
     return out;

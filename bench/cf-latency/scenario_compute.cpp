@@ -486,35 +486,46 @@ void measure_morton(ComputeRun& run, double budget_s) {
 
 // ---- Report ------------------------------------------------------------------------------------------------------
 
+// The text report shows these as three grids (kRateTable, kPeakTable, kMemoryTable), one row per shape.
+constexpr const char* kRateTable = "GFLOP/s, and ours / peer";
+constexpr const char* kPeakTable = "% of the FMA peak probe";
+constexpr const char* kMemoryTable = "beyond 4x the LLC: GB/s, and % of the read bandwidth probe";
+
 void add_row_figures(ComputeRun& run, const Shape& shape, const RowOutcome& outcome, double peak_gflops,
                      double read_gbs, bool beyond_llc) {
-    const std::string label = shape_label(shape) + ": ";
+    const std::string row = shape_label(shape);
+    const std::string label = row + ": ";
     std::vector<Figure>& figures = run.result.figures;
     for (std::size_t c = 0; c < run.contenders.size(); ++c) {
-        if (outcome.gflops[c] > 0) figures.push_back({label + run.contenders[c].name, outcome.gflops[c], "GFLOP/s"});
+        const std::string& name = run.contenders[c].name;
+        if (outcome.gflops[c] > 0) figures.push_back({label + name, outcome.gflops[c], "GFLOP/s", kRateTable, row, name});
+    }
+    const bool ours_first = !run.contenders.empty() && run.contenders[0].name == kOurs && outcome.gflops[0] > 0;
+    for (std::size_t c = 1; ours_first && c < run.contenders.size(); ++c) {
+        const std::string& name = run.contenders[c].name;
+        if (outcome.gflops[c] > 0) {
+            figures.push_back({label + "ratio " + kOurs + " / " + name, outcome.gflops[0] / outcome.gflops[c], "x",
+                               kRateTable, row, "/" + name});
+        }
     }
     for (std::size_t c = 0; c < run.contenders.size(); ++c) {
+        const std::string& name = run.contenders[c].name;
         if (outcome.gflops[c] > 0 && peak_gflops > 0) {
-            figures.push_back({label + run.contenders[c].name + " of FMA peak", 100 * outcome.gflops[c] / peak_gflops,
-                               "%"});
+            figures.push_back({label + name + " of FMA peak", 100 * outcome.gflops[c] / peak_gflops, "%", kPeakTable,
+                               row, name});
         }
     }
     if (shape.kernel != Kernel::gemm && beyond_llc) {
         const double bytes_per_flop = shape.bytes() / shape.flops();
         for (std::size_t c = 0; c < run.contenders.size(); ++c) {
+            const std::string& name = run.contenders[c].name;
             if (outcome.gflops[c] <= 0) continue;
             const double gbs = outcome.gflops[c] * bytes_per_flop;
-            figures.push_back({label + run.contenders[c].name + " bandwidth", gbs, "GB/s"});
+            figures.push_back({label + name + " bandwidth", gbs, "GB/s", kMemoryTable, row, name + " GB/s"});
             if (read_gbs > 0) {
-                figures.push_back({label + run.contenders[c].name + " of read bandwidth", 100 * gbs / read_gbs, "%"});
+                figures.push_back({label + name + " of read bandwidth", 100 * gbs / read_gbs, "%", kMemoryTable, row,
+                                   name + " %"});
             }
-        }
-    }
-    if (run.contenders.empty() || run.contenders[0].name != kOurs || outcome.gflops[0] <= 0) return;
-    for (std::size_t c = 1; c < run.contenders.size(); ++c) {
-        if (outcome.gflops[c] > 0) {
-            figures.push_back({label + "ratio " + kOurs + " / " + run.contenders[c].name,
-                               outcome.gflops[0] / outcome.gflops[c], "x"});
         }
     }
 }

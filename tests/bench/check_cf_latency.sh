@@ -36,8 +36,9 @@ run)
                 "64 B ping-pong RTT/2: cf topic" "1 KiB one-way: boost::lockfree::spsc_queue" \
                 "moodycamel::ReaderWriterQueue" "SPSC: cf::bus::SpscRing:" "M msg/s" "MPSC: cf::bus::MpscRing:" \
                 "64 B ping-pong RTT/2: cf shared-memory topic" "1 KiB one-way: cf shared-memory topic" \
-                "compute ISA" "FMA peak probe" "ddot n=64 (1 KiB): cf::compute:" "dgemv 64x64 (33 KiB): cf::compute:" \
-                "dgemm 64x64x64: cf::compute:" "GFLOP/s" "cf::compute Morton 2D encode (per point)"; do
+                "compute ISA" "FMA peak probe" "GFLOP/s, and ours / peer" "% of the FMA peak probe" \
+                "    ddot n=64 (1 KiB) " "    dgemv 64x64 (33 KiB) " "    dgemm 64x64x64 " \
+                "cf::compute Morton 2D encode (per point)"; do
         grep -q -F -- "$text" "$tmp/table" || { echo "FAIL: table lacks '$text'"; fails=$((fails + 1)); }
     done
     python3 - "$tmp/r.json" <<'PY' || fails=$((fails + 1))

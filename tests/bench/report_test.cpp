@@ -90,6 +90,35 @@ TEST_CASE("table: host facts, every series, ratios, adaptive units") {
     }
 }
 
+TEST_CASE("table: figures that name a table print as one grid, in the order given, '-' for a missing cell") {
+    Report report;
+    ScenarioResult scenario;
+    scenario.scenario = "compute";
+    scenario.figures = {
+        {"probe: 59.1", 59.1, "GFLOP/s"},
+        {"dot n=64: ours", 18.25, "GFLOP/s", "GFLOP/s", "dot n=64", "ours"},
+        {"dot n=64: peer", 15.5, "GFLOP/s", "GFLOP/s", "dot n=64", "peer"},
+        {"dot n=64: ratio", 1.177, "x", "GFLOP/s", "dot n=64", "ours/peer"},
+        {"gemm 1024x1024x1024: ours", 52.8, "GFLOP/s", "GFLOP/s", "gemm 1024x1024x1024", "ours"},
+        {"dot n=64: ours bandwidth", 26.4, "GB/s", "memory", "dot n=64", "ours GB/s"},
+    };
+    report.scenarios.push_back(scenario);
+    const std::string table = format_table(report);
+    CHECK(table.find("  probe: 59.1: 59.1 GFLOP/s\n") != std::string::npos);   // not in a table: a line
+    CHECK(table.find("dot n=64: ours:") == std::string::npos);                 // in a table: no line of its own
+    CHECK(table.find("  GFLOP/s\n"
+                     "                             ours      peer  ours/peer\n"
+                     "    dot n=64                18.25      15.5      1.177\n"
+                     "    gemm 1024x1024x1024      52.8         -          -\n"
+                     "  memory\n"
+                     "              ours GB/s\n"
+                     "    dot n=64       26.4\n") != std::string::npos);
+    const std::string json = format_json(report);
+    CHECK(json.find("\"table\": \"GFLOP/s\", \"row\": \"dot n=64\", \"column\": \"ours/peer\"") != std::string::npos);
+    CHECK(json.find("{\"label\": \"probe: 59.1\", \"value\": 59.100000000000001, \"unit\": \"GFLOP/s\"}") !=
+          std::string::npos);   // no table fields on a plain figure
+}
+
 TEST_CASE("json: escaped strings, every percentile, null for non-finite numbers") {
     Report report = sample_report();
     report.scenarios[0].ratios[0].p99 = NAN;
