@@ -13,8 +13,9 @@ struct Avx512F64 {
     using Reg = __m512d;
     using Mask = __mmask8;
     static constexpr std::size_t kWidth = 8;
-    static constexpr std::size_t kMv = 3, kNr = 8;
-    static constexpr std::size_t kMc = 144, kKc = 256, kNc = 1024;
+    static constexpr std::size_t kMv = 4, kNr = 6;            // 32 x 6 packed micro-kernel, 24 accumulators
+    static constexpr std::size_t kSmallMv = 3, kSmallNr = 8;  // 24 x 8 unpacked tiles
+    static constexpr std::size_t kMc = 128, kKc = 256, kNc = 1020;
     static constexpr std::uint64_t kSmallVolume = 100 * 100 * 100;
     static Reg zero() noexcept { return _mm512_setzero_pd(); }
     static Reg load(const T* p) noexcept { return _mm512_loadu_pd(p); }
@@ -49,8 +50,9 @@ struct Avx512F32 {
     using Reg = __m512;
     using Mask = __mmask16;
     static constexpr std::size_t kWidth = 16;
-    static constexpr std::size_t kMv = 3, kNr = 8;
-    static constexpr std::size_t kMc = 144, kKc = 512, kNc = 1024;
+    static constexpr std::size_t kMv = 4, kNr = 6;            // as for f64: 64 x 6 packed, 48 x 8 unpacked
+    static constexpr std::size_t kSmallMv = 3, kSmallNr = 8;
+    static constexpr std::size_t kMc = 128, kKc = 512, kNc = 1020;
     static constexpr std::uint64_t kSmallVolume = 96 * 96 * 96;
     static Reg zero() noexcept { return _mm512_setzero_ps(); }
     static Reg load(const T* p) noexcept { return _mm512_loadu_ps(p); }

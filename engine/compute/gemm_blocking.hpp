@@ -133,11 +133,10 @@ template <class V, std::size_t kMv, std::size_t kNc, bool kTail, class S>
 // ---- Packing. ----
 
 // kMr-row slivers of op(A)[0:mc, 0:kc] (a[i * a_rs + p * a_cs]): dst[sliver][p][row], rows past mc zero.
-template <class V>
+template <class V, std::size_t kMr = V::kMv * V::kWidth>
 void pack_a(std::size_t mc, std::size_t kc, const typename V::T* a, std::size_t a_rs, std::size_t a_cs,
             typename V::T* dst) noexcept {
     using T = typename V::T;
-    constexpr std::size_t kMr = V::kMv * V::kWidth;
     for (std::size_t i = 0; i < mc; i += kMr, dst += kMr * kc) {
         const std::size_t mr = std::min(kMr, mc - i);
         const T* src = a + i * a_rs;
@@ -162,6 +161,19 @@ void pack_a(std::size_t mc, std::size_t kc, const typename V::T* a, std::size_t 
 }
 
 // ---- Small problems: tiles straight on A, B and C (the fixed cost per call is what counts). ----
+
+// The small path's largest tile: V::kSmallMv registers by V::kSmallNr columns where V names them (the best
+// unpacked tile need not be the best packed micro-kernel), else the micro-kernel's shape.
+template <class V>
+constexpr std::size_t small_mv() noexcept {
+    if constexpr (requires { V::kSmallMv; }) return V::kSmallMv;
+    else return V::kMv;
+}
+template <class V>
+constexpr std::size_t small_nr() noexcept {
+    if constexpr (requires { V::kSmallNr; }) return V::kSmallNr;
+    else return V::kNr;
+}
 
 template <class V>
 struct SmallArgs {
@@ -192,13 +204,13 @@ constexpr std::array<SmallTileFn<V>, sizeof...(kJ)> small_tile_row(std::index_se
 
 template <class V, bool kTail, std::size_t... kI>
 constexpr auto small_tile_rows(std::index_sequence<kI...>) noexcept {
-    return std::array{small_tile_row<V, kTail, kI + 1>(std::make_index_sequence<V::kNr>{})...};
+    return std::array{small_tile_row<V, kTail, kI + 1>(std::make_index_sequence<small_nr<V>()>{})...};
 }
 
 // [tail][registers - 1][columns - 1]
 template <class V>
-inline constexpr std::array kSmallTiles = {small_tile_rows<V, false>(std::make_index_sequence<V::kMv>{}),
-                                           small_tile_rows<V, true>(std::make_index_sequence<V::kMv>{})};
+inline constexpr std::array kSmallTiles = {small_tile_rows<V, false>(std::make_index_sequence<small_mv<V>()>{}),
+                                           small_tile_rows<V, true>(std::make_index_sequence<small_mv<V>()>{})};
 
 // kNr-column slivers of op(B)[0:kc, 0:nc] (b[p * b_rs + j * b_cs]): dst[sliver][p][column], columns past nc zero.
 // op(A) (a[i * a_rs + p * a_cs]) times op(B) (b[p * b_rs + j * b_cs]) on C directly. Each kMr-row sliver of
@@ -210,7 +222,7 @@ template <class V>
                                               const typename V::T* b, std::size_t b_rs, std::size_t b_cs,
                                               typename V::T beta, typename V::T* c, std::size_t ldc,
                                               typename V::T* packed) noexcept {
-    constexpr std::size_t kW = V::kWidth, kMr = V::kMv * V::kWidth, kNr = V::kNr;
+    constexpr std::size_t kW = V::kWidth, kMr = small_mv<V>() * V::kWidth, kNr = small_nr<V>();
     SmallArgs<V> x{k, nullptr, nullptr, nullptr, {packed != nullptr ? kMr : a_cs, b_rs, b_cs}, ldc, alpha, beta,
                    V::tail_mask(kW), kW};
     // Row blocks outside: the A sliver (kMr x k) stays in L1 across the column tiles.
@@ -223,7 +235,7 @@ template <class V>
         }
         const auto& row = kSmallTiles<V>[rem != 0][(mr + kW - 1) / kW - 1];
         if (packed != nullptr) {
-            pack_a<V>(mr, k, a + i * a_rs, a_rs, a_cs, packed);
+            pack_a<V, kMr>(mr, k, a + i * a_rs, a_rs, a_cs, packed);
             x.a = packed;
         } else {
             x.a = a + i;
@@ -363,7 +375,11 @@ void scale_c(std::size_t m, std::size_t n, typename V::T beta, typename V::T* c,
 // Whether the unpacked path is the faster one for this shape.
 template <class V>
 constexpr bool use_small_path(std::size_t m, std::size_t n, std::size_t k) noexcept {
-    return std::uint64_t{m} * n * k <= V::kSmallVolume;
+    // Also when op(A) is at most one small tile tall and stays in L2 (each column tile reads all of it): a packed
+    // sliver would be mostly zero padding.
+    constexpr std::size_t kMr = small_mv<V>() * V::kWidth;
+    return std::uint64_t{m} * n * k <= V::kSmallVolume ||
+           (m <= kMr && std::uint64_t{k} * kMr * sizeof(typename V::T) <= (std::uint64_t{256} << 10));
 }
 
 // KernelSet::gemm.
@@ -387,11 +403,11 @@ void gemm(Layout layout, Transpose trans_a, Transpose trans_b, std::size_t m, st
     const std::size_t a_rs = ta ? lda : 1, a_cs = ta ? 1 : lda;
     const std::size_t b_rs = tb ? ldb : 1, b_cs = tb ? 1 : ldb;
     if (use_small_path<V>(m, n, k)) {
-        constexpr std::size_t kMr = V::kMv * V::kWidth;
+        constexpr std::size_t kMr = small_mv<V>() * V::kWidth;
         const bool fits = kMr * k * sizeof(T) <= GemmWorkspace::kPackABytes;
         // Copying the A sliver pays when it is reused by several column tiles over a long k, and is needed when
         // lda is a multiple of 256 bytes: the sliver's columns then share a few L1 sets and evict each other.
-        const bool copy_a = n > 2 * V::kNr && k >= 48 && (a_cs * sizeof(T)) % 256 == 0;
+        const bool copy_a = n > 2 * small_nr<V>() && k >= 48 && (a_cs * sizeof(T)) % 256 == 0;
         if (!ta && (!copy_a || !fits)) {
             small_gemm<V>(m, n, k, alpha, a, a_rs, a_cs, b, b_rs, b_cs, beta, c, ldc, nullptr);
             return;
