@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <type_traits>
 
 #include "engine/compute/kernels.hpp"
 
@@ -199,6 +200,14 @@ void install(KernelSet<typename O::T>& set) noexcept {
     set.dot = dot<O>;
     set.axpy = axpy<O>;
     set.gemv = gemv<O>;
+}
+
+// dot with Narrow's operations for vectors of kNarrowFromBytes and more, Wide's below: from memory, narrower loads
+// can stream faster (Zen 4: 256-bit loads 10-20% more bandwidth than 512-bit ones beyond the last-level cache).
+template <class Wide, class Narrow, std::size_t kNarrowFromBytes>
+typename Wide::T dot_by_size(std::size_t n, const typename Wide::T* x, const typename Wide::T* y) noexcept {
+    static_assert(std::is_same_v<typename Wide::T, typename Narrow::T>);
+    return n * sizeof(typename Wide::T) >= kNarrowFromBytes ? dot<Narrow>(n, x, y) : dot<Wide>(n, x, y);
 }
 
 }  // namespace cf::compute::vector_detail
