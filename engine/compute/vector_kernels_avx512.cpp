@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include "engine/compute/vector_algorithms.hpp"
+#include "engine/compute/vector_ops_avx2.hpp"
 
 namespace cf::compute {
 namespace {
@@ -59,49 +60,6 @@ struct F64 {
     }
 };
 
-// 256-bit operations (AVX-512VL masks for the tails), for dot over vectors that come from memory.
-struct F32Narrow {
-    using T = float;
-    using V = __m256;
-    static constexpr std::size_t kWidth = 8;
-    static __mmask8 mask(std::size_t count) noexcept { return static_cast<__mmask8>((1u << count) - 1u); }
-    static V zero() noexcept { return _mm256_setzero_ps(); }
-    static V set1(T v) noexcept { return _mm256_set1_ps(v); }
-    static V load(const T* p) noexcept { return _mm256_loadu_ps(p); }
-    static void store(T* p, V v) noexcept { _mm256_storeu_ps(p, v); }
-    static V load_part(const T* p, std::size_t count) noexcept { return _mm256_maskz_loadu_ps(mask(count), p); }
-    static void store_part(T* p, V v, std::size_t count) noexcept { _mm256_mask_storeu_ps(p, mask(count), v); }
-    static V fma(V a, V b, V c) noexcept { return _mm256_fmadd_ps(a, b, c); }
-    static V add(V a, V b) noexcept { return _mm256_add_ps(a, b); }
-    static V mul(V a, V b) noexcept { return _mm256_mul_ps(a, b); }
-    static T sum(V v) noexcept {
-        __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        s = _mm_add_ss(s, _mm_movehdup_ps(s));
-        return _mm_cvtss_f32(s);
-    }
-};
-
-struct F64Narrow {
-    using T = double;
-    using V = __m256d;
-    static constexpr std::size_t kWidth = 4;
-    static __mmask8 mask(std::size_t count) noexcept { return static_cast<__mmask8>((1u << count) - 1u); }
-    static V zero() noexcept { return _mm256_setzero_pd(); }
-    static V set1(T v) noexcept { return _mm256_set1_pd(v); }
-    static V load(const T* p) noexcept { return _mm256_loadu_pd(p); }
-    static void store(T* p, V v) noexcept { _mm256_storeu_pd(p, v); }
-    static V load_part(const T* p, std::size_t count) noexcept { return _mm256_maskz_loadu_pd(mask(count), p); }
-    static void store_part(T* p, V v, std::size_t count) noexcept { _mm256_mask_storeu_pd(p, mask(count), v); }
-    static V fma(V a, V b, V c) noexcept { return _mm256_fmadd_pd(a, b, c); }
-    static V add(V a, V b) noexcept { return _mm256_add_pd(a, b); }
-    static V mul(V a, V b) noexcept { return _mm256_mul_pd(a, b); }
-    static T sum(V v) noexcept {
-        const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
-        return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
-    }
-};
-
 // Vectors of 4 MiB and more stream through 256-bit loads: on Zen 4 they were faster from 8 MiB per vector on
 // (L3 and memory) and slower at 2 MiB (L2 and near L3).
 constexpr std::size_t kNarrowDotBytes = std::size_t{4} << 20;
@@ -111,8 +69,8 @@ constexpr std::size_t kNarrowDotBytes = std::size_t{4} << 20;
 void install_vector_kernels_avx512(KernelTable& table) noexcept {
     vector_detail::install<F32>(table.f32);
     vector_detail::install<F64>(table.f64);
-    table.f32.dot = vector_detail::dot_by_size<F32, F32Narrow, kNarrowDotBytes>;
-    table.f64.dot = vector_detail::dot_by_size<F64, F64Narrow, kNarrowDotBytes>;
+    table.f32.dot = vector_detail::dot_by_size<F32, Avx2F32, kNarrowDotBytes>;
+    table.f64.dot = vector_detail::dot_by_size<F64, Avx2F64, kNarrowDotBytes>;
 }
 
 }  // namespace cf::compute
