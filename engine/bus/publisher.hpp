@@ -6,9 +6,9 @@
 // which keeps commits in claim order for the single-writer rings. Hot-path calls return 0 or a negative errno
 // and never block: -EAGAIN when the topic is full (back-pressure: try again, or drop), -EMSGSIZE when the
 // message is larger than the topic's maximum, -EBUSY when a claim is already outstanding, -EINVAL for commit()
-// without a claim or with a length above what was claimed, -ESTALE (multi-writer topics) when a subscriber reclaimed a claim
-// that stalled past its recovery timeout (the message is dropped). They set no error message (that would cost on
-// the hot path); the C API adds one.
+// without a claim or with a length above what was claimed, -ESTALE (multi-writer topics) when a subscriber
+// reclaimed a claim that stalled past its recovery timeout (the message is dropped). They set no error message
+// (that would cost on the hot path); the C API adds one.
 #pragma once
 
 #include <atomic>
