@@ -74,13 +74,8 @@ extern "C" {
 int cf_isa_active(void) { return static_cast<int>(cf::compute::active_isa()); }
 
 const char* cf_isa_name(int isa) {
-    switch (isa) {
-        case CF_ISA_SCALAR: return "scalar";
-        case CF_ISA_AVX2: return "avx2";
-        case CF_ISA_AVX512: return "avx512";
-        case CF_ISA_NEON: return "neon";
-        default: return nullptr;
-    }
+    if (isa < CF_ISA_SCALAR || isa > CF_ISA_NEON) return nullptr;
+    return cf::compute::isa_name(static_cast<IsaLevel>(isa));
 }
 
 int cf_isa_force(int isa) {

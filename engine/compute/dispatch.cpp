@@ -77,9 +77,16 @@ const KernelTable* table_for(IsaLevel isa) noexcept {
     }
 }
 
-// The CF_ISA spelling of a level (isa_level_name says "avx2+fma", the variable says "avx2").
-const char* cf_isa_name(IsaLevel isa) noexcept {
-    return isa == IsaLevel::avx2_fma ? "avx2" : platform::isa_level_name(isa);
+// The level `name` spells (isa_name), without touching the last-error message. False for another name.
+bool find_isa(const char* name, IsaLevel& out) noexcept {
+    if (name == nullptr) return false;
+    for (IsaLevel level : {IsaLevel::scalar, IsaLevel::avx2_fma, IsaLevel::avx512, IsaLevel::neon}) {
+        if (std::strcmp(name, isa_name(level)) == 0) {
+            out = level;
+            return true;
+        }
+    }
+    return false;
 }
 
 IsaLevel best_supported() noexcept {
@@ -132,25 +139,21 @@ bool isa_supported(IsaLevel isa) noexcept {
 int force_isa(IsaLevel isa) noexcept {
     const KernelTable* table = table_for(isa);
     if (table == nullptr) {
-        return platform::fail(ENOTSUP, "ISA %s: this build has no kernels for it", cf_isa_name(isa));
+        return platform::fail(ENOTSUP, "ISA %s: this build has no kernels for it", isa_name(isa));
     }
     if (!isa_supported(isa)) {
-        return platform::fail(ENOTSUP, "ISA %s: this CPU (or OS) does not support it", cf_isa_name(isa));
+        return platform::fail(ENOTSUP, "ISA %s: this CPU (or OS) does not support it", isa_name(isa));
     }
     active_table.store(table, std::memory_order_release);
     return 0;
 }
 
+const char* isa_name(IsaLevel isa) noexcept {
+    return isa == IsaLevel::avx2_fma ? "avx2" : platform::isa_level_name(isa);
+}
+
 int parse_isa(const char* name, IsaLevel& out) noexcept {
-    static constexpr IsaLevel kLevels[] = {IsaLevel::scalar, IsaLevel::avx2_fma, IsaLevel::avx512, IsaLevel::neon};
-    if (name != nullptr) {
-        for (IsaLevel level : kLevels) {
-            if (std::strcmp(name, cf_isa_name(level)) == 0) {
-                out = level;
-                return 0;
-            }
-        }
-    }
+    if (find_isa(name, out)) return 0;
     return platform::fail(EINVAL, "unknown ISA name \"%s\" (expected scalar, avx2, avx512 or neon)",
                           name != nullptr ? name : "(null)");
 }
@@ -159,27 +162,20 @@ IsaLevel choose_isa(const char* cf_isa, char* why, std::size_t why_size) noexcep
     if (why != nullptr && why_size > 0) why[0] = '\0';
     const IsaLevel best = best_supported();
     if (cf_isa == nullptr || cf_isa[0] == '\0') return best;
-    // Classify by hand rather than through parse_isa/force_isa: this runs inside the first kernel call and
-    // must not overwrite the caller's last-error message.
+    // Not through parse_isa/force_isa: this runs inside the first kernel call and must not overwrite the
+    // caller's last-error message.
     IsaLevel named = IsaLevel::scalar;
-    bool known = false;
-    for (IsaLevel level : {IsaLevel::scalar, IsaLevel::avx2_fma, IsaLevel::avx512, IsaLevel::neon}) {
-        if (std::strcmp(cf_isa, cf_isa_name(level)) == 0) {
-            named = level;
-            known = true;
-        }
-    }
-    if (!known) {
+    if (!find_isa(cf_isa, named)) {
         if (why != nullptr && why_size > 0) {
             std::snprintf(why, why_size, "CF_ISA=%.32s is not scalar, avx2, avx512 or neon; using %s", cf_isa,
-                          cf_isa_name(best));
+                          isa_name(best));
         }
         return best;
     }
     if (table_for(named) == nullptr || !isa_supported(named)) {
         if (why != nullptr && why_size > 0) {
             std::snprintf(why, why_size, "CF_ISA=%s is not supported by this %s; using %s", cf_isa,
-                          table_for(named) == nullptr ? "build" : "CPU", cf_isa_name(best));
+                          table_for(named) == nullptr ? "build" : "CPU", isa_name(best));
         }
         return best;
     }

@@ -18,6 +18,9 @@ bool isa_supported(platform::IsaLevel isa) noexcept;
 // Switches every later call to `isa`'s kernels. 0, or -ENOTSUP (the CPU or this build lacks it; message set).
 int force_isa(platform::IsaLevel isa) noexcept;
 
+// The CF_ISA spelling of a level: "scalar", "avx2", "avx512", "neon" (platform::isa_level_name says "avx2+fma").
+const char* isa_name(platform::IsaLevel isa) noexcept;
+
 // "scalar", "avx2", "avx512", "neon" -> level. 0, or -EINVAL for another name.
 int parse_isa(const char* name, platform::IsaLevel& out) noexcept;
 
