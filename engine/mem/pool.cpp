@@ -317,10 +317,7 @@ void Pool::push_chain(int class_index, void* const* blocks, std::uint32_t count)
             return nullptr;
         }
     }
-    void* block = cache.blocks[--count];
-    cache.count.store(count, std::memory_order_relaxed);
-    note_taken(class_index, cache, block, requested);
-    return block;
+    return pop_cached(class_index, cache, count, requested);
 }
 
 // A thread's first call, a full cache (flush one batch), or no cache at all.
@@ -330,7 +327,7 @@ void Pool::push_chain(int class_index, void* const* blocks, std::uint32_t count)
     ClassCache& cache = caches[class_index];
     std::uint32_t count = cache.count.load(std::memory_order_relaxed);
     if (count == cache_blocks_) count = flush(class_index, cache, batch_blocks_);
-    note_given(cache, count, block, requested);
+    push_cached(cache, count, block, requested);
 }
 
 ClassCache* Pool::thread_caches_or_bind() noexcept {

@@ -209,19 +209,20 @@ private:
         ClassCache& cache = caches[class_index];
         std::uint32_t count = cache.count.load(std::memory_order_relaxed);
         if (count == 0) [[unlikely]] return take_slow(class_index, requested);
-        void* block = cache.blocks[--count];
-        cache.count.store(count, std::memory_order_relaxed);
-        note_taken(class_index, cache, block, requested);
-        return block;
+        return pop_cached(class_index, cache, count, requested);
     }
 
-    // A block leaves a cache: its requested size goes into its idle link word, and into the thread's share.
-    void note_taken(int class_index, ClassCache& cache, void* block, std::uint32_t requested) noexcept {
+    // The top block leaves a cache holding `count` (> 0): its requested size goes into its idle link word, and
+    // into the thread's share.
+    void* pop_cached(int class_index, ClassCache& cache, std::uint32_t count, std::uint32_t requested) noexcept {
+        void* block = cache.blocks[--count];
+        cache.count.store(count, std::memory_order_relaxed);
         const Arena& arena = arenas_[class_index];
         const std::uintptr_t offset = reinterpret_cast<std::uintptr_t>(block) - base_ - arena.offset;
         arena.links[arena.index_of(offset)].store(requested, std::memory_order_relaxed);
         unpoison_block(block, requested);
         bump(cache.requested, requested);
+        return block;
     }
 
     void give(int class_index, void* block, std::uintptr_t offset) noexcept {
@@ -239,10 +240,10 @@ private:
         ClassCache& cache = caches[class_index];
         const std::uint32_t count = cache.count.load(std::memory_order_relaxed);
         if (count == cache_blocks_) [[unlikely]] return give_slow(class_index, block, requested);
-        note_given(cache, count, block, requested);
+        push_cached(cache, count, block, requested);
     }
 
-    void note_given(ClassCache& cache, std::uint32_t count, void* block, std::uint32_t requested) noexcept {
+    void push_cached(ClassCache& cache, std::uint32_t count, void* block, std::uint32_t requested) noexcept {
         cache.blocks[count] = block;
         cache.count.store(count + 1, std::memory_order_relaxed);
         bump(cache.requested, std::uint64_t{0} - requested);   // modulo 2^64, see ClassCache
