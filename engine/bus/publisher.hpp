@@ -101,15 +101,16 @@ public:
         const std::uint32_t claimed =
             spsc ? rings_.spsc.try_claim_batch(count) : rings_.broadcast.try_claim_batch(count);
         if (claimed == 0) return 0;
+        auto slot_of = [&](std::uint32_t i) {
+            return spsc ? rings_.spsc.claimed_slot(i) : rings_.broadcast.claimed_slot(i);
+        };
         for (std::uint32_t i = 0; i < claimed; ++i) {
-            std::byte* slot = spsc ? rings_.spsc.claimed_slot(i) : rings_.broadcast.claimed_slot(i);
-            if (lengths[i] != 0) std::memcpy(slot + kMessageHeaderBytes, data[i], lengths[i]);
+            if (lengths[i] != 0) std::memcpy(slot_of(i) + kMessageHeaderBytes, data[i], lengths[i]);
         }
         // Stamped once the payloads are in (commit time), then made visible together.
         const HlcStamp stamp = clock_->now_batch(claimed);
         for (std::uint32_t i = 0; i < claimed; ++i) {
-            std::byte* slot = spsc ? rings_.spsc.claimed_slot(i) : rings_.broadcast.claimed_slot(i);
-            auto* header = reinterpret_cast<MessageHeader*>(slot);
+            auto* header = reinterpret_cast<MessageHeader*>(slot_of(i));
             std::atomic_ref<std::uint64_t>(header->sequence).store(first + i, std::memory_order_relaxed);
             header->hlc_word = stamp.word + i;
             header->length = lengths[i];
