@@ -203,10 +203,18 @@ ScenarioResult run_bus_throughput_scenario(ScenarioContext& context) {
     };
     std::vector<Contender> contenders;
     BusLoopErrors errors;
+    // One producer; burst channels (try_send_burst) send kBurst messages per call.
     auto add_spsc = [&](std::string label, auto channel) {
         contenders.push_back({std::move(label), [&errors, &producer_cpus, channel](const BusLoopSetup& setup,
                                                                                      std::vector<double>& rates) {
-            throughput(1, producer_cpus, setup, [&](int, std::uint64_t seq) { return channel->try_send(0, seq); },
+            throughput(1, producer_cpus, setup,
+                       [&](int, std::uint64_t seq) -> std::uint32_t {
+                           if constexpr (requires { channel->try_send_burst(seq); }) {
+                               return channel->try_send_burst(seq);
+                           } else {
+                               return channel->try_send(0, seq);
+                           }
+                       },
                        [&](std::uint64_t& producer, std::uint64_t& seq) { return channel->try_receive(producer, seq); },
                        errors, rates);
         }, {}});
@@ -216,18 +224,10 @@ ScenarioResult run_bus_throughput_scenario(ScenarioContext& context) {
     add_spsc(std::string("SPSC: ") + BoostSpscChannel<64>::kName, std::make_shared<BoostSpscChannel<64>>(kDepth));
     add_spsc(std::string("SPSC: ") + MoodycamelChannel<64>::kName, std::make_shared<MoodycamelChannel<64>>(kDepth));
     // Bursts of kBurst (moodycamel's ReaderWriterQueue has no bulk calls, so it has no burst row).
-    auto add_burst = [&](std::string label, auto channel) {
-        contenders.push_back({std::move(label), [&errors, &producer_cpus, channel](const BusLoopSetup& setup,
-                                                                                     std::vector<double>& rates) {
-            throughput(1, producer_cpus, setup, [&](int, std::uint64_t seq) { return channel->try_send_burst(seq); },
-                       [&](std::uint64_t& producer, std::uint64_t& seq) { return channel->try_receive(producer, seq); },
-                       errors, rates);
-        }, {}});
-    };
     const std::string burst = "SPSC burst " + std::to_string(kBurst) + ": ";
-    add_burst(burst + CfSpscBurstChannel<64>::kName, std::make_shared<CfSpscBurstChannel<64>>(kDepth));
-    add_burst(burst + CfTopicBurstChannel<64>::kName, std::make_shared<CfTopicBurstChannel<64>>(kDepth));
-    add_burst(burst + BoostSpscBurstChannel<64>::kName, std::make_shared<BoostSpscBurstChannel<64>>(kDepth));
+    add_spsc(burst + CfSpscBurstChannel<64>::kName, std::make_shared<CfSpscBurstChannel<64>>(kDepth));
+    add_spsc(burst + CfTopicBurstChannel<64>::kName, std::make_shared<CfTopicBurstChannel<64>>(kDepth));
+    add_spsc(burst + BoostSpscBurstChannel<64>::kName, std::make_shared<BoostSpscBurstChannel<64>>(kDepth));
 
     auto ours_mpsc = std::make_shared<CfMpscChannel<64>>(kDepth);
     contenders.push_back({std::string("MPSC: ") + CfMpscChannel<64>::kName,
