@@ -4,7 +4,6 @@
 #include <cstdint>
 
 #include "engine/compute/dispatch.hpp"
-#include "engine/compute/gemm_workspace.hpp"
 #include "platform/os/last_error.hpp"
 
 namespace cf::compute {
@@ -39,6 +38,17 @@ int check_matrix(const char* function, const char* name, Layout layout, std::siz
                               name, name, ld);
     }
     return 0;
+}
+
+// The common case in a few instructions, so that small calls do not pay for the diagnostics: non-empty, not null,
+// ld covering the stored rows or columns, and every size below 2^28, where the span check cannot overflow.
+// Bitwise rather than short-circuit, so it compiles to a handful of flag operations and one branch. False sends
+// the call through check_matrix, which decides (and names the problem).
+template <class T>
+[[gnu::always_inline]] inline bool plainly_valid(Layout layout, std::size_t rows, std::size_t cols, const T* p,
+                                                 std::size_t ld) noexcept {
+    const std::size_t inner = layout == Layout::row_major ? cols : rows;
+    return (((rows | cols | ld) >> 28) == 0) & (rows != 0) & (cols != 0) & (p != nullptr) & (ld >= inner);
 }
 
 template <class T>
@@ -81,19 +91,21 @@ int checked_gemm(Layout layout, Transpose trans_a, Transpose trans_b, std::size_
     // op(A) is m x k and op(B) k x n, so the stored A is k x m when transposed, B n x k.
     const bool ta = trans_a == Transpose::transpose;
     const bool tb = trans_b == Transpose::transpose;
-    if (int rc = check_matrix("gemm", "a", layout, ta ? k : m, ta ? m : k, a, lda); rc != 0) return rc;
-    if (int rc = check_matrix("gemm", "b", layout, tb ? n : k, tb ? k : n, b, ldb); rc != 0) return rc;
-    if (int rc = check_matrix("gemm", "c", layout, m, n, c, ldc); rc != 0) return rc;
-    if (m == 0 || n == 0) return 0;
+    if (!(plainly_valid(layout, ta ? k : m, ta ? m : k, a, lda) & plainly_valid(layout, tb ? n : k, tb ? k : n, b, ldb) &
+          plainly_valid(layout, m, n, c, ldc))) [[unlikely]] {
+        if (int rc = check_matrix("gemm", "a", layout, ta ? k : m, ta ? m : k, a, lda); rc != 0) return rc;
+        if (int rc = check_matrix("gemm", "b", layout, tb ? n : k, tb ? k : n, b, ldb); rc != 0) return rc;
+        if (int rc = check_matrix("gemm", "c", layout, m, n, c, ldc); rc != 0) return rc;
+        if (m == 0 || n == 0) return 0;
+    }
     const KernelSet<T>& kernels = kernels_for(T{});
     if (kernels.gemm == nullptr) [[unlikely]] {
         return platform::fail(ENOTSUP, "gemm: this build has no gemm kernel");
     }
-    GemmWorkspace* ws = GemmWorkspace::this_thread();
-    if (ws == nullptr) [[unlikely]] {
+    if (kernels.gemm(layout, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nullptr) != 0)
+        [[unlikely]] {
         return platform::fail(ENOMEM, "gemm: this thread's packing workspace could not be allocated");
     }
-    kernels.gemm(layout, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, *ws);
     return 0;
 }
 

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cerrno>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -110,8 +111,15 @@ template <class V, std::size_t kMv, std::size_t kNc, bool kTail, class S>
     if constexpr (kTail && requires(T* p, typename V::Mask m, Reg r) { V::store_tail(p, m, r); }) {
         // With beta == 0 nothing reads C back, so a masked store (AVX-512: cheap) cannot stall a later load.
         if (beta == T(0)) {
+            if (alpha == T(1)) {
 #pragma GCC unroll 32
-            for (std::size_t j = 0; j < kNc; ++j) V::store_tail(c + (kMv - 1) * kW + j * ldc, mask, V::mul(va, acc[kMv - 1][j]));
+                for (std::size_t j = 0; j < kNc; ++j) V::store_tail(c + (kMv - 1) * kW + j * ldc, mask, acc[kMv - 1][j]);
+            } else {
+#pragma GCC unroll 32
+                for (std::size_t j = 0; j < kNc; ++j) {
+                    V::store_tail(c + (kMv - 1) * kW + j * ldc, mask, V::mul(va, acc[kMv - 1][j]));
+                }
+            }
             return;
         }
     }
@@ -382,11 +390,42 @@ constexpr bool use_small_path(std::size_t m, std::size_t n, std::size_t k) noexc
            (m <= kMr && std::uint64_t{k} * kMr * sizeof(typename V::T) <= (std::uint64_t{256} << 10));
 }
 
+// The column-major problem past the one-tile case: the unpacked small path or the packed blocks. Kept out of
+// gemm() so that the tiny calls do not pay for this part's stack frame.
+template <class V>
+[[gnu::noinline]] int gemm_blocks(std::size_t m, std::size_t n, std::size_t k, typename V::T alpha,
+                                  const typename V::T* a, std::size_t a_rs, std::size_t a_cs, const typename V::T* b,
+                                  std::size_t b_rs, std::size_t b_cs, typename V::T beta, typename V::T* c,
+                                  std::size_t ldc, GemmWorkspace* workspace) noexcept {
+    using T = typename V::T;
+    constexpr std::size_t kMr = small_mv<V>() * V::kWidth;
+    const bool small = use_small_path<V>(m, n, k);
+    const bool fits = kMr * k * sizeof(T) <= GemmWorkspace::kPackABytes;
+    if (small && a_rs == 1) {
+        // Copying the A sliver pays when it is reused by several column tiles over a long k, and is needed when
+        // lda is a multiple of 256 bytes: the sliver's columns then share a few L1 sets and evict each other.
+        const bool copy_a = n > 2 * small_nr<V>() && k >= 48 && (a_cs * sizeof(T)) % 256 == 0;
+        if (!copy_a || !fits) {
+            small_gemm<V>(m, n, k, alpha, a, a_rs, a_cs, b, b_rs, b_cs, beta, c, ldc, nullptr);
+            return 0;
+        }
+    }
+    if (workspace == nullptr) workspace = GemmWorkspace::this_thread();
+    if (workspace == nullptr) [[unlikely]] return -ENOMEM;
+    if (small && fits) {
+        small_gemm<V>(m, n, k, alpha, a, a_rs, a_cs, b, b_rs, b_cs, beta, c, ldc,
+                      reinterpret_cast<T*>(workspace->pack_a()));
+        return 0;
+    }
+    packed_gemm<V>(m, n, k, alpha, a, a_rs, a_cs, b, b_rs, b_cs, beta, c, ldc, *workspace);
+    return 0;
+}
+
 // KernelSet::gemm.
 template <class V>
-void gemm(Layout layout, Transpose trans_a, Transpose trans_b, std::size_t m, std::size_t n, std::size_t k,
-          typename V::T alpha, const typename V::T* a, std::size_t lda, const typename V::T* b, std::size_t ldb,
-          typename V::T beta, typename V::T* c, std::size_t ldc, GemmWorkspace& workspace) noexcept {
+int gemm(Layout layout, Transpose trans_a, Transpose trans_b, std::size_t m, std::size_t n, std::size_t k,
+         typename V::T alpha, const typename V::T* a, std::size_t lda, const typename V::T* b, std::size_t ldb,
+         typename V::T beta, typename V::T* c, std::size_t ldc, GemmWorkspace* workspace) noexcept {
     using T = typename V::T;
     if (layout == Layout::row_major) {
         std::swap(m, n);
@@ -394,31 +433,22 @@ void gemm(Layout layout, Transpose trans_a, Transpose trans_b, std::size_t m, st
         std::swap(lda, ldb);
         std::swap(trans_a, trans_b);
     }
-    if (m == 0 || n == 0) return;
+    if (m == 0 || n == 0) return 0;
     if (k == 0 || alpha == T(0)) {
         scale_c<V>(m, n, beta, c, ldc);
-        return;
+        return 0;
     }
     const bool ta = trans_a == Transpose::transpose, tb = trans_b == Transpose::transpose;
     const std::size_t a_rs = ta ? lda : 1, a_cs = ta ? 1 : lda;
     const std::size_t b_rs = tb ? ldb : 1, b_cs = tb ? 1 : ldb;
-    if (use_small_path<V>(m, n, k)) {
-        constexpr std::size_t kMr = small_mv<V>() * V::kWidth;
-        const bool fits = kMr * k * sizeof(T) <= GemmWorkspace::kPackABytes;
-        // Copying the A sliver pays when it is reused by several column tiles over a long k, and is needed when
-        // lda is a multiple of 256 bytes: the sliver's columns then share a few L1 sets and evict each other.
-        const bool copy_a = n > 2 * small_nr<V>() && k >= 48 && (a_cs * sizeof(T)) % 256 == 0;
-        if (!ta && (!copy_a || !fits)) {
-            small_gemm<V>(m, n, k, alpha, a, a_rs, a_cs, b, b_rs, b_cs, beta, c, ldc, nullptr);
-            return;
-        }
-        if (fits) {
-            small_gemm<V>(m, n, k, alpha, a, a_rs, a_cs, b, b_rs, b_cs, beta, c, ldc,
-                          reinterpret_cast<T*>(workspace.pack_a()));
-            return;
-        }
+    if (m <= V::kWidth && n <= small_nr<V>() && !ta) {
+        // At most one register of rows by one tile of columns: straight to that tile (tiny calls are all fixed
+        // cost).
+        const SmallArgs<V> x{k, a, b, c, {a_cs, b_rs, b_cs}, ldc, alpha, beta, V::tail_mask(m), m};
+        kSmallTiles<V>[m != V::kWidth][0][n - 1](x);
+        return 0;
     }
-    packed_gemm<V>(m, n, k, alpha, a, a_rs, a_cs, b, b_rs, b_cs, beta, c, ldc, workspace);
+    return gemm_blocks<V>(m, n, k, alpha, a, a_rs, a_cs, b, b_rs, b_cs, beta, c, ldc, workspace);
 }
 
 template <class VF32, class VF64>

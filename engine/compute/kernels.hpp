@@ -8,7 +8,9 @@
 //        A is m x n in `layout` with leading dimension lda; op(A) = A or A^T;
 //        y = alpha * op(A) * x + beta * y   (x has n entries and y m for no transpose; m and n swap for transpose)
 //   gemm(layout, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, workspace)
-//        C (m x n) = alpha * op(A) (m x k) * op(B) (k x n) + beta * C
+//        C (m x n) = alpha * op(A) (m x k) * op(B) (k x n) + beta * C. Shapes that need packing use `workspace`,
+//        or, when it is null, the calling thread's (GemmWorkspace::this_thread(), fetched only then). Returns 0,
+//        or -ENOMEM (nothing written) when that thread workspace cannot be allocated.
 // As in reference BLAS: beta == 0 writes C / y without reading it (NaN or garbage there does not propagate);
 // alpha == 0 (or k == 0) scales C / y by beta without reading A, B or x. Otherwise NaN and Inf propagate.
 // Kernels assume validated arguments (blas.hpp validates); they never allocate, lock or call the OS.
@@ -33,9 +35,9 @@ struct KernelSet {
     void (*axpy)(std::size_t n, T alpha, const T* x, T* y) noexcept = nullptr;
     void (*gemv)(Layout layout, Transpose trans, std::size_t m, std::size_t n, T alpha, const T* a,
                  std::size_t lda, const T* x, T beta, T* y) noexcept = nullptr;
-    void (*gemm)(Layout layout, Transpose trans_a, Transpose trans_b, std::size_t m, std::size_t n, std::size_t k,
-                 T alpha, const T* a, std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc,
-                 GemmWorkspace& workspace) noexcept = nullptr;
+    int (*gemm)(Layout layout, Transpose trans_a, Transpose trans_b, std::size_t m, std::size_t n, std::size_t k,
+                T alpha, const T* a, std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc,
+                GemmWorkspace* workspace) noexcept = nullptr;
 };
 
 // Everything one ISA provides. Filled by the install_* functions below; the dispatcher keeps one per ISA the

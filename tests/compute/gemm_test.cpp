@@ -9,9 +9,11 @@
 // index is off by O(1) relative, far above k * eps).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <random>
@@ -192,8 +194,8 @@ void run_case(const Case& tc) {
 
     for (const Isa& isa : isas()) {
         Stored<T> c = c0;
-        kernels_of<T>(isa.table).gemm(tc.layout, tc.ta, tc.tb, tc.m, tc.n, tc.k, alpha, a.data(), a.ld, b.data(),
-                                      b.ld, beta, c.data(), c.ld, workspace());
+        REQUIRE(kernels_of<T>(isa.table).gemm(tc.layout, tc.ta, tc.tb, tc.m, tc.n, tc.k, alpha, a.data(), a.ld,
+                                              b.data(), b.ld, beta, c.data(), c.ld, &workspace()) == 0);
         std::size_t wrong = 0, padding_touched = 0;
         std::string first;
         for (const Expect& e : expect) {
@@ -405,16 +407,18 @@ TEST_CASE("GemmWorkspace: one per thread, aligned, created on request") {
     REQUIRE(own != nullptr);
     CHECK(own.get() != mine);
     CHECK(reinterpret_cast<std::uintptr_t>(own->pack_a()) % GemmWorkspace::kAlignment == 0);
-    // An explicit workspace works like the thread's own.
-    const double a[4] = {1, 2, 3, 4}, b[4] = {5, 6, 7, 8};
+    // An explicit workspace works like the thread's own, and a shape big enough to pack packs into it.
+    constexpr std::size_t kN = 128;
+    const std::vector<double> ones(kN * kN, 1.0);
     for (const Isa& isa : isas()) {
-        double c[4] = {0, 0, 0, 0};
-        isa.table.f64.gemm(Layout::row_major, Transpose::none, Transpose::none, 2, 2, 2, 1.0, a, 2, b, 2, 0.0, c, 2,
-                           *own);
         INFO(std::string(isa.name));
-        CHECK(c[0] == 19);
-        CHECK(c[1] == 22);
-        CHECK(c[2] == 43);
-        CHECK(c[3] == 50);
+        std::memset(own->pack_b(), 0xff, 64);
+        std::vector<double> c(kN * kN, -1.0);
+        REQUIRE(isa.table.f64.gemm(Layout::row_major, Transpose::none, Transpose::none, kN, kN, kN, 1.0, ones.data(),
+                                   kN, ones.data(), kN, 0.0, c.data(), kN, own.get()) == 0);
+        CHECK(std::count(c.begin(), c.end(), double(kN)) == static_cast<std::ptrdiff_t>(kN * kN));
+        double first_packed = 0;
+        std::memcpy(&first_packed, own->pack_b(), sizeof first_packed);
+        CHECK(first_packed == 1.0);
     }
 }
