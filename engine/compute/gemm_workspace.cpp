@@ -1,7 +1,6 @@
 #include "engine/compute/gemm_workspace.hpp"
 
 #include <cerrno>
-#include <cstring>
 #include <new>
 
 namespace cf::compute {
@@ -14,14 +13,14 @@ thread_local std::unique_ptr<GemmWorkspace> t_workspace;
 }  // namespace
 
 int GemmWorkspace::create(std::unique_ptr<GemmWorkspace>& out) noexcept {
-    // One allocation (aligned new honours alignas(64)); touching every page now keeps page faults out of calls.
-    auto* workspace = new (std::nothrow) GemmWorkspace;
+    std::unique_ptr<GemmWorkspace> workspace(new (std::nothrow) GemmWorkspace);
     if (workspace == nullptr) return -ENOMEM;
-    std::memset(workspace->pack_a_, 0, sizeof workspace->pack_a_);
-    std::memset(workspace->pack_b_, 0, sizeof workspace->pack_b_);
-    out.reset(workspace);
+    if (int rc = platform::map_region(kPackABytes + kPackBBytes, true, workspace->region_); rc != 0) return rc;
+    out = std::move(workspace);
     return 0;
 }
+
+GemmWorkspace::~GemmWorkspace() { platform::unmap_region(region_); }
 
 GemmWorkspace* GemmWorkspace::this_thread() noexcept {
     if (!t_workspace) [[unlikely]] {

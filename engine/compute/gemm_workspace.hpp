@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <memory>
 
+#include "platform/os/memory.hpp"
+
 namespace cf::compute {
 
 class GemmWorkspace {
@@ -22,22 +24,25 @@ public:
     // Allocates the calling thread's workspace now (start-up), so no later call allocates. 0, or -ENOMEM.
     static int prepare_this_thread() noexcept;
 
-    // A workspace of the caller's own (e.g. one per shard, passed explicitly). 0, or -ENOMEM (`out` unchanged).
+    // A workspace of the caller's own (e.g. one per shard, passed explicitly). 0, or a negative errno (-ENOMEM
+    // when the mapping is refused; `out` unchanged, last_error_message() says why).
     static int create(std::unique_ptr<GemmWorkspace>& out) noexcept;
 
     GemmWorkspace(const GemmWorkspace&) = delete;
     GemmWorkspace& operator=(const GemmWorkspace&) = delete;
-    ~GemmWorkspace() = default;
+    ~GemmWorkspace();
 
-    // 64-byte aligned, kPackABytes / kPackBBytes long.
-    std::byte* pack_a() noexcept { return pack_a_; }
-    std::byte* pack_b() noexcept { return pack_b_; }
+    // Page-aligned (at least kAlignment), kPackABytes / kPackBBytes long.
+    std::byte* pack_a() noexcept { return static_cast<std::byte*>(region_.base); }
+    std::byte* pack_b() noexcept { return pack_a() + kPackABytes; }
+    bool on_hugepages() const noexcept { return region_.hugepages; }
 
 private:
-    GemmWorkspace() noexcept = default;   // only through create(): the object is megabytes, never on a stack
+    GemmWorkspace() noexcept = default;   // only through create()
 
-    alignas(kAlignment) std::byte pack_a_[kPackABytes];
-    alignas(kAlignment) std::byte pack_b_[kPackBBytes];
+    // One mapping for both buffers: pre-faulted, on hugepages when the host has them free (fewer TLB misses while
+    // the micro-kernel streams a 2 MiB B block), and page-aligned whatever the heap looked like before.
+    platform::MappedRegion region_;
 };
 
 }  // namespace cf::compute
