@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Builds the wire frame libFuzzer target with clang++ (the project itself builds with g++, and libFuzzer comes
+# with clang's runtime) and runs it for a bounded time over a copy of the seed corpus.
+#   run_fuzz.sh <source-root> <work-dir> [seconds]      (default 60 seconds)
+# Exit status: 0 no crash; 1 a crash, sanitizer report, oracle failure, timeout or out-of-memory (the reproducer
+# is left in <work-dir> as crash-*/timeout-*/oom-*), or the target does not build; 2 bad arguments;
+# 77 clang++ or libFuzzer is missing (Meson counts the test as skipped).
+# CF_FUZZ_CXX overrides the compiler (default clang++).
+set -euo pipefail
+
+usage() {
+    echo "usage: run_fuzz.sh <source-root> <work-dir> [seconds]" >&2
+    exit 2
+}
+if [ $# -lt 2 ] || [ $# -gt 3 ]; then usage; fi
+[ -f "$1/engine/wire/frame.cpp" ] || { echo "run_fuzz.sh: $1 is not the ChronoFabric source root" >&2; exit 2; }
+ROOT=$(cd "$1" && pwd)
+WORK=$2
+RUN_SECONDS=${3:-60}
+[[ $RUN_SECONDS =~ ^[1-9][0-9]*$ ]] || { echo "run_fuzz.sh: seconds must be a positive integer" >&2; exit 2; }
+CXX=${CF_FUZZ_CXX:-clang++}
+
+if ! command -v "$CXX" >/dev/null 2>&1; then
+    echo "run_fuzz.sh: SKIP: $CXX not found; install clang and libclang-rt-14-dev (toolchains/cf setup)"
+    exit 77
+fi
+mkdir -p "$WORK"
+WORK=$(cd "$WORK" && pwd)
+
+# libFuzzer is a separate package (libclang-rt-14-dev) from the compiler: try linking an empty target first.
+printf 'extern "C" int LLVMFuzzerTestOneInput(const unsigned char*, unsigned long) { return 0; }\n' \
+    >"$WORK/probe.cpp"
+if ! "$CXX" -fsanitize=fuzzer "$WORK/probe.cpp" -o "$WORK/probe" >"$WORK/probe.log" 2>&1; then
+    echo "run_fuzz.sh: SKIP: $CXX cannot link with -fsanitize=fuzzer (is libclang-rt-14-dev installed?):"
+    sed 's/^/    /' "$WORK/probe.log"
+    exit 77
+fi
+
+# The reader and what it needs, nothing else: frame.cpp, the CRC (ISA-L) and the error message store.
+echo "run_fuzz.sh: building $WORK/wire_frame_fuzz with $("$CXX" --version | head -n 1)"
+"$CXX" -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+    -Wall -Wextra -I"$ROOT" \
+    "$ROOT/tests/fuzz/wire_frame_fuzz.cpp" \
+    "$ROOT/engine/wire/frame.cpp" \
+    "$ROOT/engine/compute/checksum.cpp" \
+    "$ROOT/platform/os/last_error.cpp" \
+    -lisal -o "$WORK/wire_frame_fuzz"
+
+# A fresh copy of the seeds: libFuzzer adds what it finds to the first corpus directory, never to the sources.
+rm -rf "$WORK/corpus"
+mkdir -p "$WORK/corpus"
+cp "$ROOT"/tests/fuzz/corpus/wire_frame/* "$WORK/corpus/"
+rm -f "$WORK"/crash-* "$WORK"/timeout-* "$WORK"/oom-* "$WORK"/leak-*
+
+# libFuzzer's own default error exit code is 77, which Meson would read as "skipped": make every failure 1.
+echo "run_fuzz.sh: fuzzing for ${RUN_SECONDS}s over $(find "$WORK/corpus" -type f | wc -l) seed(s)"
+status=0
+(cd "$WORK" && UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+    ./wire_frame_fuzz -max_total_time="$RUN_SECONDS" -timeout=5 -rss_limit_mb=1024 -max_len=65536 \
+        -error_exitcode=1 -timeout_exitcode=1 -artifact_prefix="$WORK/" -print_final_stats=1 \
+        "$WORK/corpus") || status=$?
+if [ "$status" -ne 0 ]; then
+    echo "run_fuzz.sh: FAIL: the fuzzer stopped with status $status; reproducers:"
+    ls -l "$WORK"/crash-* "$WORK"/timeout-* "$WORK"/oom-* "$WORK"/leak-* 2>/dev/null || echo "    (none written)"
+    echo "run_fuzz.sh: replay one with: $WORK/wire_frame_fuzz <file>"
+    exit 1
+fi
+echo "run_fuzz.sh: OK: no crash in ${RUN_SECONDS}s; corpus now $(find "$WORK/corpus" -type f | wc -l) file(s)"
