@@ -1,0 +1,712 @@
+// The io_uring UDP driver. One ring per driver, polled by one thread:
+//   - Receive: one multishot recvmsg picks buffers from a provided-buffer ring that is kept topped up with up to
+//     config.rx_posted PacketPool buffers. The kernel writes each datagram as [io_uring_recvmsg_out | peer address
+//     (kRecvNameBytes) | payload], so a received PacketBuffer's `data` points kRecvHeaderBytes past the buffer's
+//     start (64-byte aligned) and its capacity is that much smaller. PacketPool::allocate() resets `data`, so a
+//     released buffer starts from its first byte again.
+//   - Transmit: one sendmsg (or sendmsg_zc for payloads >= zerocopy_min_bytes) per packet, the msghdr in a slot
+//     preallocated per pool buffer, one io_uring_enter per burst (none with SQPOLL unless the thread sleeps).
+//   - Completions: every CQE is handled as soon as it is seen, by whichever call sees it. Receive CQEs are parsed
+//     into a FIFO of received buffers that rx_burst hands out, so poll_completions() and tx_burst() can reap send
+//     completions queued behind receives without losing them.
+// Ownership of a pool buffer (packet.hpp): free in the pool, posted in the buffer ring, received and waiting in the
+// FIFO, with the caller, or in flight in a send. The ring plus the FIFO never hold more than rx_posted buffers, so
+// the FIFO cannot overflow.
+//
+// The ring is created disabled and enabled by the first rx_burst/tx_burst/poll_completions, so the thread that
+// polls the driver (not the one that opened it) becomes the ring's single issuer (IORING_SETUP_SINGLE_ISSUER).
+// That first call costs one extra system call. With IORING_SETUP_DEFER_TASKRUN, completions only appear when that
+// thread enters the kernel, so rx_burst enters once when it has nothing to hand out.
+//
+// liburing 2.3 (Debian 12) has no io_uring_setup_buf_ring()/io_uring_free_buf_ring() (added in 2.4): the buffer
+// ring's memory is mapped here (page aligned, as the kernel requires) and registered with
+// io_uring_register_buf_ring(). It declares io_uring_enable_rings() without exporting it: see enable().
+#include "drivers/uring/udp_uring.hpp"
+
+#include <fcntl.h>
+#include <liburing.h>
+#include <netinet/udp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cassert>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <new>
+#include <utility>
+
+#include "platform/os/last_error.hpp"
+#include "platform/os/memory.hpp"
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+
+namespace cf::drivers {
+namespace {
+
+using platform::fail;
+
+// The peer-address room in each received buffer: with the 16-byte io_uring_recvmsg_out in front it puts the
+// payload 64 bytes into the buffer (cache-line aligned) and holds a sockaddr_in6 (28 bytes).
+constexpr std::uint32_t kRecvNameBytes = 48;
+constexpr std::uint32_t kRecvHeaderBytes = sizeof(io_uring_recvmsg_out) + kRecvNameBytes;
+static_assert(kRecvHeaderBytes == 64);
+static_assert(kRecvNameBytes >= sizeof(sockaddr_in6));
+
+constexpr unsigned kSqEntries = 256;
+constexpr std::uint32_t kMaxBufRingEntries = 32768;   // kernel limit for a provided-buffer ring
+constexpr std::uint32_t kMaxPoolBuffers = 65536;      // buffer ids are 16 bits
+constexpr std::uint32_t kMaxCqEntries = 65536;
+constexpr unsigned short kBufferGroup = 0;
+
+// user_data: the top two bits say what a CQE completes; sends carry their buffer's pool index below them.
+constexpr std::uint64_t kKindShift = 62;
+constexpr std::uint64_t kRecvUserData = std::uint64_t{1} << kKindShift;
+constexpr std::uint64_t kCancelUserData = std::uint64_t{2} << kKindShift;
+constexpr std::uint64_t kSendKind = std::uint64_t{3} << kKindShift;
+constexpr std::uint64_t kIndexMask = (std::uint64_t{1} << 32) - 1;
+
+// Driver-private PacketBuffer::flags bits (kInPool is the pool's).
+constexpr std::uint16_t kPosted = 0x0001;          // in the provided-buffer ring
+constexpr std::uint16_t kReceived = 0x0002;        // received, waiting in the FIFO for rx_burst
+constexpr std::uint16_t kSending = 0x0004;         // in flight in a send
+constexpr std::uint16_t kDriverOwned = kPosted | kReceived | kSending;
+
+// Destruction waits this many rounds of kCloseWaitUs for the cancelled receive and in-flight sends.
+constexpr int kCloseWaitRounds = 1000;
+constexpr long kCloseWaitUs = 1000;
+
+std::uint32_t round_up_pow2(std::uint32_t value) {
+    std::uint32_t result = 1;
+    while (result < value) result <<= 1;
+    return result;
+}
+
+// What the one-time probe learned.
+struct Probe {
+    int status = 0;               // 0, or the negative errno open_udp_uring fails with
+    bool sendmsg_zc = false;      // IORING_OP_SENDMSG_ZC (Linux 6.1)
+    char why[256] = "";
+};
+
+void describe_eperm(char* why, std::size_t size) {
+    int disabled = -1;
+    if (std::FILE* file = std::fopen("/proc/sys/kernel/io_uring_disabled", "r")) {
+        if (std::fscanf(file, "%d", &disabled) != 1) disabled = -1;
+        std::fclose(file);
+    }
+    if (disabled == 2) {
+        std::snprintf(why, size, "io_uring is disabled on this host (kernel.io_uring_disabled = 2)");
+    } else if (disabled == 1) {
+        std::snprintf(why, size,
+                      "io_uring is restricted to CAP_SYS_ADMIN and members of kernel.io_uring_group "
+                      "(kernel.io_uring_disabled = 1)");
+    } else {
+        std::snprintf(why, size,
+                      "io_uring_setup was refused (EPERM) although kernel.io_uring_disabled allows it: a seccomp "
+                      "filter or container policy forbids io_uring");
+    }
+}
+
+Probe probe_uring() {
+    Probe probe;
+    io_uring ring{};
+    const int rc = io_uring_queue_init(4, &ring, 0);
+    if (rc < 0) {
+        probe.status = rc;
+        if (rc == -ENOSYS) {
+            std::snprintf(probe.why, sizeof probe.why,
+                          "this kernel (or an emulator such as qemu-user) has no io_uring (ENOSYS)");
+        } else if (rc == -EPERM) {
+            describe_eperm(probe.why, sizeof probe.why);
+        } else {
+            std::snprintf(probe.why, sizeof probe.why, "io_uring_queue_init failed: %s", std::strerror(-rc));
+        }
+        return probe;
+    }
+    // Multishot recvmsg (needed) has no opcode of its own; IORING_OP_SEND_ZC arrived in the same release (6.0).
+    io_uring_probe* ops = io_uring_get_probe_ring(&ring);
+    const bool multishot = ops != nullptr && io_uring_opcode_supported(ops, IORING_OP_SEND_ZC) != 0;
+    probe.sendmsg_zc = ops != nullptr && io_uring_opcode_supported(ops, IORING_OP_SENDMSG_ZC) != 0;
+    if (ops != nullptr) io_uring_free_probe(ops);
+    io_uring_queue_exit(&ring);
+    if (!multishot) {
+        probe.status = -EOPNOTSUPP;
+        std::snprintf(probe.why, sizeof probe.why,
+                      "this kernel's io_uring lacks multishot receive and provided-buffer rings (needs Linux 6.0)");
+    }
+    return probe;
+}
+
+const Probe& cached_probe() {
+    static const Probe probe = probe_uring();   // thread-safe one-time initialisation
+    return probe;
+}
+
+// The per-buffer state of an in-flight send: the kernel reads the msghdr when the SQE is issued (possibly after
+// io_uring_enter returned, from a retry), so it lives until the send completes.
+struct SendSlot {
+    msghdr message{};
+    iovec payload{};
+    alignas(cmsghdr) unsigned char control[CMSG_SPACE(sizeof(std::uint16_t))]{};
+};
+
+class UdpUringDriver final : public DatagramDriver {
+public:
+    UdpUringDriver() noexcept = default;
+    ~UdpUringDriver() override;
+    UdpUringDriver(const UdpUringDriver&) = delete;
+    UdpUringDriver& operator=(const UdpUringDriver&) = delete;
+
+    int open(const UdpConfig& config, bool sendmsg_zc) noexcept;
+
+    DriverKind kind() const noexcept override { return DriverKind::uring; }
+    const PeerAddress& local_address() const noexcept override { return local_; }
+    int rx_burst(PacketBuffer** out, std::uint32_t max) noexcept override;
+    int tx_burst(PacketBuffer* const* packets, std::uint32_t count) noexcept override;
+    int poll_completions() noexcept override;
+
+private:
+    int open_socket() noexcept;
+    int open_ring() noexcept;
+    int open_buffer_ring() noexcept;
+
+    int ensure_enabled() noexcept {
+        if (enabled_) [[likely]] return 0;
+        return enable();
+    }
+    int enable() noexcept;
+    void replenish() noexcept;
+    void arm_receive() noexcept;
+    void reap() noexcept;
+    void on_receive(const io_uring_cqe& cqe) noexcept;
+    void on_send(const io_uring_cqe& cqe) noexcept;
+    // The driver's flag bits never include kInPool, so the pool's own double-release check stays in force.
+    void give_back(PacketBuffer& buffer) noexcept { pool_->release(&buffer); }
+    bool sendable(const PacketBuffer* packet) const noexcept;
+    void prepare_send(io_uring_sqe* sqe, PacketBuffer& packet) noexcept;
+    bool should_enter() const noexcept;
+    int submit() noexcept;
+    std::uint32_t received_count() const noexcept { return received_tail_ - received_head_; }
+    void close() noexcept;
+
+    UdpConfig config_;
+    PeerAddress local_;
+    int fd_ = -1;
+
+    io_uring ring_{};
+    bool ring_open_ = false;
+    bool enabled_ = false;
+    bool sqpoll_ = false;
+    bool defer_taskrun_ = false;
+    bool zerocopy_ = false;   // SEND_ZC for payloads >= config_.zerocopy_min_bytes
+
+    // The provided-buffer ring and the receive request.
+    platform::MappedRegion buf_ring_memory_;
+    io_uring_buf_ring* buf_ring_ = nullptr;
+    bool buf_ring_registered_ = false;
+    int buf_ring_mask_ = 0;
+    std::uint32_t posted_ = 0;               // buffers in the ring (not yet picked by a completed receive)
+    msghdr recv_message_{};                  // describes the layout of each receive buffer to the kernel
+    bool recv_armed_ = false;                // a multishot receive is queued or active
+    int recv_error_ = 0;                     // a receive failure not yet reported by rx_burst
+
+    // Received buffers not yet handed out: a FIFO of rx ring size (ring + FIFO <= rx_posted).
+    std::unique_ptr<PacketBuffer*[]> received_;
+    std::uint32_t received_mask_ = 0;
+    std::uint32_t received_head_ = 0;
+    std::uint32_t received_tail_ = 0;
+
+    std::unique_ptr<SendSlot[]> send_slots_;   // indexed by PacketBuffer::index
+    std::uint32_t sends_in_flight_ = 0;        // buffers not yet back from a send (zero-copy: until notified)
+    std::uint32_t buffer_bytes_ = 0;
+};
+
+// ---- open / close ----
+
+int UdpUringDriver::open(const UdpConfig& config, bool sendmsg_zc) noexcept {
+    config_ = config;
+    if (config.rx_posted == 0 || config.rx_posted > kMaxBufRingEntries) {
+        return fail(EINVAL, "uring driver: rx_posted %u must be 1..%u", config.rx_posted, kMaxBufRingEntries);
+    }
+    if (config.rx_posted > config.pool.count) {
+        return fail(EINVAL, "uring driver: rx_posted %u exceeds the pool's %u buffers", config.rx_posted,
+                    config.pool.count);
+    }
+    if (config.pool.count > kMaxPoolBuffers) {
+        return fail(EINVAL, "uring driver: pool.count %u exceeds %u (io_uring buffer ids are 16 bits)",
+                    config.pool.count, kMaxPoolBuffers);
+    }
+    if (int rc = PacketPool::create(config.pool, pool_); rc < 0) return rc;
+    buffer_bytes_ = pool_->buffer_bytes();
+    if (buffer_bytes_ <= kRecvHeaderBytes) {
+        return fail(EINVAL, "uring driver: pool.buffer_bytes %u leaves no payload room after the %u-byte receive "
+                    "header", buffer_bytes_, kRecvHeaderBytes);
+    }
+    zerocopy_ = sendmsg_zc && config.zerocopy_min_bytes != 0;
+
+    send_slots_.reset(new (std::nothrow) SendSlot[pool_->count()]);
+    const std::uint32_t ring_entries = round_up_pow2(config.rx_posted);
+    received_.reset(new (std::nothrow) PacketBuffer*[ring_entries]);
+    if (!send_slots_ || !received_) return fail(ENOMEM, "uring driver: no memory for %u send slots", pool_->count());
+    received_mask_ = ring_entries - 1;
+
+    if (int rc = open_socket(); rc < 0) return rc;
+    if (int rc = open_ring(); rc < 0) return rc;
+    if (int rc = open_buffer_ring(); rc < 0) return rc;
+
+    recv_message_.msg_namelen = kRecvNameBytes;   // multishot: the name goes into the buffer, not to msg_name
+    replenish();                                  // fills the ring and queues the receive (submitted on enable)
+    return 0;
+}
+
+int UdpUringDriver::open_socket() noexcept {
+    const PeerAddress& bind_to = config_.bind;
+    if (bind_to.length == 0) return fail(EINVAL, "uring driver: config.bind is unset");
+    const int family = bind_to.addr.any.sa_family;
+    if (family != AF_INET && family != AF_INET6) {
+        return fail(EAFNOSUPPORT, "uring driver: config.bind has address family %d (IPv4 or IPv6 only)", family);
+    }
+    fd_ = ::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
+    if (fd_ < 0) {
+        const int err = errno;
+        return fail(err, "uring driver: socket() failed: %s", std::strerror(err));
+    }
+    const int bytes = static_cast<int>(config_.socket_buffer_bytes);
+    if (bytes > 0) {
+        for (int option : {SO_RCVBUF, SO_SNDBUF}) {
+            if (::setsockopt(fd_, SOL_SOCKET, option, &bytes, sizeof bytes) < 0) {
+                const int err = errno;
+                return fail(err, "uring driver: setsockopt(%s, %d) failed: %s",
+                            option == SO_RCVBUF ? "SO_RCVBUF" : "SO_SNDBUF", bytes, std::strerror(err));
+            }
+        }
+    }
+    if (::bind(fd_, &bind_to.addr.any, bind_to.length) < 0) {
+        const int err = errno;
+        char text[64];
+        return fail(err, "uring driver: bind(%s) failed: %s", bind_to.format(text, sizeof text), std::strerror(err));
+    }
+    local_.length = sizeof local_.addr;
+    if (::getsockname(fd_, &local_.addr.any, &local_.length) < 0) {
+        const int err = errno;
+        return fail(err, "uring driver: getsockname failed: %s", std::strerror(err));
+    }
+    return 0;
+}
+
+int UdpUringDriver::open_ring() noexcept {
+    // Created disabled: the first thread that polls becomes the single issuer (see the top of the file).
+    constexpr unsigned kCommon = IORING_SETUP_R_DISABLED | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+    constexpr unsigned kPlain[] = {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+                                   IORING_SETUP_SUBMIT_ALL, 0};
+    constexpr unsigned kPolled[] = {IORING_SETUP_SQPOLL | IORING_SETUP_SUBMIT_ALL, IORING_SETUP_SQPOLL};
+    const unsigned* ladder = config_.sqpoll ? kPolled : kPlain;
+    const std::size_t steps = config_.sqpoll ? std::size(kPolled) : std::size(kPlain);
+
+    // Room for every completion that can be outstanding at once: a receive per posted buffer, and per send a
+    // result plus a zero-copy notification. More would still not be lost (IORING_FEAT_NODROP), only slower.
+    std::uint64_t cq_wanted = std::uint64_t{config_.rx_posted} + 2ull * pool_->count() + kSqEntries;
+    if (cq_wanted > kMaxCqEntries) cq_wanted = kMaxCqEntries;
+    const unsigned cq_entries = round_up_pow2(static_cast<std::uint32_t>(cq_wanted));
+
+    int rc = -EINVAL;
+    for (std::size_t step = 0; step < steps && rc == -EINVAL; ++step) {
+        io_uring_params params{};
+        params.flags = ladder[step] | kCommon;
+        params.cq_entries = cq_entries;
+        rc = io_uring_queue_init_params(kSqEntries, &ring_, &params);
+        if (rc == 0) {
+            sqpoll_ = (params.flags & IORING_SETUP_SQPOLL) != 0;
+            defer_taskrun_ = (params.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
+        }
+    }
+    if (rc < 0) {
+        if (rc == -EPERM) {
+            char why[256];
+            describe_eperm(why, sizeof why);
+            return fail(EPERM, "uring driver: %s", why);
+        }
+        if (rc == -ENOSYS) return fail(ENOSYS, "uring driver: this kernel has no io_uring (ENOSYS)");
+        return fail(-rc, "uring driver: io_uring_queue_init_params(%u, cq %u%s) failed: %s", kSqEntries, cq_entries,
+                    config_.sqpoll ? ", SQPOLL" : "", std::strerror(-rc));
+    }
+    ring_open_ = true;
+    return 0;
+}
+
+int UdpUringDriver::open_buffer_ring() noexcept {
+    const std::uint32_t entries = round_up_pow2(config_.rx_posted);
+    if (int rc = platform::map_region(std::size_t{entries} * sizeof(io_uring_buf), false, buf_ring_memory_);
+        rc < 0) {
+        return rc;
+    }
+    buf_ring_ = static_cast<io_uring_buf_ring*>(buf_ring_memory_.base);
+    io_uring_buf_ring_init(buf_ring_);
+    io_uring_buf_reg registration{};
+    registration.ring_addr = reinterpret_cast<std::uintptr_t>(buf_ring_);
+    registration.ring_entries = entries;
+    registration.bgid = kBufferGroup;
+    const int rc = io_uring_register_buf_ring(&ring_, &registration, 0);
+    if (rc < 0) {   // the probe saw Linux >= 6.0, which has provided-buffer rings (5.19)
+        return fail(-rc, "uring driver: io_uring_register_buf_ring(%u entries) failed: %s", entries,
+                    std::strerror(-rc));
+    }
+    buf_ring_registered_ = true;
+    buf_ring_mask_ = io_uring_buf_ring_mask(entries);
+    return 0;
+}
+
+UdpUringDriver::~UdpUringDriver() { close(); }
+
+void UdpUringDriver::close() noexcept {
+    if (ring_open_ && enabled_ && (recv_armed_ || sends_in_flight_ > 0)) {
+        // Stop the receive and let in-flight sends (and zero-copy notifications) finish before the pool's memory
+        // goes away. Fails with -EEXIST on a thread other than the issuer; closing the ring then cancels
+        // everything in the kernel, which keeps the pages of in-flight sends pinned.
+        bool can_wait = true;
+        if (recv_armed_) {
+            if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) {
+                io_uring_prep_cancel64(sqe, kRecvUserData, 0);
+                io_uring_sqe_set_data64(sqe, kCancelUserData);
+            }
+            can_wait = io_uring_submit_and_get_events(&ring_) >= 0;
+        }
+        reap();
+        for (int round = 0; can_wait && round < kCloseWaitRounds && (recv_armed_ || sends_in_flight_ > 0);
+             ++round) {
+            __kernel_timespec wait{0, kCloseWaitUs * 1000};
+            io_uring_cqe* cqe = nullptr;
+            const int rc = io_uring_wait_cqe_timeout(&ring_, &cqe, &wait);
+            if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN) can_wait = false;
+            reap();
+        }
+    }
+    // Every buffer the driver holds goes back to the pool (the pool is destroyed after this, with the base class).
+    if (pool_) {
+        while (received_count() > 0) give_back(*received_[received_head_++ & received_mask_]);
+        for (std::uint32_t i = 0; i < pool_->count(); ++i) {
+            PacketBuffer& buffer = pool_->at(i);
+            if ((buffer.flags & kInPool) == 0 && (buffer.flags & (kPosted | kSending)) != 0) give_back(buffer);
+        }
+    }
+    if (buf_ring_registered_) io_uring_unregister_buf_ring(&ring_, kBufferGroup);
+    buf_ring_registered_ = false;
+    if (ring_open_) io_uring_queue_exit(&ring_);
+    ring_open_ = false;
+    platform::unmap_region(buf_ring_memory_);
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+}
+
+int UdpUringDriver::enable() noexcept {
+    ++stats_.syscalls;
+    // liburing 2.3 declares io_uring_enable_rings() but does not export it: the raw register call does the same.
+    const int rc = io_uring_register(static_cast<unsigned>(ring_.ring_fd), IORING_REGISTER_ENABLE_RINGS, nullptr, 0);
+    if (rc < 0) return fail(-rc, "uring driver: io_uring_enable_rings failed: %s", std::strerror(-rc));
+    enabled_ = true;
+    return 0;
+}
+
+// ---- receive ----
+
+// Tops the buffer ring up from the pool (ring + FIFO <= rx_posted) and re-arms the receive when it ended.
+void UdpUringDriver::replenish() noexcept {
+    const std::uint32_t held = posted_ + received_count();
+    int added = 0;
+    for (std::uint32_t want = held < config_.rx_posted ? config_.rx_posted - held : 0; want > 0; --want) {
+        PacketBuffer* buffer = pool_->allocate();
+        if (buffer == nullptr) break;
+        buffer->flags = kPosted;
+        buffer->capacity = buffer_bytes_;
+        io_uring_buf_ring_add(buf_ring_, buffer->data, buffer_bytes_, static_cast<unsigned short>(buffer->index),
+                              buf_ring_mask_, added);
+        ++added;
+    }
+    if (added > 0) {
+        io_uring_buf_ring_advance(buf_ring_, added);   // release store: the entries are visible before the tail
+        posted_ += static_cast<std::uint32_t>(added);
+    }
+    // Without a posted buffer the receive would end at once with -ENOBUFS; datagrams wait in the socket meanwhile.
+    if (!recv_armed_ && posted_ > 0) arm_receive();
+}
+
+void UdpUringDriver::arm_receive() noexcept {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (sqe == nullptr) return;   // SQ full (SQPOLL behind): the next rx_burst tries again
+    io_uring_prep_recvmsg_multishot(sqe, fd_, &recv_message_, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = kBufferGroup;
+    io_uring_sqe_set_data64(sqe, kRecvUserData);
+    recv_armed_ = true;
+}
+
+void UdpUringDriver::on_receive(const io_uring_cqe& cqe) noexcept {
+    if ((cqe.flags & IORING_CQE_F_MORE) == 0) recv_armed_ = false;   // replenish() re-arms
+    PacketBuffer* buffer = nullptr;
+    if ((cqe.flags & IORING_CQE_F_BUFFER) != 0) {
+        const std::uint32_t id = cqe.flags >> IORING_CQE_BUFFER_SHIFT;
+        assert(id < pool_->count() && (pool_->at(id).flags & kPosted) != 0);
+        if (id < pool_->count() && (pool_->at(id).flags & kPosted) != 0) [[likely]] {
+            buffer = &pool_->at(id);
+            --posted_;
+        }
+    }
+    if (cqe.res < 0) {
+        if (cqe.res == -ENOBUFS) {
+            ++stats_.rx_no_buffer;
+        } else if (cqe.res != -ECANCELED) {
+            recv_error_ = cqe.res;
+        }
+        if (buffer != nullptr) give_back(*buffer);
+        return;
+    }
+    if (buffer == nullptr) return;
+
+    std::byte* start = pool_->base() + std::size_t{buffer->index} * buffer_bytes_;
+    io_uring_recvmsg_out* header = io_uring_recvmsg_validate(start, cqe.res, &recv_message_);
+    if (header == nullptr || (header->flags & MSG_TRUNC) != 0) {
+        if (header != nullptr) ++stats_.rx_truncated;
+        give_back(*buffer);
+        return;
+    }
+    buffer->data = static_cast<std::byte*>(io_uring_recvmsg_payload(header, &recv_message_));
+    buffer->length = io_uring_recvmsg_payload_length(header, cqe.res, &recv_message_);
+    buffer->capacity = buffer_bytes_ - kRecvHeaderBytes;
+    buffer->segment_size = 0;
+    std::uint32_t name_bytes = header->namelen;
+    if (name_bytes > kRecvNameBytes) name_bytes = kRecvNameBytes;
+    if (name_bytes > sizeof buffer->peer.addr) name_bytes = sizeof buffer->peer.addr;
+    std::memcpy(&buffer->peer.addr, io_uring_recvmsg_name(header), name_bytes);
+    buffer->peer.length = name_bytes;
+    buffer->flags = kReceived;
+    received_[received_tail_++ & received_mask_] = buffer;
+    ++stats_.rx_packets;
+    stats_.rx_bytes += buffer->length;
+}
+
+int UdpUringDriver::rx_burst(PacketBuffer** out, std::uint32_t max) noexcept {
+    if (max == 0) return 0;
+    if (int rc = ensure_enabled(); rc < 0) [[unlikely]] return rc;
+    replenish();
+    reap();
+    if (received_count() == 0) {
+        int rc = 0;
+        if (!config_.busy_poll && config_.rx_wait_us > 0) {
+            ++stats_.syscalls;
+            __kernel_timespec wait{static_cast<long long>(config_.rx_wait_us / 1'000'000),
+                                   static_cast<long long>(config_.rx_wait_us % 1'000'000) * 1000};
+            io_uring_cqe* cqe = nullptr;
+            rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &wait, nullptr);
+            if (rc == -ETIME) rc = 0;
+        } else if (should_enter()) {
+            rc = submit();
+        }
+        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) [[unlikely]] {
+            return fail(-rc, "uring driver: io_uring_enter for receive failed: %s", std::strerror(-rc));
+        }
+        reap();
+    }
+
+    std::uint32_t count = 0;
+    while (count < max && received_count() > 0) {
+        PacketBuffer* buffer = received_[received_head_++ & received_mask_];
+        buffer->flags = 0;   // the caller's now
+        out[count++] = buffer;
+    }
+    // Keeps the ring full between calls, from buffers released before this one (the top-up at the start takes
+    // those released since, and re-arms a receive that ran out of buffers).
+    replenish();
+    if (count > 0) {
+        if (config_.clock != nullptr) {
+            const Instant now = config_.clock->now();
+            for (std::uint32_t i = 0; i < count; ++i) out[i]->rx_time = now;
+        }
+        return static_cast<int>(count);
+    }
+    if (recv_error_ != 0) [[unlikely]] {
+        const int err = -std::exchange(recv_error_, 0);
+        return fail(err, "uring driver: receive failed: %s", std::strerror(err));
+    }
+    return 0;
+}
+
+// ---- transmit ----
+
+// A buffer of this pool that the caller owns, whose payload lies inside its buffer.
+bool UdpUringDriver::sendable(const PacketBuffer* packet) const noexcept {
+    if (packet == nullptr || !pool_->owns(packet) || (packet->flags & (kInPool | kDriverOwned)) != 0) return false;
+    const std::byte* start = pool_->base() + std::size_t{packet->index} * buffer_bytes_;
+    if (packet->data < start || packet->data > start + buffer_bytes_) return false;
+    return packet->length <= buffer_bytes_ - static_cast<std::uint32_t>(packet->data - start);
+}
+
+void UdpUringDriver::prepare_send(io_uring_sqe* sqe, PacketBuffer& packet) noexcept {
+    SendSlot& slot = send_slots_[packet.index];
+    slot.payload.iov_base = packet.data;
+    slot.payload.iov_len = packet.length;
+    slot.message.msg_name = packet.peer.length != 0 ? &packet.peer.addr : nullptr;
+    slot.message.msg_namelen = packet.peer.length;
+    slot.message.msg_iov = &slot.payload;
+    slot.message.msg_iovlen = 1;
+    slot.message.msg_control = nullptr;
+    slot.message.msg_controllen = 0;
+    if (packet.segment_size != 0 && packet.segment_size < packet.length) {
+        // GSO: the kernel cuts the payload into datagrams of segment_size bytes.
+        slot.message.msg_control = slot.control;
+        slot.message.msg_controllen = sizeof slot.control;
+        cmsghdr* control = CMSG_FIRSTHDR(&slot.message);
+        control->cmsg_level = SOL_UDP;
+        control->cmsg_type = UDP_SEGMENT;
+        control->cmsg_len = CMSG_LEN(sizeof(std::uint16_t));
+        const std::uint16_t segment = packet.segment_size;
+        std::memcpy(CMSG_DATA(control), &segment, sizeof segment);
+    }
+    const bool zerocopy = zerocopy_ && packet.length >= config_.zerocopy_min_bytes;
+    if (zerocopy) {
+        io_uring_prep_sendmsg_zc(sqe, fd_, &slot.message, 0);
+        ++stats_.tx_zerocopy;
+    } else {
+        io_uring_prep_sendmsg(sqe, fd_, &slot.message, 0);
+    }
+    io_uring_sqe_set_data64(sqe, kSendKind | packet.index);
+    packet.flags = kSending;
+    ++sends_in_flight_;
+}
+
+int UdpUringDriver::tx_burst(PacketBuffer* const* packets, std::uint32_t count) noexcept {
+    if (count == 0) return 0;
+    if (int rc = ensure_enabled(); rc < 0) [[unlikely]] return rc;
+    reap();   // returns finished sends' buffers and frees CQ room
+    std::uint32_t queued = 0;
+    for (; queued < count; ++queued) {
+        PacketBuffer* packet = packets[queued];
+        if (!sendable(packet)) [[unlikely]] {
+            if (queued > 0) break;   // send the valid prefix; the next call reports this one
+            return fail(EINVAL, "uring driver: tx_burst got a buffer that is not the caller's buffer of this "
+                        "driver's pool, or whose data/length leave the buffer");
+        }
+        io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+        if (sqe == nullptr) break;   // SQ full: the caller retries the rest
+        prepare_send(sqe, *packet);
+    }
+    if (queued == 0) return 0;
+    // The sends are accepted once their SQEs are in the ring: if this enter fails transiently, the next one
+    // submits them, so the buffers stay the driver's either way.
+    const int rc = submit();
+    if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) [[unlikely]] {
+        fail(-rc, "uring driver: io_uring_enter for %u sends failed: %s (they stay queued)", queued,
+             std::strerror(-rc));
+    }
+    return static_cast<int>(queued);
+}
+
+void UdpUringDriver::on_send(const io_uring_cqe& cqe) noexcept {
+    const std::uint64_t index = cqe.user_data & kIndexMask;
+    if (index >= pool_->count()) [[unlikely]] return;
+    PacketBuffer& buffer = pool_->at(static_cast<std::uint32_t>(index));
+    // A completion for a buffer not in flight would be a driver bug (e.g. a zero-copy buffer released before its
+    // notification): debug builds stop, release builds leave the buffer alone rather than release it twice.
+    assert((buffer.flags & kSending) != 0);
+    if ((buffer.flags & kSending) == 0) [[unlikely]] return;
+    if ((cqe.flags & IORING_CQE_F_NOTIF) == 0) {
+        if (cqe.res < 0) {
+            ++stats_.tx_errors;
+        } else {
+            const std::uint32_t segment = buffer.segment_size;
+            stats_.tx_packets += segment != 0 && segment < buffer.length ? (buffer.length + segment - 1) / segment
+                                                                         : 1;
+            stats_.tx_bytes += static_cast<std::uint32_t>(cqe.res);
+        }
+        // Zero-copy: the kernel still reads the bytes until the notification CQE.
+        if ((cqe.flags & IORING_CQE_F_MORE) != 0) return;
+    }
+    --sends_in_flight_;
+    give_back(buffer);
+}
+
+int UdpUringDriver::poll_completions() noexcept {
+    if (int rc = ensure_enabled(); rc < 0) [[unlikely]] return rc;
+    reap();
+    if (sends_in_flight_ > 0 && should_enter()) {
+        const int rc = submit();
+        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) [[unlikely]] {
+            return fail(-rc, "uring driver: io_uring_enter for completions failed: %s", std::strerror(-rc));
+        }
+        reap();
+    }
+    return 0;
+}
+
+// ---- completions ----
+
+// Handles every CQE present (no system call: liburing's peek helpers may enter the kernel to flush an overflow,
+// which would go uncounted, so the ring is read directly).
+void UdpUringDriver::reap() noexcept {
+    unsigned head = *ring_.cq.khead;
+    const unsigned tail = io_uring_smp_load_acquire(ring_.cq.ktail);   // pairs with the kernel's tail release
+    if (head == tail) return;
+    const unsigned seen = tail - head;
+    for (; head != tail; ++head) {
+        const io_uring_cqe& cqe = ring_.cq.cqes[head & ring_.cq.ring_mask];
+        switch (cqe.user_data >> kKindShift) {
+            case kRecvUserData >> kKindShift: on_receive(cqe); break;
+            case kSendKind >> kKindShift: on_send(cqe); break;
+            default: break;   // the cancel request's own result
+        }
+    }
+    io_uring_cq_advance(&ring_, seen);   // release store: the kernel reuses the slots only after we read them
+}
+
+// Whether completions may be waiting in the kernel rather than in the CQ, or SQEs (a re-armed receive) wait to
+// be submitted.
+bool UdpUringDriver::should_enter() const noexcept {
+    // DEFER_TASKRUN runs completion work only inside io_uring_enter; otherwise it runs on the way back to user
+    // space (or in the SQPOLL thread) and the kernel needs us only to flush an overflowed CQ or take new SQEs.
+    return defer_taskrun_ || io_uring_cq_has_overflow(&ring_) || io_uring_sq_ready(&ring_) > 0;
+}
+
+// Without SQPOLL: one io_uring_enter that submits the queued SQEs and runs deferred completion work. With
+// SQPOLL: publishes the SQEs and enters only to wake a sleeping kernel thread or flush an overflowed CQ.
+// Every enter is counted in stats_.syscalls.
+int UdpUringDriver::submit() noexcept {
+    if (!sqpoll_) {
+        ++stats_.syscalls;
+        return io_uring_submit_and_get_events(&ring_);
+    }
+    int rc = 0;
+    if (io_uring_sq_ready(&ring_) > 0) {
+        // io_uring_submit() enters only to wake a sleeping SQPOLL thread; it re-reads the flag after publishing
+        // the tail, so in a rare race it may enter (or not) differently from what is counted here.
+        io_uring_smp_mb();
+        if ((IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_NEED_WAKEUP) != 0) ++stats_.syscalls;
+        rc = io_uring_submit(&ring_);
+    }
+    if (rc >= 0 && io_uring_cq_has_overflow(&ring_)) {
+        ++stats_.syscalls;
+        rc = io_uring_get_events(&ring_);
+    }
+    return rc;
+}
+
+}  // namespace
+
+int open_udp_uring(const UdpConfig& config, std::unique_ptr<DatagramDriver>& out) noexcept {
+    const Probe& probe = cached_probe();
+    if (probe.status < 0) return fail(-probe.status, "%s", probe.why);
+    std::unique_ptr<UdpUringDriver> driver(new (std::nothrow) UdpUringDriver());
+    if (!driver) return fail(ENOMEM, "uring driver: no memory for the driver");
+    if (int rc = driver->open(config, probe.sendmsg_zc); rc < 0) return rc;   // ~UdpUringDriver undoes the rest
+    out = std::move(driver);
+    return 0;
+}
+
+int uring_available(char* why, std::size_t why_size) noexcept {
+    const Probe& probe = cached_probe();
+    if (why != nullptr && why_size > 0) std::snprintf(why, why_size, "%s", probe.status < 0 ? probe.why : "");
+    return probe.status;
+}
+
+}  // namespace cf::drivers
