@@ -48,6 +48,56 @@ Publisher& Publisher::operator=(Publisher&& other) noexcept {
     return *this;
 }
 
+std::uint64_t Publisher::next_position() const noexcept {
+    switch (kind_) {
+        case Kind::spsc: return rings_.spsc.claim_position();
+        case Kind::mpsc: return rings_.mpsc.claimed_position();
+        case Kind::broadcast_single: return rings_.broadcast.claim_position();
+        case Kind::broadcast_multi: return rings_.broadcast.writer_position();
+    }
+    return 0;
+}
+
+namespace {
+
+void mark_abandoned(std::byte* slot, std::uint64_t position) noexcept {
+    auto* header = reinterpret_cast<MessageHeader*>(slot);
+    std::atomic_ref<std::uint64_t>(header->sequence).store(position, std::memory_order_relaxed);
+    header->hlc_word = 0;
+    header->length = 0;
+    header->hlc_node = 0;
+    header->flags = kMessageAbandoned;
+}
+
+}  // namespace
+
+int Publisher::publish_abandoned(std::uint32_t count) noexcept {
+    if (claimed_ != nullptr) return -EBUSY;
+    if (kind_ == Kind::spsc || kind_ == Kind::broadcast_single) {
+        const bool spsc = kind_ == Kind::spsc;
+        const std::uint64_t first = spsc ? rings_.spsc.claim_position() : rings_.broadcast.claim_position();
+        const std::uint32_t claimed =
+            spsc ? rings_.spsc.try_claim_batch(count) : rings_.broadcast.try_claim_batch(count);
+        for (std::uint32_t i = 0; i < claimed; ++i) {
+            mark_abandoned(spsc ? rings_.spsc.claimed_slot(i) : rings_.broadcast.claimed_slot(i), first + i);
+        }
+        if (claimed != 0) {
+            if (spsc) rings_.spsc.commit();
+            else rings_.broadcast.commit();
+        }
+        return static_cast<int>(claimed);
+    }
+    std::uint32_t used = 0;
+    for (; used < count; ++used) {
+        std::byte* data = nullptr;
+        if (try_claim(0, data) != 0) break;
+        mark_abandoned(claimed_, position_);
+        // -ESTALE (a subscriber took the claim over) still used the position: it reads as empty either way.
+        (void)release_claim();
+    }
+    return static_cast<int>(used);
+}
+
 void Publisher::close() noexcept {
     if (!topic_.valid()) return;
     if (claimed_ != nullptr && (kind_ == Kind::mpsc || kind_ == Kind::broadcast_multi)) {

@@ -122,6 +122,19 @@ public:
         return static_cast<int>(claimed);
     }
 
+    // The position the next claim gets: exact on single-writer topics (SPSC, single-writer broadcast); on
+    // multi-writer topics the shared tail as it is now, which another publisher may take first.
+    std::uint64_t next_position() const noexcept;
+
+    // Publishes up to `count` empty messages marked kMessageAbandoned, which every subscriber consumes without
+    // delivering: a way to move this topic's positions forward (a bridge keeps a republished topic's sequences
+    // equal to the sender's by filling the sender's gaps). Takes at most one ring's worth (depth) per call, and on
+    // back-pressure topics only the free room (fewer, possibly 0, while subscribers lag; lossy topics overwrite
+    // unread messages like any publish). Returns how many positions it used, or -EBUSY when a claim is
+    // outstanding. Single-writer topics publish them with one release store; multi-writer topics one by one (other
+    // publishers' messages may fall between them).
+    int publish_abandoned(std::uint32_t count) noexcept;
+
     std::uint32_t max_message_bytes() const noexcept { return max_message_bytes_; }
     const Topic& topic() const noexcept { return topic_; }
 

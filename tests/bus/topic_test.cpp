@@ -582,3 +582,67 @@ TEST_CASE("idle strategies back off after their spins and reset on work") {
     for (int i = 0; i < 10; ++i) spin.idle(0);
     CHECK_FALSE(spin.backing_off());
 }
+
+TEST_CASE("publish_abandoned: positions move forward, subscribers skip them, partial when full, not with a claim") {
+    struct Case {
+        const char* name;
+        TopicConfig config;
+    };
+    const Case cases[] = {
+        {"spsc", config_of(16, 8)},
+        {"mpsc", config_of(16, 8, 2, 1)},
+        {"broadcast", config_of(16, 8, 1, 2)},
+        {"broadcast multi-writer", config_of(16, 8, 2, 2)},
+        {"lossy", config_of(16, 8, 1, 1, OverflowPolicy::lossy)},
+    };
+    for (const Case& c : cases) {
+        CAPTURE(c.name);
+        TopicBlock block(c.config);
+        HybridLogicalClock clock(clock_config(2));
+        Publisher publisher;
+        Subscriber subscriber;
+        REQUIRE(Publisher::open(block.topic, clock, publisher) == 0);
+        REQUIRE(Subscriber::open(block.topic, subscriber) == 0);
+        const bool lossy = c.config.overflow == OverflowPolicy::lossy;
+
+        CHECK(publisher.next_position() == 0);
+        CHECK(publisher.publish_abandoned(0) == 0);
+        REQUIRE(publisher.publish("a", 1) == 0);
+        CHECK(publisher.publish_abandoned(3) == 3);
+        CHECK(publisher.next_position() == 4);
+        REQUIRE(publisher.publish("b", 1) == 0);
+        CHECK(publisher.next_position() == 5);
+        std::vector<std::uint64_t> sequences;
+        CHECK(drain(subscriber, &sequences) == std::vector<std::string>{"a", "b"});
+        CHECK(sequences == std::vector<std::uint64_t>{0, 4});
+
+        // receive() consumes abandoned positions without returning them, too.
+        CHECK(publisher.publish_abandoned(2) == 2);
+        REQUIRE(publisher.publish("c", 1) == 0);
+        Message batch[8];
+        std::uint32_t got = 0;
+        for (int i = 0; i < 4 && got == 0; ++i) got = subscriber.receive(batch, 8);
+        REQUIRE(got == 1);
+        CHECK(batch[0].sequence == 7);
+        subscriber.release();
+
+        // At most one ring's worth per call (8 of 20): a back-pressure ring is then full, a lossy one is not.
+        CHECK(publisher.publish_abandoned(20) == 8);
+        CHECK(publisher.next_position() == 16);
+        CHECK(publisher.publish("d", 1) == (lossy ? 0 : -EAGAIN));
+        sequences.clear();
+        CHECK(drain(subscriber, &sequences) == (lossy ? std::vector<std::string>{"d"} : std::vector<std::string>{}));
+        REQUIRE(publisher.publish("e", 1) == 0);
+        CHECK(drain(subscriber, &sequences) == std::vector<std::string>{"e"});
+        CHECK(sequences == (lossy ? std::vector<std::uint64_t>{16, 17} : std::vector<std::uint64_t>{16}));
+        // Back-pressure, with 3 unread: only the 5 free slots.
+        for (int i = 0; i < 3; ++i) REQUIRE(publisher.publish("f", 1) == 0);
+        CHECK(publisher.publish_abandoned(20) == (lossy ? 8 : 5));
+        CHECK(drain(subscriber).size() == (lossy ? 0u : 3u));   // lossy: the three were overwritten
+
+        std::byte* slot = nullptr;
+        REQUIRE(publisher.try_claim(1, slot) == 0);
+        CHECK(publisher.publish_abandoned(1) == -EBUSY);
+        CHECK(publisher.commit(0) == 0);
+    }
+}

@@ -1,4 +1,5 @@
 /* The C API compiled as C11 and linked against the shared library, as an integrating user would. */
+#define _POSIX_C_SOURCE 200809L   /* nanosleep, for the bridge test's polling loops */
 #include <chronofabric/chronofabric.h>
 
 #include <stdio.h>
@@ -359,11 +360,208 @@ static void test_codes(void) {
     EXPECT(cf_crc64("x", 1, NULL) == CF_EINVAL);
 }
 
+/* A clock exactly one second ahead of cf_time_now's: the peer's offset is +1 s (or -1 s seen from the peer). */
+static cf_instant_t clock_one_second_ahead(void* context) {
+    cf_instant_t now = {0, 0};
+    cf_time_now(&now);
+    now.seconds += *(const int64_t*)context;
+    return now;
+}
+
+static int wait_for_messages(cf_bridge_t* a, cf_bridge_t* b, cf_subscriber_t* subscriber, cf_message_t* out,
+                             int wanted) {
+    int got = 0;
+    for (int round = 0; round < 200000 && got < wanted; ++round) {   /* bounded: loopback does not lose these */
+        if (cf_bridge_poll(a) < 0 || cf_bridge_poll(b) < 0) return -1;
+        const int n = cf_poll(subscriber, out + got, (uint32_t)(wanted - got));
+        if (n < 0) return -1;
+        got += n;
+        const struct timespec pause = {0, 20000};
+        nanosleep(&pause, NULL);
+    }
+    return got;
+}
+
+static void test_bridge(void) {
+    cf_engine_config_t engine_config;
+    cf_engine_config_init(&engine_config);
+    engine_config.prefer_hugepages = 0;
+    engine_config.pool_bytes_per_class = 65536;
+    cf_engine_t* a = NULL;
+    cf_engine_t* b = NULL;
+    engine_config.node_id = 11;
+    EXPECT(cf_engine_create(&engine_config, &a) == CF_OK);
+    engine_config.node_id = 12;
+    EXPECT(cf_engine_create(&engine_config, &b) == CF_OK);
+    if (a == NULL || b == NULL) return;
+
+    cf_bridge_config_t config;
+    cf_bridge_config_init(&config);
+    EXPECT(config.struct_size == sizeof config && config.max_datagram_bytes == 1472);
+    EXPECT(config.probe_interval_ns == 10000000ULL && config.max_topics == 64 && config.buffers == 4096);
+    EXPECT(config.peer == NULL && config.bind == NULL && config.driver == NULL && config.now == NULL);
+    config.bind = "127.0.0.1:0";
+    config.driver = "socket";
+    config.buffers = 1024;
+    config.probe_interval_ns = 1000000;
+
+    cf_bridge_t* bridge_a = NULL;
+    cf_bridge_t* bridge_b = NULL;
+    cf_bridge_config_t bad = config;
+    EXPECT(cf_bridge_create(NULL, &config, &bridge_a) == CF_EINVAL);
+    EXPECT(cf_bridge_create(a, NULL, &bridge_a) == CF_EINVAL);
+    EXPECT(cf_bridge_create(a, &config, NULL) == CF_EINVAL);
+    bad.struct_size = 4;
+    EXPECT(cf_bridge_create(a, &bad, &bridge_a) == CF_EINVAL);
+    EXPECT(strstr(cf_last_error_message(), "struct_size") != NULL);
+    bad = config;
+    bad.bind = "localhost:0";   /* numeric addresses only */
+    EXPECT(cf_bridge_create(a, &bad, &bridge_a) == CF_EINVAL);
+    bad = config;
+    bad.peer = "10.0.0.1";   /* no port */
+    EXPECT(cf_bridge_create(a, &bad, &bridge_a) == CF_EINVAL);
+    bad = config;
+    bad.driver = "pigeon";
+    EXPECT(cf_bridge_create(a, &bad, &bridge_a) == CF_EINVAL);
+    EXPECT(strstr(cf_last_error_message(), "pigeon") != NULL);
+    bad = config;
+    bad.buffers = 10;
+    EXPECT(cf_bridge_create(a, &bad, &bridge_a) == CF_EINVAL);
+    bad = config;
+    bad.max_datagram_bytes = 20;
+    EXPECT(cf_bridge_create(a, &bad, &bridge_a) == CF_EINVAL);
+    EXPECT(strstr(cf_last_error_message(), "max_datagram_bytes") != NULL);
+    bad = config;
+    bad.max_topics = 0;
+    EXPECT(cf_bridge_create(a, &bad, &bridge_a) == CF_EINVAL);
+    EXPECT(bridge_a == NULL);
+
+    EXPECT(cf_bridge_create(a, &config, &bridge_a) == CF_OK);
+    char address_a[64] = "", address_b[64] = "";
+    EXPECT(cf_bridge_local_address(bridge_a, address_a, sizeof address_a) == CF_OK);
+    EXPECT(strncmp(address_a, "127.0.0.1:", 10) == 0 && strcmp(address_a, "127.0.0.1:0") != 0);
+    EXPECT(cf_bridge_local_address(bridge_a, address_b, 4) == CF_EINVAL);
+    EXPECT(cf_bridge_local_address(bridge_a, NULL, 64) == CF_EINVAL);
+    EXPECT(cf_bridge_local_address(NULL, address_b, 64) == CF_EINVAL);
+    int64_t one_second = 1;
+    cf_bridge_config_t config_b = config;
+    config_b.peer = address_a;
+    config_b.now = clock_one_second_ahead;
+    config_b.now_context = &one_second;
+    EXPECT(cf_bridge_create(b, &config_b, &bridge_b) == CF_OK);
+    if (bridge_a == NULL || bridge_b == NULL) return;
+    EXPECT(cf_bridge_local_address(bridge_b, address_b, sizeof address_b) == CF_OK);
+    EXPECT(cf_bridge_set_peer(bridge_a, "nonsense") == CF_EINVAL);
+    EXPECT(cf_bridge_set_peer(bridge_a, NULL) == CF_EINVAL);
+    EXPECT(cf_bridge_set_peer(NULL, address_b) == CF_EINVAL);
+    EXPECT(cf_bridge_set_peer(bridge_a, address_b) == CF_OK);
+
+    cf_topic_config_t topic_config;
+    cf_topic_config_init(&topic_config);
+    topic_config.max_message_bytes = 64;
+    topic_config.depth = 16;
+    cf_topic_t* out_topic = NULL;
+    cf_topic_t* in_topic = NULL;
+    cf_topic_t* other_topic = NULL;
+    topic_config.name = "c.bridge.out";
+    EXPECT(cf_topic_create(a, &topic_config, &out_topic) == CF_OK);
+    topic_config.name = "c.bridge.other";
+    EXPECT(cf_topic_create(a, &topic_config, &other_topic) == CF_OK);
+    topic_config.name = "c.bridge.in";
+    EXPECT(cf_topic_create(b, &topic_config, &in_topic) == CF_OK);
+
+    EXPECT(cf_bridge_forward(NULL, out_topic, 5) == CF_EINVAL);
+    EXPECT(cf_bridge_forward(bridge_a, NULL, 5) == CF_EINVAL);
+    EXPECT(cf_bridge_forward(bridge_a, in_topic, 5) == CF_EINVAL);   /* engine b's topic */
+    EXPECT(strstr(cf_last_error_message(), "another engine") != NULL);
+    EXPECT(cf_bridge_forward(bridge_a, out_topic, 5) == CF_OK);
+    EXPECT(cf_bridge_forward(bridge_a, out_topic, 6) == CF_EUSERS);   /* its one subscriber is the bridge */
+    EXPECT(cf_bridge_forward(bridge_a, other_topic, 5) == CF_EEXIST);
+    EXPECT(cf_bridge_republish(NULL, 5, in_topic) == CF_EINVAL);
+    EXPECT(cf_bridge_republish(bridge_b, 5, NULL) == CF_EINVAL);
+    EXPECT(cf_bridge_republish(bridge_b, 5, out_topic) == CF_EINVAL);
+    EXPECT(cf_bridge_republish(bridge_b, 5, in_topic) == CF_OK);
+    EXPECT(cf_bridge_republish(bridge_b, 5, in_topic) == CF_EEXIST);
+    EXPECT(cf_topic_close(out_topic, 0) == CF_EBUSY);   /* held by the bridge */
+
+    int64_t offset_ns = 7;
+    uint64_t bound_ns = 7;
+    double drift_ppm = 7;
+    EXPECT(cf_bridge_clock_offset(bridge_a, &offset_ns, &bound_ns, &drift_ppm) == CF_EAGAIN);
+    EXPECT(offset_ns == 7 && bound_ns == 7);
+    EXPECT(cf_bridge_clock_offset(bridge_a, NULL, &bound_ns, NULL) == CF_EINVAL);
+    EXPECT(cf_bridge_clock_offset(NULL, &offset_ns, &bound_ns, NULL) == CF_EINVAL);
+
+    cf_publisher_t* publisher = NULL;
+    cf_subscriber_t* subscriber = NULL;
+    EXPECT(cf_publisher_create(out_topic, &publisher) == CF_OK);
+    EXPECT(cf_subscriber_create(in_topic, &subscriber) == CF_OK);
+    EXPECT(cf_publish(publisher, "one", 3) == CF_OK);
+    EXPECT(cf_publish(publisher, "two", 3) == CF_OK);
+    EXPECT(cf_publish(publisher, "three", 5) == CF_OK);
+    cf_message_t messages[3];
+    EXPECT(wait_for_messages(bridge_a, bridge_b, subscriber, messages, 3) == 3);
+    EXPECT(message_is(&messages[0], "one") && messages[0].sequence == 0);
+    EXPECT(message_is(&messages[1], "two") && messages[1].sequence == 1);
+    EXPECT(message_is(&messages[2], "three") && messages[2].sequence == 2);
+    EXPECT(messages[0].stamp.node == 12);   /* stamped by engine b's clock, after merging a's */
+    EXPECT(cf_release(subscriber) == CF_OK);
+
+    cf_bridge_topic_stats_t topic_stats;
+    memset(&topic_stats, 0, sizeof topic_stats);
+    EXPECT(cf_bridge_topic_stats(bridge_b, 5, &topic_stats) == CF_EINVAL);   /* struct_size unset */
+    topic_stats.struct_size = sizeof topic_stats;
+    EXPECT(cf_bridge_topic_stats(bridge_b, 5, &topic_stats) == CF_OK);
+    EXPECT(topic_stats.received == 3 && topic_stats.republished == 3 && topic_stats.gaps == 0);
+    EXPECT(topic_stats.duplicates == 0 && topic_stats.late == 0 && topic_stats.misaligned == 0);
+    EXPECT(cf_bridge_topic_stats(bridge_a, 5, &topic_stats) == CF_OK && topic_stats.forwarded == 3);
+    EXPECT(cf_bridge_topic_stats(bridge_b, 99, &topic_stats) == CF_ENOENT);
+    EXPECT(cf_bridge_topic_stats(NULL, 5, &topic_stats) == CF_EINVAL);
+    cf_bridge_stats_t stats;
+    memset(&stats, 0, sizeof stats);
+    stats.struct_size = sizeof stats;
+    EXPECT(cf_bridge_stats(bridge_a, &stats) == CF_OK && stats.frames_out == 3 && stats.datagrams_out >= 1);
+    EXPECT(cf_bridge_stats(bridge_b, &stats) == CF_OK && stats.frames_in == 3 && stats.rejected_datagrams == 0);
+    EXPECT(stats.foreign_datagrams == 0 && stats.unknown_topic == 0 && stats.rejected_corrupt == 0);
+    EXPECT(cf_bridge_stats(bridge_b, NULL) == CF_EINVAL);
+
+    /* Probes every millisecond: the offsets, each within its bound of the truth (+1 s and -1 s exactly). */
+    int ready = 0;
+    for (int round = 0; round < 200000 && ready < 2; ++round) {
+        EXPECT(cf_bridge_poll(bridge_a) >= 0 && cf_bridge_poll(bridge_b) >= 0);
+        EXPECT(cf_bridge_stats(bridge_a, &stats) == CF_OK);
+        ready = stats.probes_answered >= 20;
+        EXPECT(cf_bridge_stats(bridge_b, &stats) == CF_OK);
+        ready += stats.probes_answered >= 20;
+        const struct timespec pause = {0, 20000};
+        nanosleep(&pause, NULL);
+    }
+    EXPECT(ready == 2);
+    EXPECT(cf_bridge_clock_offset(bridge_a, &offset_ns, &bound_ns, &drift_ppm) == CF_OK);
+    EXPECT(offset_ns - 1000000000LL <= (int64_t)bound_ns && 1000000000LL - offset_ns <= (int64_t)bound_ns);
+    EXPECT(bound_ns < 100000000ULL && drift_ppm >= -500 && drift_ppm <= 500);
+    EXPECT(cf_bridge_clock_offset(bridge_b, &offset_ns, &bound_ns, NULL) == CF_OK);
+    EXPECT(offset_ns + 1000000000LL <= (int64_t)bound_ns && -1000000000LL - offset_ns <= (int64_t)bound_ns);
+
+    EXPECT(cf_bridge_poll(NULL) == CF_EINVAL);
+    EXPECT(cf_engine_destroy(a) == CF_EBUSY);
+    EXPECT(cf_subscriber_destroy(subscriber) == CF_OK);
+    EXPECT(cf_publisher_destroy(publisher) == CF_OK);
+    EXPECT(cf_engine_destroy(a) == CF_EBUSY);   /* the bridge still holds its topic */
+    EXPECT(cf_bridge_destroy(bridge_a) == CF_OK);
+    EXPECT(cf_bridge_destroy(bridge_b) == CF_OK);
+    EXPECT(cf_bridge_destroy(NULL) == CF_EINVAL);
+    EXPECT(cf_topic_close(out_topic, 0) == CF_OK);
+    EXPECT(cf_engine_destroy(a) == CF_OK);
+    EXPECT(cf_engine_destroy(b) == CF_OK);
+}
+
 int main(void) {
     test_version_errors_time();
     test_engine_config();
     test_compute();
     test_codes();
+    test_bridge();
 
     cf_engine_config_t config;
     cf_engine_config_init(&config);

@@ -316,6 +316,133 @@ CF_API const char* cf_morton_impl(void);
 CF_API int cf_crc32c(const void* data, size_t length, uint32_t* crc);   /**< CRC-32C (Castagnoli), as in iSCSI */
 CF_API int cf_crc64(const void* data, size_t length, uint64_t* crc);    /**< CRC-64/XZ (ECMA-182, reflected) */
 
+/* ------------------------------------------------------------------------------------------------------------
+ * Bridges (since 0.3): an engine forwards chosen topics to a peer engine (another process or host) over UDP; the
+ * peer republishes them on its local topics with the sender's sequence numbers, counts gaps, duplicates and
+ * late (reordered) messages, and merges the HLC. Delivery is best effort: losses are counted, not repaired.
+ * Both bridges also exchange clock probes (NTP-style, four timestamps) and estimate each other's clock offset
+ * with a bound that holds while the two clocks run at a constant relative rate.
+ *
+ * A bridge is polled by one thread (cf_bridge_poll); none of its functions may be called concurrently. It holds
+ * its forwarded and republished topics open (cf_topic_close and cf_engine_destroy return CF_EBUSY until it is
+ * destroyed); destroy every bridge before its engine.
+ * ------------------------------------------------------------------------------------------------------------ */
+
+typedef struct cf_bridge cf_bridge_t;
+
+/** Bridge configuration. Size-versioned like cf_engine_config_t: cf_bridge_config_init fills the defaults. */
+typedef struct cf_bridge_config {
+    uint32_t struct_size;
+    uint32_t max_datagram_bytes;     /**< frames are packed into datagrams of up to this size, 48 .. 65507 (1472) */
+    const char* peer;                /**< "1.2.3.4:5000" or "[::1]:5000"; NULL: set it later (cf_bridge_set_peer) */
+    const char* bind;                /**< the local address, port 0 picks a free one (NULL: "0.0.0.0:0") */
+    const char* driver;              /**< "auto" (NULL: io_uring where the kernel allows it), "uring", "socket" */
+    uint64_t probe_interval_ns;      /**< how often to probe the peer's clock (10 ms); 0: never (still answers) */
+    uint32_t max_topics;             /**< forwarded topic ids, and separately republished ones, 1 .. 4096 (64) */
+    uint32_t buffers;                /**< packet buffers for receiving and sending, 1024 .. 1048576 (4096) */
+    /** The time source for clock probes (NULL: cf_time_now's clock). Tests give a bridge a skewed clock here. */
+    cf_instant_t (*now)(void* context);
+    void* now_context;
+} cf_bridge_config_t;
+
+/** Fills @p config with the defaults and its struct_size. */
+CF_API void cf_bridge_config_init(cf_bridge_config_t* config);
+
+/**
+ * Creates a bridge of @p engine: binds its UDP socket and preallocates everything.
+ * @return 0; CF_EINVAL (NULL, unknown struct_size, bad address, driver name or field); CF_ENOMEM; CF_ENOTSUP or
+ * CF_EPERM (driver "uring" where io_uring is missing or forbidden); or the socket's error (e.g. address in use).
+ */
+CF_API int cf_bridge_create(cf_engine_t* engine, const cf_bridge_config_t* config, cf_bridge_t** bridge);
+/** Destroys a bridge, closing its subscribers and publishers. CF_EINVAL for NULL. */
+CF_API int cf_bridge_destroy(cf_bridge_t* bridge);
+/** Sets (or changes) the peer: datagrams go there and are accepted only from there (nothing is sent or accepted
+ *  before a peer is set). CF_EINVAL for a bad address. */
+CF_API int cf_bridge_set_peer(cf_bridge_t* bridge, const char* peer);
+/**
+ * Sends @p topic's messages to the peer as @p topic_id, through a subscriber of the bridge's own (so it sees what
+ * a new subscriber sees: from now on, plus what is still unread on a one-subscriber topic).
+ * @return 0; CF_EINVAL (NULL, a topic of another engine); CF_EEXIST (the id is already forwarded); CF_ENOSPC
+ * (max_topics forwarded); CF_EUSERS (the topic has its max_subscribers).
+ */
+CF_API int cf_bridge_forward(cf_bridge_t* bridge, cf_topic_t* topic, uint32_t topic_id);
+/**
+ * Publishes what the peer sends as @p topic_id on @p topic.
+ * @return 0; CF_EINVAL; CF_EEXIST (the id is already republished); CF_ENOSPC; CF_EUSERS (max_publishers).
+ */
+CF_API int cf_bridge_republish(cf_bridge_t* bridge, uint32_t topic_id, cf_topic_t* topic);
+/**
+ * One step: sends what is waiting on forwarded topics, receives and republishes, probes and answers probes.
+ * Never blocks. @return the frames sent and received (>= 0), or a negative CF_E* code when the socket failed.
+ */
+CF_API int cf_bridge_poll(cf_bridge_t* bridge);
+/** The bound local address as "ip:port" in @p buffer (@p size bytes with the terminating NUL; 64 is always enough).
+ *  CF_EINVAL for NULL or a buffer too small. */
+CF_API int cf_bridge_local_address(const cf_bridge_t* bridge, char* buffer, size_t size);
+
+/** Counters of one topic id, in both directions. Set struct_size = sizeof(cf_bridge_topic_stats_t). */
+typedef struct cf_bridge_topic_stats {
+    uint32_t struct_size;
+    uint32_t reserved;
+    uint64_t received;               /**< data frames for this id, including those dropped below */
+    uint64_t republished;            /**< published on the local topic */
+    uint64_t gaps;                   /**< sender sequences skipped over (lost, or arriving late) */
+    uint64_t duplicates;             /**< dropped: the sequence was seen before */
+    uint64_t late;                   /**< dropped: arrived after a later sequence */
+    uint64_t session_resets;         /**< the sender restarted (a new session id) */
+    uint64_t publish_full;           /**< dropped: the local topic was full */
+    uint64_t too_large;              /**< dropped: longer than the local topic's max_message_bytes */
+    uint64_t hlc_rejected;           /**< delivered, but the stamp was beyond max drift and not merged */
+    uint64_t misaligned;             /**< published at a local sequence other than the sender's */
+    uint64_t filled;                 /**< empty positions published to keep local sequences equal to the sender's */
+    uint64_t forwarded;              /**< frames sent for this id */
+    uint64_t forward_too_large;      /**< not sent: the message does not fit max_datagram_bytes */
+    uint64_t forward_dropped;        /**< not sent: no packet buffer */
+    uint64_t source_lost;            /**< lossy forwarded topic: messages the bridge's subscriber lost */
+} cf_bridge_topic_stats_t;
+/** CF_ENOENT if @p topic_id is neither forwarded nor republished; CF_EINVAL for NULL or a wrong struct_size. */
+CF_API int cf_bridge_topic_stats(const cf_bridge_t* bridge, uint32_t topic_id, cf_bridge_topic_stats_t* stats);
+
+/** Counters of the whole bridge. Set struct_size = sizeof(cf_bridge_stats_t). */
+typedef struct cf_bridge_stats {
+    uint32_t struct_size;
+    uint32_t reserved;
+    uint64_t datagrams_in;           /**< from the peer, decoded (good or not) */
+    uint64_t datagrams_out;          /**< handed to the kernel */
+    uint64_t frames_in;              /**< good data frames received */
+    uint64_t frames_out;             /**< data frames sent */
+    uint64_t foreign_datagrams;      /**< dropped: not from the peer's address */
+    uint64_t unknown_topic;          /**< dropped: data frames for an id nobody republishes */
+    uint64_t rx_errors;
+    uint64_t tx_errors;
+    uint64_t probes_sent;
+    uint64_t probes_answered;        /**< answers to our probes that fed the offset estimate */
+    uint64_t probes_rejected;        /**< answers with impossible timestamps */
+    uint64_t answers_sent;           /**< answers to the peer's probes */
+    uint64_t control_rejected;       /**< control frames of a wrong size or kind */
+    uint64_t control_dropped;        /**< probes or answers not sent (no buffer) */
+    uint64_t rejected_datagrams;     /**< datagrams cut short by a bad frame; the reasons: */
+    uint64_t rejected_truncated;
+    uint64_t rejected_oversized;
+    uint64_t rejected_bad_magic;
+    uint64_t rejected_bad_version;
+    uint64_t rejected_bad_flags;
+    uint64_t rejected_bad_reserved;
+    uint64_t rejected_bad_padding;
+    uint64_t rejected_corrupt;       /**< CRC-32C mismatch */
+} cf_bridge_stats_t;
+CF_API int cf_bridge_stats(const cf_bridge_t* bridge, cf_bridge_stats_t* stats);
+
+/**
+ * The peer's clock minus ours now (by the bridge's time source), rounded to nanoseconds: the true offset lies
+ * within @p bound_ns of @p offset_ns as long as the two clocks run at a constant relative rate (the estimator's
+ * assumption; a clock step is detected and the estimate restarts). @p drift_ppm (may be NULL) receives the
+ * estimated relative rate (peer / ours - 1) in parts per million.
+ * @return 0; CF_EAGAIN before the first answer to a probe; CF_EINVAL for NULL.
+ */
+CF_API int cf_bridge_clock_offset(const cf_bridge_t* bridge, int64_t* offset_ns, uint64_t* bound_ns,
+                                  double* drift_ppm);
+
 #ifdef __cplusplus
 }
 #endif

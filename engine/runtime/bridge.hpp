@@ -1,0 +1,222 @@
+// A bridge: forwards chosen topics of one engine to a peer engine (another process or host) over UDP, republishes
+// what the peer forwards on local topics, and estimates the peer's clock offset from probes it exchanges with it.
+//
+// Shape. A bridge belongs to one engine and talks to one peer address. It owns one DatagramDriver (io_uring or
+// sockets) and is driven by one thread calling poll(): each call is one run-to-completion step
+//   1. sends what an earlier step could not (the driver's queue was full);
+//   2. receives a burst, decodes it (wire/frame.hpp) and republishes data frames, answers and consumes probes;
+//   3. sends a clock probe when probe_interval has passed;
+//   4. drains every forwarded topic's subscriber into datagrams (several frames per datagram, up to
+//      max_datagram_bytes) and hands them to the driver in one burst.
+// Nothing on that path allocates, locks or makes a system call besides the driver's one per burst. Set-up calls
+// (forward, republish, set_peer) and the statistics are for the polling thread too (or before it starts): the
+// bridge is not thread-safe. Forwarded and republished topics are endpoints of their topics: they keep the topics
+// (and so the engine) from closing until the bridge is destroyed.
+//
+// Sending. forward(topic, id) attaches a subscriber to the local topic; each message becomes a frame {topic id,
+// sequence = the message's sequence on the local topic, stamp = its HLC stamp, session = this bridge's session id
+// (random per bridge, so a restarted sender is recognised)}. A message whose frame does not fit an empty datagram
+// is dropped and counted (too_large). While the driver's queue is full the subscriber is not read, so a
+// back-pressure topic holds its publisher back instead of the bridge dropping messages.
+//
+// Receiving, per republished topic id. The bridge keeps the peer's session and the next sequence it expects:
+//   - a new session (or the first frame) resets the tracking: session_resets counts resets after the first (a
+//     frame of the old session arriving after the new one's resets it again: sessions are not ordered);
+//   - sequence == expected: published;
+//   - sequence >  expected: gaps += sequence - expected (those messages never came, or are late), published;
+//   - sequence <  expected: a duplicate if that sequence was already seen (a 64-sequence window below expected
+//     remembers which were), else late (reordered). Both are counted and dropped: the local topic's order is the
+//     sender's. A late sequence is remembered, so a second copy of it counts as a duplicate. Sequences more than
+//     64 below expected cannot be told apart and count as late.
+// Datagrams from any address other than the peer's are dropped and counted (foreign_datagrams); frames for topic
+// ids nobody republishes are dropped and counted (unknown_topic).
+//
+// Sequences. Subscribers of a republished topic see the sender's sequences as their message sequences when the
+// local topic's positions line up with them. Before publishing sequence s the bridge looks at the local topic's
+// next position p: when s > p and s - p <= the topic's depth, it fills positions p .. s-1 with abandoned messages
+// (Publisher::publish_abandoned; every subscriber skips them), so the message lands at position s. What holds:
+//   - on a topic the bridge alone publishes on, every message published at position == its sequence is exact;
+//     messages published anywhere else are counted in `misaligned`;
+//   - the first message of a session aligns if the local topic's next position is at most its sequence and the
+//     difference fits the ring (<= depth) and its free room; every gap likewise;
+//   - it cannot hold when the local topic is already past the sender (it was not empty when bridging started, or
+//     the sender restarted with a new session from lower sequences): positions never go back, so the session stays
+//     misaligned; nor for a jump larger than the ring's depth (not filled: filling a whole ring would only push
+//     real messages out). On a back-pressure topic whose subscribers lag, a fill takes only the free room; the
+//     next messages fill the rest as room appears, so alignment comes back by itself.
+//   - a message dropped because the local topic was full (publish_full) leaves its position to be filled by the
+//     next one, so it reads as a gap to local subscribers, as it is.
+//
+// HLC. Before a data frame is published its stamp is merged into the engine's clock (HybridLogicalClock::update),
+// so the republished message's stamp (taken at commit) is after the sender's. A stamp more than the engine's
+// hlc_max_drift ahead is not merged and counted (hlc_rejected), but the message is still delivered: the data is
+// good, only its clock is suspect, and dropping it would turn a clock problem into data loss. Its local stamp
+// then need not be after the sender's.
+//
+// Clock offset. Every probe_interval (of the bridge's time source) the bridge sends a control frame carrying
+// t1; the peer answers with t1, t2 (its time when it decoded the probe) and t3 (its time when it built the
+// answer); the answer's arrival is t4. The exchange goes to an OffsetEstimator (time/offset_estimator.hpp), whose
+// estimate comes with an uncertainty bound that holds as long as the peer's clock runs at a constant rate
+// relative to ours. Both sides probe, so each knows the other's offset. The time source is injectable
+// (BridgeConfig::now) so tests can run a bridge on a deliberately offset and skewed clock.
+//
+// Control frames (flag kFrameControl, topic id 0, sequence = probe number) carry a 56-byte payload, integers
+// little-endian: byte 0 kind (1 probe, 2 answer), bytes 1..7 zero, then t1, t2, t3 as signed 128-bit femtosecond
+// counts since the epoch (low 64 bits first). A probe carries t2 = t3 = 0. Anything else is counted and dropped.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "drivers/datagram_driver.hpp"
+#include "engine/bus/publisher.hpp"
+#include "engine/bus/subscriber.hpp"
+#include "engine/runtime/engine.hpp"
+#include "engine/time/offset_estimator.hpp"
+#include "engine/wire/frame.hpp"
+
+namespace cf {
+
+struct BridgeConfig {
+    drivers::DriverKind driver = drivers::DriverKind::automatic;
+    drivers::UdpConfig udp;                       // the bind address (port 0: any), buffers, socket options
+    drivers::PeerAddress peer;                    // unset (length 0): set_peer() later; nothing is sent until then
+    std::uint32_t max_datagram_bytes = 1472;      // an Ethernet MTU's UDP payload; 48 .. min(65507, buffer bytes)
+    std::uint32_t max_topics = 64;                // forwarded ids, and separately republished ids: 1 .. 4096
+    Duration probe_interval = Duration::from_millis(10);   // zero: no probes (answers are still given)
+    OffsetEstimator::Config offset;
+    Instant (*now)(void* context) = nullptr;      // the time source for probes; null: default_clock()
+    void* now_context = nullptr;
+};
+
+// Counters for one topic id, as seen by this bridge (both directions, if the id is forwarded and republished).
+struct BridgeTopicStats {
+    // receiving (republish)
+    std::uint64_t received = 0;        // data frames for this id, including the dropped ones below
+    std::uint64_t republished = 0;     // published on the local topic
+    std::uint64_t gaps = 0;            // sequences skipped over
+    std::uint64_t duplicates = 0;      // dropped: seen before
+    std::uint64_t late = 0;            // dropped: arrived after a later sequence
+    std::uint64_t session_resets = 0;  // the peer's session changed
+    std::uint64_t publish_full = 0;    // dropped: the local topic was full (or the claim was reclaimed)
+    std::uint64_t too_large = 0;       // dropped: longer than the local topic's max_message_bytes
+    std::uint64_t hlc_rejected = 0;    // delivered, but the stamp was too far ahead to merge
+    std::uint64_t misaligned = 0;      // published at a local position other than the sender's sequence
+    std::uint64_t filled = 0;          // abandoned positions published to keep positions aligned
+    // sending (forward)
+    std::uint64_t forwarded = 0;       // frames handed to the driver
+    std::uint64_t forward_too_large = 0;   // dropped: the frame does not fit max_datagram_bytes
+    std::uint64_t forward_dropped = 0;     // dropped: no packet buffer (never expected: poll reads only what fits)
+    std::uint64_t source_lost = 0;     // lossy local topic: messages the bridge's subscriber lost
+};
+
+struct BridgeStats {
+    std::uint64_t datagrams_in = 0;        // from the peer, walked (the wire counters below say how many were bad)
+    std::uint64_t datagrams_out = 0;       // accepted by the driver
+    std::uint64_t frames_in = 0;           // good data frames
+    std::uint64_t frames_out = 0;          // data frames sent
+    std::uint64_t foreign_datagrams = 0;   // from another address than the peer's (or before a peer was set)
+    std::uint64_t unknown_topic = 0;       // data frames for an id nobody republishes
+    std::uint64_t rx_errors = 0;           // rx_burst failures
+    std::uint64_t tx_errors = 0;           // tx_burst failures (the datagrams were dropped)
+    std::uint64_t probes_sent = 0;
+    std::uint64_t probes_answered = 0;     // answers to our probes, accepted by the estimator
+    std::uint64_t probes_rejected = 0;     // answers the estimator refused (malformed timestamps)
+    std::uint64_t answers_sent = 0;        // answers to the peer's probes
+    std::uint64_t control_rejected = 0;    // control frames of a wrong size or kind
+    std::uint64_t control_dropped = 0;     // probes or answers not sent: no buffer or queue room
+    wire::WireCounters wire;               // frames and rejects by reason (DatagramReader)
+};
+
+class Bridge {
+public:
+    // Opens the driver and preallocates everything. 0, or -EINVAL (bad configuration), -ENOMEM, or the driver's
+    // error (address in use, io_uring missing...), with a message.
+    static int create(Engine& engine, const BridgeConfig& config, std::unique_ptr<Bridge>& out) noexcept;
+    ~Bridge();
+    Bridge(const Bridge&) = delete;
+    Bridge& operator=(const Bridge&) = delete;
+
+    // Sends `topic`'s messages as `topic_id`, through a subscriber of its own: what a new subscriber sees (on
+    // broadcast topics the messages published from now on; on SPSC/MPSC topics also what is still unread in the
+    // ring). 0; -EINVAL (null, a topic of another engine), -EEXIST (the id is already forwarded), -ENOSPC
+    // (max_topics forwarded), or the subscriber's error (-EUSERS: the topic has its max_subscribers).
+    int forward(EngineTopic* topic, std::uint32_t topic_id) noexcept;
+    // Publishes the peer's frames for `topic_id` on `topic`. 0; -EINVAL, -EEXIST (id already republished),
+    // -ENOSPC, or the publisher's error (-EUSERS: the topic has its max_publishers).
+    int republish(std::uint32_t topic_id, EngineTopic* topic) noexcept;
+    // Where datagrams go and are accepted from. 0, or -EINVAL for an unset address.
+    int set_peer(const drivers::PeerAddress& peer) noexcept;
+
+    // One step (see the top of this file). Returns the frames handled (sent + received, >= 0), or the driver's
+    // negative errno (message set) after finishing the rest of the step.
+    int poll() noexcept;
+
+    const drivers::PeerAddress& local_address() const noexcept { return driver_->local_address(); }
+    const drivers::PeerAddress& peer() const noexcept { return peer_; }
+    std::uint32_t session() const noexcept { return session_; }
+    Instant now() const noexcept;   // the bridge's time source
+
+    // 0 with the id's counters, or -ENOENT (neither forwarded nor republished) with a message.
+    int topic_stats(std::uint32_t topic_id, BridgeTopicStats& out) const noexcept;
+    const BridgeStats& stats() const noexcept { return stats_; }
+    const drivers::DriverStats& driver_stats() const noexcept { return driver_->stats(); }
+    drivers::DriverKind driver_kind() const noexcept { return driver_->kind(); }
+
+    // The peer's clock offset (peer - local) at the time source's `now()`, with its bound and drift: 0, or
+    // -EAGAIN (message set) until the estimator has enough answers.
+    int clock_offset(OffsetEstimator::Estimate& out) const noexcept;
+    const OffsetEstimator& offset_estimator() const noexcept { return *estimator_; }
+
+private:
+    struct Outbound;
+    struct Inbound;
+    Bridge() noexcept;
+
+    void receive_datagram(const std::byte* data, std::size_t size) noexcept;
+    void receive_data(const wire::DecodedFrame& frame) noexcept;
+    void receive_control(const wire::DecodedFrame& frame) noexcept;
+    void publish(Inbound& inbound, const wire::DecodedFrame& frame) noexcept;
+    void send_probe() noexcept;
+    int drain(Outbound& outbound, std::uint32_t budget) noexcept;
+    // Appends a frame to the datagram being built, starting a new one when it is full. False: no buffer or no
+    // queue room (nothing appended).
+    bool append(const wire::FrameFields& fields, const void* payload, std::uint32_t length) noexcept;
+    bool open_datagram() noexcept;
+    bool seal_datagram() noexcept;
+    int flush() noexcept;
+    Inbound* find_inbound(std::uint32_t topic_id) noexcept;
+    void close_endpoints() noexcept;
+
+    Engine* engine_ = nullptr;
+    std::unique_ptr<drivers::DatagramDriver> driver_;
+    std::unique_ptr<OffsetEstimator> estimator_;
+    std::unique_ptr<Outbound[]> outbound_;
+    std::unique_ptr<Inbound[]> inbound_;
+    std::uint32_t outbound_count_ = 0;
+    std::uint32_t inbound_count_ = 0;
+    std::uint32_t max_topics_ = 0;
+
+    drivers::PeerAddress peer_;
+    std::uint32_t session_ = 0;
+    std::uint32_t max_datagram_bytes_ = 0;
+    Duration probe_interval_;
+    Instant (*now_)(void* context) = nullptr;
+    void* now_context_ = nullptr;
+    Instant last_probe_;
+    bool probed_ = false;
+    std::uint64_t probe_number_ = 0;
+
+    // Datagrams built and not yet accepted by the driver (in order), and the one being built.
+    static constexpr std::uint32_t kTxQueue = 64;
+    drivers::PacketBuffer* queue_[kTxQueue] = {};
+    std::uint32_t queued_ = 0;
+    drivers::PacketBuffer* open_ = nullptr;
+    wire::DatagramWriter writer_{nullptr, 0};
+
+    bus::Message batch_[bus::kMaxPollBatch];   // a forwarded topic's messages, read in place
+    std::uint32_t handled_ = 0;                // frames this poll
+    BridgeStats stats_;
+};
+
+}  // namespace cf
