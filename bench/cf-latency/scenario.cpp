@@ -18,6 +18,10 @@ const std::vector<ScenarioEntry>& all_scenarios() {
         {"ipc", "process-to-process latency over shared memory, ours vs ZeroMQ ipc://", run_ipc_scenario},
         {"compute", "single-core ddot/dgemv/dgemm GFLOP/s, ours vs OpenBLAS, BLIS, Eigen; Morton encode ns/point",
          run_compute_scenario},
+        {"udp", "loopback UDP RTT and one-way: our io_uring and socket drivers vs plain non-blocking and blocking "
+         "sockets", run_udp_scenario},
+        {"udp-throughput", "loopback UDP messages/s, Gbit/s and system calls per message, 64 B and 1 KiB, batched",
+         run_udp_throughput_scenario},
     };
     return entries;
 }

@@ -53,5 +53,7 @@ ScenarioResult run_bus_scenario(ScenarioContext& context);
 ScenarioResult run_bus_throughput_scenario(ScenarioContext& context);
 ScenarioResult run_ipc_scenario(ScenarioContext& context);
 ScenarioResult run_compute_scenario(ScenarioContext& context);
+ScenarioResult run_udp_scenario(ScenarioContext& context);
+ScenarioResult run_udp_throughput_scenario(ScenarioContext& context);
 
 }  // namespace cf::latency

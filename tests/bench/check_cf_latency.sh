@@ -38,22 +38,26 @@ run)
                 "64 B ping-pong RTT/2: cf shared-memory topic" "1 KiB one-way: cf shared-memory topic" \
                 "compute ISA" "FMA peak probe" "GFLOP/s, and ours / peer" "% of the FMA peak probe" \
                 "    ddot n=64 (1 KiB) " "    dgemv 64x64 (33 KiB) " "    dgemm 64x64x64 " \
-                "cf::compute Morton 2D encode (per point)"; do
+                "cf::compute Morton 2D encode (per point)" "64 B RTT: cf socket driver" \
+                "64 B one-way: plain sockets, non-blocking busy-poll" "udp-throughput" "1 KiB syscalls/msg"; do
         grep -q -F -- "$text" "$tmp/table" || { echo "FAIL: table lacks '$text'"; fails=$((fails + 1)); }
     done
     python3 - "$tmp/r.json" <<'PY' || fails=$((fails + 1))
 import json, sys
 report = json.load(open(sys.argv[1]))
 names = [s["scenario"] for s in report["scenarios"]]
-assert names == ["clock", "timer", "hlc", "alloc", "bus", "bus-throughput", "ipc", "compute"], names
+assert names == ["clock", "timer", "hlc", "alloc", "bus", "bus-throughput", "ipc", "compute", "udp",
+                 "udp-throughput"], names
 assert report["host"]["cpu_model"] and report["host"]["compute_isa"], "host facts missing"
 for scenario in report["scenarios"]:
     assert scenario["series"] or scenario["figures"], scenario["scenario"]
     for note in scenario["notes"]:   # a peer may be missing (cross builds); a wrong result never
         assert "out of order" not in note and "corrupt" not in note and not note.startswith("ERROR"), note
     for figure in scenario["figures"]:
-        # Throughput may be 0 in so short a run: time-sliced producers can move nothing in their windows.
-        assert figure["value"] is not None and (figure["value"] > 0 or figure["unit"] == "M msg/s"), figure
+        # Throughput (and what follows from it) may be 0 in so short a run: time-sliced producers can move nothing
+        # in their windows; a share dropped is 0 when nothing was.
+        may_be_zero = figure["unit"] in ("M msg/s", "Gbit/s", "per msg", "%")
+        assert figure["value"] is not None and (figure["value"] > 0 or may_be_zero and figure["value"] == 0), figure
     for s in scenario["series"]:
         assert s["count"] > 0, s["name"]
         assert s["min"] <= s["p50"] <= s["p90"] <= s["p99"] <= s["p99.9"] <= s["p99.99"] <= s["max"], s

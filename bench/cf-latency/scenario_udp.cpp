@@ -1,0 +1,333 @@
+// udp and udp-throughput: loopback UDP between two threads on two pinned CPUs, our io_uring and socket drivers side
+// by side with the kernel's plain socket calls (udp_endpoints.hpp), in one run.
+//  - udp:            ping-pong round trips (RTT, not halved: that is the figure the target names) and an
+//                    open loop one-way (a message every 20 us, timed from its intended send time), 64 B.
+//  - udp-throughput: one sender thread sends bursts of 32 as fast as it can, this thread receives; messages per
+//                    second (median of 50 ms windows), payload Gbit/s, system calls per message (both sides), and
+//                    what the kernel dropped (UDP is lossy: an overrun receive buffer drops, it does not block).
+// UDP can lose datagrams, so every wait here has a deadline: a lost ping costs one timeout and is counted.
+#include <atomic>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/cf-latency/bus_measure.hpp"
+#include "bench/cf-latency/scenario.hpp"
+#include "bench/cf-latency/series.hpp"
+#include "bench/cf-latency/udp_endpoints.hpp"
+#include "platform/os/cycle_counter.hpp"
+
+namespace cf::latency {
+namespace {
+
+constexpr std::uint64_t kWarmupRoundTrips = 1000;
+constexpr double kOneWayIntervalUs = 20.0;
+constexpr double kReplyTimeoutS = 0.05;
+
+struct LoopCounts {
+    std::uint64_t lost = 0;       // pings without a reply in time, one-way messages that never arrived
+    std::uint64_t stale = 0;      // replies to an earlier (timed-out) ping
+};
+
+template <class A, class B>
+void udp_ping_pong(A& a, B& b, const BusLoopSetup& setup, LatencyHistogram& rtt_ps, LoopCounts& counts) {
+    std::atomic<bool> ready{false}, done{false};
+    std::thread partner([&] {
+        bus_detail::pin(setup.partner_cpu);
+        ready.store(true, std::memory_order_release);
+        std::uint64_t stamp = 0, sequence = 0;
+        while (!done.load(std::memory_order_relaxed)) {
+            if (!b.receive(stamp, sequence)) continue;
+            while (!b.send(a.address(), stamp, sequence) && !done.load(std::memory_order_relaxed)) {
+            }
+        }
+    });
+    bus_detail::wait_for(ready);
+    const auto timeout = static_cast<std::uint64_t>(kReplyTimeoutS * setup.ticks_per_second);
+    const auto span = static_cast<std::uint64_t>(setup.seconds * setup.ticks_per_second);
+    // Ends after the measured span, or at the latest after twice that plus a second if replies keep getting lost.
+    const std::uint64_t hard_end = platform::read_cycles() + 2 * span + static_cast<std::uint64_t>(setup.ticks_per_second);
+    std::uint64_t end = hard_end;
+    for (std::uint64_t i = 0;; ++i) {
+        const std::uint64_t t0 = platform::read_cycles_ordered();
+        while (!a.send(b.address(), t0, i)) {
+            if (platform::read_cycles() > hard_end) break;
+        }
+        bool replied = false;
+        std::uint64_t stamp = 0, sequence = 0;
+        for (;;) {
+            if (a.receive(stamp, sequence)) {
+                if (sequence == i && stamp == t0) {
+                    replied = true;
+                    break;
+                }
+                ++counts.stale;
+            } else if (platform::read_cycles() - t0 > timeout) {
+                break;
+            }
+        }
+        const std::uint64_t t1 = platform::read_cycles_end();
+        if (!replied) ++counts.lost;
+        if (i == kWarmupRoundTrips) end = std::min(hard_end, t1 + span);
+        if (replied && i >= kWarmupRoundTrips) rtt_ps.record(setup.ruler.to_picos(t1 - t0));
+        if (t1 > end) break;
+    }
+    done.store(true, std::memory_order_relaxed);
+    partner.join();
+}
+
+// `b` sends from a thread on the partner CPU, one message every interval_ticks; this thread receives on `a`.
+// (Each endpoint is used by one thread only: our io_uring driver belongs to the first thread that polls it.)
+template <class A, class B>
+void udp_one_way(A& a, B& b, const BusLoopSetup& setup, std::uint64_t interval_ticks, LatencyHistogram& latency_ps,
+                 LoopCounts& counts) {
+    const std::uint64_t count = static_cast<std::uint64_t>(setup.seconds * setup.ticks_per_second) / interval_ticks;
+    const std::uint64_t warmup = std::min<std::uint64_t>(count / 20, 1000);
+    std::atomic<bool> ready{false};
+    std::atomic<std::uint64_t> start{0};
+    std::thread sender([&] {
+        bus_detail::pin(setup.partner_cpu);
+        ready.store(true, std::memory_order_release);
+        std::uint64_t first = 0;
+        while ((first = start.load(std::memory_order_acquire)) == 0) {
+        }
+        for (std::uint64_t i = 0; i < count; ++i) {
+            const std::uint64_t intended = first + i * interval_ticks;
+            while (platform::read_cycles() < intended) {
+            }
+            for (int attempt = 0; attempt < 1000 && !b.send(a.address(), intended, i); ++attempt) {
+            }
+        }
+    });
+    bus_detail::wait_for(ready);
+    const std::uint64_t first = platform::read_cycles() + interval_ticks * 16;
+    start.store(first, std::memory_order_release);
+    const std::uint64_t deadline =
+        first + count * interval_ticks + static_cast<std::uint64_t>(0.1 * setup.ticks_per_second);
+    std::uint64_t received = 0;
+    while (received < count && platform::read_cycles() < deadline) {
+        std::uint64_t stamp = 0, sequence = 0;
+        if (!a.receive(stamp, sequence)) continue;
+        const std::uint64_t now = platform::read_cycles_after_loads();
+        ++received;
+        if (sequence >= warmup) latency_ps.record(setup.ruler.to_picos(now > stamp ? now - stamp : 0));
+    }
+    counts.lost += count - received;
+    sender.join();
+}
+
+struct ThroughputOutcome {
+    std::vector<double> rates;    // messages per second, one per 50 ms window
+    std::uint64_t received = 0, sent = 0, syscalls = 0;
+};
+
+// `b` sends from a thread on the partner CPU, this thread receives on `a`.
+template <class A, class B>
+void udp_throughput(A& a, B& b, const BusLoopSetup& setup, ThroughputOutcome& out) {
+    std::atomic<bool> ready{false}, stop{false};
+    std::uint64_t sent = 0;
+    const std::uint64_t syscalls_before = a.syscalls() + b.syscalls();
+    std::thread sender([&] {
+        bus_detail::pin(setup.partner_cpu);
+        ready.store(true, std::memory_order_release);
+        while (!stop.load(std::memory_order_relaxed)) sent += b.send_burst(a.address(), sent);
+    });
+    bus_detail::wait_for(ready);
+    const auto window_ticks = static_cast<std::uint64_t>(std::min(0.05, setup.seconds / 4) * setup.ticks_per_second);
+    const std::uint64_t end = platform::read_cycles() + static_cast<std::uint64_t>(setup.seconds * setup.ticks_per_second);
+    std::uint64_t window_start = platform::read_cycles(), window_count = 0, received = 0;
+    bool warm = false;
+    for (std::uint64_t polls = 1;; ++polls) {
+        std::uint64_t stamp = 0, sequence = 0;
+        if (a.receive(stamp, sequence)) {
+            ++window_count;
+            ++received;
+        }
+        if ((polls & 63) != 0) continue;
+        const std::uint64_t now = platform::read_cycles();
+        if (now - window_start < window_ticks) continue;
+        if (warm) {
+            out.rates.push_back(static_cast<double>(window_count) * setup.ticks_per_second /
+                                static_cast<double>(now - window_start));
+        }
+        warm = true;   // the first window includes the sender's start
+        window_start = now;
+        window_count = 0;
+        if (now > end && !out.rates.empty()) break;
+    }
+    stop.store(true, std::memory_order_relaxed);
+    sender.join();
+    // What is still queued arrives within a few milliseconds; it counts as received, not lost.
+    const std::uint64_t drain_end = platform::read_cycles() + static_cast<std::uint64_t>(0.02 * setup.ticks_per_second);
+    while (platform::read_cycles() < drain_end) {
+        std::uint64_t stamp = 0, sequence = 0;
+        if (a.receive(stamp, sequence)) ++received;
+    }
+    out.received += received;
+    out.sent += sent;
+    out.syscalls += a.syscalls() + b.syscalls() - syscalls_before;
+}
+
+const char* const kUringName = "cf uring driver";
+const char* const kSocketName = "cf socket driver";
+const char* const kUringGsoName = "cf uring driver, GSO bursts";
+const char* const kSocketGsoName = "cf socket driver, GSO bursts";
+const char* const kNonBlockingName = "plain sockets, non-blocking busy-poll";
+const char* const kBlockingName = "plain sockets, blocking";
+
+// Two endpoints of type E opened by `open(E&, error)`, measured by `measure(name, a, b)`; noted if they do not open.
+template <class E, class Open, class Measure>
+void run_contender(ScenarioResult& result, const char* name, Open&& open, Measure&& measure) {
+    E a, b;
+    std::string error;
+    if (open(a, error) == 0 && open(b, error) == 0) {
+        measure(name, a, b);
+    } else {
+        result.notes.push_back(std::string(name) + " skipped: " + error);
+    }
+}
+
+// Our drivers send bursts with GSO when `gso` (the throughput runs); single messages are sent as they are.
+template <std::size_t N, class Measure>
+void for_each_contender(ScenarioResult& result, bool gso, Measure&& measure) {
+    const auto driver = [gso](drivers::DriverKind kind) {
+        return [kind, gso](DriverEndpoint<N>& endpoint, std::string& why) { return endpoint.open(kind, gso, why); };
+    };
+    const auto plain = [](auto& endpoint, std::string& why) { return endpoint.open(why); };
+    run_contender<DriverEndpoint<N>>(result, gso ? kUringGsoName : kUringName, driver(drivers::DriverKind::uring),
+                                     measure);
+    run_contender<DriverEndpoint<N>>(result, gso ? kSocketGsoName : kSocketName, driver(drivers::DriverKind::socket),
+                                     measure);
+    run_contender<PlainEndpoint<N, false>>(result, kNonBlockingName, plain, measure);
+    run_contender<PlainEndpoint<N, true>>(result, kBlockingName, plain, measure);
+}
+
+constexpr int kContenders = 4;
+
+// Each contender gets two equal slices of the scenario's time (ping-pong and one-way, or 64 B and 1 KiB); the
+// partner thread runs on the second allowed CPU.
+BusLoopSetup contender_slice(const ScenarioContext& context, const TickRuler& ruler) {
+    const int partner_cpu = context.cpus.size() > 1 ? context.cpus[1] : -1;
+    return BusLoopSetup{ruler, ruler.ticks_per_second(), context.duration_s / (2 * kContenders), partner_cpu};
+}
+
+std::string between_threads(const BusLoopSetup& slice) {
+    return slice.partner_cpu >= 0 ? " on two pinned CPUs" : " on one CPU";
+}
+
+const Series* find_series(const ScenarioResult& result, const std::string& name) {
+    for (const Series& series : result.series) {
+        if (series.name == name) return &series;
+    }
+    return nullptr;
+}
+
+}  // namespace
+
+ScenarioResult run_udp_scenario(ScenarioContext& context) {
+    constexpr std::size_t kBytes = 64;
+    const TickRuler ruler;
+    const BusLoopSetup slice = contender_slice(context, ruler);
+    const auto interval = static_cast<std::uint64_t>(kOneWayIntervalUs * 1e-6 * slice.ticks_per_second);
+    ScenarioResult result;
+    result.scenario = "udp";
+    result.description = "64 B datagrams over 127.0.0.1 between two threads" + between_threads(slice) +
+                         ": ping-pong round trip (RTT, ns) and open-loop one-way (one message every 20 us, from its "
+                         "intended send time, ns)";
+    context.progress.begin("udp", context.duration_s);
+    double done = 0;
+    // A fresh pair of endpoints for each loop, so that every endpoint is used by one thread only.
+    std::vector<std::string> losses;
+    for_each_contender<kBytes>(result, false, [&](const char* name, auto& a, auto& b) {
+        LatencyHistogram rtt = make_picosecond_histogram();
+        LoopCounts counts;
+        udp_ping_pong(a, b, slice, rtt, counts);
+        context.progress.update(done += slice.seconds);
+        result.series.push_back(make_series(size_label(kBytes) + " RTT: " + name, rtt));
+        if (counts.lost + counts.stale != 0) {
+            losses.push_back(std::string(name) + ": " + std::to_string(counts.lost) + " pings without a reply, " +
+                             std::to_string(counts.stale) + " late replies");
+        }
+    });
+    ScenarioResult one_way_pass;   // the same contenders again: keep the first pass's notes on what was skipped
+    for_each_contender<kBytes>(one_way_pass, false, [&](const char* name, auto& a, auto& b) {
+        LatencyHistogram one_way = make_picosecond_histogram();
+        LoopCounts counts;
+        udp_one_way(a, b, slice, interval, one_way, counts);
+        context.progress.update(done += slice.seconds);
+        result.series.push_back(make_series(size_label(kBytes) + " one-way: " + name, one_way));
+        if (counts.lost != 0) losses.push_back(std::string(name) + ": " + std::to_string(counts.lost) + " one-way messages lost");
+    });
+    result.notes.insert(result.notes.end(), losses.begin(), losses.end());
+    context.progress.end();
+
+    const std::string size = size_label(kBytes);
+    const Series* baseline_rtt = find_series(result, size + " RTT: " + kNonBlockingName);
+    const Series* baseline_way = find_series(result, size + " one-way: " + kNonBlockingName);
+    for (const char* name : {kUringName, kSocketName, kBlockingName}) {
+        const Series* rtt = find_series(result, size + " RTT: " + name);
+        const Series* way = find_series(result, size + " one-way: " + name);
+        if (rtt != nullptr && baseline_rtt != nullptr) {
+            result.ratios.push_back(make_ratio(size + " RTT " + name + " / " + kNonBlockingName, *rtt, *baseline_rtt));
+        }
+        if (way != nullptr && baseline_way != nullptr) {
+            result.ratios.push_back(
+                make_ratio(size + " one-way " + name + " / " + kNonBlockingName, *way, *baseline_way));
+        }
+    }
+    for (const char* name : {kUringName, kSocketName, kNonBlockingName}) {
+        if (const Series* rtt = find_series(result, size + " RTT: " + name); rtt != nullptr && rtt->p50_ns > 0) {
+            result.figures.emplace_back(size + " RTT p99.9 / p50: " + name, rtt->p999_ns / rtt->p50_ns, "x",
+                                        "RTT tail", name, "p99.9 / p50");
+        }
+    }
+    return result;
+}
+
+namespace {
+
+template <std::size_t N>
+void throughput_at_size(ScenarioContext& context, const BusLoopSetup& slice, ScenarioResult& result, double& done) {
+    const std::string size = size_label(N);
+    for_each_contender<N>(result, true, [&](const char* name, auto& a, auto& b) {
+        ThroughputOutcome out;
+        udp_throughput(a, b, slice, out);
+        context.progress.update(done += slice.seconds);
+        const double rate = median(out.rates);
+        const double per_message = out.received == 0 ? 0 : static_cast<double>(out.syscalls) / out.received;
+        const double lost = out.sent == 0 || out.received >= out.sent
+                                ? 0
+                                : 100.0 * static_cast<double>(out.sent - out.received) / static_cast<double>(out.sent);
+        const std::string table = "udp-throughput";
+        result.figures.emplace_back(size + " " + name + ": messages", rate / 1e6, "M msg/s", table, name,
+                                    size + " M msg/s");
+        result.figures.emplace_back(size + " " + name + ": payload", rate * N * 8 / 1e9, "Gbit/s", table, name,
+                                    size + " Gbit/s");
+        result.figures.emplace_back(size + " " + name + ": system calls", per_message, "per msg", table, name,
+                                    size + " syscalls/msg");
+        result.figures.emplace_back(size + " " + name + ": dropped by the kernel", lost, "%", table, name,
+                                    size + " dropped %");
+    });
+}
+
+}  // namespace
+
+ScenarioResult run_udp_throughput_scenario(ScenarioContext& context) {
+    const TickRuler ruler;
+    const BusLoopSetup slice = contender_slice(context, ruler);
+    ScenarioResult result;
+    result.scenario = "udp-throughput";
+    result.description = "datagrams over 127.0.0.1, one sender thread (bursts of 32) to one receiver" +
+                         between_threads(slice) +
+                         ": median messages per second over 50 ms windows, payload Gbit/s, system calls per "
+                         "message received (sender and receiver), share the kernel dropped";
+    context.progress.begin("udp-throughput", context.duration_s);
+    double done = 0;
+    throughput_at_size<64>(context, slice, result, done);
+    throughput_at_size<1024>(context, slice, result, done);
+    context.progress.end();
+    return result;
+}
+
+}  // namespace cf::latency
