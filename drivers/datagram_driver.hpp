@@ -27,7 +27,8 @@ struct UdpConfig {
     PacketPool::Config pool;                   // receive and transmit buffers
     std::uint32_t rx_posted = 256;             // buffers kept posted for receive (uring: the provided-buffer ring)
     std::uint32_t socket_buffer_bytes = 4 << 20;   // SO_RCVBUF / SO_SNDBUF asked for (the kernel may cap it)
-    bool gro = false;                          // UDP_GRO: coalesced receives (PacketBuffer::segment_size)
+    bool gro = false;                          // UDP_GRO: coalesced receives (PacketBuffer::segment_size);
+                                               // give the pool 64 KiB buffers
     bool gso = false;                          // UDP_SEGMENT: a buffer holding several equal datagrams; without
                                                // it a buffer with segment_size set is refused (tx_errors)
     std::uint32_t zerocopy_min_bytes = 16384;  // uring: payloads at least this long go out with SEND_ZC (0: never)
@@ -43,7 +44,8 @@ struct DriverStats {
     std::uint64_t tx_packets = 0, tx_bytes = 0;
     std::uint64_t tx_zerocopy = 0;             // sent with SEND_ZC
     std::uint64_t rx_no_buffer = 0;            // receives lost or delayed because no buffer was free
-    std::uint64_t rx_truncated = 0;            // datagrams longer than a buffer (dropped)
+    std::uint64_t rx_truncated = 0;            // datagrams longer than a buffer (dropped; the uring driver counts
+                                               // each datagram of a cut coalesced receive)
     std::uint64_t tx_errors = 0;               // datagrams the kernel refused (buffer returned to the pool)
     std::uint64_t syscalls = 0;                // every system call the driver made after open (enter, recvmmsg...)
 };

@@ -1,9 +1,17 @@
 // The io_uring UDP driver. One ring per driver, polled by one thread:
 //   - Receive: one multishot recvmsg picks buffers from a provided-buffer ring that is kept topped up with up to
-//     config.rx_posted PacketPool buffers. The kernel writes each datagram as [io_uring_recvmsg_out | peer address
-//     (kRecvNameBytes) | payload], so a received PacketBuffer's `data` points kRecvHeaderBytes past the buffer's
-//     start (64-byte aligned) and its capacity is that much smaller. PacketPool::allocate() resets `data`, so a
-//     released buffer starts from its first byte again.
+//     config.rx_posted PacketPool buffers. The kernel writes each receive as [io_uring_recvmsg_out (16) | peer
+//     address (kRecvNameBytes, 48) | payload], so a received PacketBuffer's `data` points 64 bytes past the
+//     buffer's start (cache-line aligned) and its capacity is that much smaller. With UDP_GRO (config.gro, and the
+//     kernel accepts it) a control area (kRecvControlBytes, 64) for the UDP_GRO cmsg sits between the address and
+//     the payload, which then starts 128 bytes in. PacketPool::allocate() resets `data`, so a released buffer
+//     starts from its first byte again.
+//   - GRO: one receive may carry several datagrams of one sender, coalesced by the kernel: segment_size says how
+//     long each is (the last may be shorter), 0 for a single datagram; rx_packets counts the datagrams. A
+//     coalesced receive must fit its buffer whole, so with GRO config.pool.buffer_bytes should be 64 KiB: the
+//     kernel coalesces up to about 64 KiB with headers (gso_max_size/gro_max_size, 65536 by default), and a 64 KiB
+//     buffer holds 65408 payload bytes; 64 KiB + 128 holds any UDP payload. A longer receive is cut by the kernel
+//     (MSG_TRUNC), dropped, and each of its datagrams counted in rx_truncated.
 //   - Transmit: one sendmsg (or sendmsg_zc for payloads >= zerocopy_min_bytes) per packet, the msghdr in a slot
 //     preallocated per pool buffer, one io_uring_enter per burst (none with SQPOLL unless the thread sleeps).
 //   - Completions: every CQE is handled as soon as it is seen, by whichever call sees it. Receive CQEs are parsed
@@ -31,6 +39,7 @@
 
 #include <cassert>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <new>
@@ -39,8 +48,14 @@
 #include "platform/os/last_error.hpp"
 #include "platform/os/memory.hpp"
 
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
 #endif
 
 namespace cf::drivers {
@@ -54,6 +69,14 @@ constexpr std::uint32_t kRecvNameBytes = 48;
 constexpr std::uint32_t kRecvHeaderBytes = sizeof(io_uring_recvmsg_out) + kRecvNameBytes;
 static_assert(kRecvHeaderBytes == 64);
 static_assert(kRecvNameBytes >= sizeof(sockaddr_in6));
+
+// With GRO, the control area after the address: the UDP_GRO cmsg needs CMSG_SPACE(sizeof(int)) (24 bytes); a
+// whole cache line keeps the payload aligned (128 bytes in) and leaves room should the kernel add another cmsg.
+constexpr std::uint32_t kRecvControlBytes = 64;
+constexpr std::uint32_t kRecvGroHeaderBytes = kRecvHeaderBytes + kRecvControlBytes;
+static_assert(kRecvControlBytes >= CMSG_SPACE(sizeof(int)));
+static_assert(kRecvHeaderBytes % alignof(cmsghdr) == 0);   // where the control area starts
+static_assert(kRecvGroHeaderBytes % 64 == 0);
 
 constexpr unsigned kSqEntries = 256;
 constexpr std::uint32_t kMaxBufRingEntries = 32768;   // kernel limit for a provided-buffer ring
@@ -82,6 +105,12 @@ std::uint32_t round_up_pow2(std::uint32_t value) {
     std::uint32_t result = 1;
     while (result < value) result <<= 1;
     return result;
+}
+
+// How many datagrams a receive of `length` bytes carries when cut into `segment_size` pieces (0: not cut).
+std::uint32_t segments_in(std::uint32_t length, std::uint32_t segment_size) {
+    if (segment_size == 0 || length <= segment_size) return 1;
+    return (length + segment_size - 1) / segment_size;
 }
 
 // What the one-time probe learned.
@@ -182,6 +211,7 @@ private:
     void arm_receive() noexcept;
     void reap() noexcept;
     void on_receive(const io_uring_cqe& cqe) noexcept;
+    std::uint32_t received_segment_size(io_uring_recvmsg_out* header) noexcept;
     void on_send(const io_uring_cqe& cqe) noexcept;
     // The driver's flag bits never include kInPool, so the pool's own double-release check stays in force.
     void give_back(PacketBuffer& buffer) noexcept { pool_->release(&buffer); }
@@ -210,6 +240,8 @@ private:
     int buf_ring_mask_ = 0;
     std::uint32_t posted_ = 0;               // buffers in the ring (not yet picked by a completed receive)
     msghdr recv_message_{};                  // describes the layout of each receive buffer to the kernel
+    std::uint32_t recv_header_bytes_ = kRecvHeaderBytes;   // where the payload starts in a receive buffer
+    bool gro_ = false;                       // UDP_GRO accepted: receives carry a control area
     bool recv_armed_ = false;                // a multishot receive is queued or active
     int recv_error_ = 0;                     // a receive failure not yet reported by rx_burst
 
@@ -241,9 +273,11 @@ int UdpUringDriver::open(const UdpConfig& config, bool sendmsg_zc) noexcept {
     }
     if (int rc = PacketPool::create(config.pool, pool_); rc < 0) return rc;
     buffer_bytes_ = pool_->buffer_bytes();
-    if (buffer_bytes_ <= kRecvHeaderBytes) {
+    // Checked before the socket exists, so with config.gro against the larger header GRO may bring.
+    const std::uint32_t header_bytes = config.gro ? kRecvGroHeaderBytes : kRecvHeaderBytes;
+    if (buffer_bytes_ <= header_bytes) {
         return fail(EINVAL, "uring driver: pool.buffer_bytes %u leaves no payload room after the %u-byte receive "
-                    "header", buffer_bytes_, kRecvHeaderBytes);
+                    "header", buffer_bytes_, header_bytes);
     }
     zerocopy_ = sendmsg_zc && config.zerocopy_min_bytes != 0;
 
@@ -257,7 +291,12 @@ int UdpUringDriver::open(const UdpConfig& config, bool sendmsg_zc) noexcept {
     if (int rc = open_ring(); rc < 0) return rc;
     if (int rc = open_buffer_ring(); rc < 0) return rc;
 
-    recv_message_.msg_namelen = kRecvNameBytes;   // multishot: the name goes into the buffer, not to msg_name
+    // Multishot: the kernel writes name and control into each buffer, in the room these lengths give them.
+    recv_message_.msg_namelen = kRecvNameBytes;
+    if (gro_) {
+        recv_message_.msg_controllen = kRecvControlBytes;
+        recv_header_bytes_ = kRecvGroHeaderBytes;
+    }
     replenish();                                  // fills the ring and queues the receive (submitted on enable)
     return 0;
 }
@@ -283,6 +322,11 @@ int UdpUringDriver::open_socket() noexcept {
                             option == SO_RCVBUF ? "SO_RCVBUF" : "SO_SNDBUF", bytes, std::strerror(err));
             }
         }
+    }
+    if (config_.gro) {
+        // Older kernels (< 5.0) refuse it: receive datagram by datagram instead, with the plain layout.
+        const int on = 1;
+        gro_ = ::setsockopt(fd_, SOL_UDP, UDP_GRO, &on, sizeof on) == 0;
     }
     if (::bind(fd_, &bind_to.addr.any, bind_to.length) < 0) {
         const int err = errno;
@@ -436,7 +480,9 @@ void UdpUringDriver::replenish() noexcept {
 void UdpUringDriver::arm_receive() noexcept {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
     if (sqe == nullptr) return;   // SQ full (SQPOLL behind): the next rx_burst tries again
-    io_uring_prep_recvmsg_multishot(sqe, fd_, &recv_message_, 0);
+    // With GRO, MSG_TRUNC makes the kernel report a cut receive's whole length (payloadlen; the CQE still counts
+    // only what was copied), so every datagram it loses is counted.
+    io_uring_prep_recvmsg_multishot(sqe, fd_, &recv_message_, gro_ ? MSG_TRUNC : 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = kBufferGroup;
     io_uring_sqe_set_data64(sqe, kRecvUserData);
@@ -467,15 +513,24 @@ void UdpUringDriver::on_receive(const io_uring_cqe& cqe) noexcept {
 
     std::byte* start = pool_->base() + std::size_t{buffer->index} * buffer_bytes_;
     io_uring_recvmsg_out* header = io_uring_recvmsg_validate(start, cqe.res, &recv_message_);
-    if (header == nullptr || (header->flags & MSG_TRUNC) != 0) {
-        if (header != nullptr) ++stats_.rx_truncated;
+    if (header == nullptr) [[unlikely]] {
+        give_back(*buffer);
+        return;
+    }
+    const std::uint32_t segment_size = gro_ ? received_segment_size(header) : 0;
+    // Cut short: half a datagram is worse than none to every protocol above us. A cut control area (no room for
+    // the GRO cmsg) would hide how a coalesced receive divides, so it is dropped too. With GRO, payloadlen is the
+    // length the kernel had (see arm_receive), so a coalesced receive counts every datagram it loses.
+    if ((header->flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) [[unlikely]] {
+        stats_.rx_truncated += segments_in(header->payloadlen, segment_size);
         give_back(*buffer);
         return;
     }
     buffer->data = static_cast<std::byte*>(io_uring_recvmsg_payload(header, &recv_message_));
     buffer->length = io_uring_recvmsg_payload_length(header, cqe.res, &recv_message_);
-    buffer->capacity = buffer_bytes_ - kRecvHeaderBytes;
-    buffer->segment_size = 0;
+    buffer->capacity = buffer_bytes_ - recv_header_bytes_;
+    // One datagram (a segment as long as the whole) reads as "not coalesced", as packet.hpp defines 0.
+    buffer->segment_size = segment_size < buffer->length ? static_cast<std::uint16_t>(segment_size) : 0;
     std::uint32_t name_bytes = header->namelen;
     if (name_bytes > kRecvNameBytes) name_bytes = kRecvNameBytes;
     if (name_bytes > sizeof buffer->peer.addr) name_bytes = sizeof buffer->peer.addr;
@@ -483,8 +538,29 @@ void UdpUringDriver::on_receive(const io_uring_cqe& cqe) noexcept {
     buffer->peer.length = name_bytes;
     buffer->flags = kReceived;
     received_[received_tail_++ & received_mask_] = buffer;
-    ++stats_.rx_packets;
+    stats_.rx_packets += segments_in(buffer->length, buffer->segment_size);   // datagrams on the wire
     stats_.rx_bytes += buffer->length;
+}
+
+// The UDP_GRO cmsg's segment size from the receive's control area, 0 when there is none (not coalesced) or it
+// is out of range.
+std::uint32_t UdpUringDriver::received_segment_size(io_uring_recvmsg_out* header) noexcept {
+    cmsghdr* first = io_uring_recvmsg_cmsg_firsthdr(header, &recv_message_);
+    if (first == nullptr) return 0;
+    const auto* end = reinterpret_cast<const unsigned char*>(first) + header->controllen;
+    for (cmsghdr* control = first; control != nullptr;
+         control = io_uring_recvmsg_cmsg_nexthdr(header, &recv_message_, control)) {
+        if (control->cmsg_level != SOL_UDP || control->cmsg_type != UDP_GRO) continue;
+        // liburing checks that a header fits in the area, not that its data does.
+        if (control->cmsg_len < CMSG_LEN(sizeof(int)) ||
+            reinterpret_cast<const unsigned char*>(control) + CMSG_LEN(sizeof(int)) > end) {
+            return 0;
+        }
+        int segment_size = 0;
+        std::memcpy(&segment_size, CMSG_DATA(control), sizeof segment_size);
+        return segment_size > 0 && segment_size <= UINT16_MAX ? static_cast<std::uint32_t>(segment_size) : 0;
+    }
+    return 0;
 }
 
 int UdpUringDriver::rx_burst(PacketBuffer** out, std::uint32_t max) noexcept {
@@ -587,6 +663,12 @@ int UdpUringDriver::tx_burst(PacketBuffer* const* packets, std::uint32_t count) 
             if (queued > 0) break;   // send the valid prefix; the next call reports this one
             return fail(EINVAL, "uring driver: tx_burst got a buffer that is not the caller's buffer of this "
                         "driver's pool, or whose data/length leave the buffer");
+        }
+        if (packet->segment_size != 0 && packet->segment_size < packet->length && !config_.gso) [[unlikely]] {
+            // As the socket driver: sent whole, it would arrive as one merged datagram nobody sent.
+            ++stats_.tx_errors;
+            pool_->release(packet);
+            continue;
         }
         io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
         if (sqe == nullptr) break;   // SQ full: the caller retries the rest

@@ -1,6 +1,6 @@
 // The io_uring UDP driver (liburing): multishot receive into a provided-buffer ring carved from the PacketPool,
 // batched sends (one io_uring_enter per burst, none with SQPOLL), SEND_ZC for large payloads with the buffer
-// returned only after the kernel's notification.
+// returned only after the kernel's notification; UDP_SEGMENT (GSO) sends and UDP_GRO receives when configured.
 #pragma once
 
 #include <cstddef>

@@ -1,16 +1,22 @@
 // The io_uring UDP driver over loopback: random bursts (0..1472 bytes) arrive exactly once with their bytes and
 // sender; zero-copy sends give their buffers back exactly once, after the notification; the multishot receive
-// survives running out of buffers and resumes; one io_uring_enter per send burst; truncation; GSO; refused
-// datagrams; a full submission queue; mixed with the socket driver; the factory; bad configurations; destruction
-// with work in flight. Every test case first asks uring_available() and, where io_uring cannot run (qemu-user, a
-// kernel or container that forbids it), says why and returns.
+// survives running out of buffers and resumes; one io_uring_enter per send burst; truncation; GSO; GRO (GSO bursts
+// from both drivers arrive exactly whether or not the kernel coalesces them, the layout with and without GRO,
+// receives too long for a buffer, forwarding a coalesced receive); refused datagrams; a full submission queue;
+// mixed with the socket driver; the factory; bad configurations; destruction with work in flight. Every test case
+// first asks uring_available() and, where io_uring cannot run (qemu-user, a kernel or container that forbids it),
+// says why and returns.
 // Receives are bounded loops (each rx_burst waits at most rx_wait_us), never timed.
 #include <doctest/doctest.h>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -229,6 +235,154 @@ void exchange_random_bursts(const char* bind, bool sqpoll) {
         CHECK(driver->stats().rx_truncated == 0);
         CHECK(driver->pool().misuse_count() == 0);
     }
+}
+
+// ---- GRO ----
+
+// With GRO the driver puts a 64-byte control area (for the UDP_GRO cmsg) after the address area.
+constexpr std::uint32_t kGroRecvHeaderBytes = 128;
+constexpr std::uint32_t kGroBufferBytes = 65536;   // the buffer size the driver asks for with GRO
+constexpr std::uint32_t kGroRoom = kGroBufferBytes - kGroRecvHeaderBytes;   // 65408
+constexpr std::uint32_t kMaxGsoPayload = 65507;    // IPv4: 65535 - 20 (IP header) - 8 (UDP header)
+constexpr std::uint32_t kMaxGsoSegments = 64;      // UDP_MAX_SEGMENTS of older kernels (newer allow more)
+constexpr std::uint32_t kGsoRoundBytes = 128 * 1024;   // per round, well inside a default-capped SO_RCVBUF
+
+// Whether this kernel accepts UDP_GRO on a UDP socket (Linux >= 5.0); the driver carries on without it.
+bool kernel_has_udp_gro() {
+    const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP);
+    REQUIRE(fd >= 0);
+    const int on = 1;
+    const bool accepted = ::setsockopt(fd, IPPROTO_UDP, 104 /* UDP_GRO */, &on, sizeof on) == 0;
+    ::close(fd);
+    return accepted;
+}
+
+UdpConfig gro_config(bool gro) {
+    UdpConfig config = loopback_config();
+    config.gro = gro;
+    config.pool.buffer_bytes = kGroBufferBytes;
+    config.pool.count = 256;
+    config.rx_posted = 128;
+    config.socket_buffer_bytes = 4 << 20;
+    return config;
+}
+
+// The datagrams a buffer carries: segment_size pieces (the last may be shorter) when it is set and smaller than
+// the payload, else the whole payload as one. Used for what was sent (GSO) and what arrived (GRO) alike.
+void split_datagrams(const std::string& from, const PacketBuffer& buffer, std::vector<Datagram>& into) {
+    const std::uint32_t segment =
+        buffer.segment_size != 0 && buffer.segment_size < buffer.length ? buffer.segment_size : buffer.length;
+    std::uint32_t offset = 0;
+    do {
+        const std::uint32_t length = std::min(segment, buffer.length - offset);
+        into.emplace_back(from, bytes_of(buffer, offset, length));
+        offset += length;
+    } while (offset < buffer.length);
+}
+
+// A GSO buffer of `length` bytes cut into `segment` pieces (0: one datagram), filled with random bytes.
+PacketBuffer* make_gso_packet(DatagramDriver& driver, std::uint32_t length, std::uint16_t segment,
+                              const PeerAddress& peer, std::mt19937_64& random) {
+    PacketBuffer* packet = make_packet(driver, length, peer, random);
+    packet->segment_size = segment;
+    return packet;
+}
+
+struct GroReceived {
+    std::vector<Datagram> datagrams;   // every receive split into its datagrams
+    int receives = 0;
+    int coalesced = 0;                 // receives with segment_size set
+};
+
+// Receives until `expected` datagrams arrived or, counting those the driver dropped as truncated, are accounted
+// for (or the calls run out). Checks each buffer's layout: payload `header_bytes` into its buffer, 64-byte aligned,
+// and a segment_size smaller than the payload when set.
+void receive_datagrams(DatagramDriver& driver, std::size_t expected, std::uint32_t header_bytes, GroReceived& got) {
+    const std::uint32_t size = driver.pool().buffer_bytes();
+    PacketBuffer* burst[64];
+    for (int call = 0; call < kReceiveCalls &&
+                       got.datagrams.size() + driver.stats().rx_truncated < expected; ++call) {
+        const int count = driver.rx_burst(burst, 64);
+        INFO("rx_burst: ", std::string(cf::platform::last_error_message()));
+        REQUIRE(count >= 0);
+        for (int i = 0; i < count; ++i) {
+            const PacketBuffer& buffer = *burst[i];
+            const std::byte* start = driver.pool().base() + std::size_t{buffer.index} * size;
+            CHECK(driver.pool().owns(&buffer));
+            CHECK(buffer.data == start + header_bytes);
+            CHECK(reinterpret_cast<std::uintptr_t>(buffer.data) % 64 == 0);
+            CHECK(buffer.capacity == size - header_bytes);
+            CHECK(buffer.length <= buffer.capacity);
+            if (buffer.segment_size != 0) {
+                ++got.coalesced;
+                CHECK(buffer.segment_size < buffer.length);
+            }
+            ++got.receives;
+            split_datagrams(text_of(buffer.peer), buffer, got.datagrams);
+            driver.release(burst[i]);
+        }
+    }
+}
+
+// Rounds of GSO buffers (edge cases first, then random) from `sender` to a uring `receiver`: every datagram's bytes
+// arrive exactly once, the receiver counts datagrams on the wire, and the sender's pool is back to `sender_idle`
+// after each round. Returns false (with a MESSAGE) when the kernel refuses UDP_SEGMENT.
+bool check_gso_bursts(DatagramDriver& sender, std::uint32_t sender_idle, DatagramDriver& receiver,
+                      const UdpConfig& receiver_config, std::uint32_t header_bytes, std::uint64_t seed,
+                      GroReceived& got) {
+    std::mt19937_64 random(seed);
+    const std::string from = text_of(sender.local_address());
+    // {length, segment}: 64 one-byte datagrams; exactly the GRO room in 64 segments; a last segment of one byte;
+    // equal segments; one segment long (sent as one datagram); shorter than its segment; empty; plain.
+    std::vector<std::pair<std::uint32_t, std::uint16_t>> shapes = {
+        {64, 1},     {kGroRoom, 1022}, {44 * 1472, 1472}, {3001, 300}, {3000, 300},
+        {300, 300},  {100, 300},       {0, 0},            {kMaxPayload, 0}, {1, 0},
+    };
+    for (int i = 0; i < 60; ++i) {
+        if (random() % 4 == 0) {
+            shapes.emplace_back(static_cast<std::uint32_t>(random() % (kMaxPayload + 1)), std::uint16_t{0});
+            continue;
+        }
+        const auto segment = static_cast<std::uint16_t>(1 + random() % kMaxPayload);
+        std::uint32_t segments = 1 + static_cast<std::uint32_t>(random() % kMaxGsoSegments);
+        const std::uint32_t limit = std::min(kGroRoom, kMaxGsoPayload);
+        while (segments > 1 && segments * std::uint32_t{segment} > limit) --segments;
+        const std::uint32_t last = 1 + static_cast<std::uint32_t>(random() % segment);
+        shapes.emplace_back((segments - 1) * std::uint32_t{segment} + last, segment);
+    }
+
+    std::vector<Datagram> expected;
+    std::uint64_t bytes = 0;
+    std::size_t next = 0;
+    while (next < shapes.size()) {
+        std::vector<PacketBuffer*> packets;
+        std::uint32_t round_bytes = 0;
+        while (next < shapes.size() && packets.size() < 32 &&
+               (packets.empty() || round_bytes + shapes[next].first <= kGsoRoundBytes)) {
+            const auto [length, segment] = shapes[next++];
+            PacketBuffer* packet = make_gso_packet(sender, length, segment, receiver.local_address(), random);
+            split_datagrams(from, *packet, expected);
+            round_bytes += length;
+            bytes += length;
+            packets.push_back(packet);
+        }
+        send_all(sender, packets);
+        if (sender.stats().tx_errors != 0) {
+            MESSAGE("the kernel refused UDP_SEGMENT: skipped");
+            return false;
+        }
+        receive_datagrams(receiver, expected.size(), header_bytes, got);
+        wait_for_pool(sender, sender_idle);
+    }
+    check_drained(receiver);
+    check_same_datagrams(got.datagrams, expected);
+    CHECK(sender.stats().tx_packets == expected.size());
+    CHECK(receiver.stats().rx_packets == expected.size());
+    CHECK(receiver.stats().rx_bytes == bytes);
+    CHECK(receiver.stats().rx_truncated == 0);
+    CHECK(receiver.pool().available() == idle_available(receiver, receiver_config));
+    CHECK(receiver.pool().misuse_count() == 0);
+    return true;
 }
 
 }  // namespace
@@ -567,9 +721,21 @@ TEST_CASE("udp uring: bad buffers are refused, datagrams the kernel refuses are 
 TEST_CASE("udp uring: GSO sends one buffer as equal datagrams") {
     RETURN_WITHOUT_URING();
     UdpConfig config = loopback_config();
+    std::mt19937_64 random(31);
+    {   // without gso a segmented buffer is refused, as by the socket driver
+        auto a = open_uring(config);
+        auto b = open_uring(config);
+        PacketBuffer* packet = make_packet(*a, 350, b->local_address(), random);
+        packet->segment_size = 100;
+        const std::uint32_t available = a->pool().available();
+        REQUIRE(a->tx_burst(&packet, 1) == 1);
+        CHECK(a->stats().tx_errors == 1);
+        CHECK(a->stats().tx_packets == 0);
+        CHECK(a->pool().available() == available + 1);
+    }
+    config.gso = true;
     auto a = open_uring(config);
     auto b = open_uring(config);
-    std::mt19937_64 random(31);
     PacketBuffer* packet = make_packet(*a, 350, b->local_address(), random);
     packet->segment_size = 100;
     const std::vector<std::uint8_t> bytes = bytes_of(*packet, 0, 350);
@@ -591,6 +757,207 @@ TEST_CASE("udp uring: GSO sends one buffer as equal datagrams") {
                               std::vector<std::uint8_t>(bytes.begin() + offset, bytes.begin() + offset + length));
     }
     check_same_datagrams(got, expected);
+}
+
+TEST_CASE("udp uring with GRO: GSO bursts from the socket driver arrive exactly, split by segment_size") {
+    RETURN_WITHOUT_URING();
+    if (!kernel_has_udp_gro()) {
+        MESSAGE("the kernel refuses UDP_GRO (Linux < 5.0): skipped");
+        return;
+    }
+    const UdpConfig receiver_config = gro_config(true);
+    auto receiver = open_uring(receiver_config);
+    UdpConfig sender_config = gro_config(false);
+    sender_config.gso = true;
+    sender_config.pool.count = 64;
+    std::unique_ptr<DatagramDriver> sender;
+    REQUIRE(cf::drivers::open_udp(DriverKind::socket, sender_config, sender) == 0);
+    GroReceived got;
+    if (!check_gso_bursts(*sender, sender_config.pool.count, *receiver, receiver_config, kGroRecvHeaderBytes, 0x6A0,
+                          got)) {
+        return;
+    }
+    CHECK(got.receives <= static_cast<int>(got.datagrams.size()));
+    MESSAGE("GRO from the socket driver: ", got.coalesced, " of ", got.receives, " receives coalesced, carrying ",
+            got.datagrams.size(), " datagrams");
+}
+
+TEST_CASE("udp uring with GRO: GSO bursts from another uring driver arrive exactly, split by segment_size") {
+    RETURN_WITHOUT_URING();
+    if (!kernel_has_udp_gro()) {
+        MESSAGE("the kernel refuses UDP_GRO (Linux < 5.0): skipped");
+        return;
+    }
+    const UdpConfig receiver_config = gro_config(true);
+    auto receiver = open_uring(receiver_config);
+    UdpConfig sender_config = gro_config(false);
+    sender_config.gso = true;
+    sender_config.pool.count = 128;
+    sender_config.rx_posted = 8;
+    sender_config.zerocopy_min_bytes = 16384;   // the large GSO buffers go out with SEND_ZC where the kernel has it
+    auto sender = open_uring(sender_config);
+    GroReceived got;
+    if (!check_gso_bursts(*sender, idle_available(*sender, sender_config), *receiver, receiver_config,
+                          kGroRecvHeaderBytes, 0x6A1, got)) {
+        return;
+    }
+    CHECK(got.receives <= static_cast<int>(got.datagrams.size()));
+    MESSAGE("GRO from the uring driver: ", got.coalesced, " of ", got.receives, " receives coalesced, carrying ",
+            got.datagrams.size(), " datagrams (", sender->stats().tx_zerocopy, " sent with SEND_ZC)");
+}
+
+TEST_CASE("udp uring without GRO: GSO bursts arrive datagram by datagram, segment_size 0, payload 64 bytes in") {
+    RETURN_WITHOUT_URING();
+    const UdpConfig receiver_config = gro_config(false);
+    auto receiver = open_uring(receiver_config);
+    UdpConfig sender_config = gro_config(false);
+    sender_config.gso = true;
+    sender_config.pool.count = 64;
+    std::unique_ptr<DatagramDriver> sender;
+    REQUIRE(cf::drivers::open_udp(DriverKind::socket, sender_config, sender) == 0);
+    GroReceived got;
+    if (!check_gso_bursts(*sender, sender_config.pool.count, *receiver, receiver_config, kRecvHeaderBytes, 0x6A2,
+                          got)) {
+        return;
+    }
+    CHECK(got.coalesced == 0);
+    CHECK(got.receives == static_cast<int>(got.datagrams.size()));
+}
+
+TEST_CASE("udp uring with GRO: a receive longer than its buffer is dropped, each of its datagrams counted") {
+    RETURN_WITHOUT_URING();
+    if (!kernel_has_udp_gro()) {
+        MESSAGE("the kernel refuses UDP_GRO (Linux < 5.0): skipped");
+        return;
+    }
+    UdpConfig receiver_config = gro_config(true);
+    std::uint32_t room = 0;
+    std::vector<std::pair<std::uint32_t, std::uint16_t>> shapes;   // {length, segment}
+    SUBCASE("64 KiB buffers, as the driver asks for with GRO") {
+        room = kGroRoom;
+        // Exactly the room, one byte more (64 segments), the largest IPv4 GSO send (60 segments), a small one,
+        // and plain datagrams of exactly the room and longer than it.
+        shapes = {{kGroRoom, 1022}, {kGroRoom + 1, 1023}, {kMaxGsoPayload, 1100},
+                  {3000, 300},      {kGroRoom, 0},       {65500, 0}};
+    }
+    SUBCASE("2 KiB buffers: the count covers what the kernel had, not what fitted") {
+        receiver_config.pool.buffer_bytes = 2048;
+        room = 2048 - kGroRecvHeaderBytes;   // 1920
+        // 1921 bytes are 7 datagrams (6 would fit), 3000 are 10 (7 would be cut into the room).
+        shapes = {{room, 320}, {room + 1, 320}, {3000, 300}, {600, 100}, {room, 0}, {room + 1, 0}};
+    }
+    auto receiver = open_uring(receiver_config);
+    UdpConfig sender_config = gro_config(false);
+    sender_config.gso = true;
+    sender_config.pool.count = 16;
+    std::unique_ptr<DatagramDriver> sender;
+    REQUIRE(cf::drivers::open_udp(DriverKind::socket, sender_config, sender) == 0);
+    const std::string from = text_of(sender->local_address());
+    std::mt19937_64 random(0x7C);
+
+    std::vector<Datagram> expected;
+    std::size_t accounted = 0;   // datagrams sent so far: each arrives or is counted truncated
+    int truncated_sends = 0;
+    GroReceived got;
+    for (const auto& [length, segment] : shapes) {
+        CAPTURE(length);
+        CAPTURE(segment);
+        PacketBuffer* packet = make_gso_packet(*sender, length, segment, receiver->local_address(), random);
+        std::vector<Datagram> datagrams;
+        split_datagrams(from, *packet, datagrams);
+        send_all(*sender, {packet});
+        if (sender->stats().tx_errors != 0) {
+            MESSAGE("the kernel refused UDP_SEGMENT: skipped");
+            return;
+        }
+        const std::size_t got_before = got.datagrams.size();
+        const std::uint64_t truncated_before = receiver->stats().rx_truncated;
+        accounted += datagrams.size();
+        receive_datagrams(*receiver, accounted, kGroRecvHeaderBytes, got);
+        const std::size_t arrived = got.datagrams.size() - got_before;
+        const std::uint64_t truncated = receiver->stats().rx_truncated - truncated_before;
+        // Whole or not at all: every datagram arrives (coalesced or not), or the receive did not fit its buffer
+        // and every datagram in it is counted.
+        if (truncated == 0) {
+            CHECK(arrived == datagrams.size());
+            expected.insert(expected.end(), datagrams.begin(), datagrams.end());
+        } else {
+            ++truncated_sends;
+            CHECK(length > room);
+            CHECK(arrived == 0);
+            CHECK(truncated == datagrams.size());
+        }
+    }
+    check_drained(*receiver);
+    check_same_datagrams(got.datagrams, expected);
+    // A plain datagram longer than the room cannot arrive whole, coalescing or not.
+    CHECK(truncated_sends >= 1);
+    CHECK(receiver->stats().rx_packets == expected.size());
+    CHECK(receiver->stats().rx_packets + receiver->stats().rx_truncated == accounted);
+    CHECK(receiver->pool().available() == idle_available(*receiver, receiver_config));
+    CHECK(receiver->pool().misuse_count() == 0);
+    MESSAGE("GRO truncation, room ", room, ": ", truncated_sends, " of ", shapes.size(), " sends truncated (",
+            receiver->stats().rx_truncated, " datagrams), ", got.coalesced, " of ", got.receives,
+            " receives coalesced");
+}
+
+TEST_CASE("udp uring with GRO: a received buffer goes out again as GSO with its segment_size") {
+    RETURN_WITHOUT_URING();
+    if (!kernel_has_udp_gro()) {
+        MESSAGE("the kernel refuses UDP_GRO (Linux < 5.0): skipped");
+        return;
+    }
+    UdpConfig forwarder_config = gro_config(true);
+    forwarder_config.gso = true;   // it sends coalesced buffers on as they are
+    auto forwarder = open_uring(forwarder_config);
+    UdpConfig peer_config = gro_config(false);
+    peer_config.gso = true;
+    peer_config.pool.count = 32;
+    std::unique_ptr<DatagramDriver> peer;
+    REQUIRE(cf::drivers::open_udp(DriverKind::socket, peer_config, peer) == 0);
+    std::mt19937_64 random(0x5E);
+    PacketBuffer* packet = make_gso_packet(*peer, 5001, 1000, forwarder->local_address(), random);
+    std::vector<Datagram> sent;
+    split_datagrams(text_of(forwarder->local_address()), *packet, sent);
+    send_all(*peer, {packet});
+    if (peer->stats().tx_errors != 0) {
+        MESSAGE("the kernel refused UDP_SEGMENT: skipped");
+        return;
+    }
+
+    // Every received buffer (coalesced or not) is sent back as it is, from where its payload starts.
+    std::size_t received = 0;
+    int coalesced = 0;
+    PacketBuffer* burst[64];
+    for (int call = 0; call < kReceiveCalls && received < sent.size(); ++call) {
+        const int count = forwarder->rx_burst(burst, 64);
+        REQUIRE(count >= 0);
+        for (int i = 0; i < count; ++i) {
+            received += burst[i]->segment_size != 0 ? (burst[i]->length + burst[i]->segment_size - 1) /
+                                                          burst[i]->segment_size
+                                                    : 1;
+            if (burst[i]->segment_size != 0) ++coalesced;
+            burst[i]->peer = peer->local_address();
+        }
+        send_all(*forwarder, std::vector<PacketBuffer*>(burst, burst + count));
+    }
+    CHECK(received == sent.size());
+    wait_for_pool(*forwarder, idle_available(*forwarder, forwarder_config));
+    CHECK(forwarder->stats().tx_errors == 0);
+    CHECK(forwarder->stats().tx_packets == sent.size());
+
+    std::vector<Datagram> echoed;
+    for (int call = 0; call < kReceiveCalls && echoed.size() < sent.size(); ++call) {
+        const int count = peer->rx_burst(burst, 64);
+        REQUIRE(count >= 0);
+        for (int i = 0; i < count; ++i) {
+            CHECK(burst[i]->segment_size == 0);   // the peer has no GRO
+            echoed.emplace_back(text_of(burst[i]->peer), bytes_of(*burst[i], 0, burst[i]->length));
+            peer->release(burst[i]);
+        }
+    }
+    check_same_datagrams(echoed, sent);
+    MESSAGE("GRO forward: ", coalesced, " coalesced receive(s) sent on as GSO");
 }
 
 TEST_CASE("udp uring and the socket driver talk to each other") {
@@ -744,6 +1111,11 @@ TEST_CASE("open_udp_uring: bad configurations fail with -EINVAL and a message") 
     }
     SUBCASE("buffers with no payload room after the receive header") {
         config.pool.buffer_bytes = kRecvHeaderBytes;
+        expect_einval(config);
+    }
+    SUBCASE("with GRO, buffers with no payload room after the receive header and control area") {
+        config.gro = true;
+        config.pool.buffer_bytes = 128;
         expect_einval(config);
     }
     SUBCASE("pool count 0") {
