@@ -39,7 +39,9 @@ run)
                 "compute ISA" "FMA peak probe" "GFLOP/s, and ours / peer" "% of the FMA peak probe" \
                 "    ddot n=64 (1 KiB) " "    dgemv 64x64 (33 KiB) " "    dgemm 64x64x64 " \
                 "cf::compute Morton 2D encode (per point)" "64 B RTT: cf socket driver" \
-                "64 B one-way: plain sockets, non-blocking busy-poll" "udp-throughput" "1 KiB syscalls/msg"; do
+                "64 B one-way: plain sockets, non-blocking busy-poll" "udp-throughput" "1 KiB syscalls/msg" \
+                "64 B one-way: bridge over cf socket driver" \
+                "64 B one-way via offset estimate: bridge over cf socket driver"; do
         grep -q -F -- "$text" "$tmp/table" || { echo "FAIL: table lacks '$text'"; fails=$((fails + 1)); }
     done
     python3 - "$tmp/r.json" <<'PY' || fails=$((fails + 1))
@@ -47,7 +49,7 @@ import json, sys
 report = json.load(open(sys.argv[1]))
 names = [s["scenario"] for s in report["scenarios"]]
 assert names == ["clock", "timer", "hlc", "alloc", "bus", "bus-throughput", "ipc", "compute", "udp",
-                 "udp-throughput"], names
+                 "udp-throughput", "bridge"], names
 assert report["host"]["cpu_model"] and report["host"]["compute_isa"], "host facts missing"
 for scenario in report["scenarios"]:
     assert scenario["series"] or scenario["figures"], scenario["scenario"]
