@@ -23,17 +23,8 @@
 #include <new>
 #include <utility>
 
+#include "drivers/udp_options.hpp"
 #include "platform/os/last_error.hpp"
-
-#ifndef SOL_UDP
-#define SOL_UDP 17
-#endif
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
-#ifndef UDP_GRO
-#define UDP_GRO 104
-#endif
 
 namespace cf::drivers {
 namespace {

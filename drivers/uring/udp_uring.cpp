@@ -45,18 +45,9 @@
 #include <new>
 #include <utility>
 
+#include "drivers/udp_options.hpp"
 #include "platform/os/last_error.hpp"
 #include "platform/os/memory.hpp"
-
-#ifndef SOL_UDP
-#define SOL_UDP 17
-#endif
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
-#ifndef UDP_GRO
-#define UDP_GRO 104
-#endif
 
 namespace cf::drivers {
 namespace {
@@ -231,6 +222,7 @@ private:
     bool enabled_ = false;
     bool sqpoll_ = false;
     bool defer_taskrun_ = false;
+    bool taskrun_flag_ = false;   // the kernel flags pending deferred work (IORING_SQ_TASKRUN)
     bool zerocopy_ = false;   // SEND_ZC for payloads >= config_.zerocopy_min_bytes
 
     // The provided-buffer ring and the receive request.
@@ -344,9 +336,12 @@ int UdpUringDriver::open_socket() noexcept {
 int UdpUringDriver::open_ring() noexcept {
     // Created disabled: the first thread that polls becomes the single issuer (see the top of the file).
     constexpr unsigned kCommon = IORING_SETUP_R_DISABLED | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
-    constexpr unsigned kPlain[] = {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL,
-                                   IORING_SETUP_SUBMIT_ALL, 0};
-    constexpr unsigned kPolled[] = {IORING_SETUP_SQPOLL | IORING_SETUP_SUBMIT_ALL, IORING_SETUP_SQPOLL};
+    // With config.rx_poll_flag, TASKRUN_FLAG: the kernel raises IORING_SQ_TASKRUN when deferred completion work is
+    // pending, and a polling thread enters only then instead of once per empty poll.
+    constexpr unsigned kDeferred = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL;
+    const unsigned kPlain[] = {kDeferred | (config_.rx_poll_flag ? IORING_SETUP_TASKRUN_FLAG : 0u), kDeferred,
+                               IORING_SETUP_SUBMIT_ALL, 0};
+    const unsigned kPolled[] = {IORING_SETUP_SQPOLL | IORING_SETUP_SUBMIT_ALL, IORING_SETUP_SQPOLL};
     const unsigned* ladder = config_.sqpoll ? kPolled : kPlain;
     const std::size_t steps = config_.sqpoll ? std::size(kPolled) : std::size(kPlain);
 
@@ -365,6 +360,7 @@ int UdpUringDriver::open_ring() noexcept {
         if (rc == 0) {
             sqpoll_ = (params.flags & IORING_SETUP_SQPOLL) != 0;
             defer_taskrun_ = (params.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
+            taskrun_flag_ = (params.flags & IORING_SETUP_TASKRUN_FLAG) != 0;
         }
     }
     if (rc < 0) {
@@ -747,7 +743,9 @@ void UdpUringDriver::reap() noexcept {
 bool UdpUringDriver::should_enter() const noexcept {
     // DEFER_TASKRUN runs completion work only inside io_uring_enter; otherwise it runs on the way back to user
     // space (or in the SQPOLL thread) and the kernel needs us only to flush an overflowed CQ or take new SQEs.
-    return defer_taskrun_ || io_uring_cq_has_overflow(&ring_) || io_uring_sq_ready(&ring_) > 0;
+    const bool work_pending =
+        defer_taskrun_ && (!taskrun_flag_ || (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) != 0);
+    return work_pending || io_uring_cq_has_overflow(&ring_) || io_uring_sq_ready(&ring_) > 0;
 }
 
 // Without SQPOLL: one io_uring_enter that submits the queued SQEs and runs deferred completion work. With

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "drivers/datagram_driver.hpp"
+#include "tests/drivers/datagram_test_support.hpp"
 #include "drivers/socket/udp_socket.hpp"
 #include "engine/time/counter_clock.hpp"
 #include "platform/os/last_error.hpp"
@@ -24,21 +25,9 @@ using cf::drivers::DriverKind;
 using cf::drivers::PacketBuffer;
 using cf::drivers::PeerAddress;
 using cf::drivers::UdpConfig;
+using namespace cf::drivers::testing;
 
 namespace {
-
-constexpr std::uint32_t kMaxPayload = 1472;   // the largest IPv4 UDP payload in a 1500-byte frame
-// rx_burst calls allowed to collect what was sent. Each call returns at once when data is there and waits at
-// most rx_wait_us when it is not, so the bound only matters when something is lost.
-constexpr int kReceiveCalls = 200;
-
-// One datagram as the receiver saw it: the sender's address (as text) and the bytes.
-using Datagram = std::pair<std::string, std::vector<std::uint8_t>>;
-
-std::string text_of(const PeerAddress& address) {
-    char text[64];
-    return address.format(text, sizeof text);
-}
 
 UdpConfig loopback_config(const char* bind) {
     UdpConfig config;
@@ -67,35 +56,6 @@ std::unique_ptr<DatagramDriver> open_driver(const UdpConfig& config) {
     REQUIRE(status == 0);
     REQUIRE(driver->kind() == DriverKind::socket);
     return driver;
-}
-
-std::vector<std::uint8_t> bytes_of(const PacketBuffer& buffer, std::uint32_t offset, std::uint32_t length) {
-    const auto* data = reinterpret_cast<const std::uint8_t*>(buffer.data);
-    return {data + offset, data + offset + length};
-}
-
-// A buffer from `driver`'s pool with `length` random bytes for `peer`.
-PacketBuffer* make_packet(DatagramDriver& driver, std::uint32_t length, const PeerAddress& peer,
-                          std::mt19937_64& random) {
-    PacketBuffer* buffer = driver.allocate();
-    REQUIRE(buffer != nullptr);
-    REQUIRE(length <= buffer->capacity);
-    for (std::uint32_t i = 0; i < length; ++i) buffer->data[i] = static_cast<std::byte>(random());
-    buffer->length = length;
-    buffer->peer = peer;
-    return buffer;
-}
-
-// Sends every packet, retrying the unaccepted rest (the socket buffer may be full for a moment).
-void send_all(DatagramDriver& driver, std::vector<PacketBuffer*> packets) {
-    std::size_t sent = 0;
-    for (int attempt = 0; attempt < 1000 && sent < packets.size(); ++attempt) {
-        const int accepted = driver.tx_burst(packets.data() + sent, static_cast<std::uint32_t>(packets.size() - sent));
-        INFO("tx_burst: ", std::string(cf::platform::last_error_message()));
-        REQUIRE(accepted >= 0);
-        sent += static_cast<std::size_t>(accepted);
-    }
-    REQUIRE(sent == packets.size());
 }
 
 // Receives until `into` holds `expected` datagrams (GRO buffers split into their segments) or the calls run out.
@@ -128,19 +88,6 @@ void receive(DatagramDriver& driver, std::size_t expected, std::vector<Datagram>
         }
     }
     CHECK(into.size() == expected);
-}
-
-// Nothing more arrives (no duplicates): one more receive call finds the socket empty.
-void check_drained(DatagramDriver& driver) {
-    PacketBuffer* burst[64];
-    CHECK(driver.rx_burst(burst, 64) == 0);
-}
-
-void check_same_datagrams(std::vector<Datagram> got, std::vector<Datagram> expected) {
-    std::sort(got.begin(), got.end());
-    std::sort(expected.begin(), expected.end());
-    CHECK(got.size() == expected.size());
-    CHECK(got == expected);
 }
 
 // Random bursts from `a` to `b` and to itself; every datagram arrives once, from `a`, with its bytes.

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "drivers/datagram_driver.hpp"
+#include "tests/drivers/datagram_test_support.hpp"
 #include "drivers/socket/udp_socket.hpp"
 #include "drivers/uring/udp_uring.hpp"
 #include "engine/time/counter_clock.hpp"
@@ -36,15 +37,12 @@ using cf::drivers::DriverKind;
 using cf::drivers::PacketBuffer;
 using cf::drivers::PeerAddress;
 using cf::drivers::UdpConfig;
+using namespace cf::drivers::testing;
 
 namespace {
 
-constexpr std::uint32_t kMaxPayload = 1472;   // the largest IPv4 UDP payload in a 1500-byte frame
 // What the driver puts in front of each received payload: io_uring_recvmsg_out (16) + a 48-byte address area.
 constexpr std::uint32_t kRecvHeaderBytes = 64;
-constexpr int kReceiveCalls = 200;
-
-using Datagram = std::pair<std::string, std::vector<std::uint8_t>>;
 
 // Returns from the test case, saying why, when io_uring cannot be used here.
 #define RETURN_WITHOUT_URING()                                                                 \
@@ -55,11 +53,6 @@ using Datagram = std::pair<std::string, std::vector<std::uint8_t>>;
             return;                                                                            \
         }                                                                                      \
     } while (0)
-
-std::string text_of(const PeerAddress& address) {
-    char text[64];
-    return address.format(text, sizeof text);
-}
 
 UdpConfig loopback_config(const char* bind = "127.0.0.1:0") {
     UdpConfig config;
@@ -83,34 +76,6 @@ std::unique_ptr<DatagramDriver> open_uring(const UdpConfig& config) {
     REQUIRE(driver != nullptr);
     REQUIRE(driver->kind() == DriverKind::uring);
     return driver;
-}
-
-std::vector<std::uint8_t> bytes_of(const PacketBuffer& buffer, std::uint32_t offset, std::uint32_t length) {
-    const auto* data = reinterpret_cast<const std::uint8_t*>(buffer.data);
-    return {data + offset, data + offset + length};
-}
-
-PacketBuffer* make_packet(DatagramDriver& driver, std::uint32_t length, const PeerAddress& peer,
-                          std::mt19937_64& random) {
-    PacketBuffer* buffer = driver.allocate();
-    REQUIRE(buffer != nullptr);
-    REQUIRE(length <= buffer->capacity);
-    for (std::uint32_t i = 0; i < length; ++i) buffer->data[i] = static_cast<std::byte>(random());
-    buffer->length = length;
-    buffer->peer = peer;
-    return buffer;
-}
-
-void send_all(DatagramDriver& driver, std::vector<PacketBuffer*> packets) {
-    std::size_t sent = 0;
-    for (int attempt = 0; attempt < 1000 && sent < packets.size(); ++attempt) {
-        const int accepted = driver.tx_burst(packets.data() + sent, static_cast<std::uint32_t>(packets.size() - sent));
-        INFO("tx_burst: ", std::string(cf::platform::last_error_message()));
-        REQUIRE(accepted >= 0);
-        sent += static_cast<std::size_t>(accepted);
-        if (accepted == 0) REQUIRE(driver.poll_completions() == 0);
-    }
-    REQUIRE(sent == packets.size());
 }
 
 // A received buffer's payload lies inside its own buffer, `capacity` bytes writable from `data`.
@@ -153,18 +118,6 @@ void receive(DatagramDriver& driver, std::size_t expected, std::vector<Datagram>
         }
     }
     CHECK(into.size() == expected);
-}
-
-void check_drained(DatagramDriver& driver) {
-    PacketBuffer* burst[64];
-    CHECK(driver.rx_burst(burst, 64) == 0);
-}
-
-void check_same_datagrams(std::vector<Datagram> got, std::vector<Datagram> expected) {
-    std::sort(got.begin(), got.end());
-    std::sort(expected.begin(), expected.end());
-    CHECK(got.size() == expected.size());
-    CHECK(got == expected);
 }
 
 // Polls until `available` buffers are back in the pool (sends and zero-copy notifications done) or the bounded
@@ -579,6 +532,32 @@ TEST_CASE("udp uring: one io_uring_enter per send burst, counted exactly") {
     const std::uint64_t before_wait = waiting->stats().syscalls;
     CHECK(waiting->rx_burst(burst, 64) == 0);
     CHECK(waiting->stats().syscalls - before_wait == 1);
+}
+
+TEST_CASE("udp uring with rx_poll_flag: empty polls stay in user space, receiving enters once per burst") {
+    RETURN_WITHOUT_URING();
+    UdpConfig config = loopback_config();
+    config.busy_poll = true;
+    config.rx_poll_flag = true;
+    auto a = open_uring(config);
+    auto b = open_uring(config);
+    PacketBuffer* burst[64];
+    CHECK(b->rx_burst(burst, 64) == 0);   // enables the ring (and arms the receive)
+    const std::uint64_t armed = b->stats().syscalls;
+    for (int i = 0; i < 1000; ++i) CHECK(b->rx_burst(burst, 64) == 0);
+    CHECK(b->stats().syscalls == armed);   // the kernel flagged no pending work: no enter at all
+
+    std::mt19937_64 random(6);
+    std::vector<PacketBuffer*> packets;
+    for (int i = 0; i < 32; ++i) packets.push_back(make_packet(*a, 64 + i, b->local_address(), random));
+    CHECK(a->tx_burst(packets.data(), 32) == 32);
+    std::vector<Datagram> got;
+    receive(*b, 32, got);
+    CHECK(got.size() == 32);
+    // However many polls it took, only those that found work pending entered the kernel: at most one per
+    // datagram, and in practice a few for the whole burst.
+    CHECK(b->stats().syscalls - armed <= 32);
+    MESSAGE("rx_poll_flag: " << b->stats().syscalls - armed << " system calls to receive 32 datagrams");
 }
 
 TEST_CASE("udp uring: a burst larger than the submission queue is accepted in part, the rest later") {
