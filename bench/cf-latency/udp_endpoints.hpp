@@ -51,7 +51,6 @@ public:
         config.gso = gso;
         config.gro = gso;   // the receiving side of a GSO run takes coalesced datagrams where the driver can
         if (gso) config.pool.buffer_bytes = 65536;   // room for what GRO coalesces (up to 64 KiB)
-        config.rx_poll_flag = gso;   // throughput: enter the kernel only for pending work (latency runs: every poll)
         gso_ = gso;
         config.rx_posted = 256;
         config.zerocopy_min_bytes = 0;   // messages of at most 1 KiB: copying is cheaper than notifications
