@@ -1,11 +1,11 @@
 #include "engine/compute/dispatch.hpp"
 
-#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
+#include "engine/compute/chosen_table.hpp"
 #include "platform/os/last_error.hpp"
 
 namespace cf::compute {
@@ -94,30 +94,19 @@ IsaLevel best_supported() noexcept {
     return isa_supported(level) ? level : IsaLevel::scalar;
 }
 
-// Null until the first active_kernels() or force_isa(); then always one of tables()' entries.
-std::atomic<const KernelTable*> active_table{nullptr};
-
-[[gnu::cold, gnu::noinline]] const KernelTable& first_use() noexcept {
-    // A function-local static so the choice (and its complaint on stderr) happens once even when threads race.
-    static const KernelTable* const chosen = [] {
-        char why[192];
-        const IsaLevel level = choose_isa(std::getenv("CF_ISA"), why, sizeof why);
-        if (why[0] != '\0') std::fprintf(stderr, "chronofabric: %s\n", why);
-        return table_for(level);
-    }();
-    const KernelTable* expected = nullptr;
-    // A force_isa() that got in first wins.
-    if (!active_table.compare_exchange_strong(expected, chosen, std::memory_order_acq_rel)) return *expected;
-    return *chosen;
+// The table CF_ISA (or else the CPU) picks; an unusable CF_ISA is reported once and ignored.
+const KernelTable* choose_from_environment() noexcept {
+    char why[192];
+    const IsaLevel level = choose_isa(std::getenv("CF_ISA"), why, sizeof why);
+    if (why[0] != '\0') std::fprintf(stderr, "chronofabric: %s\n", why);
+    return table_for(level);
 }
+
+ChosenTable<KernelTable, choose_from_environment> active_table;
 
 }  // namespace
 
-const KernelTable& active_kernels() noexcept {
-    const KernelTable* table = active_table.load(std::memory_order_acquire);
-    if (table != nullptr) [[likely]] return *table;
-    return first_use();
-}
+const KernelTable& active_kernels() noexcept { return active_table.get(); }
 
 IsaLevel active_isa() noexcept { return active_kernels().isa; }
 
@@ -144,7 +133,7 @@ int force_isa(IsaLevel isa) noexcept {
     if (!isa_supported(isa)) {
         return platform::fail(ENOTSUP, "ISA %s: this CPU (or OS) does not support it", isa_name(isa));
     }
-    active_table.store(table, std::memory_order_release);
+    active_table.force(*table);
     return 0;
 }
 

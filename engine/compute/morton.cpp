@@ -2,7 +2,6 @@
 #include "engine/compute/morton.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <bit>
 #include <cerrno>
 #include <cstdio>
@@ -10,6 +9,7 @@
 #include <cstring>
 #include <limits>
 
+#include "engine/compute/chosen_table.hpp"
 #include "platform/cpu/cpu_info.hpp"
 #include "platform/os/last_error.hpp"
 
@@ -247,30 +247,23 @@ constexpr MortonKernels kNeonKernels{MortonImpl::neon, neon_encode_2d32, neon_de
     return amd && cpu.family < 0x19;
 }
 
-// Null until the first batch call, active_morton_*() or force_morton_impl().
-std::atomic<const MortonKernels*> active_table{nullptr};
-
-[[gnu::cold, gnu::noinline]] const MortonKernels& first_use() noexcept {
-    // A function-local static so the choice (and its complaint on stderr) happens once even when threads race.
-    static const MortonKernels* const chosen = [] {
-        MortonImpl impl = default_morton_impl();
-        if (const char* env = std::getenv("CF_MORTON"); env != nullptr && env[0] != '\0') {
-            MortonImpl wanted{};
-            if (parse_morton_impl(env, wanted) != 0) {
-                std::fprintf(stderr, "chronofabric: CF_MORTON=%s is not portable, bmi2 or neon; ignored\n", env);
-            } else if (!morton_impl_supported(wanted)) {
-                std::fprintf(stderr, "chronofabric: CF_MORTON=%s is not supported here; ignored\n", env);
-            } else {
-                impl = wanted;
-            }
+// The implementation CF_MORTON (or else the CPU) picks; an unusable CF_MORTON is reported once and ignored.
+const MortonKernels* choose_from_environment() noexcept {
+    MortonImpl impl = default_morton_impl();
+    if (const char* env = std::getenv("CF_MORTON"); env != nullptr && env[0] != '\0') {
+        MortonImpl wanted{};
+        if (parse_morton_impl(env, wanted) != 0) {
+            std::fprintf(stderr, "chronofabric: CF_MORTON=%s is not portable, bmi2 or neon; ignored\n", env);
+        } else if (!morton_impl_supported(wanted)) {
+            std::fprintf(stderr, "chronofabric: CF_MORTON=%s is not supported here; ignored\n", env);
+        } else {
+            impl = wanted;
         }
-        return morton_kernels(impl);
-    }();
-    const MortonKernels* expected = nullptr;
-    // A force_morton_impl() that got in first wins.
-    if (!active_table.compare_exchange_strong(expected, chosen, std::memory_order_acq_rel)) return *expected;
-    return *chosen;
+    }
+    return morton_kernels(impl);
 }
+
+ChosenTable<MortonKernels, choose_from_environment> active_table;
 
 // ---- layout --------------------------------------------------------------------------------------------------
 
@@ -391,11 +384,7 @@ MortonImpl choose_morton_impl(const platform::CpuInfo& cpu) noexcept {
 
 MortonImpl default_morton_impl() noexcept { return choose_morton_impl(platform::cpu_info()); }
 
-const MortonKernels& active_morton_kernels() noexcept {
-    const MortonKernels* table = active_table.load(std::memory_order_acquire);
-    if (table != nullptr) [[likely]] return *table;
-    return first_use();
-}
+const MortonKernels& active_morton_kernels() noexcept { return active_table.get(); }
 
 MortonImpl active_morton_impl() noexcept { return active_morton_kernels().impl; }
 
@@ -405,7 +394,7 @@ int force_morton_impl(MortonImpl impl) noexcept {
         return platform::fail(ENOTSUP, "morton implementation %s is not available on this build or CPU",
                               morton_impl_name(impl));
     }
-    active_table.store(table, std::memory_order_release);
+    active_table.force(*table);
     return 0;
 }
 
