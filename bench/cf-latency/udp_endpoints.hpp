@@ -66,10 +66,8 @@ public:
     bool send(const drivers::PeerAddress& to, std::uint64_t stamp, std::uint64_t sequence) noexcept {
         drivers::PacketBuffer* buffer = take_buffer();
         if (buffer == nullptr) return false;
-        fill(buffer, to, stamp, sequence);
-        if (driver_->tx_burst(&buffer, 1) == 1) return true;
-        driver_->release(buffer);
-        return false;
+        fill(buffer, to, stamp, sequence, 1);
+        return send_one(buffer);
     }
 
     // Up to kUdpBurst messages with sequences first, first + 1, ...; returns how many the driver took.
@@ -77,23 +75,15 @@ public:
         if (gso_) {
             drivers::PacketBuffer* buffer = take_buffer();
             if (buffer == nullptr) return 0;
-            for (std::uint32_t i = 0; i < kUdpBurst; ++i) {
-                std::memset(buffer->data + i * N + 16, 0x5a, N - 16);
-                write_udp_message<N>(buffer->data + i * N, 0, first + i);
-            }
-            buffer->length = static_cast<std::uint32_t>(N * kUdpBurst);
-            buffer->segment_size = static_cast<std::uint16_t>(N);
-            buffer->peer = to;
-            if (driver_->tx_burst(&buffer, 1) == 1) return kUdpBurst;
-            driver_->release(buffer);
-            return 0;
+            fill(buffer, to, 0, first, kUdpBurst);
+            return send_one(buffer) ? kUdpBurst : 0;
         }
         drivers::PacketBuffer* burst[kUdpBurst];
         std::uint32_t count = 0;
         while (count < kUdpBurst) {
             drivers::PacketBuffer* buffer = take_buffer();
             if (buffer == nullptr) break;
-            fill(buffer, to, 0, first + count);
+            fill(buffer, to, 0, first + count, 1);
             burst[count++] = buffer;
         }
         const int sent = count == 0 ? 0 : driver_->tx_burst(burst, count);
@@ -133,12 +123,21 @@ private:
         }
         return buffer;
     }
+    // `count` messages back to back, sequences first, first + 1, ...; more than one leave as GSO segments.
     static void fill(drivers::PacketBuffer* buffer, const drivers::PeerAddress& to, std::uint64_t stamp,
-                     std::uint64_t sequence) noexcept {
-        std::memset(buffer->data + 16, 0x5a, N - 16);
-        write_udp_message<N>(buffer->data, stamp, sequence);
-        buffer->length = N;
+                     std::uint64_t first, std::uint32_t count) noexcept {
+        for (std::uint32_t i = 0; i < count; ++i) {
+            std::memset(buffer->data + i * N + 16, 0x5a, N - 16);
+            write_udp_message<N>(buffer->data + i * N, stamp, first + i);
+        }
+        buffer->length = static_cast<std::uint32_t>(N * count);
+        buffer->segment_size = count > 1 ? static_cast<std::uint16_t>(N) : 0;
         buffer->peer = to;
+    }
+    bool send_one(drivers::PacketBuffer* buffer) noexcept {
+        if (driver_->tx_burst(&buffer, 1) == 1) return true;
+        driver_->release(buffer);
+        return false;
     }
 
     std::unique_ptr<drivers::DatagramDriver> driver_;
