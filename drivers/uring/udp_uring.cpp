@@ -28,7 +28,7 @@
 //
 // liburing 2.3 (Debian 12) has no io_uring_setup_buf_ring()/io_uring_free_buf_ring() (added in 2.4): the buffer
 // ring's memory is mapped here (page aligned, as the kernel requires) and registered with
-// io_uring_register_buf_ring(). It declares io_uring_enable_rings() without exporting it: see enable().
+// io_uring_register_buf_ring(). It declares io_uring_enable_rings() without exporting it: see enable_ring().
 #include "drivers/uring/udp_uring.hpp"
 
 #include <fcntl.h>
@@ -46,6 +46,7 @@
 #include <utility>
 
 #include "drivers/udp_options.hpp"
+#include "drivers/uring/uring_setup.hpp"
 #include "platform/os/last_error.hpp"
 #include "platform/os/memory.hpp"
 
@@ -92,77 +93,28 @@ constexpr std::uint16_t kDriverOwned = kPosted | kReceived | kSending;
 constexpr int kCloseWaitRounds = 1000;
 constexpr long kCloseWaitUs = 1000;
 
-std::uint32_t round_up_pow2(std::uint32_t value) {
-    std::uint32_t result = 1;
-    while (result < value) result <<= 1;
-    return result;
-}
-
 // How many datagrams a receive of `length` bytes carries when cut into `segment_size` pieces (0: not cut).
 std::uint32_t segments_in(std::uint32_t length, std::uint32_t segment_size) {
     if (segment_size == 0 || length <= segment_size) return 1;
     return (length + segment_size - 1) / segment_size;
 }
 
-// What the one-time probe learned.
-struct Probe {
-    int status = 0;               // 0, or the negative errno open_udp_uring fails with
-    bool sendmsg_zc = false;      // IORING_OP_SENDMSG_ZC (Linux 6.1)
-    char why[256] = "";
-};
-
-void describe_eperm(char* why, std::size_t size) {
-    int disabled = -1;
-    if (std::FILE* file = std::fopen("/proc/sys/kernel/io_uring_disabled", "r")) {
-        if (std::fscanf(file, "%d", &disabled) != 1) disabled = -1;
-        std::fclose(file);
+// Whether this kernel's io_uring has what the driver needs: 0, or the negative errno open_udp_uring fails with and
+// why. Multishot recvmsg and provided-buffer rings (needed) have no opcode of their own; IORING_OP_SEND_ZC arrived
+// in the same release (6.0).
+int udp_uring_status(char* why, std::size_t size) {
+    const UringProbe& probe = uring_probe();
+    if (probe.status < 0) {
+        std::snprintf(why, size, "%s", probe.why);
+        return probe.status;
     }
-    if (disabled == 2) {
-        std::snprintf(why, size, "io_uring is disabled on this host (kernel.io_uring_disabled = 2)");
-    } else if (disabled == 1) {
+    if (!probe.send_zc) {
         std::snprintf(why, size,
-                      "io_uring is restricted to CAP_SYS_ADMIN and members of kernel.io_uring_group "
-                      "(kernel.io_uring_disabled = 1)");
-    } else {
-        std::snprintf(why, size,
-                      "io_uring_setup was refused (EPERM) although kernel.io_uring_disabled allows it: a seccomp "
-                      "filter or container policy forbids io_uring");
-    }
-}
-
-Probe probe_uring() {
-    Probe probe;
-    io_uring ring{};
-    const int rc = io_uring_queue_init(4, &ring, 0);
-    if (rc < 0) {
-        probe.status = rc;
-        if (rc == -ENOSYS) {
-            std::snprintf(probe.why, sizeof probe.why,
-                          "this kernel (or an emulator such as qemu-user) has no io_uring (ENOSYS)");
-        } else if (rc == -EPERM) {
-            describe_eperm(probe.why, sizeof probe.why);
-        } else {
-            std::snprintf(probe.why, sizeof probe.why, "io_uring_queue_init failed: %s", std::strerror(-rc));
-        }
-        return probe;
-    }
-    // Multishot recvmsg (needed) has no opcode of its own; IORING_OP_SEND_ZC arrived in the same release (6.0).
-    io_uring_probe* ops = io_uring_get_probe_ring(&ring);
-    const bool multishot = ops != nullptr && io_uring_opcode_supported(ops, IORING_OP_SEND_ZC) != 0;
-    probe.sendmsg_zc = ops != nullptr && io_uring_opcode_supported(ops, IORING_OP_SENDMSG_ZC) != 0;
-    if (ops != nullptr) io_uring_free_probe(ops);
-    io_uring_queue_exit(&ring);
-    if (!multishot) {
-        probe.status = -EOPNOTSUPP;
-        std::snprintf(probe.why, sizeof probe.why,
                       "this kernel's io_uring lacks multishot receive and provided-buffer rings (needs Linux 6.0)");
+        return -EOPNOTSUPP;
     }
-    return probe;
-}
-
-const Probe& cached_probe() {
-    static const Probe probe = probe_uring();   // thread-safe one-time initialisation
-    return probe;
+    if (size > 0) why[0] = '\0';
+    return 0;
 }
 
 // The per-buffer state of an in-flight send: the kernel reads the msghdr when the SQE is issued (possibly after
@@ -220,9 +172,7 @@ private:
     io_uring ring_{};
     bool ring_open_ = false;
     bool enabled_ = false;
-    bool sqpoll_ = false;
-    bool defer_taskrun_ = false;
-    bool taskrun_flag_ = false;   // the kernel flags pending deferred work (IORING_SQ_TASKRUN)
+    UringFlags ring_flags_;   // what create_uring() was granted
     bool zerocopy_ = false;   // SEND_ZC for payloads >= config_.zerocopy_min_bytes
 
     // The provided-buffer ring and the receive request.
@@ -334,44 +284,16 @@ int UdpUringDriver::open_socket() noexcept {
 }
 
 int UdpUringDriver::open_ring() noexcept {
-    // Created disabled: the first thread that polls becomes the single issuer (see the top of the file).
-    constexpr unsigned kCommon = IORING_SETUP_R_DISABLED | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
-    // With config.rx_poll_flag, TASKRUN_FLAG: the kernel raises IORING_SQ_TASKRUN when deferred completion work is
-    // pending, and a polling thread enters only then instead of once per empty poll.
-    constexpr unsigned kDeferred = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL;
-    const unsigned kPlain[] = {kDeferred | (config_.rx_poll_flag ? IORING_SETUP_TASKRUN_FLAG : 0u), kDeferred,
-                               IORING_SETUP_SUBMIT_ALL, 0};
-    const unsigned kPolled[] = {IORING_SETUP_SQPOLL | IORING_SETUP_SUBMIT_ALL, IORING_SETUP_SQPOLL};
-    const unsigned* ladder = config_.sqpoll ? kPolled : kPlain;
-    const std::size_t steps = config_.sqpoll ? std::size(kPolled) : std::size(kPlain);
-
     // Room for every completion that can be outstanding at once: a receive per posted buffer, and per send a
     // result plus a zero-copy notification. More would still not be lost (IORING_FEAT_NODROP), only slower.
     std::uint64_t cq_wanted = std::uint64_t{config_.rx_posted} + 2ull * pool_->count() + kSqEntries;
     if (cq_wanted > kMaxCqEntries) cq_wanted = kMaxCqEntries;
     const unsigned cq_entries = round_up_pow2(static_cast<std::uint32_t>(cq_wanted));
-
-    int rc = -EINVAL;
-    for (std::size_t step = 0; step < steps && rc == -EINVAL; ++step) {
-        io_uring_params params{};
-        params.flags = ladder[step] | kCommon;
-        params.cq_entries = cq_entries;
-        rc = io_uring_queue_init_params(kSqEntries, &ring_, &params);
-        if (rc == 0) {
-            sqpoll_ = (params.flags & IORING_SETUP_SQPOLL) != 0;
-            defer_taskrun_ = (params.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
-            taskrun_flag_ = (params.flags & IORING_SETUP_TASKRUN_FLAG) != 0;
-        }
-    }
-    if (rc < 0) {
-        if (rc == -EPERM) {
-            char why[256];
-            describe_eperm(why, sizeof why);
-            return fail(EPERM, "uring driver: %s", why);
-        }
-        if (rc == -ENOSYS) return fail(ENOSYS, "uring driver: this kernel has no io_uring (ENOSYS)");
-        return fail(-rc, "uring driver: io_uring_queue_init_params(%u, cq %u%s) failed: %s", kSqEntries, cq_entries,
-                    config_.sqpoll ? ", SQPOLL" : "", std::strerror(-rc));
+    // With config.rx_poll_flag, TASKRUN_FLAG: a polling thread enters only when the kernel flags pending work.
+    if (int rc = create_uring(ring_, kSqEntries, cq_entries, config_.sqpoll, config_.rx_poll_flag, "uring driver",
+                              ring_flags_);
+        rc < 0) {
+        return rc;
     }
     ring_open_ = true;
     return 0;
@@ -443,9 +365,7 @@ void UdpUringDriver::close() noexcept {
 
 int UdpUringDriver::enable() noexcept {
     ++stats_.syscalls;
-    // liburing 2.3 declares io_uring_enable_rings() but does not export it: the raw register call does the same.
-    const int rc = io_uring_register(static_cast<unsigned>(ring_.ring_fd), IORING_REGISTER_ENABLE_RINGS, nullptr, 0);
-    if (rc < 0) return fail(-rc, "uring driver: io_uring_enable_rings failed: %s", std::strerror(-rc));
+    if (int rc = enable_ring(ring_, "uring driver"); rc < 0) return rc;
     enabled_ = true;
     return 0;
 }
@@ -740,19 +660,13 @@ void UdpUringDriver::reap() noexcept {
 
 // Whether completions may be waiting in the kernel rather than in the CQ, or SQEs (a re-armed receive) wait to
 // be submitted.
-bool UdpUringDriver::should_enter() const noexcept {
-    // DEFER_TASKRUN runs completion work only inside io_uring_enter; otherwise it runs on the way back to user
-    // space (or in the SQPOLL thread) and the kernel needs us only to flush an overflowed CQ or take new SQEs.
-    const bool work_pending =
-        defer_taskrun_ && (!taskrun_flag_ || (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) != 0);
-    return work_pending || io_uring_cq_has_overflow(&ring_) || io_uring_sq_ready(&ring_) > 0;
-}
+bool UdpUringDriver::should_enter() const noexcept { return uring_should_enter(ring_, ring_flags_); }
 
 // Without SQPOLL: one io_uring_enter that submits the queued SQEs and runs deferred completion work. With
 // SQPOLL: publishes the SQEs and enters only to wake a sleeping kernel thread or flush an overflowed CQ.
 // Every enter is counted in stats_.syscalls.
 int UdpUringDriver::submit() noexcept {
-    if (!sqpoll_) {
+    if (!ring_flags_.sqpoll) {
         ++stats_.syscalls;
         return io_uring_submit_and_get_events(&ring_);
     }
@@ -774,19 +688,21 @@ int UdpUringDriver::submit() noexcept {
 }  // namespace
 
 int open_udp_uring(const UdpConfig& config, std::unique_ptr<DatagramDriver>& out) noexcept {
-    const Probe& probe = cached_probe();
-    if (probe.status < 0) return fail(-probe.status, "%s", probe.why);
+    char why[256];
+    if (const int status = udp_uring_status(why, sizeof why); status < 0) return fail(-status, "%s", why);
     std::unique_ptr<UdpUringDriver> driver(new (std::nothrow) UdpUringDriver());
     if (!driver) return fail(ENOMEM, "uring driver: no memory for the driver");
-    if (int rc = driver->open(config, probe.sendmsg_zc); rc < 0) return rc;   // ~UdpUringDriver undoes the rest
+    const bool sendmsg_zc = uring_probe().sendmsg_zc;
+    if (int rc = driver->open(config, sendmsg_zc); rc < 0) return rc;   // ~UdpUringDriver undoes the rest
     out = std::move(driver);
     return 0;
 }
 
 int uring_available(char* why, std::size_t why_size) noexcept {
-    const Probe& probe = cached_probe();
-    if (why != nullptr && why_size > 0) std::snprintf(why, why_size, "%s", probe.status < 0 ? probe.why : "");
-    return probe.status;
+    char text[256];
+    const int status = udp_uring_status(text, sizeof text);
+    if (why != nullptr && why_size > 0) std::snprintf(why, why_size, "%s", text);
+    return status;
 }
 
 }  // namespace cf::drivers
