@@ -52,6 +52,7 @@ struct PacketBuffer {
     PeerAddress peer;              // rx: the sender; tx: the destination
     Instant rx_time;               // rx: when the driver harvested the burst (one clock read per burst)
     std::uint32_t index = 0;       // this buffer's slot in its pool
+    std::uint32_t connection = 0;  // stream drivers (stream_driver.hpp): the connection a frame came on / goes to
     std::uint16_t segment_size = 0;   // rx with GRO: the size of the coalesced datagrams (0: one datagram)
     std::uint16_t flags = 0;       // kInPool while free; other bits driver-private
 };
@@ -82,6 +83,7 @@ public:
         buffer->length = 0;
         buffer->peer.length = 0;
         buffer->segment_size = 0;
+        buffer->connection = 0;
         buffer->flags = 0;
         return buffer;
     }
