@@ -984,62 +984,36 @@ void listen_failures(DriverKind kind) {
     CHECK(second->connect(unset) == -EINVAL);
 }
 
+// Every scenario runs on both drivers, as two subcases of one test case.
+template <class Scenario>
+void on_both_drivers(Scenario scenario) {
+    SUBCASE("socket") { scenario(DriverKind::socket); }
+    SUBCASE("uring") { scenario(DriverKind::uring); }
+}
+
 }  // namespace
 
-TEST_CASE("socket: loopback exchange, several thousand frames both ways over three connections") {
-    exchange(DriverKind::socket, 3, 4000);
+TEST_CASE("loopback exchange, several thousand frames both ways over three connections") {
+    on_both_drivers([](DriverKind kind) { exchange(kind, 3, 4000); });
 }
-TEST_CASE("uring: loopback exchange, several thousand frames both ways over three connections") {
-    exchange(DriverKind::uring, 3, 4000);
-}
-TEST_CASE("socket: bursts spread over 40 connections") { exchange(DriverKind::socket, 40, 3000); }
-TEST_CASE("uring: bursts spread over 40 connections") { exchange(DriverKind::uring, 40, 3000); }
-TEST_CASE("socket: an empty pool holds frames back; the close still comes after the last") {
-    pool_runs_dry(DriverKind::socket);
-}
-TEST_CASE("uring: an empty pool holds frames back; the close still comes after the last") {
-    pool_runs_dry(DriverKind::uring);
-}
-TEST_CASE("socket: IPv6 loopback") { ipv6_loopback(DriverKind::socket); }
-TEST_CASE("uring: IPv6 loopback") { ipv6_loopback(DriverKind::uring); }
-TEST_CASE("socket: back-pressure: a prefix is taken, then nothing, then everything arrives") {
-    back_pressure(DriverKind::socket);
-}
-TEST_CASE("uring: back-pressure: a prefix is taken, then nothing, then everything arrives") {
-    back_pressure(DriverKind::uring);
-}
-TEST_CASE("socket: a frame over buffer_bytes is refused, the stream goes on") { too_long_refused(DriverKind::socket); }
-TEST_CASE("uring: a frame over buffer_bytes is refused, the stream goes on") { too_long_refused(DriverKind::uring); }
-TEST_CASE("socket: unknown and garbage ids are refused") { unknown_ids(DriverKind::socket); }
-TEST_CASE("uring: unknown and garbage ids are refused") { unknown_ids(DriverKind::uring); }
-TEST_CASE("socket: a raw peer's frames byte by byte and in one write; the wire format") {
-    raw_peer_cuts(DriverKind::socket);
-}
-TEST_CASE("uring: a raw peer's frames byte by byte and in one write; the wire format") {
-    raw_peer_cuts(DriverKind::uring);
-}
-TEST_CASE("socket: a length word over buffer_bytes closes with -EPROTO") { bad_length_closes(DriverKind::socket); }
-TEST_CASE("uring: a length word over buffer_bytes closes with -EPROTO") { bad_length_closes(DriverKind::uring); }
-TEST_CASE("socket: the peer closes: `closed` with 0 after every frame") { peer_closes(DriverKind::socket); }
-TEST_CASE("uring: the peer closes: `closed` with 0 after every frame") { peer_closes(DriverKind::uring); }
-TEST_CASE("socket: a raw peer writes and closes at once") { raw_peer_closes(DriverKind::socket); }
-TEST_CASE("uring: a raw peer writes and closes at once") { raw_peer_closes(DriverKind::uring); }
-TEST_CASE("socket: a peer closing inside a frame") { peer_closes_inside_frame(DriverKind::socket); }
-TEST_CASE("uring: a peer closing inside a frame") { peer_closes_inside_frame(DriverKind::uring); }
-TEST_CASE("socket: connecting where nobody listens: -ECONNREFUSED") { connect_refused(DriverKind::socket); }
-TEST_CASE("uring: connecting where nobody listens: -ECONNREFUSED") { connect_refused(DriverKind::uring); }
-TEST_CASE("socket: more connections than slots are rejected") { more_connections_than_slots(DriverKind::socket); }
-TEST_CASE("uring: more connections than slots are rejected") { more_connections_than_slots(DriverKind::uring); }
-TEST_CASE("socket: close() by the owner") { owner_closes(DriverKind::socket); }
-TEST_CASE("uring: close() by the owner") { owner_closes(DriverKind::uring); }
-TEST_CASE("socket: a peer that resets: -ECONNRESET after its frames") { peer_resets(DriverKind::socket); }
-TEST_CASE("uring: a peer that resets: -ECONNRESET after its frames") { peer_resets(DriverKind::uring); }
-TEST_CASE("socket: the only slot, reused right after close()") { only_slot_reused(DriverKind::socket); }
-TEST_CASE("uring: the only slot, reused right after close()") { only_slot_reused(DriverKind::uring); }
-TEST_CASE("socket: events polled late are not lost") { late_event_poll(DriverKind::socket); }
-TEST_CASE("uring: events polled late are not lost") { late_event_poll(DriverKind::uring); }
-TEST_CASE("socket: listen failures") { listen_failures(DriverKind::socket); }
-TEST_CASE("uring: listen failures") { listen_failures(DriverKind::uring); }
+TEST_CASE("bursts spread over 40 connections") { on_both_drivers([](DriverKind kind) { exchange(kind, 40, 3000); }); }
+TEST_CASE("an empty pool holds frames back; the close still comes after the last") { on_both_drivers(pool_runs_dry); }
+TEST_CASE("IPv6 loopback") { on_both_drivers(ipv6_loopback); }
+TEST_CASE("back-pressure: a prefix is taken, then nothing, then everything arrives") { on_both_drivers(back_pressure); }
+TEST_CASE("a frame over buffer_bytes is refused, the stream goes on") { on_both_drivers(too_long_refused); }
+TEST_CASE("unknown and garbage ids are refused") { on_both_drivers(unknown_ids); }
+TEST_CASE("a raw peer's frames byte by byte and in one write; the wire format") { on_both_drivers(raw_peer_cuts); }
+TEST_CASE("a length word over buffer_bytes closes with -EPROTO") { on_both_drivers(bad_length_closes); }
+TEST_CASE("the peer closes: `closed` with 0 after every frame") { on_both_drivers(peer_closes); }
+TEST_CASE("a raw peer writes and closes at once") { on_both_drivers(raw_peer_closes); }
+TEST_CASE("a peer closing inside a frame") { on_both_drivers(peer_closes_inside_frame); }
+TEST_CASE("connecting where nobody listens: -ECONNREFUSED") { on_both_drivers(connect_refused); }
+TEST_CASE("more connections than slots are rejected") { on_both_drivers(more_connections_than_slots); }
+TEST_CASE("close() by the owner") { on_both_drivers(owner_closes); }
+TEST_CASE("a peer that resets: -ECONNRESET after its frames") { on_both_drivers(peer_resets); }
+TEST_CASE("the only slot, reused right after close()") { on_both_drivers(only_slot_reused); }
+TEST_CASE("events polled late are not lost") { on_both_drivers(late_event_poll); }
+TEST_CASE("listen failures") { on_both_drivers(listen_failures); }
 
 TEST_CASE("open_tcp: automatic gives a working driver; bad configurations fail with -EINVAL and a message") {
     std::unique_ptr<StreamDriver> uring;
