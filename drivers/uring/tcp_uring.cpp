@@ -71,9 +71,6 @@ constexpr std::uint64_t user_data(Op op, std::uint32_t tag = 0, std::uint32_t sl
 
 constexpr std::uint32_t kMaxCqEntries = 65536;
 
-// Destruction waits this many rounds of kCloseWaitUs for cancelled requests to complete.
-constexpr int kCloseWaitRounds = 1000;
-constexpr long kCloseWaitUs = 1000;
 
 // The driver's own state of a slot, next to StreamConnections' StreamConnection.
 struct SlotIo {
@@ -240,15 +237,9 @@ void TcpUringDriver::shut_down() noexcept {
             if (io_[slot].connect_armed) cancel(Op::connect, slot);
         }
         if (accept_armed_) cancel(Op::accept, 0);
-        bool can_wait = io_uring_submit_and_get_events(&ring_) >= 0;
+        const bool can_wait = io_uring_submit_and_get_events(&ring_) >= 0;
         reap();
-        for (int round = 0; can_wait && round < kCloseWaitRounds && busy(); ++round) {
-            __kernel_timespec wait{0, kCloseWaitUs * 1000};
-            io_uring_cqe* cqe = nullptr;
-            const int rc = io_uring_wait_cqe_timeout(&ring_, &cqe, &wait);
-            if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN) can_wait = false;
-            reap();
-        }
+        if (can_wait) wait_while_busy(ring_, [this] { reap(); }, busy);
     }
     if (io_) {
         for (std::uint32_t slot = 0; slot < connections_.capacity(); ++slot) close_fd(io_[slot].fd);

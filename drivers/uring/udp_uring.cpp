@@ -89,9 +89,6 @@ constexpr std::uint16_t kReceived = 0x0002;        // received, waiting in the F
 constexpr std::uint16_t kSending = 0x0004;         // in flight in a send
 constexpr std::uint16_t kDriverOwned = kPosted | kReceived | kSending;
 
-// Destruction waits this many rounds of kCloseWaitUs for the cancelled receive and in-flight sends.
-constexpr int kCloseWaitRounds = 1000;
-constexpr long kCloseWaitUs = 1000;
 
 // How many datagrams a receive of `length` bytes carries when cut into `segment_size` pieces (0: not cut).
 std::uint32_t segments_in(std::uint32_t length, std::uint32_t segment_size) {
@@ -337,14 +334,8 @@ void UdpUringDriver::close() noexcept {
             can_wait = io_uring_submit_and_get_events(&ring_) >= 0;
         }
         reap();
-        for (int round = 0; can_wait && round < kCloseWaitRounds && (recv_armed_ || sends_in_flight_ > 0);
-             ++round) {
-            __kernel_timespec wait{0, kCloseWaitUs * 1000};
-            io_uring_cqe* cqe = nullptr;
-            const int rc = io_uring_wait_cqe_timeout(&ring_, &cqe, &wait);
-            if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN) can_wait = false;
-            reap();
-        }
+        const auto busy = [this] { return recv_armed_ || sends_in_flight_ > 0; };
+        if (can_wait) wait_while_busy(ring_, [this] { reap(); }, busy);
     }
     // Every buffer the driver holds goes back to the pool (the pool is destroyed after this, with the base class).
     if (pool_) {

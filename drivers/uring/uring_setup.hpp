@@ -10,6 +10,7 @@
 
 #include <liburing.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 
@@ -66,6 +67,23 @@ inline bool uring_should_enter(const io_uring& ring, const UringFlags& flags) no
     const bool work_pending = flags.defer_taskrun &&
                               (!flags.taskrun_flag || (IO_URING_READ_ONCE(*ring.sq.kflags) & IORING_SQ_TASKRUN) != 0);
     return work_pending || io_uring_cq_has_overflow(&ring) || io_uring_sq_ready(&ring) > 0;
+}
+
+// At destruction: while busy() (requests still in flight after their cancels were submitted), waits for
+// completions in rounds of a millisecond, a second at most, calling reap() after each. Stops early when waiting
+// fails for good (on a thread other than the single issuer it cannot wait: closing the ring then cancels what is
+// left, and the kernel keeps the pages of in-flight sends pinned until they finish).
+template <class Reap, class Busy>
+void wait_while_busy(io_uring& ring, Reap reap, Busy busy) noexcept {
+    constexpr int kRounds = 1000;
+    constexpr long kRoundNs = 1000000;
+    for (int round = 0; round < kRounds && busy(); ++round) {
+        __kernel_timespec wait{0, kRoundNs};
+        io_uring_cqe* cqe = nullptr;
+        const int rc = io_uring_wait_cqe_timeout(&ring, &cqe, &wait);
+        if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN) return;
+        reap();
+    }
 }
 
 }  // namespace cf::drivers
