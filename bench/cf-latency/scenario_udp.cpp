@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "bench/cf-latency/bus_measure.hpp"
+#include "bench/cf-latency/net_measure.hpp"
 #include "bench/cf-latency/scenario.hpp"
 #include "bench/cf-latency/series.hpp"
 #include "bench/cf-latency/udp_endpoints.hpp"
@@ -21,61 +22,7 @@
 namespace cf::latency {
 namespace {
 
-constexpr std::uint64_t kWarmupRoundTrips = 1000;
 constexpr double kOneWayIntervalUs = 20.0;
-constexpr double kReplyTimeoutS = 0.05;
-
-struct LoopCounts {
-    std::uint64_t lost = 0;       // pings without a reply in time, one-way messages that never arrived
-    std::uint64_t stale = 0;      // replies to an earlier (timed-out) ping
-};
-
-template <class A, class B>
-void udp_ping_pong(A& a, B& b, const BusLoopSetup& setup, LatencyHistogram& rtt_ps, LoopCounts& counts) {
-    std::atomic<bool> ready{false}, done{false};
-    std::thread partner([&] {
-        bus_detail::pin(setup.partner_cpu);
-        ready.store(true, std::memory_order_release);
-        std::uint64_t stamp = 0, sequence = 0;
-        while (!done.load(std::memory_order_relaxed)) {
-            if (!b.receive(stamp, sequence)) continue;
-            while (!b.send(a.address(), stamp, sequence) && !done.load(std::memory_order_relaxed)) {
-            }
-        }
-    });
-    bus_detail::wait_for(ready);
-    const auto timeout = static_cast<std::uint64_t>(kReplyTimeoutS * setup.ticks_per_second);
-    const auto span = static_cast<std::uint64_t>(setup.seconds * setup.ticks_per_second);
-    // Ends after the measured span, or at the latest after twice that plus a second if replies keep getting lost.
-    const std::uint64_t hard_end = platform::read_cycles() + 2 * span + static_cast<std::uint64_t>(setup.ticks_per_second);
-    std::uint64_t end = hard_end;
-    for (std::uint64_t i = 0;; ++i) {
-        const std::uint64_t t0 = platform::read_cycles_ordered();
-        while (!a.send(b.address(), t0, i)) {
-            if (platform::read_cycles() > hard_end) break;
-        }
-        bool replied = false;
-        std::uint64_t stamp = 0, sequence = 0;
-        for (;;) {
-            if (a.receive(stamp, sequence)) {
-                if (sequence == i && stamp == t0) {
-                    replied = true;
-                    break;
-                }
-                ++counts.stale;
-            } else if (platform::read_cycles() - t0 > timeout) {
-                break;
-            }
-        }
-        const std::uint64_t t1 = platform::read_cycles_end();
-        if (!replied) ++counts.lost;
-        if (i == kWarmupRoundTrips) end = std::min(hard_end, t1 + span);
-        if (replied && i >= kWarmupRoundTrips) rtt_ps.record(setup.ruler.to_picos(t1 - t0));
-        if (t1 > end) break;
-    }
-    done.store(true, std::memory_order_relaxed);
-    partner.join();
-}
 
 // `b` sends from a thread on the partner CPU, one message every interval_ticks; this thread receives on `a`.
 // (Each endpoint is used by one thread only: our io_uring driver belongs to the first thread that polls it.)
@@ -117,58 +64,6 @@ void udp_one_way(A& a, B& b, const BusLoopSetup& setup, std::uint64_t interval_t
     sender.join();
 }
 
-struct ThroughputOutcome {
-    std::vector<double> rates;    // messages per second, one per 50 ms window
-    std::uint64_t received = 0, sent = 0, syscalls = 0;
-};
-
-// `b` sends from a thread on the partner CPU, this thread receives on `a`.
-template <class A, class B>
-void udp_throughput(A& a, B& b, const BusLoopSetup& setup, ThroughputOutcome& out) {
-    std::atomic<bool> ready{false}, stop{false};
-    std::uint64_t sent = 0;
-    const std::uint64_t syscalls_before = a.syscalls() + b.syscalls();
-    std::thread sender([&] {
-        bus_detail::pin(setup.partner_cpu);
-        ready.store(true, std::memory_order_release);
-        while (!stop.load(std::memory_order_relaxed)) sent += b.send_burst(a.address(), sent);
-    });
-    bus_detail::wait_for(ready);
-    const auto window_ticks = static_cast<std::uint64_t>(std::min(0.05, setup.seconds / 4) * setup.ticks_per_second);
-    const std::uint64_t end = platform::read_cycles() + static_cast<std::uint64_t>(setup.seconds * setup.ticks_per_second);
-    std::uint64_t window_start = platform::read_cycles(), window_count = 0, received = 0;
-    bool warm = false;
-    for (std::uint64_t polls = 1;; ++polls) {
-        std::uint64_t stamp = 0, sequence = 0;
-        if (a.receive(stamp, sequence)) {
-            ++window_count;
-            ++received;
-        }
-        if ((polls & 63) != 0) continue;
-        const std::uint64_t now = platform::read_cycles();
-        if (now - window_start < window_ticks) continue;
-        if (warm) {
-            out.rates.push_back(static_cast<double>(window_count) * setup.ticks_per_second /
-                                static_cast<double>(now - window_start));
-        }
-        warm = true;   // the first window includes the sender's start
-        window_start = now;
-        window_count = 0;
-        if (now > end && !out.rates.empty()) break;
-    }
-    stop.store(true, std::memory_order_relaxed);
-    sender.join();
-    // What is still queued arrives within a few milliseconds; it counts as received, not lost.
-    const std::uint64_t drain_end = platform::read_cycles() + static_cast<std::uint64_t>(0.02 * setup.ticks_per_second);
-    while (platform::read_cycles() < drain_end) {
-        std::uint64_t stamp = 0, sequence = 0;
-        if (a.receive(stamp, sequence)) ++received;
-    }
-    out.received += received;
-    out.sent += sent;
-    out.syscalls += a.syscalls() + b.syscalls() - syscalls_before;
-}
-
 const char* const kUringName = "cf uring driver";
 const char* const kSocketName = "cf socket driver";
 const char* const kUringGsoName = "cf uring driver, GSO bursts";
@@ -203,32 +98,16 @@ void for_each_contender(ScenarioResult& result, bool gso, Measure&& measure) {
     run_contender<PlainEndpoint<N, true>>(result, kBlockingName, plain, measure);
 }
 
+// Each contender gets two equal slices of the scenario's time (ping-pong and one-way, or 64 B and 1 KiB).
 constexpr int kContenders = 4;
-
-// Each contender gets two equal slices of the scenario's time (ping-pong and one-way, or 64 B and 1 KiB); the
-// partner thread runs on the second allowed CPU.
-BusLoopSetup contender_slice(const ScenarioContext& context, const TickRuler& ruler) {
-    const int partner_cpu = context.cpus.size() > 1 ? context.cpus[1] : -1;
-    return BusLoopSetup{ruler, ruler.ticks_per_second(), context.duration_s / (2 * kContenders), partner_cpu};
-}
-
-std::string between_threads(const BusLoopSetup& slice) {
-    return slice.partner_cpu >= 0 ? " on two pinned CPUs" : " on one CPU";
-}
-
-const Series* find_series(const ScenarioResult& result, const std::string& name) {
-    for (const Series& series : result.series) {
-        if (series.name == name) return &series;
-    }
-    return nullptr;
-}
+constexpr int kLoopsPerContender = 2;
 
 }  // namespace
 
 ScenarioResult run_udp_scenario(ScenarioContext& context) {
     constexpr std::size_t kBytes = 64;
     const TickRuler ruler;
-    const BusLoopSetup slice = contender_slice(context, ruler);
+    const BusLoopSetup slice = contender_slice(context, ruler, kContenders, kLoopsPerContender);
     const auto interval = static_cast<std::uint64_t>(kOneWayIntervalUs * 1e-6 * slice.ticks_per_second);
     ScenarioResult result;
     result.scenario = "udp";
@@ -242,7 +121,7 @@ ScenarioResult run_udp_scenario(ScenarioContext& context) {
     for_each_contender<kBytes>(result, false, [&](const char* name, auto& a, auto& b) {
         LatencyHistogram rtt = make_picosecond_histogram();
         LoopCounts counts;
-        udp_ping_pong(a, b, slice, rtt, counts);
+        net_ping_pong(a, b, slice, rtt, counts);
         context.progress.update(done += slice.seconds);
         result.series.push_back(make_series(size_label(kBytes) + " RTT: " + name, rtt));
         if (counts.lost + counts.stale != 0) {
@@ -292,7 +171,7 @@ void throughput_at_size(ScenarioContext& context, const BusLoopSetup& slice, Sce
     const std::string size = size_label(N);
     for_each_contender<N>(result, true, [&](const char* name, auto& a, auto& b) {
         ThroughputOutcome out;
-        udp_throughput(a, b, slice, out);
+        net_throughput(a, b, slice, out);
         context.progress.update(done += slice.seconds);
         const double rate = median(out.rates);
         const double per_message = out.received == 0 ? 0 : static_cast<double>(out.syscalls) / out.received;
@@ -315,7 +194,7 @@ void throughput_at_size(ScenarioContext& context, const BusLoopSetup& slice, Sce
 
 ScenarioResult run_udp_throughput_scenario(ScenarioContext& context) {
     const TickRuler ruler;
-    const BusLoopSetup slice = contender_slice(context, ruler);
+    const BusLoopSetup slice = contender_slice(context, ruler, kContenders, kLoopsPerContender);
     ScenarioResult result;
     result.scenario = "udp-throughput";
     result.description = "datagrams over 127.0.0.1, one sender thread (bursts of 32) to one receiver" +

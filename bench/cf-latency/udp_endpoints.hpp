@@ -1,5 +1,5 @@
 // The UDP contenders of the udp and udp-throughput scenarios, behind one small interface so the measuring loops
-// (scenario_udp.cpp) are the same code for all of them. An endpoint is one bound socket (or driver) used by one
+// (net_measure.hpp) are the same code for all of them. An endpoint is one bound socket (or driver) used by one
 // thread; a message is N bytes whose first 16 carry the sender's stamp and sequence.
 //   - DriverEndpoint: our drivers (io_uring or socket) through the burst interface, reading in place.
 //   - PlainEndpoint:  the kernel's socket calls as an application would write them without us: sendto/recvfrom,
