@@ -22,6 +22,8 @@ const std::vector<ScenarioEntry>& all_scenarios() {
          "sockets", run_udp_scenario},
         {"udp-throughput", "loopback UDP messages/s, Gbit/s and system calls per message, 64 B and 1 KiB, batched",
          run_udp_throughput_scenario},
+        {"tcp", "loopback TCP RTT, messages/s and system calls per message: our io_uring and socket stream drivers "
+         "vs plain non-blocking sockets", run_tcp_scenario},
         {"bridge", "engine A to engine B through two bridges over 127.0.0.1: one-way, also via B's clock offset "
          "estimate", run_bridge_scenario},
     };

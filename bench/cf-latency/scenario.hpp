@@ -55,6 +55,7 @@ ScenarioResult run_ipc_scenario(ScenarioContext& context);
 ScenarioResult run_compute_scenario(ScenarioContext& context);
 ScenarioResult run_udp_scenario(ScenarioContext& context);
 ScenarioResult run_udp_throughput_scenario(ScenarioContext& context);
+ScenarioResult run_tcp_scenario(ScenarioContext& context);
 ScenarioResult run_bridge_scenario(ScenarioContext& context);
 
 }  // namespace cf::latency

@@ -49,7 +49,7 @@ import json, sys
 report = json.load(open(sys.argv[1]))
 names = [s["scenario"] for s in report["scenarios"]]
 assert names == ["clock", "timer", "hlc", "alloc", "bus", "bus-throughput", "ipc", "compute", "udp",
-                 "udp-throughput", "bridge"], names
+                 "udp-throughput", "tcp", "bridge"], names
 assert report["host"]["cpu_model"] and report["host"]["compute_isa"], "host facts missing"
 for scenario in report["scenarios"]:
     assert scenario["series"] or scenario["figures"], scenario["scenario"]
