@@ -81,6 +81,8 @@ struct SlotIo {
     bool connect_armed = false;
     bool closing = false;         // retired: fd closes when ops_in_flight reaches 0
     bool ended = false;           // the peer closed or an error: no more receives, closes once frames are out
+    bool maybe_more = true;       // the last receive did not say the socket was drained (IORING_CQE_F_SOCK_NONEMPTY
+                                  // clear): the next receive tries at once instead of waiting for data first
     int end_error = 0;
     // Work a polling call still has to queue (connect() does not touch the ring; an SQE may be unavailable).
     bool want_connect = false, want_recv = false, want_send = false;
@@ -360,6 +362,7 @@ void TcpUringDriver::start_slot(std::uint32_t slot, int fd) noexcept {
     io.tag = next_tag_++;
     if (next_tag_ == 0) next_tag_ = 1;
     io.connect_armed = io.closing = io.ended = false;
+    io.maybe_more = true;
     io.end_error = 0;
     io.want_connect = io.want_recv = io.want_send = false;
 }
@@ -501,7 +504,10 @@ void TcpUringDriver::reap() noexcept {
         // A completion of a previous occupant cannot arrive: a slot is reused only once its requests finished.
         assert(static_cast<std::uint32_t>(cqe.user_data >> kTagShift) == io_[slot].tag);
         switch (op) {
-            case Op::recv: on_receive(slot, cqe.res); break;
+            case Op::recv:
+                io_[slot].maybe_more = (cqe.flags & IORING_CQE_F_SOCK_NONEMPTY) != 0;
+                on_receive(slot, cqe.res);
+                break;
             case Op::send: on_send(slot, cqe.res); break;
             case Op::connect: on_connect(slot, cqe.res); break;
             default: continue;
@@ -559,6 +565,9 @@ void TcpUringDriver::arm_receive(std::uint32_t slot) noexcept {
     io_uring_sqe* sqe = next_sqe();
     if (sqe == nullptr) return want(slot, &SlotIo::want_recv);
     io_uring_prep_recv(sqe, io.fd, space.iov_base, space.iov_len, 0);
+    // The socket was drained: wait for data without a receive attempt that would only fail. The re-armed receive
+    // usually goes in with the reply's send, and that attempt would delay the send.
+    if (!io.maybe_more) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
     io_uring_sqe_set_data64(sqe, user_data(Op::recv, io.tag, slot));
     connection.recv_armed = true;
     ++connection.ops_in_flight;
