@@ -183,7 +183,9 @@ int CounterClock::recalibrate() noexcept {
     const std::uint64_t old_slope = std::max(old_line.slewed_mult, old_line.mult);
     if (old_slope > new_slope) {
         const std::uint64_t window_ticks = static_cast<std::uint64_t>((static_cast<U128>(kReorderWindowFs) << 32) / mult);
-        base_fs += Line::scale(window_ticks, old_slope - new_slope) + 1;
+        // + 3 fs: both lines round each reading down (at most 1 fs each, and the old line once more where its
+        // slew window ends inside this one), so the exact difference of slopes alone can fall short by that much.
+        base_fs += Line::scale(window_ticks, old_slope - new_slope) + 3;
     }
     store_line(Line{anchor, base_fs, new_slope, slew_ticks, mult});
     recalibrations_.store(recalibrations_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
