@@ -143,6 +143,7 @@ private:
     int submit() noexcept;
     io_uring_sqe* next_sqe() noexcept;
     void reap() noexcept;
+    void on_completion(const io_uring_cqe& cqe) noexcept;
     void issue_pending() noexcept;
     void want(std::uint32_t slot, bool SlotIo::*what) noexcept;
 
@@ -485,36 +486,28 @@ void TcpUringDriver::issue_pending() noexcept {
     }
 }
 
-// Handles every CQE present (no system call: liburing's peek helpers may enter the kernel to flush an overflow,
-// which would go uncounted, so the ring is read directly).
+// Handles every CQE present, without a system call.
 void TcpUringDriver::reap() noexcept {
-    unsigned head = *ring_.cq.khead;
-    const unsigned tail = io_uring_smp_load_acquire(ring_.cq.ktail);   // pairs with the kernel's tail release
-    if (head == tail) return;
-    const unsigned seen = tail - head;
-    for (; head != tail; ++head) {
-        const io_uring_cqe& cqe = ring_.cq.cqes[head & ring_.cq.ring_mask];
-        const auto op = static_cast<Op>(cqe.user_data >> kOpShift);
-        if (op == Op::accept) {
-            on_accept(cqe);
-            continue;
-        }
-        const auto slot = static_cast<std::uint32_t>(cqe.user_data & kSlotMask);
-        if (op == Op::cancel || slot >= connections_.capacity()) continue;
-        // A completion of a previous occupant cannot arrive: a slot is reused only once its requests finished.
-        assert(static_cast<std::uint32_t>(cqe.user_data >> kTagShift) == io_[slot].tag);
-        switch (op) {
-            case Op::recv:
-                io_[slot].maybe_more = (cqe.flags & IORING_CQE_F_SOCK_NONEMPTY) != 0;
-                on_receive(slot, cqe.res);
-                break;
-            case Op::send: on_send(slot, cqe.res); break;
-            case Op::connect: on_connect(slot, cqe.res); break;
-            default: continue;
-        }
-        finish_op(slot);
+    reap_cq(ring_, [this](const io_uring_cqe& cqe) { on_completion(cqe); });
+}
+
+void TcpUringDriver::on_completion(const io_uring_cqe& cqe) noexcept {
+    const auto op = static_cast<Op>(cqe.user_data >> kOpShift);
+    if (op == Op::accept) return on_accept(cqe);
+    const auto slot = static_cast<std::uint32_t>(cqe.user_data & kSlotMask);
+    if (op == Op::cancel || slot >= connections_.capacity()) return;
+    // A completion of a previous occupant cannot arrive: a slot is reused only once its requests finished.
+    assert(static_cast<std::uint32_t>(cqe.user_data >> kTagShift) == io_[slot].tag);
+    switch (op) {
+        case Op::recv:
+            io_[slot].maybe_more = (cqe.flags & IORING_CQE_F_SOCK_NONEMPTY) != 0;
+            on_receive(slot, cqe.res);
+            break;
+        case Op::send: on_send(slot, cqe.res); break;
+        case Op::connect: on_connect(slot, cqe.res); break;
+        default: return;
     }
-    io_uring_cq_advance(&ring_, seen);   // release store: the kernel reuses the slots only after we read them
+    finish_op(slot);
 }
 
 void TcpUringDriver::finish_op(std::uint32_t slot) noexcept {

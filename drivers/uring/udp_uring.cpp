@@ -631,22 +631,15 @@ int UdpUringDriver::poll_completions() noexcept {
 
 // ---- completions ----
 
-// Handles every CQE present (no system call: liburing's peek helpers may enter the kernel to flush an overflow,
-// which would go uncounted, so the ring is read directly).
+// Handles every CQE present, without a system call.
 void UdpUringDriver::reap() noexcept {
-    unsigned head = *ring_.cq.khead;
-    const unsigned tail = io_uring_smp_load_acquire(ring_.cq.ktail);   // pairs with the kernel's tail release
-    if (head == tail) return;
-    const unsigned seen = tail - head;
-    for (; head != tail; ++head) {
-        const io_uring_cqe& cqe = ring_.cq.cqes[head & ring_.cq.ring_mask];
+    reap_cq(ring_, [this](const io_uring_cqe& cqe) {
         switch (cqe.user_data >> kKindShift) {
             case kRecvUserData >> kKindShift: on_receive(cqe); break;
             case kSendKind >> kKindShift: on_send(cqe); break;
             default: break;   // the cancel request's own result
         }
-    }
-    io_uring_cq_advance(&ring_, seen);   // release store: the kernel reuses the slots only after we read them
+    });
 }
 
 // Whether completions may be waiting in the kernel rather than in the CQ, or SQEs (a re-armed receive) wait to

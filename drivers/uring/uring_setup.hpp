@@ -69,6 +69,18 @@ inline bool uring_should_enter(const io_uring& ring, const UringFlags& flags) no
     return work_pending || io_uring_cq_has_overflow(&ring) || io_uring_sq_ready(&ring) > 0;
 }
 
+// Hands every CQE present to handle(cqe), oldest first, then gives their slots back to the kernel. No system call:
+// liburing's peek helpers may enter the kernel to flush an overflow, which the drivers' counts would miss.
+template <class Handle>
+void reap_cq(io_uring& ring, Handle handle) noexcept {
+    unsigned head = *ring.cq.khead;
+    const unsigned tail = io_uring_smp_load_acquire(ring.cq.ktail);   // pairs with the kernel's tail release
+    if (head == tail) return;
+    const unsigned seen = tail - head;
+    for (; head != tail; ++head) handle(ring.cq.cqes[head & ring.cq.ring_mask]);
+    io_uring_cq_advance(&ring, seen);   // release store: the kernel reuses the slots only after we read them
+}
+
 // At destruction: while busy() (requests still in flight after their cancels were submitted), waits for
 // completions in rounds of a millisecond, a second at most, calling reap() after each. Stops early when waiting
 // fails for good (on a thread other than the single issuer it cannot wait: closing the ring then cancels what is
