@@ -47,7 +47,8 @@ enum class StreamEventKind : std::uint8_t {
     accepted,    // a peer connected to our listening socket
     connected,   // a connect() finished
     closed,      // the connection is gone: error 0 when the peer closed it in order, else a negative errno
-                 // (-ECONNREFUSED, -ECONNRESET, -EPROTO for a bad frame length...); its slot is free again
+                 // (-ECONNREFUSED, -ECONNRESET, -EPROTO for a bad frame length, -ECONNABORTED when the peer
+                 // closed inside a frame...); frames received before it come first; its slot is free again
 };
 
 struct StreamEvent {
@@ -96,8 +97,9 @@ public:
 
     // Queues packets[0..count) as frames, each on its buffer's `connection`, and starts sending. Returns how many
     // were accepted, a prefix of the array; those buffers are back in the pool already (their bytes were copied).
-    // A frame too long for the receiver's buffers, or for a connection that is not open, is accepted and dropped
-    // (tx_refused). Fewer than count: that connection's send ring is full; retry the rest later.
+    // A frame longer than the pool's buffer_bytes (what a peer configured alike can receive), or for a connection
+    // that is not open, is accepted and dropped (tx_refused). Fewer than count: that connection's send ring is
+    // full; retry the rest later.
     virtual int tx_burst(PacketBuffer* const* packets, std::uint32_t count) noexcept = 0;
 
     // Accepts and finishes connections, notices closed ones, and hands out what happened, oldest first.
