@@ -618,7 +618,7 @@ void TcpUringDriver::adopt(int fd) noexcept {
     if (::getpeername(fd, &connection.peer.addr.any, &connection.peer.length) < 0) connection.peer.length = 0;
     start_slot(index, fd);
     if (!connections_.push_event({StreamEventKind::accepted, connections_.id_of(index), 0, connection.peer})) {
-        // Only when the owner never polls events: better refuse a connection than hide it (as the socket driver).
+        // Cannot happen (stream_connections.hpp); were it to, refusing the connection beats hiding it.
         ++stats_.rejected;
         connections_.free_slot(index);
         close_fd(io_[index].fd);
@@ -636,8 +636,7 @@ void TcpUringDriver::on_connect(std::uint32_t slot, int result) noexcept {
     if (result == 0 || result == -EISCONN) {
         connection.state = StreamState::open;
         if (!connections_.push_event({StreamEventKind::connected, connections_.id_of(slot), 0, connection.peer})) {
-            // Only when the owner never polls events. A `closed` event waits in its slot until there is room, so
-            // connect()'s id still gets an answer.
+            // Cannot happen (stream_connections.hpp); were it to, connect()'s id still gets an answer.
             close_connection(slot, -ENOBUFS);
             return;
         }
