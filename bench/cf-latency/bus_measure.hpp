@@ -87,14 +87,17 @@ void time_round_trips(There& there, Back& back, const BusLoopSetup& setup, Laten
     }
 }
 
-// The sending side of the open loop: message i at tick first + i * interval, stamped with that intended time.
+// The sending side of the open loop: message i at tick first + i * interval, stamped with that intended time. A
+// refused send is retried, at most max_attempts times (a ring refuses until the receiver catches up; a datagram
+// socket may refuse for good).
 template <class Channel>
-void send_on_schedule(Channel& channel, std::uint64_t first, std::uint64_t interval_ticks, std::uint64_t count) {
+void send_on_schedule(Channel& channel, std::uint64_t first, std::uint64_t interval_ticks, std::uint64_t count,
+                      std::uint64_t max_attempts = ~std::uint64_t{0}) {
     for (std::uint64_t i = 0; i < count; ++i) {
         const std::uint64_t intended = first + i * interval_ticks;
         while (platform::read_cycles() < intended) {
         }
-        while (!channel.try_send(intended, i)) {
+        for (std::uint64_t attempt = 0; attempt < max_attempts && !channel.try_send(intended, i); ++attempt) {
         }
     }
 }

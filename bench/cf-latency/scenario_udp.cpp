@@ -39,13 +39,13 @@ void udp_one_way(A& a, B& b, const BusLoopSetup& setup, std::uint64_t interval_t
         std::uint64_t first = 0;
         while ((first = start.load(std::memory_order_acquire)) == 0) {
         }
-        for (std::uint64_t i = 0; i < count; ++i) {
-            const std::uint64_t intended = first + i * interval_ticks;
-            while (platform::read_cycles() < intended) {
-            }
-            for (int attempt = 0; attempt < 1000 && !b.send(a.address(), intended, i); ++attempt) {
-            }
-        }
+        // A datagram send can fail for good: after 1000 tries the message is given up (and counted lost).
+        struct {
+            B& endpoint;
+            const drivers::PeerAddress& to;
+            bool try_send(std::uint64_t stamp, std::uint64_t sequence) { return endpoint.send(to, stamp, sequence); }
+        } channel{b, a.address()};
+        send_on_schedule(channel, first, interval_ticks, count, 1000);
     });
     bus_detail::wait_for(ready);
     const std::uint64_t first = platform::read_cycles() + interval_ticks * 16;
