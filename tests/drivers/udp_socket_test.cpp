@@ -298,15 +298,20 @@ TEST_CASE("udp socket: empty bursts, and pools that run dry") {
     CHECK(b->stats().rx_no_buffer == 1);
     CHECK(b->stats().syscalls == 0);
 
-    // Five buffers free: a burst of 64 is cut to five, and counted as cut short.
+    // Five buffers free. After an empty poll the driver asks for one datagram (sparse traffic: see rx_burst), then
+    // for a whole burst, which the pool cuts to the four buffers left, counted as cut short.
     for (int i = 0; i < 5; ++i) {
         b->release(held.back());
         held.pop_back();
     }
     int count = 0;
     for (int call = 0; call < kReceiveCalls && count == 0; ++call) count = b->rx_burst(burst, 64);
-    CHECK(count == 5);
+    CHECK(count == 1);
+    CHECK(b->stats().rx_no_buffer == 1);
+    const int more = b->rx_burst(burst + 1, 63);
+    CHECK(more == 4);
     CHECK(b->stats().rx_no_buffer == 2);
+    count += more > 0 ? more : 0;
     std::vector<Datagram> got;
     for (int i = 0; i < count; ++i) {
         got.emplace_back(text_of(burst[i]->peer), bytes_of(*burst[i], 0, burst[i]->length));
