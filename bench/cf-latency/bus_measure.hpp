@@ -102,6 +102,40 @@ void send_on_schedule(Channel& channel, std::uint64_t first, std::uint64_t inter
     }
 }
 
+// The sending thread of an open loop, on setup.partner_cpu: it runs send(first) once start() has fixed the first
+// intended tick, 16 intervals after the call (time for the receiving thread to get going). Constructed, the thread
+// is pinned and waiting.
+class ScheduledSender {
+public:
+    template <class Send>
+    ScheduledSender(const BusLoopSetup& setup, Send send)
+        : thread_([this, cpu = setup.partner_cpu, send]() mutable {
+              bus_detail::pin(cpu);
+              ready_.store(true, std::memory_order_release);
+              std::uint64_t first = 0;
+              while ((first = first_.load(std::memory_order_acquire)) == 0) {
+              }
+              send(first);
+          }) {
+        bus_detail::wait_for(ready_);
+    }
+    ScheduledSender(const ScheduledSender&) = delete;
+    ScheduledSender& operator=(const ScheduledSender&) = delete;
+
+    // Lets the thread go; returns the first intended tick.
+    std::uint64_t start(std::uint64_t interval_ticks) {
+        const std::uint64_t first = platform::read_cycles() + interval_ticks * 16;
+        first_.store(first, std::memory_order_release);
+        return first;
+    }
+    void join() { thread_.join(); }
+
+private:
+    std::atomic<bool> ready_{false};
+    std::atomic<std::uint64_t> first_{0};
+    std::thread thread_;   // last: it starts once the atomics exist
+};
+
 // The receiving side of the open loop: `count` messages, samples (receive time - intended send time) after the
 // first `warmup`.
 template <class Channel>
@@ -137,18 +171,9 @@ template <class Channel>
 void one_way(Channel& channel, const BusLoopSetup& setup, std::uint64_t interval_ticks, LatencyHistogram& latency_ps,
              BusLoopErrors& errors) {
     const std::uint64_t count = static_cast<std::uint64_t>(setup.seconds * setup.ticks_per_second) / interval_ticks;
-    std::atomic<bool> ready{false};
-    std::atomic<std::uint64_t> start{0};
-    std::thread sender([&] {
-        bus_detail::pin(setup.partner_cpu);
-        ready.store(true, std::memory_order_release);
-        std::uint64_t first = 0;
-        while ((first = start.load(std::memory_order_acquire)) == 0) {
-        }
-        send_on_schedule(channel, first, interval_ticks, count);
-    });
-    bus_detail::wait_for(ready);
-    start.store(platform::read_cycles() + interval_ticks * 16, std::memory_order_release);
+    ScheduledSender sender(setup,
+                           [&](std::uint64_t first) { send_on_schedule(channel, first, interval_ticks, count); });
+    sender.start(interval_ticks);
     receive_on_schedule(channel, count, std::min<std::uint64_t>(count / 20, 1000), setup.ruler, latency_ps, errors);
     sender.join();
 }

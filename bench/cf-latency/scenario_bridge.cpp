@@ -21,7 +21,6 @@
 #include <cstring>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "bench/cf-latency/bus_measure.hpp"
@@ -192,21 +191,13 @@ void measure(BridgePair& pair, const BusLoopSetup& setup, std::uint64_t interval
     const auto drain_ticks = static_cast<std::uint64_t>(kDrainS * setup.ticks_per_second);
     // Per message, filled by the two threads and combined after the join (allocated here, not per message).
     std::vector<std::uint64_t> send_step(count, kNone), receive_part(count, kNone);
-    std::atomic<bool> ready{false}, done{false};
-    std::atomic<std::uint64_t> start{0};
+    std::atomic<bool> done{false};
     std::uint64_t sent = 0;
-    std::thread sender([&] {
-        bus_detail::pin(setup.partner_cpu);
-        ready.store(true, std::memory_order_release);
-        std::uint64_t first = 0;
-        while ((first = start.load(std::memory_order_acquire)) == 0) {
-        }
+    ScheduledSender sender(setup, [&](std::uint64_t first) {
         send_on_schedule(pair, setup, first, interval, count, first + count * interval + 2 * drain_ticks, done,
                          send_step, sent);
     });
-    bus_detail::wait_for(ready);
-    const std::uint64_t first = platform::read_cycles() + interval * 16;
-    start.store(first, std::memory_order_release);
+    const std::uint64_t first = sender.start(interval);
     const std::uint64_t deadline = first + count * interval + drain_ticks;
 
     Bridge& bridge = *pair.bridge_b;

@@ -6,10 +6,8 @@
 //                    second (median of 50 ms windows), payload Gbit/s, system calls per message (both sides), and
 //                    what the kernel dropped (UDP is lossy: an overrun receive buffer drops, it does not block).
 // UDP can lose datagrams, so every wait here has a deadline: a lost ping costs one timeout and is counted.
-#include <atomic>
 #include <cstdio>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "bench/cf-latency/bus_measure.hpp"
@@ -31,14 +29,7 @@ void udp_one_way(A& a, B& b, const BusLoopSetup& setup, std::uint64_t interval_t
                  LoopCounts& counts) {
     const std::uint64_t count = static_cast<std::uint64_t>(setup.seconds * setup.ticks_per_second) / interval_ticks;
     const std::uint64_t warmup = std::min<std::uint64_t>(count / 20, 1000);
-    std::atomic<bool> ready{false};
-    std::atomic<std::uint64_t> start{0};
-    std::thread sender([&] {
-        bus_detail::pin(setup.partner_cpu);
-        ready.store(true, std::memory_order_release);
-        std::uint64_t first = 0;
-        while ((first = start.load(std::memory_order_acquire)) == 0) {
-        }
+    ScheduledSender sender(setup, [&](std::uint64_t first) {
         // A datagram send can fail for good: after 1000 tries the message is given up (and counted lost).
         struct {
             B& endpoint;
@@ -47,9 +38,7 @@ void udp_one_way(A& a, B& b, const BusLoopSetup& setup, std::uint64_t interval_t
         } channel{b, a.address()};
         send_on_schedule(channel, first, interval_ticks, count, 1000);
     });
-    bus_detail::wait_for(ready);
-    const std::uint64_t first = platform::read_cycles() + interval_ticks * 16;
-    start.store(first, std::memory_order_release);
+    const std::uint64_t first = sender.start(interval_ticks);
     const std::uint64_t deadline =
         first + count * interval_ticks + static_cast<std::uint64_t>(0.1 * setup.ticks_per_second);
     std::uint64_t received = 0;
