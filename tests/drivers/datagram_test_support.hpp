@@ -60,6 +60,45 @@ inline void send_all(DatagramDriver& driver, std::vector<PacketBuffer*> packets)
     REQUIRE(sent == packets.size());
 }
 
+// One burst of 1..100 random datagrams from `a`, a quarter of them to `a` itself and the rest to `b`, of 0 to
+// kMaxPayload bytes (zero_first / max_last force the first to 0 bytes, the last to kMaxPayload). What each receiver
+// should see is appended to expected_a / expected_b, and `bytes` grows by the payload.
+inline std::vector<PacketBuffer*> random_burst(DatagramDriver& a, DatagramDriver& b, std::mt19937_64& random,
+                                               bool zero_first, bool max_last, std::vector<Datagram>& expected_a,
+                                               std::vector<Datagram>& expected_b, std::uint64_t& bytes) {
+    const std::string from_a = text_of(a.local_address());
+    const std::uint32_t count = 1 + static_cast<std::uint32_t>(random() % 100);
+    std::vector<PacketBuffer*> packets;
+    for (std::uint32_t i = 0; i < count; ++i) {
+        std::uint32_t length = static_cast<std::uint32_t>(random() % (kMaxPayload + 1));
+        if (zero_first && i == 0) length = 0;
+        if (max_last && i == count - 1) length = kMaxPayload;
+        const bool to_self = random() % 4 == 0;
+        PacketBuffer* packet = make_packet(a, length, to_self ? a.local_address() : b.local_address(), random);
+        (to_self ? expected_a : expected_b).emplace_back(from_a, bytes_of(*packet, 0, length));
+        bytes += length;
+        packets.push_back(packet);
+    }
+    return packets;
+}
+
+// After random bursts from `a` (to itself and to `b`): what each driver counted matches what was sent, and
+// nothing was refused, cut or released twice.
+inline void check_exchange_stats(DatagramDriver& a, DatagramDriver& b, std::size_t received_by_a,
+                                 std::size_t received_by_b, std::uint64_t bytes) {
+    CHECK(a.stats().tx_packets == received_by_a + received_by_b);
+    CHECK(a.stats().tx_bytes == bytes);
+    CHECK(a.stats().rx_packets == received_by_a);
+    CHECK(b.stats().rx_packets == received_by_b);
+    CHECK(a.stats().rx_bytes + b.stats().rx_bytes == bytes);
+    CHECK(b.stats().tx_packets == 0);
+    for (DatagramDriver* driver : {&a, &b}) {
+        CHECK(driver->stats().tx_errors == 0);
+        CHECK(driver->stats().rx_truncated == 0);
+        CHECK(driver->pool().misuse_count() == 0);
+    }
+}
+
 // Nothing more arrives (no duplicates): one more receive call finds nothing.
 inline void check_drained(DatagramDriver& driver) {
     PacketBuffer* burst[64];
