@@ -95,6 +95,15 @@ struct Pair {
         return true;
     }
 
+    // open(), then one connection from B to A, up on both sides: its ids are a_ids[0] and b_ids[0].
+    bool open_connected(DriverKind kind, const TcpConfig& config_a, const TcpConfig& config_b,
+                        std::uint32_t rx_max_a = 64) {
+        if (!open(kind, config_a, config_b, rx_max_a)) return false;
+        connect_one();
+        wait_connected(1);
+        return true;
+    }
+
     ConnectionId connect_one() {
         const int id = b->connect(a->local_address());
         INFO("connect: ", std::string(cf::platform::last_error_message()));
@@ -286,10 +295,8 @@ void back_pressure(DriverKind kind) {
     small.rx_stream_bytes = 8192;
     small.socket_buffer_bytes = 256u << 10;
     Pair pair;
-    if (!pair.open(kind, small, small)) return;
-    const ConnectionId b_id = pair.connect_one();
-    pair.wait_connected(1);
-    const ConnectionId a_id = pair.a_ids[0];
+    if (!pair.open_connected(kind, small, small)) return;
+    const ConnectionId a_id = pair.a_ids[0], b_id = pair.b_ids[0];
 
     constexpr std::size_t kFrames = 4000;
     std::mt19937_64 random(0xBAC4);
@@ -358,10 +365,8 @@ void back_pressure(DriverKind kind) {
 // A frame longer than buffer_bytes is refused (counted, buffer back in the pool) without harming the stream.
 void too_long_refused(DriverKind kind) {
     Pair pair;
-    if (!pair.open(kind, loopback_config(), loopback_config())) return;
-    const ConnectionId b_id = pair.connect_one();
-    pair.wait_connected(1);
-    const ConnectionId a_id = pair.a_ids[0];
+    if (!pair.open_connected(kind, loopback_config(), loopback_config())) return;
+    const ConnectionId a_id = pair.a_ids[0], b_id = pair.b_ids[0];
 
     std::mt19937_64 random(5);
     const Bytes first = random_bytes(random, 10);
@@ -552,10 +557,8 @@ void bad_length_closes(DriverKind kind) {
 // stream is there to be seen.
 void peer_closes(DriverKind kind) {
     Pair pair;
-    if (!pair.open(kind, loopback_config(), loopback_config(), 3)) return;
-    const ConnectionId b_id = pair.connect_one();
-    pair.wait_connected(1);
-    const ConnectionId a_id = pair.a_ids[0];
+    if (!pair.open_connected(kind, loopback_config(), loopback_config(), 3)) return;
+    const ConnectionId a_id = pair.a_ids[0], b_id = pair.b_ids[0];
 
     std::mt19937_64 random(0xC105E);
     std::vector<Bytes> payloads;
@@ -832,10 +835,8 @@ void more_connections_than_slots(DriverKind kind) {
 // close() by the owner: no event for it ever, the id is stale at once; the peer sees an orderly close.
 void owner_closes(DriverKind kind) {
     Pair pair;
-    if (!pair.open(kind, loopback_config(), loopback_config())) return;
-    const ConnectionId b_id = pair.connect_one();
-    pair.wait_connected(1);
-    const ConnectionId a_id = pair.a_ids[0];
+    if (!pair.open_connected(kind, loopback_config(), loopback_config())) return;
+    const ConnectionId a_id = pair.a_ids[0], b_id = pair.b_ids[0];
     send_frames(*pair.eb, {pair.ea.get(), pair.eb.get()}, b_id, {{1}});
     pump_until({pair.ea.get(), pair.eb.get()}, [&] { return pair.ea->frame_count() == 1; }, "a frame");
 
@@ -872,10 +873,8 @@ void pool_runs_dry(DriverKind kind) {
     TcpConfig tiny = loopback_config();
     tiny.pool.count = 8;
     Pair pair;
-    if (!pair.open(kind, tiny, loopback_config())) return;
-    const ConnectionId b_id = pair.connect_one();
-    pair.wait_connected(1);
-    const ConnectionId a_id = pair.a_ids[0];
+    if (!pair.open_connected(kind, tiny, loopback_config())) return;
+    const ConnectionId a_id = pair.a_ids[0], b_id = pair.b_ids[0];
     std::mt19937_64 random(0xD4E);
     std::vector<Bytes> payloads;
     for (int i = 0; i < 100; ++i) payloads.push_back(random_bytes(random, random_length(random, kBufferBytes)));
