@@ -94,8 +94,7 @@ public:
         drivers::PacketBuffer* buffer = take_buffer();
         if (buffer == nullptr) return false;
         fill(buffer, stamp, sequence);
-        if (driver_->tx_burst(&buffer, 1) == 1) return true;
-        driver_->release(buffer);
+        if (send_or_release(*driver_, &buffer, 1) == 1) return true;
         (void)driver_->poll_completions();   // the send ring is full: let the kernel take some of it
         return false;
     }
@@ -111,9 +110,7 @@ public:
             fill(buffer, 0, first + count);
             burst[count++] = buffer;
         }
-        const int sent = count == 0 ? 0 : driver_->tx_burst(burst, count);
-        const std::uint32_t accepted = sent > 0 ? static_cast<std::uint32_t>(sent) : 0;
-        for (std::uint32_t i = accepted; i < count; ++i) driver_->release(burst[i]);
+        const std::uint32_t accepted = send_or_release(*driver_, burst, count);
         // A full send ring empties only as the kernel's completions are reaped: the io_uring driver reaps them
         // when polled, and a sender that only calls tx_burst would otherwise wait forever.
         if (accepted < count) (void)driver_->poll_completions();

@@ -38,6 +38,16 @@ inline void read_udp_message(const std::byte* data, std::uint64_t& stamp, std::u
     std::memcpy(&sequence, data + 8, 8);
 }
 
+// Sends burst[0..count) through one of our drivers (datagram or stream) and gives back to its pool what it did not
+// take; returns how many it took.
+template <class Driver>
+std::uint32_t send_or_release(Driver& driver, drivers::PacketBuffer* const* burst, std::uint32_t count) noexcept {
+    const int sent = count == 0 ? 0 : driver.tx_burst(burst, count);
+    const std::uint32_t accepted = sent > 0 ? static_cast<std::uint32_t>(sent) : 0;
+    for (std::uint32_t i = accepted; i < count; ++i) driver.release(burst[i]);
+    return accepted;
+}
+
 template <std::size_t N>
 class DriverEndpoint {
 public:
@@ -86,10 +96,7 @@ public:
             fill(buffer, to, 0, first + count, 1);
             burst[count++] = buffer;
         }
-        const int sent = count == 0 ? 0 : driver_->tx_burst(burst, count);
-        const std::uint32_t accepted = sent > 0 ? static_cast<std::uint32_t>(sent) : 0;
-        for (std::uint32_t i = accepted; i < count; ++i) driver_->release(burst[i]);
-        return accepted;
+        return send_or_release(*driver_, burst, count);
     }
 
     // One message; a GRO buffer (segment_size set) yields its datagrams one by one.
@@ -134,11 +141,7 @@ private:
         buffer->segment_size = count > 1 ? static_cast<std::uint16_t>(N) : 0;
         buffer->peer = to;
     }
-    bool send_one(drivers::PacketBuffer* buffer) noexcept {
-        if (driver_->tx_burst(&buffer, 1) == 1) return true;
-        driver_->release(buffer);
-        return false;
-    }
+    bool send_one(drivers::PacketBuffer* buffer) noexcept { return send_or_release(*driver_, &buffer, 1) == 1; }
 
     std::unique_ptr<drivers::DatagramDriver> driver_;
     drivers::PacketBuffer* pending_[kUdpBurst] = {};
