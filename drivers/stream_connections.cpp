@@ -78,11 +78,9 @@ int StreamConnections::take_slot(int fd, const PeerAddress& peer, StreamState st
         connection.fd = fd;
         connection.state = state;
         connection.peer = peer;
-        connection.close_error = 0;
         connection.rx_head = connection.rx_tail = 0;
         connection.tx_head = connection.tx_tail = 0;
         connection.tx_in_flight = 0;
-        connection.recv_armed = connection.send_armed = false;
         connection.release_when_idle = false;
         return static_cast<int>(slot);
     }
@@ -94,7 +92,6 @@ std::uint32_t StreamConnections::mark_closed(std::uint32_t slot, int error) noex
     if (connection.state == StreamState::closed || connection.state == StreamState::free) return 0;
     const std::uint32_t dropped = tx_pending(connection);
     connection.state = StreamState::closed;
-    connection.close_error = error;
     connection.tx_head = connection.tx_tail;
     if (!push_event({StreamEventKind::closed, id_of(slot), error, connection.peer})) release_slot(connection);
     return dropped;

@@ -27,7 +27,6 @@ struct StreamConnection {
     int fd = -1;
     StreamState state = StreamState::free;
     std::uint16_t generation = 1;
-    int close_error = 0;
     PeerAddress peer;
 
     // Receive buffer: [rx_head, rx_tail) holds bytes not yet cut into frames.
@@ -44,8 +43,6 @@ struct StreamConnection {
     // released (state free, generation bumped) by the op_finished() that brings the count to 0.
     std::uint32_t ops_in_flight = 0;
     bool release_when_idle = false;
-    bool recv_armed = false;
-    bool send_armed = false;
 };
 
 // What next_frame() found.

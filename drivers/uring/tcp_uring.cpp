@@ -78,7 +78,7 @@ struct SlotIo {
     iovec spans[2]{};
     int fd = -1;                  // this driver closes it (retire()), once no request uses it
     std::uint32_t tag = 0;        // names this occupant's requests in user_data
-    bool connect_armed = false;
+    bool connect_armed = false, recv_armed = false, send_armed = false;   // a request of that kind is in flight
     bool closing = false;         // retired: fd closes when ops_in_flight reaches 0
     bool ended = false;           // the peer closed or an error: no more receives, closes once frames are out
     bool maybe_more = true;       // the last receive did not say the socket was drained (IORING_CQE_F_SOCK_NONEMPTY
@@ -234,10 +234,10 @@ void TcpUringDriver::shut_down() noexcept {
         // them and wait (bounded) for their completions. On a thread other than the issuer the enter fails with
         // -EEXIST; closing the ring then cancels them in the kernel.
         for (std::uint32_t slot = 0; slot < connections_.capacity(); ++slot) {
-            const StreamConnection& connection = connections_.at(slot);
-            if (connection.recv_armed) cancel(Op::recv, slot);
-            if (connection.send_armed) cancel(Op::send, slot);
-            if (io_[slot].connect_armed) cancel(Op::connect, slot);
+            const SlotIo& io = io_[slot];
+            if (io.recv_armed) cancel(Op::recv, slot);
+            if (io.send_armed) cancel(Op::send, slot);
+            if (io.connect_armed) cancel(Op::connect, slot);
         }
         if (accept_armed_) cancel(Op::accept, 0);
         const bool can_wait = io_uring_submit_and_get_events(&ring_) >= 0;
@@ -362,7 +362,7 @@ void TcpUringDriver::start_slot(std::uint32_t slot, int fd) noexcept {
     io.fd = fd;
     io.tag = next_tag_++;
     if (next_tag_ == 0) next_tag_ = 1;
-    io.connect_armed = io.closing = io.ended = false;
+    io.connect_armed = io.recv_armed = io.send_armed = io.closing = io.ended = false;
     io.maybe_more = true;
     io.end_error = 0;
     io.want_connect = io.want_recv = io.want_send = false;
@@ -404,8 +404,8 @@ void TcpUringDriver::retire(std::uint32_t slot) noexcept {
         return;
     }
     io.closing = true;
-    if (connection.recv_armed) cancel(Op::recv, slot);
-    if (connection.send_armed) cancel(Op::send, slot);
+    if (io.recv_armed) cancel(Op::recv, slot);
+    if (io.send_armed) cancel(Op::send, slot);
     if (io.connect_armed) cancel(Op::connect, slot);
 }
 
@@ -551,7 +551,7 @@ void TcpUringDriver::arm_connect(std::uint32_t slot) noexcept {
 void TcpUringDriver::arm_receive(std::uint32_t slot) noexcept {
     StreamConnection& connection = connections_.at(slot);
     SlotIo& io = io_[slot];
-    if (shutting_down_ || connection.state != StreamState::open || connection.recv_armed || io.ended) return;
+    if (shutting_down_ || connection.state != StreamState::open || io.recv_armed || io.ended) return;
     // Never 0 bytes (that reads as the peer's close): a full buffer waits for rx_burst to take frames.
     const iovec space = connections_.rx_space(connection);
     if (space.iov_len == 0) return;
@@ -562,14 +562,14 @@ void TcpUringDriver::arm_receive(std::uint32_t slot) noexcept {
     // usually goes in with the reply's send, and that attempt would delay the send.
     if (!io.maybe_more) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
     io_uring_sqe_set_data64(sqe, user_data(Op::recv, io.tag, slot));
-    connection.recv_armed = true;
+    io.recv_armed = true;
     ++connection.ops_in_flight;
 }
 
 void TcpUringDriver::arm_send(std::uint32_t slot) noexcept {
     StreamConnection& connection = connections_.at(slot);
     SlotIo& io = io_[slot];
-    if (shutting_down_ || connection.state != StreamState::open || connection.send_armed || io.ended) return;
+    if (shutting_down_ || connection.state != StreamState::open || io.send_armed || io.ended) return;
     const int spans = connections_.tx_spans(connection, io.spans);
     if (spans == 0) return;
     io_uring_sqe* sqe = next_sqe();
@@ -581,7 +581,7 @@ void TcpUringDriver::arm_send(std::uint32_t slot) noexcept {
     io_uring_sqe_set_data64(sqe, user_data(Op::send, io.tag, slot));
     const std::size_t bytes = io.spans[0].iov_len + (spans == 2 ? io.spans[1].iov_len : 0);
     connection.tx_in_flight = static_cast<std::uint32_t>(bytes);
-    connection.send_armed = true;
+    io.send_armed = true;
     ++connection.ops_in_flight;
 }
 
@@ -650,7 +650,7 @@ void TcpUringDriver::on_connect(std::uint32_t slot, int result) noexcept {
 
 void TcpUringDriver::on_receive(std::uint32_t slot, int result) noexcept {
     StreamConnection& connection = connections_.at(slot);
-    connection.recv_armed = false;
+    io_[slot].recv_armed = false;
     if (shutting_down_ || connection.state != StreamState::open) return;   // closed meanwhile: the bytes go with it
     if (result > 0) {
         connections_.rx_filled(connection, static_cast<std::uint32_t>(result));
@@ -667,7 +667,7 @@ void TcpUringDriver::on_receive(std::uint32_t slot, int result) noexcept {
 
 void TcpUringDriver::on_send(std::uint32_t slot, int result) noexcept {
     StreamConnection& connection = connections_.at(slot);
-    connection.send_armed = false;
+    io_[slot].send_armed = false;
     connection.tx_in_flight = 0;
     if (shutting_down_ || connection.state != StreamState::open) return;   // closed meanwhile: ring emptied then
     if (result >= 0) {
