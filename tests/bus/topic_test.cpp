@@ -3,6 +3,7 @@
 // on publishers and subscribers, and a model-checked random run.
 #include <doctest/doctest.h>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
@@ -54,6 +55,21 @@ TopicConfig config_of(std::uint32_t max_message_bytes, std::uint32_t depth, std:
     config.max_subscribers = subscribers;
     config.overflow = overflow;
     return config;
+}
+
+// One topic of every kind: one writer and one reader, many writers, many readers, both, and lossy.
+struct KindCase {
+    const char* name;
+    TopicConfig config;
+};
+std::array<KindCase, 5> every_kind(std::uint32_t max_message_bytes, std::uint32_t depth) {
+    return {{
+        {"spsc", config_of(max_message_bytes, depth)},
+        {"mpsc", config_of(max_message_bytes, depth, 2, 1)},
+        {"broadcast", config_of(max_message_bytes, depth, 1, 2)},
+        {"broadcast multi-writer", config_of(max_message_bytes, depth, 2, 2)},
+        {"lossy", config_of(max_message_bytes, depth, 1, 1, OverflowPolicy::lossy)},
+    }};
 }
 
 HybridLogicalClock::Config clock_config(std::uint16_t node) {
@@ -131,18 +147,7 @@ TEST_CASE("attach refuses blocks that are not topics") {
 }
 
 TEST_CASE("every kind: messages arrive once, in order, with consecutive sequences and increasing HLC stamps") {
-    struct Case {
-        const char* name;
-        TopicConfig config;
-    };
-    const Case cases[] = {
-        {"spsc", config_of(40, 8)},
-        {"mpsc", config_of(40, 8, 2, 1)},
-        {"broadcast", config_of(40, 8, 1, 2)},
-        {"broadcast multi-writer", config_of(40, 8, 2, 2)},
-        {"lossy", config_of(40, 8, 1, 1, OverflowPolicy::lossy)},
-    };
-    for (const Case& c : cases) {
+    for (const KindCase& c : every_kind(40, 8)) {
         CAPTURE(c.name);
         TopicBlock block(c.config);
         HybridLogicalClock clock(clock_config(7));
@@ -584,18 +589,7 @@ TEST_CASE("idle strategies back off after their spins and reset on work") {
 }
 
 TEST_CASE("publish_abandoned: positions move forward, subscribers skip them, partial when full, not with a claim") {
-    struct Case {
-        const char* name;
-        TopicConfig config;
-    };
-    const Case cases[] = {
-        {"spsc", config_of(16, 8)},
-        {"mpsc", config_of(16, 8, 2, 1)},
-        {"broadcast", config_of(16, 8, 1, 2)},
-        {"broadcast multi-writer", config_of(16, 8, 2, 2)},
-        {"lossy", config_of(16, 8, 1, 1, OverflowPolicy::lossy)},
-    };
-    for (const Case& c : cases) {
+    for (const KindCase& c : every_kind(16, 8)) {
         CAPTURE(c.name);
         TopicBlock block(c.config);
         HybridLogicalClock clock(clock_config(2));
