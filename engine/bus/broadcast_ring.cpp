@@ -125,26 +125,40 @@ std::uint64_t BroadcastRing::shared_gate_position() noexcept {
 
 int BroadcastRing::add_reader() noexcept {
     for (std::uint32_t i = 0; i < max_readers_; ++i) {
-        ReaderWords& reader = readers_[i];
-        std::uint64_t expected = kReaderFree;
-        if (!reader.state.compare_exchange_strong(expected, kReaderJoining, std::memory_order_acq_rel,
-                                                  std::memory_order_relaxed)) {
-            continue;
-        }
-        // A first start, so that a writer which sees us active never gates on the previous occupant's cursor.
-        const std::uint64_t first = writer_position();
-        reader.cursor.store(first, std::memory_order_relaxed);
-        reader.end.store(first, std::memory_order_relaxed);
-        reader.lost.store(0, std::memory_order_relaxed);
-        reader.state.store(kReaderActive, std::memory_order_release);
-        // Pairs with the fence in gate_position (see there).
-        std::atomic_thread_fence(std::memory_order_seq_cst);
-        const std::uint64_t start = writer_position();
-        reader.end.store(start, std::memory_order_relaxed);
-        reader.cursor.store(start, std::memory_order_release);
-        return static_cast<int>(i);
+        if (join_reader(i)) return static_cast<int>(i);
     }
     return fail(EBUSY, "all %u readers of the broadcast ring are taken", max_readers_);
+}
+
+int BroadcastRing::add_reader_at(int reader) noexcept {
+    if (reader < 0 || static_cast<std::uint32_t>(reader) >= max_readers_) {
+        return fail(EINVAL, "broadcast ring reader %d is out of range [0, %u)", reader, max_readers_);
+    }
+    if (!join_reader(static_cast<std::uint32_t>(reader))) {
+        return fail(EBUSY, "broadcast ring reader %d is taken", reader);
+    }
+    return reader;
+}
+
+bool BroadcastRing::join_reader(std::uint32_t index) noexcept {
+    ReaderWords& reader = readers_[index];
+    std::uint64_t expected = kReaderFree;
+    if (!reader.state.compare_exchange_strong(expected, kReaderJoining, std::memory_order_acq_rel,
+                                              std::memory_order_relaxed)) {
+        return false;
+    }
+    // A first start, so that a writer which sees us active never gates on the previous occupant's cursor.
+    const std::uint64_t first = writer_position();
+    reader.cursor.store(first, std::memory_order_relaxed);
+    reader.end.store(first, std::memory_order_relaxed);
+    reader.lost.store(0, std::memory_order_relaxed);
+    reader.state.store(kReaderActive, std::memory_order_release);
+    // Pairs with the fence in gate_position (see there).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    const std::uint64_t start = writer_position();
+    reader.end.store(start, std::memory_order_relaxed);
+    reader.cursor.store(start, std::memory_order_release);
+    return true;
 }
 
 int BroadcastRing::remove_reader(int reader) noexcept {

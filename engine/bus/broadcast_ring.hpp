@@ -162,6 +162,9 @@ public:
     // Takes a free reader region and starts it at the writer's current position: the index (>= 0), or -EBUSY
     // when all max_readers are taken. Any thread or process.
     int add_reader() noexcept;
+    // The same for one given region (a topic's subscriber place i is reader i): `reader`, or -EBUSY when that
+    // region is taken, -EINVAL when it is out of range.
+    int add_reader_at(int reader) noexcept;
 
     // Frees an active (or stuck joining) reader region; -EINVAL if `reader` is out of range or free. The reader
     // itself, or anyone cleaning up after a reader process that died.
@@ -344,6 +347,9 @@ private:
         }
         return slot_at(position);
     }
+
+    // Takes region `index` if it is free and starts it at the writer's position.
+    bool join_reader(std::uint32_t index) noexcept;
 
     // Lowest cursor among active readers, at most `bound` (back_pressure), or `bound` (lossy). Cold: the writers
     // call it only when the ring looks full.

@@ -217,6 +217,7 @@ ScanCounts ProcessTable::scan(std::uint64_t now_ns, std::uint64_t heartbeat_time
         // release stores of clear_fields(): whoever saw a cleared field sees the changed word below.
         ScanReport report;
         report.index = index;
+        report.sequence = sequence_of(word);
         Liveness liveness;
         if (state == kReclaiming) {
             // Being reclaimed or deregistered by the process the word names; take over only if that one died.

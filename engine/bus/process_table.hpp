@@ -57,9 +57,8 @@ struct alignas(64) ProcessEntry {
     std::atomic<std::uint64_t> heartbeat_ns;  // CLOCK_MONOTONIC ns of the owner's last heartbeat
     std::atomic<std::uint64_t> registered_ns; // CLOCK_MONOTONIC ns of the registration
     // Two words the owner uses as it likes, set at registration and at any time after (relaxed stores of the
-    // owner, read by the scanner that reclaims a dead owner). The bus keeps the ring reader index of a
-    // subscriber in user[0] and the position of a claim in flight in user[1], so a reclaimer can release
-    // what the dead process held. Zero when the entry is free.
+    // owner, read by the scanner that reclaims a dead owner). Zero when the entry is free. (The bus records
+    // nothing here: a topic's endpoint ledger names the registration itself, see topic_endpoints.hpp.)
     std::atomic<std::uint64_t> user[2];
     std::uint64_t reserved_;
 };
@@ -83,6 +82,7 @@ enum class ProcessVerdict : std::uint8_t {
 // runs, so user[] is what the dead process left there; it is freed when the callback returns.
 struct ScanReport {
     std::uint32_t index = 0;
+    std::uint64_t sequence = 0;   // the entry's claim sequence: with index, names this registration
     std::uint32_t pid = 0;
     std::uint64_t start_time = 0;
     std::uint64_t heartbeat_ns = 0;

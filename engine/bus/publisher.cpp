@@ -2,14 +2,13 @@
 
 #include <unistd.h>
 
-#include "engine/bus/topic_endpoints.hpp"
 #include "platform/os/last_error.hpp"
 
 namespace cf::bus {
 
-int Publisher::open(const Topic& topic, HybridLogicalClock& clock, Publisher& out) noexcept {
-    if (const int status = reserve_endpoint(topic, true); status != 0) return status;
-    TopicHeader& header = topic.header();
+int Publisher::open(const Topic& topic, HybridLogicalClock& clock, EndpointHolder holder, Publisher& out) noexcept {
+    const int place = take_place(topic, EndpointRole::publisher, holder);
+    if (place < 0) return place;
     Publisher publisher;
     const int status = publisher.rings_.attach(topic);
     switch (status == 0 ? topic.kind() : TopicKind{}) {   // nothing to read from a view that did not attach
@@ -20,9 +19,11 @@ int Publisher::open(const Topic& topic, HybridLogicalClock& clock, Publisher& ou
             break;
     }
     if (status != 0) {
-        give_back_endpoint(header.publishers);
+        (void)give_back_place(topic, EndpointRole::publisher, static_cast<std::uint32_t>(place), holder);
         return status;
     }
+    publisher.holder_ = holder;
+    publisher.place_ = static_cast<std::uint32_t>(place);
     publisher.topic_ = topic;
     publisher.clock_ = &clock;
     publisher.max_message_bytes_ = topic.max_message_bytes();
@@ -43,6 +44,8 @@ Publisher& Publisher::operator=(Publisher&& other) noexcept {
     max_message_bytes_ = other.max_message_bytes_;
     position_ = other.position_;
     pid_ = other.pid_;
+    holder_ = other.holder_;
+    place_ = other.place_;
     other.topic_ = Topic{};
     other.claimed_ = nullptr;
     return *this;
@@ -111,7 +114,8 @@ void Publisher::close() noexcept {
         (void)release_claim();
     }
     claimed_ = nullptr;
-    give_back_endpoint(topic_.header().publishers);
+    // false: reclaimed meanwhile by a peer that judged this process dead; the place is not ours to free.
+    (void)give_back_place(topic_, EndpointRole::publisher, place_, holder_);
     topic_ = Topic{};
 }
 

@@ -18,6 +18,7 @@
 
 #include "engine/bus/message.hpp"
 #include "engine/bus/topic.hpp"
+#include "engine/bus/topic_endpoints.hpp"
 #include "engine/bus/topic_rings.hpp"
 #include "engine/time/hlc.hpp"
 
@@ -25,9 +26,13 @@ namespace cf::bus {
 
 class Publisher {
 public:
-    // Attaches a publisher to `topic`, stamping with `clock` (which must outlive it). 0, -EUSERS when the topic
+    // Attaches a publisher to `topic`, stamping with `clock` (which must outlive it), in a publisher place held by
+    // `holder` (topic_endpoints.hpp; SharedTopic passes its process's registration). 0, -EUSERS when the topic
     // already has max_publishers publishers, or a ring attach error, with a message.
-    static int open(const Topic& topic, HybridLogicalClock& clock, Publisher& out) noexcept;
+    static int open(const Topic& topic, HybridLogicalClock& clock, EndpointHolder holder, Publisher& out) noexcept;
+    static int open(const Topic& topic, HybridLogicalClock& clock, Publisher& out) noexcept {
+        return open(topic, clock, kInProcessHolder, out);
+    }
 
     Publisher() noexcept = default;
     Publisher(Publisher&& other) noexcept { *this = static_cast<Publisher&&>(other); }
@@ -180,6 +185,8 @@ private:
     std::uint32_t max_message_bytes_ = 0;
     std::uint64_t position_ = 0;        // of the outstanding claim
     std::uint64_t pid_ = 0;             // this process, for claim markers
+    EndpointHolder holder_ = 0;         // who holds our place in the topic's ledger
+    std::uint32_t place_ = 0;
 };
 
 }  // namespace cf::bus

@@ -1,5 +1,7 @@
 #include "engine/bus/shared_topic.hpp"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdio>
 
@@ -10,15 +12,17 @@ namespace {
 
 using platform::fail;
 
-constexpr std::uint64_t kCountMask = 0xffffffffULL;
-
-std::uint64_t pack_counts(std::uint32_t publishers, std::uint32_t subscribers) noexcept {
-    return std::uint64_t{publishers} | (std::uint64_t{subscribers} << 32);
+// Re-raises the last failure with the topic's name in front, so a user learns which topic and what exactly.
+int fail_for_topic(int status, const char* topic) noexcept {
+    char detail[400];
+    std::snprintf(detail, sizeof detail, "%s", platform::last_error_message());
+    return fail(-status, "shared topic '%s': %s", topic, detail);
 }
 
 }  // namespace
 
-int SharedTopic::open(const TopicConfig& config, std::uint32_t mode, SharedTopic& out) noexcept {
+int SharedTopic::open(const TopicConfig& config, std::uint32_t mode, SharedTopic& out,
+                      std::uint32_t owner_uid) noexcept {
     out.close();
     const std::size_t bytes = Topic::bytes_needed(config);
     if (bytes == 0) return -EINVAL;   // message set by the check
@@ -33,7 +37,10 @@ int SharedTopic::open(const TopicConfig& config, std::uint32_t mode, SharedTopic
     segment_config.layout_id = layout_id;
     segment_config.mode = mode == 0 ? 0600 : mode;
     segment_config.if_exists = ShmIfExists::reset_if_stale;
-    int status = ShmSegment::create(segment_config, shared.segment_);
+    segment_config.owner_uid = owner_uid;
+    // Another user's topic is theirs to create: attach only.
+    const bool own = owner_uid == kShmOwnerSelf || owner_uid == static_cast<std::uint32_t>(::geteuid());
+    int status = own ? ShmSegment::create(segment_config, shared.segment_) : -EEXIST;
     if (status == 0) {
         status = Topic::format(shared.segment_.payload(), shared.segment_.payload_bytes(), config);
         if (status == 0) status = shared.segment_.mark_ready();
@@ -42,23 +49,22 @@ int SharedTopic::open(const TopicConfig& config, std::uint32_t mode, SharedTopic
             return status;
         }
     } else if (status == -EEXIST) {
-        // A living process made it: use it, if it is the same topic.
-        status = ShmSegment::attach(segment_name, layout_id, shared.segment_);
-        if (status == -EPROTO) {
-            return fail(EPROTO, "shared topic '%s' exists with another configuration or library version: "
-                                "max_message_bytes, depth, max_publishers, max_subscribers and overflow must match",
-                        config.name);
-        }
-        if (status != 0) return status;
+        // A living process made it: use it, if it is the same topic (the segment's message says what differs:
+        // another configuration, another library version, or a corrupt header).
+        status = ShmSegment::attach(segment_name, layout_id, shared.segment_, kShmDefaultWaitTimeout,
+                                    segment_config.mode, owner_uid);
+        if (status != 0) return fail_for_topic(status, config.name);
     } else {
-        return status;
+        return fail_for_topic(status, config.name);
     }
     status = Topic::attach(shared.segment_.payload(), shared.segment_.payload_bytes(), shared.topic_);
-    if (status != 0) return status;
-    status = shared.segment_.processes().register_self(ProcessTable::monotonic_ns(), 0, 0, shared.ticket_);
+    if (status == 0) {
+        status = shared.segment_.processes().register_self(ProcessTable::monotonic_ns(), 0, 0, shared.ticket_);
+    }
     if (status != 0) {
-        return fail(-status, "shared topic '%s': cannot register this process (%d processes at most)", config.name,
-                    static_cast<int>(ProcessTable::kCapacity));
+        // Ours and nobody else's yet: remove it again rather than leave it behind for the next run to reset.
+        if (shared.segment_.is_creator()) (void)shared.segment_.unlink();
+        return fail_for_topic(status, config.name);
     }
     out = static_cast<SharedTopic&&>(shared);
     return 0;
@@ -70,61 +76,58 @@ SharedTopic& SharedTopic::operator=(SharedTopic&& other) noexcept {
     segment_ = static_cast<ShmSegment&&>(other.segment_);
     topic_ = other.topic_;
     ticket_ = other.ticket_;
-    readers_mask_ = other.readers_mask_;
-    publishers_ = other.publishers_;
-    subscribers_ = other.subscribers_;
     other.topic_ = Topic{};
     other.ticket_ = ProcessTicket{};
     return *this;
 }
 
+EndpointHolder SharedTopic::holder() const noexcept {
+    return process_holder(ticket_.index, ProcessTable::sequence_of(ticket_.word));
+}
+
+void SharedTopic::free_places(EndpointHolder holder, MaintainReport& report) noexcept {
+    TopicHeader& header = topic_.header();
+    BroadcastRing broadcast;
+    const bool is_broadcast = topic_.kind() == TopicKind::broadcast &&
+                              BroadcastRing::attach(topic_.ring_memory(), topic_.ring_bytes(), broadcast) == 0;
+    report.publishers_freed += reclaim_places(header, EndpointRole::publisher, holder, [](std::uint32_t) {});
+    report.subscribers_freed += reclaim_places(header, EndpointRole::subscriber, holder, [&](std::uint32_t place) {
+        // -EINVAL: the holder died after taking the place, before joining as reader `place`.
+        if (is_broadcast && broadcast.remove_reader(static_cast<int>(place)) == 0) ++report.readers_removed;
+    });
+}
+
 void SharedTopic::close() noexcept {
-    if (segment_.valid() && ticket_.valid()) (void)segment_.processes().deregister(ticket_);
+    if (segment_.valid() && ticket_.valid()) {
+        MaintainReport ignored;
+        if (topic_.valid()) free_places(holder(), ignored);
+        (void)segment_.processes().deregister(ticket_);
+    }
     ticket_ = ProcessTicket{};
     topic_ = Topic{};
     segment_.detach();
-    readers_mask_ = 0;
-    publishers_ = subscribers_ = 0;
-}
-
-void SharedTopic::record_endpoints() noexcept {
-    ProcessTable& table = segment_.processes();
-    (void)table.set_user(ticket_, 0, readers_mask_);
-    (void)table.set_user(ticket_, 1, pack_counts(publishers_, subscribers_));
 }
 
 int SharedTopic::open_publisher(HybridLogicalClock& clock, Publisher& out) noexcept {
     if (!valid()) return fail(EINVAL, "shared topic: not open");
-    const int status = Publisher::open(topic_, clock, out);
-    if (status != 0) return status;
-    ++publishers_;
-    record_endpoints();
-    return 0;
+    return Publisher::open(topic_, clock, holder(), out);
 }
 
 int SharedTopic::open_subscriber(Subscriber& out) noexcept {
     if (!valid()) return fail(EINVAL, "shared topic: not open");
-    const int status = Subscriber::open(topic_, out);
-    if (status != 0) return status;
-    ++subscribers_;
-    if (out.reader() >= 0) readers_mask_ |= std::uint64_t{1} << out.reader();
-    record_endpoints();
-    return 0;
+    return Subscriber::open(topic_, holder(), out);
 }
 
-void SharedTopic::close_publisher(Publisher& publisher) noexcept {
-    if (!publisher.valid()) return;
-    publisher.close();
-    if (publishers_ > 0) --publishers_;
-    if (valid()) record_endpoints();
+void SharedTopic::close_publisher(Publisher& publisher) noexcept { publisher.close(); }
+
+void SharedTopic::close_subscriber(Subscriber& subscriber) noexcept { subscriber.close(); }
+
+std::uint32_t SharedTopic::publishers() const noexcept {
+    return valid() ? places_taken(topic_.header(), EndpointRole::publisher) : 0;
 }
 
-void SharedTopic::close_subscriber(Subscriber& subscriber) noexcept {
-    if (!subscriber.valid()) return;
-    if (subscriber.reader() >= 0) readers_mask_ &= ~(std::uint64_t{1} << subscriber.reader());
-    subscriber.close();
-    if (subscribers_ > 0) --subscribers_;
-    if (valid()) record_endpoints();
+std::uint32_t SharedTopic::subscribers() const noexcept {
+    return valid() ? places_taken(topic_.header(), EndpointRole::subscriber) : 0;
 }
 
 int SharedTopic::maintain(std::uint64_t heartbeat_timeout_ns, MaintainReport& report) noexcept {
@@ -135,20 +138,10 @@ int SharedTopic::maintain(std::uint64_t heartbeat_timeout_ns, MaintainReport& re
     if (table.heartbeat(ticket_, now) != 0) {
         return fail(ESTALE, "shared topic '%s': this process was reclaimed as dead; reopen it", topic_.name());
     }
-    TopicHeader& header = topic_.header();
-    BroadcastRing broadcast;
-    const bool is_broadcast = topic_.kind() == TopicKind::broadcast &&
-                              BroadcastRing::attach(topic_.ring_memory(), topic_.ring_bytes(), broadcast) == 0;
+    // The scan calls back while it holds the dead entry (reclaiming), so no other scanner frees the same places.
     const ScanCounts counts = table.scan(now, heartbeat_timeout_ns, [&](const ScanReport& dead) {
         if (dead.verdict == ProcessVerdict::stale_alive) return;
-        // What the dead process held: its places among the publishers and subscribers, its broadcast readers.
-        const auto publishers = static_cast<std::uint32_t>(dead.user[1] & kCountMask);
-        const auto subscribers = static_cast<std::uint32_t>(dead.user[1] >> 32);
-        header.publishers.fetch_sub(publishers, std::memory_order_acq_rel);
-        header.subscribers.fetch_sub(subscribers, std::memory_order_acq_rel);
-        for (int reader = 0; reader < 64 && is_broadcast; ++reader) {
-            if ((dead.user[0] >> reader & 1) != 0 && broadcast.remove_reader(reader) == 0) ++report.readers_removed;
-        }
+        free_places(process_holder(dead.index, dead.sequence), report);
     });
     report.dead_processes = counts.reclaimed;
     report.stale_alive = counts.stale_alive;

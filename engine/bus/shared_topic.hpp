@@ -1,18 +1,19 @@
 // A topic that lives in a named shared-memory segment, so that other processes publish and subscribe on it at
 // the same zero-copy path as threads of one process (the topic block holds offsets, never pointers).
 //
-// open(config) creates the segment "topic.<name>" (/dev/shm/cf.topic.<name>, mode 0600 unless asked otherwise),
-// formats the topic in it and marks it ready; if a living process already created it, it attaches instead, and
+// open(config) creates the segment "topic.<name>" (/dev/shm/chronofabric-<uid>/topic.<name>, mode 0600 unless asked
+// otherwise; see shm_segment.hpp for who may own it and what mode is accepted), formats the topic in it and marks
+// it ready; if a living process already created it, it attaches instead, and
 // the segment's layout id (topic_layout_id: kind, sizes, counts, policy, layout versions) must equal the one of
 // `config`: a peer built with another configuration or library version is refused with -EPROTO. A segment left
 // by an earlier run whose processes are all dead is recognised (ShmSegment) and reset, never trusted.
 //
-// Each SharedTopic registers its process in the segment's ProcessTable and records there what its endpoints hold:
-//   user[0]: bit r set = this process holds broadcast reader r
-//   user[1]: publishers (low 32 bits) and subscribers (high 32 bits) this process has open on the topic
-// maintain(), called from each process's housekeeping every ~100 ms, heartbeats this process and scans for dead
-// ones: a process killed with -9 gets its publisher/subscriber places and its broadcast readers returned (so a
-// dead reader no longer holds back-pressure on the writer). A claim a dead publisher left uncommitted on a
+// Each SharedTopic registers its process in the segment's ProcessTable; its publishers and subscribers take their
+// places in the topic's endpoint ledger under that registration (topic_endpoints.hpp: one CAS per place, nothing
+// else to keep in step, so a kill at any instruction leaves the ledger right). maintain(), called from each
+// process's housekeeping every ~100 ms, heartbeats this process and scans for dead ones: a process killed with
+// -9 gets its publisher and subscriber places and its broadcast readers returned (so a dead reader no longer
+// holds back-pressure on the writer, and a dead publisher's place can be taken again). A claim a dead publisher left uncommitted on a
 // many-publisher topic (MPSC or multi-writer broadcast) is found by a subscriber: Subscriber::recover_stalled_claim().
 #pragma once
 
@@ -28,15 +29,21 @@ namespace cf::bus {
 struct MaintainReport {
     std::uint32_t dead_processes = 0;      // reclaimed by this call
     std::uint32_t stale_alive = 0;         // processes with an old heartbeat that still exist (left alone)
+    std::uint32_t publishers_freed = 0;    // publisher places of dead processes given back
+    std::uint32_t subscribers_freed = 0;   // subscriber places of dead processes given back
     std::uint32_t readers_removed = 0;     // broadcast readers of dead processes freed
 };
 
 class SharedTopic {
 public:
-    // Creates or attaches (see the file comment). `mode` must include 0600. 0, or -EINVAL (bad configuration),
-    // -EPROTO (the existing segment has another layout), -ENOSPC (no room in /dev/shm or the process table),
-    // -EEXIST/-ETIMEDOUT/-EACCES from the segment, with a message.
-    static int open(const TopicConfig& config, std::uint32_t mode, SharedTopic& out) noexcept;
+    // Creates or attaches (see the file comment). `mode` must include 0600 (0: 0600); an existing segment with a
+    // wider mode is refused. `owner_uid`: whose segment (kShmOwnerSelf: this process's effective uid, which
+    // creates it if need be; another uid: attach to that user's segment only, never create). 0, or -EINVAL (bad
+    // configuration), -EPROTO (the existing segment has another layout, or is corrupt), -ENOSPC (no room in
+    // /dev/shm or the process table), -EACCES (another user's segment or directory, or a wider mode), -ENOENT
+    // (another owner's segment that does not exist), -EEXIST/-ETIMEDOUT from the segment, with a message.
+    static int open(const TopicConfig& config, std::uint32_t mode, SharedTopic& out,
+                    std::uint32_t owner_uid = kShmOwnerSelf) noexcept;
 
     SharedTopic() noexcept = default;
     SharedTopic(SharedTopic&& other) noexcept { *this = static_cast<SharedTopic&&>(other); }
@@ -45,16 +52,22 @@ public:
     SharedTopic& operator=(const SharedTopic&) = delete;
     ~SharedTopic() { close(); }
 
-    // Deregisters this process and unmaps. Endpoints opened through this object must be closed first.
+    // Deregisters this process and unmaps. Endpoints opened through this object must be closed first; places
+    // they still hold are given back here (their objects must not be used after).
     void close() noexcept;
     // Removes the segment's name (the last process out, or an operator); mappings stay valid until close().
     int unlink() noexcept { return segment_.unlink(); }
 
-    // Endpoints, recorded in this process's entry so that they are reclaimed if the process dies.
+    // Endpoints, held in the topic's ledger under this process's registration, so that they are reclaimed if the
+    // process dies.
     int open_publisher(HybridLogicalClock& clock, Publisher& out) noexcept;
     int open_subscriber(Subscriber& out) noexcept;
     void close_publisher(Publisher& publisher) noexcept;
     void close_subscriber(Subscriber& subscriber) noexcept;
+
+    // Publishers and subscribers attached now, in every process (read from the ledger).
+    std::uint32_t publishers() const noexcept;
+    std::uint32_t subscribers() const noexcept;
 
     // Heartbeat + scan (see the file comment). 0, or -ESTALE if this process was itself judged dead (its
     // heartbeat stopped for longer than the timeout while it was not alive to the scanner: it must reopen).
@@ -68,14 +81,13 @@ public:
     const ShmSegment& segment() const noexcept { return segment_; }
 
 private:
-    void record_endpoints() noexcept;
+    EndpointHolder holder() const noexcept;
+    // Gives back every place `holder` holds, broadcast readers first (see reclaim_places).
+    void free_places(EndpointHolder holder, MaintainReport& report) noexcept;
 
     ShmSegment segment_;
     Topic topic_;
     ProcessTicket ticket_;
-    std::uint64_t readers_mask_ = 0;
-    std::uint32_t publishers_ = 0;
-    std::uint32_t subscribers_ = 0;
 };
 
 }  // namespace cf::bus

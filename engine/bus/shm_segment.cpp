@@ -1,6 +1,7 @@
 #include "engine/bus/shm_segment.hpp"
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -19,15 +20,110 @@ namespace {
 
 using platform::fail;
 
-// "/cf." + name + NUL
-constexpr std::size_t kPathBytes = 4 + ShmSegment::kMaxNameLength + 1;
+constexpr std::size_t kPathBytes = ShmSegment::kMaxPathLength + 1;
 // Rounds of create()/attach() that found the name changing under them (reset, unlinked) before giving up.
 // Rounds that wait for a creator between two syscalls are bounded by the deadline instead.
 constexpr int kMaxRounds = 64;
 
 enum Resolution { kRetry = 1, kWasReset = 2, kWaited = 3 };
 
-void object_path(const char* name, char (&path)[kPathBytes]) { std::snprintf(path, sizeof path, "/cf.%s", name); }
+std::uint32_t resolve_owner(std::uint32_t owner_uid) {
+    return owner_uid == kShmOwnerSelf ? static_cast<std::uint32_t>(::geteuid()) : owner_uid;
+}
+
+void directory_path(std::uint32_t owner, char (&path)[kPathBytes]) {
+    std::snprintf(path, sizeof path, "%s/chronofabric-%u", ShmSegment::kRootDirectory, owner);
+}
+
+void object_path(std::uint32_t owner, const char* name, char (&path)[kPathBytes]) {
+    std::snprintf(path, sizeof path, "%s/chronofabric-%u/%s", ShmSegment::kRootDirectory, owner, name);
+}
+
+// Every open of a segment file: never through a symbolic link, never blocking (a FIFO put there would).
+constexpr int kOpenFlags = O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
+
+// "uid 1000 (alice)", or "uid 1000" when the name cannot be looked up. Set-up path only (NSS may read files).
+struct UserName {
+    char text[96];
+    explicit UserName(std::uint32_t uid) {
+        passwd entry{};
+        passwd* found = nullptr;
+        char buffer[1024];
+        if (::getpwuid_r(static_cast<uid_t>(uid), &entry, buffer, sizeof buffer, &found) == 0 && found != nullptr) {
+            std::snprintf(text, sizeof text, "uid %u (%s)", uid, found->pw_name);
+        } else {
+            std::snprintf(text, sizeof text, "uid %u", uid);
+        }
+    }
+};
+
+// The mode bits a process that asked for `mode` accepts on a segment: those and nothing wider.
+bool mode_within(mode_t actual, std::uint32_t mode) { return (actual & 07777 & ~static_cast<mode_t>(mode)) == 0; }
+
+// The directory holds the owner's segments: it must be the owner's, a real directory, and writable by nobody
+// else, so no other user can create, replace or remove a name inside it (names are not squattable there).
+int check_directory(const struct stat& st, std::uint32_t owner, const char* path, const char* name) {
+    if (!S_ISDIR(st.st_mode) || st.st_uid != owner || (st.st_mode & 0022) != 0) {
+        const UserName holder(st.st_uid);
+        return fail(EACCES, "segment '%s': %s is in the way: it belongs to %s with mode 0%o and is %s; segments "
+                            "of uid %u need a directory of their own that nobody else can write (remove it, as "
+                            "root if need be)", name, path, holder.text, static_cast<unsigned>(st.st_mode & 07777),
+                    !S_ISDIR(st.st_mode) ? "not a directory" : st.st_uid != owner ? "another user's" : "writable by others",
+                    owner);
+    }
+    return 0;
+}
+
+// Opens (and for the owner's create, makes) the owner's segment directory, checked. The descriptor, or -errno.
+int open_directory(std::uint32_t owner, std::uint32_t mode, bool create, const char* name) {
+    char path[kPathBytes];
+    directory_path(owner, path);
+    const bool own = owner == static_cast<std::uint32_t>(::geteuid());
+    if (create && own && ::mkdir(path, 0700) != 0 && errno != EEXIST) {
+        const int err = errno;
+        return fail(err, "segment '%s': cannot make the directory %s: %s", name, path, std::strerror(err));
+    }
+    const int dir = ::open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dir < 0) {
+        const int err = errno;
+        struct stat st{};
+        if ((err == ELOOP || err == ENOTDIR) && ::lstat(path, &st) == 0) return check_directory(st, owner, path, name);
+        if (err == ENOENT) return fail(ENOENT, "no segment '%s' (%s does not exist: nothing created yet)", name, path);
+        return fail(err, "segment '%s': cannot open the directory %s: %s", name, path, std::strerror(err));
+    }
+    struct stat st{};
+    if (::fstat(dir, &st) != 0) {
+        const int err = errno;
+        ::close(dir);
+        return fail(err, "segment '%s': fstat of %s failed: %s", name, path, std::strerror(err));
+    }
+    if (const int status = check_directory(st, owner, path, name); status < 0) {
+        ::close(dir);
+        return status;
+    }
+    // Group or other users the segment is shared with must be able to pass through (never to write).
+    const mode_t search = ((mode & 0060) != 0 ? 0010 : 0) | ((mode & 0006) != 0 ? 0001 : 0);
+    if (create && own && (st.st_mode & search) != search) (void)::fchmod(dir, (st.st_mode & 07777) | search);
+    return dir;
+}
+
+// A segment file must be a regular file of the expected owner with no permission beyond what was asked for:
+// otherwise another user (or a chown/chmod) could feed this process messages it never meant to accept.
+int check_object(int fd, std::uint32_t owner, std::uint32_t mode, const char* name, const char* path) {
+    struct stat st{};
+    if (::fstat(fd, &st) != 0) {
+        const int err = errno;
+        return fail(err, "segment '%s': fstat failed: %s", name, std::strerror(err));
+    }
+    if (!S_ISREG(st.st_mode) || st.st_uid != owner || !mode_within(st.st_mode, mode)) {
+        const UserName holder(st.st_uid);
+        return fail(EACCES, "segment '%s' (%s) belongs to %s with mode 0%o%s; this process accepts only uid %u "
+                            "and mode 0%o or narrower: refused", name, path, holder.text,
+                    static_cast<unsigned>(st.st_mode & 07777), S_ISREG(st.st_mode) ? "" : " and is not a file",
+                    owner, mode);
+    }
+    return 0;
+}
 
 std::uint64_t now_ns() { return ProcessTable::monotonic_ns(); }
 
@@ -109,7 +205,7 @@ int lock_fd(int fd, int operation, std::uint64_t deadline, const char* name) {
 
 // Whether `path` still names the object open as `fd` (it may have been unlinked, or reset and re-created).
 bool names_object(const char* path, int fd) {
-    const int other = ::shm_open(path, O_RDONLY, 0);
+    const int other = ::open(path, O_RDONLY | kOpenFlags);
     if (other < 0) return false;
     struct stat ours{}, theirs{};
     const bool same = ::fstat(fd, &ours) == 0 && ::fstat(other, &theirs) == 0 && ours.st_dev == theirs.st_dev &&
@@ -120,12 +216,16 @@ bool names_object(const char* path, int fd) {
 
 int open_failure(int err, const char* name, const char* path) {
     if (err == ENOENT) {
-        return fail(ENOENT, "no segment '%s' (shm object %s): not created yet, or unlinked", name, path);
+        return fail(ENOENT, "no segment '%s' (%s): not created yet, or unlinked", name, path);
     }
     if (err == EACCES) {
         return fail(EACCES, "segment '%s': permission denied on %s (another user's segment?)", name, path);
     }
-    return fail(err, "segment '%s': shm_open(%s) failed: %s", name, path, std::strerror(err));
+    if (err == ELOOP) {
+        return fail(EACCES, "segment '%s': %s is a symbolic link: refused (segments are never followed)", name,
+                    path);
+    }
+    return fail(err, "segment '%s': open(%s) failed: %s", name, path, std::strerror(err));
 }
 
 // The checks attach() and create() share, on a header of a `size`-byte object: magic, version, checksum, sizes.
@@ -153,7 +253,7 @@ int validate_header(const ShmHeader& header, std::size_t size, const char* name)
 int reset_existing(const char* path, ShmHeader* header) {
     if (header != nullptr) header->state.store(static_cast<std::uint32_t>(ShmState::retired),
                                                std::memory_order_release);
-    if (::shm_unlink(path) != 0 && errno != ENOENT) {
+    if (::unlink(path) != 0 && errno != ENOENT) {
         const int err = errno;
         return fail(err, "cannot unlink stale segment %s: %s", path, std::strerror(err));
     }
@@ -162,15 +262,22 @@ int reset_existing(const char* path, ShmHeader* header) {
 
 // create() found the name taken: decide under the object's exclusive lock whether it is stale (reset it),
 // in the middle of being created (retry), or in use (-EEXIST). `generation` gets the replacement's generation.
-int resolve_existing(const char* path, const ShmSegmentConfig& config, std::uint64_t deadline,
-                     std::uint64_t& generation) {
+int resolve_existing(const char* path, const ShmSegmentConfig& config, std::uint32_t owner,
+                     std::uint64_t deadline, std::uint64_t& generation) {
     const char* name = config.name;
-    const int fd = ::shm_open(path, O_RDWR, 0);
+    const int fd = ::open(path, O_RDWR | kOpenFlags);
     if (fd < 0) {
         const int err = errno;
-        return err == ENOENT ? kRetry : open_failure(err, name, path);
+        if (err == ENOENT) return kRetry;
+        if (config.if_exists == ShmIfExists::replace) return reset_existing(path, nullptr);
+        return open_failure(err, name, path);
     }
     FdGuard fd_guard(fd);   // closing drops the lock
+    // Another owner's or a wider mode's file is never reset, nor used: only an operator's replace removes it.
+    if (const int status = check_object(fd, owner, config.mode, name, path); status < 0) {
+        if (config.if_exists == ShmIfExists::replace) return reset_existing(path, nullptr);
+        return status;
+    }
     if (const int status = lock_fd(fd, LOCK_EX, deadline, name); status < 0) return status;
     // Waiting for the lock, we may have waited for someone who reset or unlinked it.
     if (!names_object(path, fd)) return kRetry;
@@ -194,7 +301,7 @@ int resolve_existing(const char* path, const ShmSegmentConfig& config, std::uint
     if (size < ShmSegment::kPayloadOffset) {
         if (config.if_exists == ShmIfExists::replace) return reset_existing(path, nullptr);
         return fail(EPROTO, "segment '%s' is %zu bytes, too small for a segment header: not a ChronoFabric "
-                            "segment (remove /dev/shm%s, or create with ShmIfExists::replace)", name, size, path);
+                            "segment (remove %s, or create with ShmIfExists::replace)", name, size, path);
     }
     void* base = ::mmap(nullptr, ShmSegment::kPayloadOffset, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED) {
@@ -247,7 +354,9 @@ ShmSegment& ShmSegment::operator=(ShmSegment&& other) noexcept {
         reset_ = std::exchange(other.reset_, false);
         locked_ = std::exchange(other.locked_, false);
         std::memcpy(name_, other.name_, sizeof name_);
+        std::memcpy(path_, other.path_, sizeof path_);
         other.name_[0] = '\0';
+        other.path_[0] = '\0';
     }
     return *this;
 }
@@ -270,8 +379,8 @@ int ShmSegment::check_name(const char* name) noexcept {
     return 0;
 }
 
-void ShmSegment::adopt(int fd, ShmHeader* header, std::size_t mapped_bytes, const char* name, bool creator,
-                       bool reset, bool locked) noexcept {
+void ShmSegment::adopt(int fd, ShmHeader* header, std::size_t mapped_bytes, const char* name, const char* path,
+                       bool creator, bool reset, bool locked) noexcept {
     header_ = header;
     mapped_bytes_ = mapped_bytes;
     payload_bytes_ = mapped_bytes - kPayloadOffset;
@@ -283,6 +392,7 @@ void ShmSegment::adopt(int fd, ShmHeader* header, std::size_t mapped_bytes, cons
     reset_ = reset;
     locked_ = locked;
     std::snprintf(name_, sizeof name_, "%s", name);
+    std::snprintf(path_, sizeof path_, "%s", path);
 }
 
 int ShmSegment::create(const ShmSegmentConfig& config, ShmSegment& out) noexcept {
@@ -297,10 +407,18 @@ int ShmSegment::create(const ShmSegmentConfig& config, ShmSegment& out) noexcept
     if ((config.mode & ~0777u) != 0 || (config.mode & 0600u) != 0600u) {
         return fail(EINVAL, "segment '%s': mode 0%o must be permission bits that include 0600", name, config.mode);
     }
+    const std::uint32_t owner = resolve_owner(config.owner_uid);
+    if (owner != static_cast<std::uint32_t>(::geteuid())) {
+        return fail(EINVAL, "segment '%s': only its owner (uid %u) creates it; this process is uid %u: attach "
+                            "instead", name, owner, static_cast<unsigned>(::geteuid()));
+    }
     ProcessIdentity self;
     if (const int status = self_identity(self); status < 0) return status;
+    const int directory = open_directory(owner, config.mode, true, name);
+    if (directory < 0) return directory;
+    ::close(directory);
     char path[kPathBytes];
-    object_path(name, path);
+    object_path(owner, name, path);
     const std::uint64_t deadline = deadline_after(config.wait_timeout);
     const std::size_t total = kPayloadOffset + round_up(config.payload_bytes, kPayloadAlignment);
 
@@ -312,7 +430,7 @@ int ShmSegment::create(const ShmSegmentConfig& config, ShmSegment& out) noexcept
             return fail(EBUSY, "segment '%s': the name kept changing under us (other processes re-creating it)",
                         name);
         }
-        fd = ::shm_open(path, O_RDWR | O_CREAT | O_EXCL, static_cast<mode_t>(config.mode));
+        fd = ::open(path, O_RDWR | O_CREAT | O_EXCL | kOpenFlags, static_cast<mode_t>(config.mode));
         if (fd >= 0) {
             // The lock tells inspectors the header is being written (they wait for it, see resolve_existing).
             if (const int status = lock_fd(fd, LOCK_EX, deadline, name); status < 0) {
@@ -328,9 +446,9 @@ int ShmSegment::create(const ShmSegmentConfig& config, ShmSegment& out) noexcept
         const int err = errno;
         if (err != EEXIST) return open_failure(err, name, path);
         if (config.if_exists == ShmIfExists::fail) {
-            return fail(EEXIST, "segment '%s' already exists (shm object %s)", name, path);
+            return fail(EEXIST, "segment '%s' already exists (%s)", name, path);
         }
-        const int resolution = resolve_existing(path, config, deadline, generation);
+        const int resolution = resolve_existing(path, config, owner, deadline, generation);
         if (resolution < 0) return resolution;
         if (resolution == kWasReset) reset = true;
         if (resolution != kWaited) ++changes;
@@ -342,10 +460,10 @@ int ShmSegment::create(const ShmSegmentConfig& config, ShmSegment& out) noexcept
         const char* path;
         bool armed = true;
         ~Unlinker() {
-            if (armed) ::shm_unlink(path);
+            if (armed) ::unlink(path);
         }
     } unlinker{path};
-    if (::fchmod(fd, static_cast<mode_t>(config.mode)) != 0) {   // shm_open applied the umask
+    if (::fchmod(fd, static_cast<mode_t>(config.mode)) != 0) {   // open applied the umask
         const int err = errno;
         return fail(err, "segment '%s': fchmod 0%o failed: %s", name, config.mode, std::strerror(err));
     }
@@ -383,16 +501,23 @@ int ShmSegment::create(const ShmSegmentConfig& config, ShmSegment& out) noexcept
     ::flock(fd, LOCK_UN);
 
     unlinker.armed = false;
-    out.adopt(fd_guard.release(), header, total, name, true, reset, locked);
+    out.adopt(fd_guard.release(), header, total, name, path, true, reset, locked);
     return 0;
 }
 
-int ShmSegment::attach(const char* name, std::uint64_t expected_layout_id, ShmSegment& out,
-                       Duration timeout) noexcept {
+int ShmSegment::attach(const char* name, std::uint64_t expected_layout_id, ShmSegment& out, Duration timeout,
+                       std::uint32_t mode, std::uint32_t owner_uid) noexcept {
     out.detach();
     if (const int status = check_name(name); status < 0) return status;
+    if ((mode & ~0777u) != 0 || (mode & 0600u) != 0600u) {
+        return fail(EINVAL, "segment '%s': mode 0%o must be permission bits that include 0600", name, mode);
+    }
+    const std::uint32_t owner = resolve_owner(owner_uid);
+    const int directory = open_directory(owner, mode, false, name);
+    if (directory < 0) return directory;
+    ::close(directory);
     char path[kPathBytes];
-    object_path(name, path);
+    object_path(owner, name, path);
     const std::uint64_t deadline = deadline_after(timeout);
 
     for (int changes = 0;;) {
@@ -400,9 +525,10 @@ int ShmSegment::attach(const char* name, std::uint64_t expected_layout_id, ShmSe
             return fail(EBUSY, "segment '%s': the name kept changing under us (other processes re-creating it)",
                         name);
         }
-        const int fd = ::shm_open(path, O_RDWR, 0);
+        const int fd = ::open(path, O_RDWR | kOpenFlags);
         if (fd < 0) return open_failure(errno, name, path);
         FdGuard fd_guard(fd);
+        if (const int status = check_object(fd, owner, mode, name, path); status < 0) return status;
         // Shared: excludes a creator writing the header and a resetter, not other attachers.
         if (const int status = lock_fd(fd, LOCK_SH, deadline, name); status < 0) return status;
         struct stat st{};
@@ -442,7 +568,7 @@ int ShmSegment::attach(const char* name, std::uint64_t expected_layout_id, ShmSe
         if (const int status = validate_header(*header, size, name); status < 0) return status;
         if (header->layout_id != expected_layout_id) {
             return fail(EPROTO, "segment '%s': layout id differs (0x%016llx, expected 0x%016llx): created by a "
-                                "peer with a different topic configuration", name,
+                                "peer with another configuration or library version", name,
                         static_cast<unsigned long long>(header->layout_id),
                         static_cast<unsigned long long>(expected_layout_id));
         }
@@ -497,7 +623,7 @@ int ShmSegment::attach(const char* name, std::uint64_t expected_layout_id, ShmSe
         }
         const bool locked = ::mlock(base, size) == 0;
         map_guard.release();
-        out.adopt(fd_guard.release(), mapped, size, name, false, false, locked);
+        out.adopt(fd_guard.release(), mapped, size, name, path, false, false, locked);
         return 0;
     }
 }
@@ -529,12 +655,12 @@ void ShmSegment::detach() noexcept {
     reset_ = false;
     locked_ = false;
     name_[0] = '\0';
+    path_[0] = '\0';
 }
 
 int ShmSegment::unlink() noexcept {
     if (header_ == nullptr) return fail(EINVAL, "unlink: segment is not attached");
-    char path[kPathBytes];
-    object_path(name_, path);
+    const char* path = path_;
     // The same lock create() takes to reset: unlinking never races a reset of this name. Our descriptor's lock
     // is dropped by the explicit unlock below (the descriptor stays open).
     if (const int status = lock_fd(fd_, LOCK_EX, deadline_after(kShmDefaultWaitTimeout), name_); status < 0) {
@@ -548,9 +674,9 @@ int ShmSegment::unlink() noexcept {
     // release: a holder that sees `retired` also sees whatever we wrote before unlinking.
     header_->state.store(static_cast<std::uint32_t>(ShmState::retired), std::memory_order_release);
     int status = 0;
-    if (::shm_unlink(path) != 0) {
+    if (::unlink(path) != 0) {
         const int err = errno;
-        status = fail(err, "segment '%s': shm_unlink failed: %s", name_, std::strerror(err));
+        status = fail(err, "segment '%s': unlink of %s failed: %s", name_, path, std::strerror(err));
     }
     ::flock(fd_, LOCK_UN);
     return status;
@@ -559,12 +685,21 @@ int ShmSegment::unlink() noexcept {
 int ShmSegment::remove(const char* name) noexcept {
     if (const int status = check_name(name); status < 0) return status;
     char path[kPathBytes];
-    object_path(name, path);
-    if (::shm_unlink(path) != 0) {
+    object_path(resolve_owner(kShmOwnerSelf), name, path);
+    if (::unlink(path) != 0) {
         const int err = errno;
-        if (err == ENOENT) return fail(ENOENT, "no segment '%s' (shm object %s)", name, path);
-        return fail(err, "segment '%s': shm_unlink failed: %s", name, std::strerror(err));
+        if (err == ENOENT) return fail(ENOENT, "no segment '%s' (%s)", name, path);
+        return fail(err, "segment '%s': unlink of %s failed: %s", name, path, std::strerror(err));
     }
+    return 0;
+}
+
+int ShmSegment::path_of(const char* name, std::uint32_t owner_uid, char* out, std::size_t out_bytes) noexcept {
+    if (const int status = check_name(name); status < 0) return status;
+    if (out == nullptr || out_bytes < kMaxPathLength + 1) return fail(EINVAL, "path_of: the buffer is too small");
+    char path[kPathBytes];
+    object_path(resolve_owner(owner_uid), name, path);
+    std::snprintf(out, out_bytes, "%s", path);
     return 0;
 }
 

@@ -7,8 +7,14 @@
 //   [4096, 8192)     ProcessTable: who uses the segment (liveness, reclaim of dead processes)
 //   [8192, ...)      payload: payload_bytes() rounded up to 4096, so anything 64-byte aligned inside stays so
 //
-// Life cycle: create() makes the object "/cf.<name>" (/dev/shm/cf.<name>) with the given mode regardless of
-// umask, sizes it once (ftruncate + fallocate, so a full /dev/shm is an error now rather than SIGBUS later),
+// Where: a segment is the file /dev/shm/chronofabric-<uid>/<name>, in a directory of its owner's that nobody else
+// may write (mode 0700, plus search permission for group or others when segments are shared with them). So no
+// other user can create, replace or remove a name there: names are not squattable across users. Every open
+// refuses symbolic links (O_NOFOLLOW) and checks owner and mode: a segment (or the directory) that belongs to
+// another uid than the expected owner, or whose mode is wider than the caller asked for, is refused with -EACCES
+// and a message naming its owner and mode, since whoever can write it can feed this process any message.
+//
+// Life cycle: create() makes the file with the given mode regardless of umask, sizes it once (ftruncate + fallocate, so a full /dev/shm is an error now rather than SIGBUS later),
 // maps it MAP_SHARED | MAP_POPULATE, tries to mlock it and writes the header in state `formatting`. The creator
 // then formats the payload and calls mark_ready(): a release store that attachers acquire, so everything
 // written before it is visible to them. attach() validates the header (magic, layout version, checksum, sizes,
@@ -78,11 +84,16 @@ enum class ShmIfExists : std::uint8_t {
 
 inline constexpr Duration kShmDefaultWaitTimeout = Duration::from_seconds(2);
 
+// The effective uid of the calling process: the default owner of the segments it creates and attaches to.
+inline constexpr std::uint32_t kShmOwnerSelf = UINT32_MAX;
+
 struct ShmSegmentConfig {
-    const char* name = nullptr;         // 1..200 of [A-Za-z0-9._-]; the object is "/cf.<name>"
+    const char* name = nullptr;         // 1..200 of [A-Za-z0-9._-]; the file is <directory of owner>/<name>
     std::size_t payload_bytes = 0;      // 1..kMaxPayloadBytes, rounded up to 4096
     std::uint64_t layout_id = 0;        // hash of the payload's layout (e.g. ring geometry), checked by attach()
-    std::uint32_t mode = 0600;          // permission bits, applied regardless of umask; must include 0600
+    std::uint32_t mode = 0600;          // permission bits, applied regardless of umask; must include 0600. An
+                                        // existing segment with wider bits is refused (-EACCES)
+    std::uint32_t owner_uid = kShmOwnerSelf;   // only the owner creates; another uid here is refused (-EINVAL)
     ShmIfExists if_exists = ShmIfExists::reset_if_stale;
     bool lock_memory = true;            // try mlock; failure shows in memory_locked(), it is not an error
     // How long to wait for another process that holds the name's lock or is between creating and sizing it;
@@ -94,6 +105,9 @@ class ShmSegment {
 public:
     static constexpr std::uint32_t kLayoutVersion = 1;
     static constexpr std::size_t kMaxNameLength = 200;
+    static constexpr const char* kRootDirectory = "/dev/shm";
+    // kRootDirectory + "/chronofabric-" + a uid + "/" + a name
+    static constexpr std::size_t kMaxPathLength = 8 + 14 + 10 + 1 + kMaxNameLength;
     static constexpr std::size_t kProcessTableOffset = 4096;
     static constexpr std::size_t kPayloadOffset = 8192;
     static constexpr std::size_t kPayloadAlignment = 4096;
@@ -107,19 +121,23 @@ public:
     ShmSegment& operator=(const ShmSegment&) = delete;
 
     // Creates the segment (see the file comment), in state formatting; `out` is detached first and stays
-    // empty on failure. 0, or: -EINVAL (bad name, size or mode), -EEXIST (taken: if_exists == fail, or a live
-    // process uses it; the message names the pid), -EPROTO (taken by something that is not a segment of this
-    // layout version), -ETIMEDOUT (another process held the name's lock for wait_timeout), -ENOSPC (no room in
-    // /dev/shm), -EACCES (another user's object), or another errno from shm_open/ftruncate/mmap.
+    // empty on failure. 0, or: -EINVAL (bad name, size, mode or owner), -EEXIST (taken: if_exists == fail, or a
+    // live process uses it; the message names the pid), -EPROTO (taken by something that is not a segment of
+    // this layout version), -ETIMEDOUT (another process held the name's lock for wait_timeout), -ENOSPC (no room
+    // in /dev/shm), -EACCES (the directory or an existing segment belongs to another user, is a symbolic link,
+    // or has a wider mode than `mode`: the message names owner and mode), or another errno from
+    // open/ftruncate/mmap.
     static int create(const ShmSegmentConfig& config, ShmSegment& out) noexcept;
 
-    // Attaches to an existing segment and waits up to `timeout` for it to be ready. `out` is detached first
-    // and stays empty on failure. 0, or: -EINVAL (bad name), -ENOENT (no such segment), -EPROTO (too small,
-    // bad magic, other layout version, corrupt header, or another layout_id), -ETIMEDOUT (not ready in time),
-    // -ESTALE (its creator died before making it ready, or it is ready but its creator and every registered
-    // process are gone: a segment from an earlier run, which the next create() resets), -EACCES.
+    // Attaches to an existing segment of `owner_uid` and waits up to `timeout` for it to be ready. `out` is
+    // detached first and stays empty on failure. 0, or: -EINVAL (bad name or mode), -ENOENT (no such segment),
+    // -EPROTO (too small, bad magic, other layout version, corrupt header, or another layout_id), -ETIMEDOUT (not
+    // ready in time), -ESTALE (its creator died before making it ready, or it is ready but its creator and every
+    // registered process are gone: a segment from an earlier run, which the next create() resets), -EACCES (not
+    // the owner's, a symbolic link, or a mode wider than `mode`).
     static int attach(const char* name, std::uint64_t expected_layout_id, ShmSegment& out,
-                      Duration timeout = kShmDefaultWaitTimeout) noexcept;
+                      Duration timeout = kShmDefaultWaitTimeout, std::uint32_t mode = 0600,
+                      std::uint32_t owner_uid = kShmOwnerSelf) noexcept;
 
     // Creator only: publishes the formatted payload (release store; pairs with attach()'s acquire load).
     // 0, -EPERM if this handle did not create the segment, -ESTALE if it was retired meanwhile.
@@ -134,8 +152,11 @@ public:
     // segment now (it is left alone).
     int unlink() noexcept;
 
-    // Removes the name "/cf.<name>" without looking inside (tests, operators). 0, -EINVAL, -ENOENT.
+    // Removes this process's segment `name` without looking inside (tests, operators). 0, -EINVAL, -ENOENT.
     static int remove(const char* name) noexcept;
+
+    // The file of segment `name` of `owner_uid` into `out` (at least kMaxPathLength + 1 bytes). 0 or -EINVAL.
+    static int path_of(const char* name, std::uint32_t owner_uid, char* out, std::size_t out_bytes) noexcept;
 
     // 0 if `name` is 1..200 of [A-Za-z0-9._-], otherwise -EINVAL with a message saying why.
     static int check_name(const char* name) noexcept;
@@ -155,11 +176,12 @@ public:
     bool was_reset() const noexcept { return reset_; }          // create() replaced a stale segment
     bool memory_locked() const noexcept { return locked_; }     // mlock succeeded
     const char* name() const noexcept { return name_; }
+    const char* path() const noexcept { return path_; }
     int fd() const noexcept { return fd_; }
 
 private:
-    void adopt(int fd, ShmHeader* header, std::size_t mapped_bytes, const char* name, bool creator, bool reset,
-               bool locked) noexcept;
+    void adopt(int fd, ShmHeader* header, std::size_t mapped_bytes, const char* name, const char* path,
+               bool creator, bool reset, bool locked) noexcept;
 
     ShmHeader* header_ = nullptr;
     std::size_t mapped_bytes_ = 0;
@@ -172,6 +194,7 @@ private:
     bool reset_ = false;
     bool locked_ = false;
     char name_[kMaxNameLength + 1] = {};
+    char path_[kMaxPathLength + 1] = {};
 };
 
 static_assert(ShmSegment::kPayloadOffset % ShmSegment::kPayloadAlignment == 0);

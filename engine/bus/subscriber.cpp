@@ -4,14 +4,13 @@
 #include <new>
 
 #include "engine/bus/process_table.hpp"
-#include "engine/bus/topic_endpoints.hpp"
 #include "platform/os/last_error.hpp"
 
 namespace cf::bus {
 
-int Subscriber::open(const Topic& topic, Subscriber& out) noexcept {
-    if (const int status = reserve_endpoint(topic, false); status != 0) return status;
-    TopicHeader& header = topic.header();
+int Subscriber::open(const Topic& topic, EndpointHolder holder, Subscriber& out) noexcept {
+    const int place = take_place(topic, EndpointRole::subscriber, holder);
+    if (place < 0) return place;
     Subscriber subscriber;
     int status = subscriber.rings_.attach(topic);
     switch (status == 0 ? topic.kind() : TopicKind{}) {   // nothing to read from a view that did not attach
@@ -34,16 +33,21 @@ int Subscriber::open(const Topic& topic, Subscriber& out) noexcept {
                     break;
                 }
             }
-            subscriber.reader_ = subscriber.rings_.broadcast.add_reader();
+            // Our place is ours alone, so its reader region is free unless the ledger and the ring disagree
+            // (memory another process corrupted).
+            subscriber.reader_ = subscriber.rings_.broadcast.add_reader_at(place);
             if (subscriber.reader_ < 0) {
-                status = platform::fail(EUSERS, "topic '%s': every reader slot is taken", topic.name());
+                status = platform::fail(EPROTO, "topic '%s': reader %d is taken although its subscriber place was "
+                                                "free (corrupt topic?)", topic.name(), place);
             }
             break;
     }
     if (status != 0) {
-        give_back_endpoint(header.subscribers);
+        (void)give_back_place(topic, EndpointRole::subscriber, static_cast<std::uint32_t>(place), holder);
         return status;
     }
+    subscriber.holder_ = holder;
+    subscriber.place_ = static_cast<std::uint32_t>(place);
     subscriber.topic_ = topic;
     out = static_cast<Subscriber&&>(subscriber);
     return 0;
@@ -56,6 +60,8 @@ Subscriber& Subscriber::operator=(Subscriber&& other) noexcept {
     kind_ = other.kind_;
     rings_ = other.rings_;
     reader_ = other.reader_;
+    holder_ = other.holder_;
+    place_ = other.place_;
     pending_ = other.pending_;
     slot_bytes_ = other.slot_bytes_;
     scratch_ = static_cast<std::unique_ptr<std::byte[]>&&>(other.scratch_);
@@ -71,9 +77,13 @@ Subscriber& Subscriber::operator=(Subscriber&& other) noexcept {
 void Subscriber::close() noexcept {
     if (!topic_.valid()) return;
     release();
-    if (reader_ >= 0) (void)rings_.broadcast.remove_reader(reader_);
+    // The reader first, the place second: whoever takes the place next finds its reader region free. A place a
+    // peer reclaimed (it judged this process dead) took our reader with it: the region is no longer ours.
+    const bool still_ours =
+        places_of(topic_.header(), EndpointRole::subscriber)[place_].load(std::memory_order_acquire) == holder_;
+    if (reader_ >= 0 && still_ours) (void)rings_.broadcast.remove_reader(reader_);
     reader_ = -1;
-    give_back_endpoint(topic_.header().subscribers);
+    (void)give_back_place(topic_, EndpointRole::subscriber, place_, holder_);
     topic_ = Topic{};
 }
 

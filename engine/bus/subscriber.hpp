@@ -14,6 +14,7 @@
 
 #include "engine/bus/message.hpp"
 #include "engine/bus/topic.hpp"
+#include "engine/bus/topic_endpoints.hpp"
 #include "engine/bus/topic_rings.hpp"
 
 namespace cf::bus {
@@ -22,9 +23,11 @@ inline constexpr std::uint32_t kMaxPollBatch = 64;
 
 class Subscriber {
 public:
-    // Attaches a subscriber to `topic`. 0, -EUSERS when the topic already has max_subscribers subscribers,
+    // Attaches a subscriber to `topic` in a subscriber place held by `holder` (topic_endpoints.hpp; on a
+    // broadcast topic, place i is reader i). 0, -EUSERS when the topic already has max_subscribers subscribers,
     // -ENOMEM if the lossy scratch cannot be allocated, or a ring attach error; with a message.
-    static int open(const Topic& topic, Subscriber& out) noexcept;
+    static int open(const Topic& topic, EndpointHolder holder, Subscriber& out) noexcept;
+    static int open(const Topic& topic, Subscriber& out) noexcept { return open(topic, kInProcessHolder, out); }
 
     Subscriber() noexcept = default;
     Subscriber(Subscriber&& other) noexcept { *this = static_cast<Subscriber&&>(other); }
@@ -85,6 +88,8 @@ private:
     Kind kind_ = Kind::spsc;
     TopicRings rings_;
     int reader_ = -1;
+    EndpointHolder holder_ = 0;                 // who holds our place in the topic's ledger
+    std::uint32_t place_ = 0;
     std::uint32_t pending_ = 0;                 // positions handed out by receive(), not yet released
     std::uint32_t slot_bytes_ = 0;
     std::unique_ptr<std::byte[]> scratch_;      // lossy: kMaxPollBatch slots (receive) or one (poll)

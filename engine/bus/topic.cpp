@@ -14,8 +14,6 @@ namespace {
 
 using platform::fail;
 
-constexpr std::uint32_t kMaxTopicEndpoints = 64;
-
 RingGeometry ring_geometry(const TopicConfig& config) noexcept {
     return RingGeometry{config.depth, kMessageHeaderBytes + config.max_message_bytes};
 }
@@ -81,9 +79,9 @@ int check_topic_config(const TopicConfig& config) noexcept {
         return fail(EINVAL, "topic '%s': max_publishers %u is outside 1..%u", config.name, config.max_publishers,
                     kMaxTopicEndpoints);
     }
-    if (config.max_subscribers == 0 || config.max_subscribers > kMaxBroadcastReaders) {
+    if (config.max_subscribers == 0 || config.max_subscribers > kMaxTopicEndpoints) {
         return fail(EINVAL, "topic '%s': max_subscribers %u is outside 1..%u", config.name, config.max_subscribers,
-                    kMaxBroadcastReaders);
+                    kMaxTopicEndpoints);
     }
     if (config.overflow != OverflowPolicy::back_pressure && config.overflow != OverflowPolicy::lossy) {
         return fail(EINVAL, "topic '%s': unknown overflow policy %u", config.name,
@@ -145,8 +143,10 @@ int Topic::format(void* memory, std::size_t bytes, const TopicConfig& config) no
     header->ring_bytes = needed - kTopicRingOffset;
     std::memset(header->name, 0, sizeof header->name);
     std::memcpy(header->name, config.name, strnlen(config.name, kMaxTopicNameLength));
-    header->publishers.store(0, std::memory_order_relaxed);
-    header->subscribers.store(0, std::memory_order_relaxed);
+    for (std::uint32_t i = 0; i < kMaxTopicEndpoints; ++i) {
+        header->publisher_places[i].store(0, std::memory_order_relaxed);
+        header->subscriber_places[i].store(0, std::memory_order_relaxed);
+    }
     // Pairs with attach()'s acquire: whoever sees the magic sees the header and the formatted ring.
     header->magic.store(kTopicMagic, std::memory_order_release);
     return 0;

@@ -2,10 +2,10 @@
 // works in one process (the block comes from a pre-faulted region) and across processes (the block is the
 // payload of a shared-memory segment, mapped at a different address in each).
 //
-//     offset 0      TopicHeader (256 bytes): magic, layout version, the configuration, the name, and the counts
-//                   of attached publishers and subscribers (so max_publishers / max_subscribers hold across
-//                   processes)
-//     offset 256    the ring block (ring_layout.hpp): slot = MessageHeader (32 bytes) + max_message_bytes
+//     offset 0      TopicHeader (1152 bytes): magic, layout version, the configuration, the name, and the
+//                   endpoint ledger: who holds each publisher and subscriber place (topic_endpoints.hpp), so
+//                   max_publishers / max_subscribers hold across processes and a dead process's places are found
+//     offset 1152   the ring block (ring_layout.hpp): slot = MessageHeader (32 bytes) + max_message_bytes
 //
 // The ring follows from the configuration: one publisher and one subscriber: SpscRing; several publishers and
 // one subscriber: MpscRing; several subscribers, or a lossy topic: BroadcastRing (multi-writer when several
@@ -22,6 +22,8 @@ namespace cf::bus {
 
 inline constexpr std::size_t kMaxTopicNameLength = 63;
 inline constexpr std::uint32_t kMaxTopicMessageBytes = kMaxSlotBytes - 64;
+inline constexpr std::uint32_t kMaxTopicEndpoints = 64;   // publishers, and separately subscribers
+static_assert(kMaxBroadcastReaders == kMaxTopicEndpoints, "subscriber place i is broadcast reader i");
 
 enum class TopicKind : std::uint32_t { spsc = 1, mpsc = 2, broadcast = 3 };
 
@@ -29,8 +31,8 @@ struct TopicConfig {
     const char* name = nullptr;            // 1..63 characters of [A-Za-z0-9._-]
     std::uint32_t max_message_bytes = 0;   // payload bytes, 1 .. kMaxTopicMessageBytes
     std::uint32_t depth = 0;               // messages in flight: a power of two, 2 .. 2^24
-    std::uint32_t max_publishers = 1;      // 1 .. 64
-    std::uint32_t max_subscribers = 1;     // 1 .. 64
+    std::uint32_t max_publishers = 1;      // 1 .. kMaxTopicEndpoints
+    std::uint32_t max_subscribers = 1;     // 1 .. kMaxTopicEndpoints
     OverflowPolicy overflow = OverflowPolicy::back_pressure;
 };
 
@@ -47,14 +49,16 @@ struct alignas(64) TopicHeader {
     std::uint64_t ring_offset;
     std::uint64_t ring_bytes;
     char name[kMaxTopicNameLength + 1];
-    alignas(64) std::atomic<std::uint32_t> publishers;    // attached now
-    std::atomic<std::uint32_t> subscribers;
-    unsigned char padding[120];
+    // The endpoint ledger: place i is free (0) or names its holder (an EndpointOwner, topic_endpoints.hpp).
+    // Taking and giving back a place is one CAS, so the ledger is right whatever instruction a process dies at;
+    // the counts are derived from it, never kept beside it. Subscriber place i is broadcast reader i.
+    alignas(64) std::atomic<std::uint64_t> publisher_places[kMaxTopicEndpoints];
+    alignas(64) std::atomic<std::uint64_t> subscriber_places[kMaxTopicEndpoints];
 };
-static_assert(sizeof(TopicHeader) == 256);
+static_assert(sizeof(TopicHeader) == 1152);
 
 inline constexpr std::uint64_t kTopicMagic = 0x3143494F542D4643;  // "CF-TOPC1"
-inline constexpr std::uint32_t kTopicLayoutVersion = 1;
+inline constexpr std::uint32_t kTopicLayoutVersion = 2;            // 2: the endpoint ledger replaced the counts
 inline constexpr std::size_t kTopicRingOffset = sizeof(TopicHeader);
 
 // Which ring a configuration gets.

@@ -55,7 +55,8 @@ EngineTopic* Engine::find_topic(const char* name) noexcept {
     return nullptr;
 }
 
-int Engine::create_topic(const bus::TopicConfig& config, bool shared, std::uint32_t mode, EngineTopic*& out) noexcept {
+int Engine::create_topic(const bus::TopicConfig& config, bool shared, std::uint32_t mode, std::uint32_t owner_uid,
+                         EngineTopic*& out) noexcept {
     const std::size_t bytes = bus::Topic::bytes_needed(config);
     if (bytes == 0) return -EINVAL;   // message set
     std::lock_guard<std::mutex> lock(topics_mutex_);
@@ -74,7 +75,7 @@ int Engine::create_topic(const bus::TopicConfig& config, bool shared, std::uint3
     topic->engine_ = this;
     int status = 0;
     if (shared) {
-        status = bus::SharedTopic::open(config, mode, topic->shared_topic_);
+        status = bus::SharedTopic::open(config, mode, topic->shared_topic_, owner_uid);
     } else {
         status = platform::map_region(bytes, false, topic->region_);
         if (status == 0) status = bus::Topic::format(topic->region_.base, topic->region_.bytes, config);
@@ -119,6 +120,8 @@ int Engine::maintain(std::uint64_t heartbeat_timeout_ns, bus::MaintainReport& to
         if (status != 0) result = status;
         total.dead_processes += report.dead_processes;
         total.stale_alive += report.stale_alive;
+        total.publishers_freed += report.publishers_freed;
+        total.subscribers_freed += report.subscribers_freed;
         total.readers_removed += report.readers_removed;
     }
     return result;

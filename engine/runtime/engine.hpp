@@ -64,8 +64,13 @@ public:
 
     // Creates a topic. In-process: the name must be new in this engine (-EEXIST otherwise). Shared: creates the
     // segment or attaches to the one another process made (same configuration required, see SharedTopic); `mode`
-    // applies to creation (0 = 0600). -ENOSPC when max_topics are open.
-    int create_topic(const bus::TopicConfig& config, bool shared, std::uint32_t mode, EngineTopic*& out) noexcept;
+    // applies to creation (0 = 0600) and bounds what an existing segment may allow; `owner_uid` says whose
+    // segment (kShmOwnerSelf: ours). -ENOSPC when max_topics are open.
+    int create_topic(const bus::TopicConfig& config, bool shared, std::uint32_t mode, std::uint32_t owner_uid,
+                     EngineTopic*& out) noexcept;
+    int create_topic(const bus::TopicConfig& config, bool shared, std::uint32_t mode, EngineTopic*& out) noexcept {
+        return create_topic(config, shared, mode, kShmOwnerSelf, out);
+    }
     EngineTopic* find_topic(const char* name) noexcept;
     // Closes a topic with no open endpoint (-EBUSY otherwise). A shared topic's segment stays for the other
     // processes; `unlink` also removes its name.

@@ -4,10 +4,13 @@
 #include <doctest/doctest.h>
 
 #include <csignal>
+#include <ctime>
 #include <cstdio>
 #include <cstring>
 #include <string>
 
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -132,7 +135,8 @@ TEST_CASE("a peer with another configuration is refused with a clear error") {
     // The same configuration attaches (as another process would; the registry entry is per SharedTopic).
     CHECK(SharedTopic::open(config_of(name, 64, 1, 1), 0600, second) == 0);
     CHECK_FALSE(second.created());
-    CHECK(SharedTopic::open(config_of(name, 64, 1, 1), 0644, second) == 0);   // mode applies to creation only
+    // A segment narrower than the mode asked for is accepted (0600 within 0644); wider ones are not (see below).
+    CHECK(SharedTopic::open(config_of(name, 64, 1, 1), 0644, second) == 0);
     CHECK(first.unlink() == 0);
 }
 
@@ -159,7 +163,7 @@ TEST_CASE("a subscriber process killed with SIGKILL no longer holds the publishe
     REQUIRE(shared.open_publisher(clock_for_test(), publisher) == 0);
     for (int i = 0; i < 8; ++i) CHECK(publisher.publish(&i, sizeof i) == 0);
     CHECK(publisher.publish(&byte, 1) == -EAGAIN);   // the child's reader is a lap behind
-    CHECK(shared.topic().header().subscribers.load() == 1);
+    CHECK(shared.subscribers() == 1);
 
     MaintainReport report;
     REQUIRE(shared.maintain(1'000'000'000, report) == 0);
@@ -169,7 +173,7 @@ TEST_CASE("a subscriber process killed with SIGKILL no longer holds the publishe
     REQUIRE(shared.maintain(1'000'000'000, report) == 0);
     CHECK(report.dead_processes == 1);
     CHECK(report.readers_removed == 1);
-    CHECK(shared.topic().header().subscribers.load() == 0);
+    CHECK(shared.subscribers() == 0);
     CHECK(publisher.publish(&byte, 1) == 0);         // flows again
     REQUIRE(shared.maintain(1'000'000'000, report) == 0);
     CHECK(report.dead_processes == 0);               // reported once
@@ -220,7 +224,7 @@ TEST_CASE("many publishers: a publisher killed between claim and commit is recov
         MaintainReport report;
         REQUIRE(shared.maintain(1'000'000'000, report) == 0);
         CHECK(report.dead_processes == 1);
-        CHECK(shared.topic().header().publishers.load() == 1);   // the survivor only
+        CHECK(shared.publishers() == 1);   // the survivor only
         shared.close_publisher(survivor);
         shared.close_subscriber(subscriber);
         CHECK(shared.unlink() == 0);
@@ -251,7 +255,170 @@ TEST_CASE("a segment left by a process that died is recognised as stale and rese
     Subscriber subscriber;
     REQUIRE(shared.open_subscriber(subscriber) == 0);
     CHECK(subscriber.poll(8, [](const Message&) {}) == 0);   // fresh: the old message is gone
-    CHECK(shared.topic().header().publishers.load() == 0);
+    CHECK(shared.publishers() == 0);
     shared.close_subscriber(subscriber);
     CHECK(shared.unlink() == 0);
+}
+
+namespace {
+
+// In a child: attach to the topic, say so on `ready`, then take and give back endpoint places as fast as it can
+// until killed. A kill can land at any instruction of open/close, including inside SharedTopic::open itself.
+[[noreturn]] void churn_endpoints(const TopicConfig& config, int ready) {
+    SharedTopic mine;
+    if (SharedTopic::open(config, 0600, mine) != 0) _exit(10);
+    const char byte = 1;
+    if (write(ready, &byte, 1) != 1) _exit(11);
+    for (;;) {
+        Publisher publisher;
+        if (mine.open_publisher(clock_for_test(), publisher) == 0) mine.close_publisher(publisher);
+        Subscriber subscriber;
+        if (mine.open_subscriber(subscriber) == 0) mine.close_subscriber(subscriber);
+    }
+}
+
+// In a child: hold one publisher until killed (a live endpoint the ledger must keep counting).
+[[noreturn]] void hold_publisher(const TopicConfig& config, int ready) {
+    SharedTopic mine;
+    Publisher publisher;
+    if (SharedTopic::open(config, 0600, mine) != 0 || mine.open_publisher(clock_for_test(), publisher) != 0) _exit(10);
+    const char byte = 1;
+    if (write(ready, &byte, 1) != 1) _exit(11);
+    for (;;) pause();
+}
+
+}  // namespace
+
+TEST_CASE("endpoint places stay right when a process is killed at any instruction of create/destroy") {
+    // Bounded in rounds and in time; every round kills a churning child after a random delay (fixed seed).
+    constexpr int kRounds = 150;
+    const std::uint64_t give_up_ns = ProcessTable::monotonic_ns() + 20'000'000'000ULL;
+    std::uint64_t random = 0x9e3779b97f4a7c15ULL;
+    auto next_random = [&random] {
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        return random;
+    };
+    for (const std::uint32_t places : {1u, 2u}) {   // SPSC (one place each: a leak blocks everyone); broadcast
+        CAPTURE(places);
+        const Name name(places == 1 ? "churn1" : "churn2");
+        const TopicConfig config = config_of(name, 8, places, places);
+        SharedTopic shared;
+        REQUIRE(SharedTopic::open(config, 0600, shared) == 0);
+        int ready[2];
+        REQUIRE(pipe(ready) == 0);
+        char byte = 0;
+        // With two places, a live process holds one publisher throughout: it must stay counted.
+        const std::uint32_t live_publishers = places - 1;
+        pid_t holder = -1;
+        if (live_publishers != 0) {
+            holder = fork();
+            REQUIRE(holder >= 0);
+            if (holder == 0) hold_publisher(config, ready[1]);
+            REQUIRE(read(ready[0], &byte, 1) == 1);
+        }
+        int rounds = 0, wrong_counts = 0, refused = 0, undelivered = 0;
+        for (; rounds < kRounds && ProcessTable::monotonic_ns() < give_up_ns; ++rounds) {
+            const pid_t child = fork();
+            REQUIRE(child >= 0);
+            if (child == 0) churn_endpoints(config, ready[1]);
+            REQUIRE(read(ready[0], &byte, 1) == 1);
+            const timespec delay{0, static_cast<long>(next_random() % 400'000)};
+            nanosleep(&delay, nullptr);
+            REQUIRE(kill(child, SIGKILL) == 0);
+            REQUIRE(wait_status(child) == 128 + SIGKILL);
+
+            MaintainReport report;
+            REQUIRE(shared.maintain(1'000'000'000, report) == 0);
+            if (shared.publishers() != live_publishers || shared.subscribers() != 0) ++wrong_counts;
+            // Every place the dead child held is free again: ours to take, and the ring works through them.
+            Publisher publisher;
+            Subscriber subscriber;
+            if (shared.open_publisher(clock_for_test(), publisher) != 0 || shared.open_subscriber(subscriber) != 0) {
+                ++refused;
+            } else {
+                const int value = rounds;
+                int got = -1;
+                if (publisher.publish(&value, sizeof value) == 0) {
+                    (void)subscriber.poll(8, [&](const Message& m) { std::memcpy(&got, m.data, sizeof got); });
+                }
+                if (got != value) ++undelivered;
+                if (shared.publishers() != live_publishers + 1 || shared.subscribers() != 1) ++wrong_counts;
+            }
+            shared.close_subscriber(subscriber);
+            shared.close_publisher(publisher);
+        }
+        CHECK(rounds >= 20);
+        CHECK(wrong_counts == 0);
+        CHECK(refused == 0);
+        CHECK(undelivered == 0);
+        if (holder > 0) {
+            REQUIRE(kill(holder, SIGKILL) == 0);
+            CHECK(wait_status(holder) == 128 + SIGKILL);
+            MaintainReport report;
+            REQUIRE(shared.maintain(1'000'000'000, report) == 0);
+            CHECK(report.publishers_freed == 1);
+            CHECK(shared.publishers() == 0);
+        }
+        close(ready[0]);
+        close(ready[1]);
+        CHECK(shared.unlink() == 0);
+    }
+}
+
+TEST_CASE("a create that fails after making its segment removes it, and says what really failed") {
+    const Name name("fdlimit");
+    const TopicConfig config = config_of(name, 8, 1, 1);
+    char segment_name[80];
+    std::snprintf(segment_name, sizeof segment_name, "topic.%s", name.text.c_str());
+    char path[ShmSegment::kMaxPathLength + 1];
+    REQUIRE(ShmSegment::path_of(segment_name, kShmOwnerSelf, path, sizeof path) == 0);
+    // In a child: descriptors for the segment itself, but none left for registering the process (/proc).
+    const pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        // New descriptors take the lowest free numbers: fill the holes, so exactly two are left above.
+        int highest = -1;
+        for (int fd = 0; fd < 4096; ++fd) {
+            if (fcntl(fd, F_GETFD) >= 0) highest = fd;
+        }
+        for (;;) {
+            const int filler = open("/dev/null", O_RDONLY);
+            if (filler < 0) _exit(13);
+            if (filler > highest) {
+                close(filler);
+                break;
+            }
+        }
+        const rlimit limit{static_cast<rlim_t>(highest + 3), static_cast<rlim_t>(highest + 3)};
+        if (setrlimit(RLIMIT_NOFILE, &limit) != 0) _exit(10);
+        SharedTopic shared;
+        const int status = SharedTopic::open(config, 0600, shared);
+        if (status != -EMFILE) {
+            std::fprintf(stderr, "open: %d %s\n", status, platform::last_error_message());
+            _exit(11);
+        }
+        const char* message = platform::last_error_message();
+        if (std::strstr(message, "Too many open files") == nullptr || std::strstr(message, "64 processes")) _exit(12);
+        _exit(0);
+    }
+    CHECK(wait_status(child) == 0);
+    CHECK(access(path, F_OK) != 0);   // nothing left behind
+}
+
+TEST_CASE("a live segment with a corrupt state word is reported as corrupt, not as another configuration") {
+    const Name name("badstate");
+    const TopicConfig config = config_of(name, 8, 1, 1);
+    SharedTopic first;
+    REQUIRE(SharedTopic::open(config, 0600, first) == 0);
+    auto* header = const_cast<ShmHeader*>(first.segment().header());
+    header->state.store(77);
+    SharedTopic second;
+    CHECK(SharedTopic::open(config, 0600, second) == -EPROTO);
+    const std::string message = platform::last_error_message();
+    CHECK(message.find("corrupt header (state 77)") != std::string::npos);
+    CHECK(message.find("another configuration") == std::string::npos);
+    header->state.store(static_cast<std::uint32_t>(ShmState::ready));
+    CHECK(first.unlink() == 0);
 }

@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <grp.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -45,7 +46,10 @@ struct TestName {
     }
     ~TestName() { ShmSegment::remove(name.c_str()); }
     const char* c_str() const { return name.c_str(); }
-    std::string path() const { return "/cf." + name; }
+    std::string path() const {
+        char buffer[ShmSegment::kMaxPathLength + 1];
+        return ShmSegment::path_of(name.c_str(), cf::kShmOwnerSelf, buffer, sizeof buffer) == 0 ? buffer : "";
+    }
 };
 
 ShmSegmentConfig config_for(const TestName& name, std::size_t payload = 4096, std::uint64_t layout_id = 0x1234) {
@@ -70,7 +74,7 @@ struct RawHeader {
     int fd = -1;
     void* base = MAP_FAILED;
     explicit RawHeader(const TestName& name) {
-        fd = ::shm_open(name.path().c_str(), O_RDWR, 0);
+        fd = ::open(name.path().c_str(), O_RDWR | O_CLOEXEC);
         if (fd >= 0) base = ::mmap(nullptr, ShmSegment::kPayloadOffset, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     }
     ~RawHeader() {
@@ -82,9 +86,18 @@ struct RawHeader {
     unsigned char* bytes() const { return static_cast<unsigned char*>(base); }
 };
 
+// The directory this process's segments live in, made if need be (as create() would).
+std::string own_directory(const TestName& name) {
+    const std::string path = name.path();
+    const std::string directory = path.substr(0, path.rfind('/'));
+    (void)::mkdir(directory.c_str(), 0700);
+    return directory;
+}
+
 // An object of that name made without the library: `size` bytes of `fill`.
 bool make_raw_object(const TestName& name, std::size_t size, unsigned char fill) {
-    const int fd = ::shm_open(name.path().c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+    (void)own_directory(name);
+    const int fd = ::open(name.path().c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) return false;
     bool ok = ::ftruncate(fd, static_cast<off_t>(size)) == 0;
     if (ok && size > 0 && fill != 0) {
@@ -124,7 +137,7 @@ TEST_CASE("names: 1..200 of [A-Za-z0-9._-], no slash") {
     CHECK(ShmSegment::attach("bad name", 0, segment) == -EINVAL);
     CHECK(ShmSegment::remove("") == -EINVAL);
 
-    // The longest name works end to end ("/cf." + 200 characters is within NAME_MAX).
+    // The longest name works end to end (a file name of 200 characters is within NAME_MAX).
     TestName base("long");
     const std::string longest = base.name + std::string(200 - base.name.size(), 'L');
     config.name = longest.c_str();
@@ -279,7 +292,7 @@ TEST_CASE("mismatches are refused with -EPROTO and a message that says which") {
     SUBCASE("layout id") {
         CHECK(ShmSegment::attach(name.c_str(), 0x2222, attacher) == -EPROTO);
         CHECK(message_contains("layout id differs"));
-        CHECK(message_contains("different topic configuration"));
+        CHECK(message_contains("another configuration"));
         CHECK(message_contains("0x0000000000001111"));
     }
     SUBCASE("layout version") {
@@ -587,4 +600,160 @@ TEST_CASE("racing creators: exactly one wins, the others are told who holds it")
         CHECK(refused == kChildren - 1);
         CHECK(other == 0);
     }
+}
+
+namespace {
+
+constexpr uid_t kOtherUid = 65534;   // nobody: the test's other user
+
+// Runs `body` in a child as the other user (uid and gid 65534, no supplementary groups): its exit status, or -1
+// when this process cannot switch users (not root), which callers report as a skip.
+template <class F>
+int as_other_user(F&& body) {
+    if (::geteuid() != 0) return -1;
+    return wait_child(fork_child([&] {
+        if (::setgroups(0, nullptr) != 0 || ::setresgid(kOtherUid, kOtherUid, kOtherUid) != 0 ||
+            ::setresuid(kOtherUid, kOtherUid, kOtherUid) != 0) {
+            return 99;
+        }
+        return body();
+    }));
+}
+
+// Removes the other user's segment `name` and, if empty, its directory.
+void remove_other_users(const char* name) {
+    char path[ShmSegment::kMaxPathLength + 1];
+    if (ShmSegment::path_of(name, kOtherUid, path, sizeof path) != 0) return;
+    ::unlink(path);
+    std::string directory(path);
+    directory.resize(directory.rfind('/'));
+    ::rmdir(directory.c_str());
+}
+
+}  // namespace
+
+TEST_CASE("a segment whose mode became wider than asked, or whose owner changed, is refused naming both") {
+    TestName name("owner");
+    ShmSegment creator;
+    REQUIRE(ShmSegment::create(config_for(name), creator) == 0);
+    REQUIRE(creator.mark_ready() == 0);
+    ShmSegment other;
+    REQUIRE(ShmSegment::attach(name.c_str(), 0x1234, other) == 0);
+    other.detach();
+
+    REQUIRE(::chmod(name.path().c_str(), 0666) == 0);   // as if another user had been let in
+    CHECK(ShmSegment::attach(name.c_str(), 0x1234, other) == -EACCES);
+    CHECK(message_contains("mode 0666"));
+    CHECK(message_contains("0600 or narrower"));
+    CHECK_FALSE(other.valid());
+    // create-or-attach refuses it too, and never resets it (a live creator holds it, but the check comes first).
+    CHECK(ShmSegment::create(config_for(name), other) == -EACCES);
+    // A process that asked for that much accepts it.
+    CHECK(ShmSegment::attach(name.c_str(), 0x1234, other, kShort, 0666) == 0);
+    other.detach();
+    REQUIRE(::chmod(name.path().c_str(), 0600) == 0);
+
+    if (::geteuid() != 0) {
+        MESSAGE("skipped the chown half: changing a file's owner needs root");
+    } else {
+        REQUIRE(::chown(name.path().c_str(), kOtherUid, kOtherUid) == 0);
+        CHECK(ShmSegment::attach(name.c_str(), 0x1234, other) == -EACCES);
+        CHECK(message_contains("belongs to uid 65534"));
+        CHECK(ShmSegment::create(config_for(name), other) == -EACCES);
+        // Only an operator's replace removes another owner's file.
+        ShmSegmentConfig replace = config_for(name);
+        replace.if_exists = ShmIfExists::replace;
+        REQUIRE(ShmSegment::create(replace, other) == 0);
+        CHECK(other.was_reset());
+        CHECK(other.unlink() == 0);
+    }
+    creator.detach();
+}
+
+TEST_CASE("segments live in a directory of their owner's: symbolic links and foreign directories are refused") {
+    TestName name("dir");
+    ShmSegment segment;
+    REQUIRE(ShmSegment::create(config_for(name), segment) == 0);
+    struct stat st{};
+    const std::string directory = own_directory(name);
+    REQUIRE(::stat(directory.c_str(), &st) == 0);
+    CHECK(S_ISDIR(st.st_mode));
+    CHECK(st.st_uid == ::geteuid());
+    CHECK((st.st_mode & 0022) == 0);   // nobody else may create, replace or remove a name in it
+    CHECK(segment.unlink() == 0);
+
+    // A symbolic link at a segment's name is never followed.
+    REQUIRE(::symlink("/etc/passwd", name.path().c_str()) == 0);
+    CHECK(ShmSegment::attach(name.c_str(), 0, segment) == -EACCES);
+    CHECK(message_contains("symbolic link"));
+    CHECK(ShmSegment::create(config_for(name), segment) == -EACCES);
+    ::unlink(name.path().c_str());
+
+    // The directory of a uid that is not ours and not made by it: refused, with whose it is.
+    const std::uint32_t stranger = 65533;
+    char path[ShmSegment::kMaxPathLength + 1];
+    REQUIRE(ShmSegment::path_of(name.c_str(), stranger, path, sizeof path) == 0);
+    std::string foreign(path);
+    foreign.resize(foreign.rfind('/'));
+    ::rmdir(foreign.c_str());
+    REQUIRE(::mkdir(foreign.c_str(), 0700) == 0);
+    REQUIRE(::chmod(foreign.c_str(), 0777) == 0);
+    CHECK(ShmSegment::attach(name.c_str(), 0, segment, kShort, 0600, stranger) == -EACCES);
+    CHECK(message_contains("is in the way"));
+    CHECK(message_contains("mode 0777"));
+    REQUIRE(::rmdir(foreign.c_str()) == 0);
+    REQUIRE(::symlink("/tmp", foreign.c_str()) == 0);
+    CHECK(ShmSegment::attach(name.c_str(), 0, segment, kShort, 0600, stranger) == -EACCES);
+    CHECK(message_contains("not a directory"));
+    REQUIRE(::unlink(foreign.c_str()) == 0);
+    CHECK(ShmSegment::attach(name.c_str(), 0, segment, kShort, 0600, stranger) == -ENOENT);
+    // Only the owner creates.
+    ShmSegmentConfig config = config_for(name);
+    config.owner_uid = stranger;
+    CHECK(ShmSegment::create(config, segment) == -EINVAL);
+    CHECK(message_contains("only its owner"));
+}
+
+TEST_CASE("another user can neither squat our names nor feed us a segment of theirs") {
+    TestName name("squat");
+    // Our directory exists (as it does once this user made any segment).
+    ShmSegment ours;
+    REQUIRE(ShmSegment::create(config_for(name), ours) == 0);
+    CHECK(ours.unlink() == 0);
+    ours.detach();
+    const std::string our_path = name.path();
+    const std::string legacy = std::string("/dev/shm/cf.") + name.name;   // where 0.3 put it: world-writable
+    const int status = as_other_user([&] {
+        // Junk and a symbolic link where 0.3 kept the name, and a try at our directory.
+        const int junk = ::open(legacy.c_str(), O_RDWR | O_CREAT | O_EXCL, 0666);
+        if (junk < 0) return 20;
+        ::close(junk);
+        if (::open(our_path.c_str(), O_RDWR | O_CREAT | O_EXCL, 0666) >= 0) return 21;   // must be refused
+        if (errno != EACCES) return 22;
+        // Their own segment of the same name, wide open, with a message we must never read.
+        ShmSegmentConfig config = config_for(name);
+        config.mode = 0666;
+        ShmSegment theirs;
+        if (ShmSegment::create(config, theirs) != 0 || theirs.mark_ready() != 0) return 23;
+        std::memset(theirs.payload(), 0x5a, 64);
+        theirs.detach();   // left behind, its creator gone
+        return 0;
+    });
+    if (status == -1) {
+        MESSAGE("skipped: switching to another user (uid 65534) needs root");
+        return;
+    }
+    REQUIRE(status == 0);
+    // Our create is not blocked by the junk, and gives us our own, fresh segment.
+    ShmSegment segment;
+    REQUIRE(ShmSegment::create(config_for(name), segment) == 0);
+    CHECK_FALSE(segment.was_reset());
+    CHECK(static_cast<unsigned char*>(segment.payload())[0] == 0);
+    CHECK(segment.unlink() == 0);
+    // Asking for theirs by owner: refused because it is wider than we asked, and the message says whose it is.
+    CHECK(ShmSegment::attach(name.c_str(), 0x1234, segment, kShort, 0600, kOtherUid) == -EACCES);
+    CHECK(message_contains("uid 65534"));
+    CHECK(message_contains("mode 0666"));
+    ::unlink(legacy.c_str());
+    remove_other_users(name.c_str());
 }

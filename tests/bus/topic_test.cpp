@@ -307,8 +307,8 @@ TEST_CASE("publisher and subscriber limits hold; closing frees the place") {
     CHECK(Subscriber::open(block.topic, s[3]) == -EUSERS);
     s[0].close();
     CHECK(Subscriber::open(block.topic, s[3]) == 0);
-    CHECK(block.topic.header().subscribers.load() == 3);
-    CHECK(block.topic.header().publishers.load() == 2);
+    CHECK(places_taken(block.topic.header(), EndpointRole::subscriber) == 3);
+    CHECK(places_taken(block.topic.header(), EndpointRole::publisher) == 2);
 
     TopicBlock single(config_of(16, 8));
     Subscriber a, b;
