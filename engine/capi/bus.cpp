@@ -6,6 +6,7 @@
 
 #include "engine/bus/process_table.hpp"
 #include "engine/capi/handles.hpp"
+#include "engine/capi/status.hpp"
 #include "platform/os/last_error.hpp"
 
 using cf::platform::fail;
@@ -13,6 +14,7 @@ using cf::platform::fail;
 namespace {
 
 constexpr std::size_t kTopicConfigV1 = offsetof(cf_topic_config_t, name) + sizeof(const char*);
+constexpr std::size_t kTopicConfigV2 = offsetof(cf_topic_config_t, owner_uid) + sizeof(uint32_t);   // 0.4
 constexpr std::uint64_t kStuckClaimNs = 1'000'000'000;   // see Subscriber::recover_stalled_claim
 
 // Status of a failed hot call, with a message for everything but "full" and "empty".
@@ -40,7 +42,7 @@ int create_endpoint(cf_topic_t* topic, Handle** out, const char* call, Open&& op
     cf::EngineTopic* target = to_engine_topic(topic);
     if (const int status = open(*target, *handle); status != 0) {
         delete handle;
-        return status;
+        return cf::capi::api_status(status);
     }
     handle->topic = target;
     target->endpoints().fetch_add(1, std::memory_order_acq_rel);
@@ -68,6 +70,7 @@ void cf_topic_config_init(cf_topic_config_t* config) {
     config->max_publishers = 1;
     config->max_subscribers = 1;
     config->overflow = CF_OVERFLOW_BACK_PRESSURE;
+    config->owner_uid = CF_OWNER_SELF;
 }
 
 int cf_topic_create(cf_engine_t* engine, const cf_topic_config_t* config, cf_topic_t** topic) {
@@ -87,9 +90,14 @@ int cf_topic_create(cf_engine_t* engine, const cf_topic_config_t* config, cf_top
     settings.max_publishers = config->max_publishers;
     settings.max_subscribers = config->max_subscribers;
     settings.overflow = static_cast<cf::bus::OverflowPolicy>(config->overflow);
+    // A 0.3 caller's struct ends before owner_uid: its topics are its own.
+    const std::uint32_t owner = config->struct_size >= kTopicConfigV2 ? config->owner_uid : CF_OWNER_SELF;
+    if (owner != CF_OWNER_SELF && config->shared == 0) {
+        return fail(EINVAL, "cf_topic_create: owner_uid is for shared topics only");
+    }
     cf::EngineTopic* created = nullptr;
-    const int status = engine->engine->create_topic(settings, config->shared != 0, config->mode, created);
-    if (status != 0) return status;
+    const int status = engine->engine->create_topic(settings, config->shared != 0, config->mode, owner, created);
+    if (status != 0) return cf::capi::api_status(status);
     *topic = to_handle(created);
     return 0;
 }

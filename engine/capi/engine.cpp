@@ -4,6 +4,7 @@
 #include <new>
 
 #include "engine/capi/handles.hpp"
+#include "engine/capi/status.hpp"
 #include "engine/time/duration.hpp"
 #include "platform/os/last_error.hpp"
 
@@ -52,7 +53,7 @@ int cf_engine_create(const cf_engine_config_t* config, cf_engine_t** engine) {
     if (handle == nullptr) return fail(ENOMEM, "cf_engine_create: out of memory");
     if (const int status = cf::Engine::create(settings, handle->engine); status != 0) {
         delete handle;
-        return status;
+        return cf::capi::api_status(status);
     }
     *engine = handle;
     return 0;
@@ -76,7 +77,7 @@ int cf_engine_maintain(cf_engine_t* engine, uint32_t* dead_processes) {
     cf::bus::MaintainReport report;
     const int status = engine->engine->maintain(1'000'000'000, report);
     if (dead_processes != nullptr) *dead_processes = report.dead_processes;
-    return status;
+    return cf::capi::api_status(status);
 }
 
 int cf_hlc_now(cf_engine_t* engine, cf_hlc_t* stamp) {

@@ -1,5 +1,25 @@
+#include <cerrno>
+
 #include "chronofabric/chronofabric.h"
+#include "engine/capi/status.hpp"
 #include "platform/os/last_error.hpp"
+
+namespace cf::capi {
+
+int api_status(int status) noexcept {
+    switch (status) {
+        case CF_OK: case CF_EINVAL: case CF_ENOMEM: case CF_EAGAIN: case CF_EPERM: case CF_ENOTSUP: case CF_ERANGE:
+        case CF_EBUSY: case CF_EIO: case CF_ENOENT: case CF_EEXIST: case CF_ENOSPC: case CF_EPROTO: case CF_EUSERS:
+        case CF_EMSGSIZE: case CF_ETIMEDOUT: case CF_ESTALE: case CF_EACCES: case CF_EADDRINUSE:
+            return status;
+        case -ELOOP: return CF_EACCES;                      // a symbolic link where a segment should be
+        case -EMFILE: case -ENFILE: return CF_ENOSPC;       // no file descriptor left
+        case -EADDRNOTAVAIL: return CF_EADDRINUSE;
+        default: return status > 0 ? status : CF_EIO;      // counts stay counts
+    }
+}
+
+}  // namespace cf::capi
 
 extern "C" {
 
@@ -22,6 +42,8 @@ const char* cf_strerror(int status) {
         case CF_EMSGSIZE: return "message too long for the topic";
         case CF_ETIMEDOUT: return "timed out";
         case CF_ESTALE: return "stale: reclaimed or replaced";
+        case CF_EACCES: return "permission denied: another user's segment, or a wider mode than asked";
+        case CF_EADDRINUSE: return "address in use or not available";
         default: return "unknown status";
     }
 }

@@ -4,7 +4,9 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static int passed = 0;
 static int failed = 0;
@@ -556,6 +558,48 @@ static void test_bridge(void) {
     EXPECT(cf_engine_destroy(b) == CF_OK);
 }
 
+/* Shared topics: a segment whose mode became wider than asked, or a symbolic link at its name, is refused with
+ * CF_EACCES (a documented code, never a raw errno), and cf_strerror knows every code the calls return. */
+static void test_shared_topic_access(cf_engine_t* engine) {
+    char name[64];
+    char path[160];
+    snprintf(name, sizeof name, "c.access.%d", (int)getpid());
+    snprintf(path, sizeof path, "/dev/shm/chronofabric-%u/topic.%s", (unsigned)geteuid(), name);
+    cf_topic_config_t config;
+    cf_topic_config_init(&config);
+    EXPECT(config.owner_uid == CF_OWNER_SELF);
+    config.name = name;
+    config.max_message_bytes = 16;
+    config.depth = 4;
+    config.shared = 1;
+    cf_topic_t* topic = NULL;
+    EXPECT(cf_topic_create(engine, &config, &topic) == CF_OK);
+    EXPECT(topic != NULL);
+    if (topic == NULL) return;
+    EXPECT(cf_topic_close(topic, 0) == CF_OK);   /* the segment stays: this process is alive */
+
+    EXPECT(chmod(path, 0666) == 0);
+    EXPECT(cf_topic_create(engine, &config, &topic) == CF_EACCES);
+    EXPECT(strstr(cf_last_error_message(), "mode 0666") != NULL);
+    EXPECT(strcmp(cf_strerror(CF_EACCES), "unknown status") != 0);
+    config.mode = 0666;   /* asking for that much accepts it */
+    EXPECT(cf_topic_create(engine, &config, &topic) == CF_OK);
+    EXPECT(cf_topic_close(topic, 1) == CF_OK);
+    config.mode = 0;
+
+    EXPECT(symlink("/etc/passwd", path) == 0);
+    EXPECT(cf_topic_create(engine, &config, &topic) == CF_EACCES);
+    EXPECT(strstr(cf_last_error_message(), "symbolic link") != NULL);
+    EXPECT(unlink(path) == 0);
+
+    config.owner_uid = 12345;   /* another owner: for shared topics only */
+    config.shared = 0;
+    EXPECT(cf_topic_create(engine, &config, &topic) == CF_EINVAL);
+    config.shared = 1;
+    EXPECT(cf_topic_create(engine, &config, &topic) == CF_ENOENT);   /* nothing of theirs to open */
+    EXPECT(strcmp(cf_strerror(CF_EADDRINUSE), "unknown status") != 0);
+}
+
 int main(void) {
     test_version_errors_time();
     test_engine_config();
@@ -574,6 +618,7 @@ int main(void) {
         test_hlc_and_pool(engine);
         test_topics(engine);
         test_lossy(engine);
+        test_shared_topic_access(engine);
         uint32_t dead = 7;
         EXPECT(cf_engine_maintain(engine, &dead) == CF_OK && dead == 0);
         EXPECT(cf_engine_destroy(engine) == CF_OK);

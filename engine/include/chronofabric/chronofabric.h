@@ -37,12 +37,16 @@ extern "C" {
 #define CF_EIO (-5)         /**< the hardware or kernel misbehaved */
 #define CF_ENOENT (-2)      /**< no such topic or segment */
 #define CF_EEXIST (-17)     /**< a topic of that name exists (in-process), or a live process holds the segment */
-#define CF_ENOSPC (-28)     /**< a fixed table is full (topics, processes), or /dev/shm is */
+#define CF_ENOSPC (-28)     /**< a fixed table is full (topics, processes, file descriptors), or /dev/shm is */
 #define CF_EPROTO (-71)     /**< a shared segment from another configuration or library version, or corrupt */
 #define CF_EUSERS (-87)     /**< the topic already has its maximum of publishers or subscribers */
 #define CF_EMSGSIZE (-90)   /**< the message is larger than the topic's max_message_bytes */
 #define CF_ETIMEDOUT (-110) /**< waited too long (a shared segment that never became ready) */
 #define CF_ESTALE (-116)    /**< this process was reclaimed as dead by a peer, or the segment was replaced */
+#define CF_EACCES (-13)     /**< a shared segment (or its directory) of another user, a symbolic link, or a mode
+                                 wider than asked (since 0.4) */
+#define CF_EADDRINUSE (-98) /**< a bridge's local address is in use or not on this host (since 0.4) */
+/* Any other failure of the kernel is reported as CF_EIO; cf_last_error_message() says what failed. */
 
 /** Version of the library actually loaded (compare with CF_VERSION_NUMBER for the headers compiled against). */
 CF_API uint32_t cf_version(void);
@@ -170,17 +174,29 @@ typedef struct cf_topic_config {
     uint32_t max_subscribers;        /**< 1 .. 64 (default 1) */
     uint32_t overflow;               /**< CF_OVERFLOW_* */
     uint32_t shared;                 /**< 0: this process only; 1: a shared-memory segment other processes open */
-    uint32_t mode;                   /**< shared: permission bits of a new segment (0 = 0600) */
+    uint32_t mode;                   /**< shared: permission bits of a new segment (0 = 0600); an existing segment
+                                          with wider bits is refused (CF_EACCES): every process passes the same */
     const char* name;                /**< 1..63 of [A-Za-z0-9._-] */
+    uint32_t owner_uid;              /**< shared (since 0.4): whose segment; CF_OWNER_SELF (the default) = this
+                                          process's effective uid, which creates it if need be; another uid:
+                                          open that user's existing topic only (its mode must allow us) */
 } cf_topic_config_t;
+
+/** cf_topic_config_t.owner_uid: this process's effective uid. */
+#define CF_OWNER_SELF 0xFFFFFFFFu
 
 /** Fills @p config with defaults (1 publisher, 1 subscriber, back-pressure, in-process) and its struct_size. */
 CF_API void cf_topic_config_init(cf_topic_config_t* config);
 
 /**
  * Creates a topic. Shared topics are created, or opened if another living process created them with the same
- * configuration (else CF_EPROTO); a segment left by a dead earlier run is reset.
- * @return 0, CF_EINVAL, CF_EEXIST (in-process name taken), CF_EPROTO, CF_ENOSPC, CF_ENOMEM.
+ * configuration (else CF_EPROTO); a segment left by a dead earlier run is reset. A shared topic is the file
+ * /dev/shm/chronofabric-<uid>/topic.<name>, in a directory only its owner can write, so other users cannot take
+ * or block its name; a segment or directory of another owner, a symbolic link, or a mode wider than @p mode is
+ * refused with CF_EACCES and a message naming its owner and mode.
+ * @return 0, CF_EINVAL, CF_EEXIST (in-process name taken), CF_EPROTO (another configuration, or corrupt),
+ * CF_EACCES, CF_ENOENT (another owner's topic that does not exist), CF_ENOSPC (a table, /dev/shm or the file
+ * descriptors are full), CF_ENOMEM, CF_ETIMEDOUT, CF_EIO (any other failure of the kernel).
  */
 CF_API int cf_topic_create(cf_engine_t* engine, const cf_topic_config_t* config, cf_topic_t** topic);
 /** The in-process or shared topic of that name this engine holds: 0 or CF_ENOENT. */
