@@ -5,7 +5,7 @@ set -eu
 example=$1
 topic="example.$$"
 out=$(mktemp -d)
-trap 'rm -rf "$out"; rm -f "/dev/shm/cf.topic.$topic"' EXIT
+trap 'rm -rf "$out"; rm -f "/dev/shm/chronofabric-$(id -u)/topic.$topic"' EXIT
 # Bounded in time: a peer that dies must fail the test, not leave the other spinning on a full or empty topic.
 timeout 90 ${CF_TEST_WRAPPER:-} "$example" subscribe "$topic" 200000 >"$out/sub" 2>&1 &
 subscriber=$!

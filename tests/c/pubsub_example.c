@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
     topic_config.name = argv[2];
     topic_config.max_message_bytes = 64;
     topic_config.depth = 1024;
-    topic_config.shared = 1;   /* in /dev/shm, mode 0600: other processes of this user open it */
+    topic_config.shared = 1;   /* in /dev/shm/chronofabric-<uid>, mode 0600: other processes of this user open it */
     cf_topic_t* topic = NULL;
     if (check(cf_topic_create(engine, &topic_config, &topic), "cf_topic_create") < 0) return 1;
 
