@@ -68,14 +68,17 @@ int check_directory(const struct stat& st, std::uint32_t owner, const char* path
         return fail(EACCES, "segment '%s': %s is in the way: it belongs to %s with mode 0%o and is %s; segments "
                             "of uid %u need a directory of their own that nobody else can write (remove it, as "
                             "root if need be)", name, path, holder.text, static_cast<unsigned>(st.st_mode & 07777),
-                    !S_ISDIR(st.st_mode) ? "not a directory" : st.st_uid != owner ? "another user's" : "writable by others",
+                    !S_ISDIR(st.st_mode)    ? "not a directory"
+                    : st.st_uid != owner    ? "another user's"
+                                            : "writable by others",
                     owner);
     }
     return 0;
 }
 
-// Opens (and for the owner's create, makes) the owner's segment directory, checked. The descriptor, or -errno.
-int open_directory(std::uint32_t owner, std::uint32_t mode, bool create, const char* name) {
+// Checks (and for the owner's create, makes) the owner's segment directory. 0 or -errno. Once checked, paths
+// inside it are safe to use by name: nobody else can change what they lead to.
+int check_owner_directory(std::uint32_t owner, std::uint32_t mode, bool create, const char* name) {
     char path[kPathBytes];
     directory_path(owner, path);
     const bool own = owner == static_cast<std::uint32_t>(::geteuid());
@@ -97,14 +100,14 @@ int open_directory(std::uint32_t owner, std::uint32_t mode, bool create, const c
         ::close(dir);
         return fail(err, "segment '%s': fstat of %s failed: %s", name, path, std::strerror(err));
     }
-    if (const int status = check_directory(st, owner, path, name); status < 0) {
-        ::close(dir);
-        return status;
-    }
+    int status = check_directory(st, owner, path, name);
     // Group or other users the segment is shared with must be able to pass through (never to write).
     const mode_t search = ((mode & 0060) != 0 ? 0010 : 0) | ((mode & 0006) != 0 ? 0001 : 0);
-    if (create && own && (st.st_mode & search) != search) (void)::fchmod(dir, (st.st_mode & 07777) | search);
-    return dir;
+    if (status == 0 && create && own && (st.st_mode & search) != search) {
+        (void)::fchmod(dir, (st.st_mode & 07777) | search);
+    }
+    ::close(dir);
+    return status;
 }
 
 // A segment file must be a regular file of the expected owner with no permission beyond what was asked for:
@@ -414,9 +417,7 @@ int ShmSegment::create(const ShmSegmentConfig& config, ShmSegment& out) noexcept
     }
     ProcessIdentity self;
     if (const int status = self_identity(self); status < 0) return status;
-    const int directory = open_directory(owner, config.mode, true, name);
-    if (directory < 0) return directory;
-    ::close(directory);
+    if (const int status = check_owner_directory(owner, config.mode, true, name); status < 0) return status;
     char path[kPathBytes];
     object_path(owner, name, path);
     const std::uint64_t deadline = deadline_after(config.wait_timeout);
@@ -513,9 +514,7 @@ int ShmSegment::attach(const char* name, std::uint64_t expected_layout_id, ShmSe
         return fail(EINVAL, "segment '%s': mode 0%o must be permission bits that include 0600", name, mode);
     }
     const std::uint32_t owner = resolve_owner(owner_uid);
-    const int directory = open_directory(owner, mode, false, name);
-    if (directory < 0) return directory;
-    ::close(directory);
+    if (const int status = check_owner_directory(owner, mode, false, name); status < 0) return status;
     char path[kPathBytes];
     object_path(owner, name, path);
     const std::uint64_t deadline = deadline_after(timeout);
