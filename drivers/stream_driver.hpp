@@ -67,7 +67,7 @@ struct StreamStats {
                                                    // connection closed: what the peer cannot have received
     std::uint64_t protocol_errors = 0;             // connections closed for a frame length over buffer_bytes
     std::uint64_t accepted = 0, connected = 0, closed = 0;
-    std::uint64_t rejected = 0;                    // incoming connections closed at once: every slot was taken
+    std::uint64_t refused_full = 0;                // incoming connections closed at once: every slot was taken
     std::uint64_t syscalls = 0;                    // every system call after open (io_uring_enter, recv, send...)
 };
 

@@ -189,7 +189,7 @@ void TcpSocketDriver::opened(std::uint32_t slot, StreamEventKind kind) noexcept 
     connection.state = StreamState::open;
     if (!connections_.push_event({kind, connections_.id_of(slot), 0, connection.peer})) [[unlikely]] {
         // Cannot happen (stream_connections.hpp); were it to, refusing the connection beats hiding it.
-        ++stats_.rejected;
+        ++stats_.refused_full;
         ++stats_.syscalls;
         ::close(connection.fd);
         connections_.free_slot(slot);
@@ -218,7 +218,7 @@ void TcpSocketDriver::accept_new() noexcept {
         if (fd < 0) return;   // EAGAIN, or a connection that died in the backlog (ECONNABORTED): next poll
         const int slot = connections_.take_slot(fd, peer, StreamState::connecting);
         if (slot < 0) {
-            ++stats_.rejected;
+            ++stats_.refused_full;
             ++stats_.syscalls;
             ::close(fd);
             continue;

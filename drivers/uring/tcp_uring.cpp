@@ -1,10 +1,10 @@
 // The io_uring TCP stream driver. One ring per driver, polled by one thread; framing and the per-connection memory
 // are StreamConnections' (stream_connections.hpp), this file moves the bytes:
 //   - Accept: one multishot accept on the listening socket, re-armed whenever the kernel ends it (a CQE without
-//     IORING_CQE_F_MORE). An accepted socket gets a slot (every slot taken: it is closed at once, `rejected`),
-//     TCP_NODELAY, its peer's address, an `accepted` event and a receive. SO_RCVBUF/SO_SNDBUF are set on the
-//     listening socket, which its accepted sockets inherit (the window scale is fixed at the handshake, so setting
-//     them afterwards would be too late).
+//     IORING_CQE_F_MORE). An accepted socket gets a slot (every slot taken: it is closed at once,
+//     `refused_full`), TCP_NODELAY, its peer's address, an `accepted` event and a receive. SO_RCVBUF/SO_SNDBUF are
+//     set on the listening socket, which its accepted sockets inherit (the window scale is fixed at the handshake,
+//     so setting them afterwards would be too late).
 //   - Connect: connect() makes the socket, takes a slot and returns its id; the IORING_OP_CONNECT goes into the
 //     ring with the next polling call (rx_burst, tx_burst, poll_events, poll_completions), so only the polling
 //     thread ever touches the ring. On success: `connected`, a receive, and a send of what tx_burst queued.
@@ -604,7 +604,7 @@ void TcpUringDriver::on_accept(const io_uring_cqe& cqe) noexcept {
 void TcpUringDriver::adopt(int fd) noexcept {
     const int slot = connections_.take_slot(fd, PeerAddress{}, StreamState::open);
     if (slot < 0) {
-        ++stats_.rejected;
+        ++stats_.refused_full;
         close_fd(fd);
         return;
     }
@@ -619,7 +619,7 @@ void TcpUringDriver::adopt(int fd) noexcept {
     start_slot(index, fd);
     if (!connections_.push_event({StreamEventKind::accepted, connections_.id_of(index), 0, connection.peer})) {
         // Cannot happen (stream_connections.hpp); were it to, refusing the connection beats hiding it.
-        ++stats_.rejected;
+        ++stats_.refused_full;
         connections_.free_slot(index);
         close_fd(io_[index].fd);
         return;

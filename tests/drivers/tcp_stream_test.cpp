@@ -56,7 +56,7 @@ void check_no_errors(const StreamStats& stats) {
     CHECK(stats.tx_refused == 0);
     CHECK(stats.tx_dropped_bytes == 0);
     CHECK(stats.protocol_errors == 0);
-    CHECK(stats.rejected == 0);
+    CHECK(stats.refused_full == 0);
 }
 
 // Sends one buffer per payload on `connection`, retrying what tx_burst leaves (polling `endpoints` in between).
@@ -696,8 +696,8 @@ void late_event_poll(DriverKind kind) {
             REQUIRE(driver->poll_completions() == 0);
             if (got == 0) sched_yield();
         }
-        REQUIRE_MESSAGE(got == 1, "connection ", i, " never delivered its frame (rejected: ",
-                        driver->stats().rejected, ")");
+        REQUIRE_MESSAGE(got == 1, "connection ", i, " never delivered its frame (refused_full: ",
+                        driver->stats().refused_full, ")");
         CHECK(bytes_of(*out[0]) == Bytes{static_cast<std::uint8_t>(i)});
         last = out[0]->connection;
         driver->release(out[0]);
@@ -713,7 +713,7 @@ void late_event_poll(DriverKind kind) {
     CHECK(all[0].kind == StreamEventKind::accepted);
     CHECK(all[0].connection == last);
     CHECK(driver->stats().accepted == kConnections);
-    CHECK(driver->stats().rejected == 0);
+    CHECK(driver->stats().refused_full == 0);
     for (const int fd : raws) ::close(fd);
 }
 
@@ -788,7 +788,7 @@ void connect_refused(DriverKind kind) {
     ::close(holder);
 }
 
-// A takes 2 connections; 2 more are rejected (stats.rejected) and closed at once; the first 2 carry on.
+// A takes 2 connections; 2 more are refused (stats.refused_full) and closed at once; the first 2 carry on.
 void more_connections_than_slots(DriverKind kind) {
     TcpConfig two = loopback_config();
     two.max_connections = 2;
@@ -800,12 +800,12 @@ void more_connections_than_slots(DriverKind kind) {
     const ConnectionId extra_1 = pair.connect_one();
     const ConnectionId extra_2 = pair.connect_one();
     pump_until({pair.ea.get(), pair.eb.get()}, [&] {
-        return pair.a->stats().rejected == 2 && pair.eb->closed(extra_1) && pair.eb->closed(extra_2);
+        return pair.a->stats().refused_full == 2 && pair.eb->closed(extra_1) && pair.eb->closed(extra_2);
     }, "two rejections");
     pump_rounds({pair.ea.get(), pair.eb.get()}, 500);
     CHECK(pair.a->stats().accepted == 2);
-    CHECK(pair.a->stats().rejected == 2);
-    CHECK(pair.ea->events().size() == 2);   // no event for a rejected connection
+    CHECK(pair.a->stats().refused_full == 2);
+    CHECK(pair.ea->events().size() == 2);   // no event for a refused connection
     CHECK_FALSE(pair.eb->closed(pair.b_ids[0]));
     CHECK_FALSE(pair.eb->closed(pair.b_ids[1]));
     // The two that were there first still work both ways.
@@ -1007,7 +1007,7 @@ TEST_CASE("the peer closes: `closed` with 0 after every frame") { on_both_driver
 TEST_CASE("a raw peer writes and closes at once") { on_both_drivers(raw_peer_closes); }
 TEST_CASE("a peer closing inside a frame") { on_both_drivers(peer_closes_inside_frame); }
 TEST_CASE("connecting where nobody listens: -ECONNREFUSED") { on_both_drivers(connect_refused); }
-TEST_CASE("more connections than slots are rejected") { on_both_drivers(more_connections_than_slots); }
+TEST_CASE("more connections than slots are refused at once") { on_both_drivers(more_connections_than_slots); }
 TEST_CASE("close() by the owner") { on_both_drivers(owner_closes); }
 TEST_CASE("a peer that resets: -ECONNRESET after its frames") { on_both_drivers(peer_resets); }
 TEST_CASE("the only slot, reused right after close()") { on_both_drivers(only_slot_reused); }
