@@ -82,6 +82,7 @@ int StreamConnections::take_slot(int fd, const PeerAddress& peer, StreamState st
         connection.tx_head = connection.tx_tail = 0;
         connection.tx_in_flight = 0;
         connection.release_when_idle = false;
+        connection.timed = connection.framed = false;
         return static_cast<int>(slot);
     }
     return -1;
@@ -190,6 +191,7 @@ FrameStatus StreamConnections::next_frame(StreamConnection& connection, PacketPo
     const std::uint32_t length = read_prefix(at);
     if (length > max_frame_bytes_) return FrameStatus::bad_length;
     if (held - kFramePrefixBytes < length) return FrameStatus::need_more;
+    connection.framed = true;
     PacketBuffer* buffer = pool.allocate();
     if (buffer == nullptr) return FrameStatus::no_buffer;
     if (length != 0) std::memcpy(buffer->data, at + kFramePrefixBytes, length);
@@ -197,6 +199,13 @@ FrameStatus StreamConnections::next_frame(StreamConnection& connection, PacketPo
     connection.rx_head += kFramePrefixBytes + length;
     out = buffer;
     return FrameStatus::frame;
+}
+
+bool StreamConnections::frame_waiting(const StreamConnection& connection) const noexcept {
+    const std::uint32_t held = connection.rx_tail - connection.rx_head;
+    if (held < kFramePrefixBytes) return false;
+    const std::uint32_t length = read_prefix(connection.rx + connection.rx_head);
+    return length > max_frame_bytes_ || held - kFramePrefixBytes >= length;
 }
 
 bool StreamConnections::push_event(const StreamEvent& event) noexcept {

@@ -43,6 +43,11 @@ struct StreamConnection {
     // released (state free, generation bumped) by the op_finished() that brings the count to 0.
     std::uint32_t ops_in_flight = 0;
     bool release_when_idle = false;
+
+    // Timers (stream_timeouts.hpp), of accepted connections only (`timed`): whether a whole frame has arrived,
+    // and when (coarse clock, ns) the connection was accepted and last received bytes.
+    bool timed = false, framed = false;
+    std::int64_t accepted_at = 0, last_rx_at = 0;
 };
 
 // What next_frame() found.
@@ -104,8 +109,12 @@ public:
     // the peer's close).
     iovec rx_space(StreamConnection& connection) noexcept;
     void rx_filled(StreamConnection& connection, std::uint32_t bytes) noexcept { connection.rx_tail += bytes; }
-    // Cuts the next frame out of the receive buffer into a buffer from `pool`.
+    // Cuts the next frame out of the receive buffer into a buffer from `pool`. Sets `framed` once a whole frame
+    // is there, whether or not the pool had a buffer for it.
     FrameStatus next_frame(StreamConnection& connection, PacketPool& pool, PacketBuffer*& out) noexcept;
+    // Whether the receive buffer holds a whole frame (or a bad length word) that waits for rx_burst: then the
+    // connection waits for its owner, not for its peer.
+    bool frame_waiting(const StreamConnection& connection) const noexcept;
 
     // ---- events ----
     // Queues an event of a connection whose events so far are all queued or handed out. Cannot fail when the

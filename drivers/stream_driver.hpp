@@ -13,15 +13,23 @@
 // receive fills the receive buffer and each whole frame is copied out into a pool buffer. Small frames share one
 // system call per burst either way.
 //
+// Timers: a listener has max_connections slots, and a peer that connects and sends nothing would hold one forever;
+// enough such peers and nobody else gets in. So an accepted connection must deliver its first whole frame within
+// first_frame_timeout and must not go idle_timeout without sending a byte; poll_events() closes it otherwise, with
+// its own reason in the `closed` event and its own counter. While every slot is taken, new connections are
+// accepted and closed at once (refused_full) rather than left waiting unseen in the kernel's backlog.
+//
 // Status: methods return a count (>= 0) or a negative errno, with platform::last_error_message() saying why.
 #pragma once
 
+#include <cerrno>
 #include <cstdint>
 #include <memory>
 
 #include "drivers/datagram_driver.hpp"
 #include "drivers/packet.hpp"
 #include "engine/time/counter_clock.hpp"
+#include "engine/time/duration.hpp"
 
 namespace cf::drivers {
 
@@ -41,14 +49,26 @@ struct TcpConfig {
     bool no_delay = true;                          // TCP_NODELAY: a burst goes out now, not after an ACK
     std::uint32_t listen_backlog = 64;
     const CounterClock* clock = nullptr;           // stamps PacketBuffer::rx_time once per burst (null: zero)
+    // The timers of accepted connections (connections this side opens with connect() are its own to close).
+    // Zero disables one; negative is -EINVAL. A peer that only listens must still send a frame (a heartbeat, a
+    // subscription) within first_frame_timeout and then at least once per idle_timeout, or the listener must set
+    // these to zero. Resolution: the kernel's tick (1 to 10 ms, stream_timeouts.hpp).
+    Duration first_frame_timeout = Duration::from_seconds(5);   // accept to the first whole frame
+    Duration idle_timeout = Duration::from_seconds(60);         // without a byte received
 };
+
+// The close reasons of the timers, one each. The kernel may end a connection with -ETIMEDOUT too (retransmissions
+// unanswered); the counters (idle_timeouts) say which was ours.
+inline constexpr int kIdleTimeout = -ETIMEDOUT;
+inline constexpr int kFirstFrameTimeout = -ETIME;
 
 enum class StreamEventKind : std::uint8_t {
     accepted,    // a peer connected to our listening socket
     connected,   // a connect() finished
     closed,      // the connection is gone: error 0 when the peer closed it in order, else a negative errno
                  // (-ECONNREFUSED, -ECONNRESET, -EPROTO for a bad frame length, -ECONNABORTED when the peer
-                 // closed inside a frame...); frames received before it come first; its slot is free again
+                 // closed inside a frame, kFirstFrameTimeout and kIdleTimeout when a timer closed it...); frames
+                 // received before it come first; its slot is free again
 };
 
 struct StreamEvent {
@@ -68,6 +88,8 @@ struct StreamStats {
     std::uint64_t protocol_errors = 0;             // connections closed for a frame length over buffer_bytes
     std::uint64_t accepted = 0, connected = 0, closed = 0;
     std::uint64_t refused_full = 0;                // incoming connections closed at once: every slot was taken
+    std::uint64_t first_frame_timeouts = 0;        // accepted connections closed with kFirstFrameTimeout
+    std::uint64_t idle_timeouts = 0;               // accepted connections closed with kIdleTimeout
     std::uint64_t syscalls = 0;                    // every system call after open (io_uring_enter, recv, send...)
 };
 
@@ -102,7 +124,8 @@ public:
     // full; retry the rest later.
     virtual int tx_burst(PacketBuffer* const* packets, std::uint32_t count) noexcept = 0;
 
-    // Accepts and finishes connections, notices closed ones, and hands out what happened, oldest first.
+    // Accepts and finishes connections, closes those past a timer (TcpConfig), notices closed ones, and hands out
+    // what happened, oldest first. The timers are checked here only.
     virtual int poll_events(StreamEvent* out, std::uint32_t max) noexcept = 0;
 
     // Pushes what the send rings still hold and reaps completions, without receiving. 0 or a negative errno.
