@@ -5,7 +5,9 @@
 //   - Transmit: frames are copied into each connection's send ring; then one sendmsg per connection touched (two
 //     iovecs when the ring wraps). What the kernel did not take waits and goes out on the next call of any kind.
 //   - Connections: accept4 and connect completion (a zero-timeout ppoll over the connecting sockets) happen in
-//     poll_events().
+//     poll_events(), after the timers' sweep (stream_timeouts.hpp) so that the slots it frees take connections
+//     waiting now. A connection past a timer gets one last recv first: its bytes may have come while this thread
+//     was away, and it is not idle then.
 // Counting: syscalls counts every recv, sendmsg, accept4, ppoll, getsockopt and close after open; listen() and
 // connect() set-up calls are not counted (they are not on the data path).
 #include "drivers/socket/tcp_socket.hpp"
@@ -23,6 +25,7 @@
 #include <utility>
 
 #include "drivers/stream_connections.hpp"
+#include "drivers/stream_timeouts.hpp"
 #include "platform/os/last_error.hpp"
 
 namespace cf::drivers {
@@ -59,6 +62,7 @@ private:
 
     void set_options(int fd) noexcept;
     void accept_new() noexcept;
+    void expire_overdue() noexcept;
     void finish_connects() noexcept;
     void opened(std::uint32_t slot, StreamEventKind kind) noexcept;
     void close_with(std::uint32_t slot, int error) noexcept;
@@ -69,9 +73,13 @@ private:
     // Cuts whole frames out of the connection's receive buffer into out[count..max); false when it must stop
     // (no pool buffer, or a bad length closed the connection).
     bool cut_frames(std::uint32_t slot, PacketBuffer** out, std::uint32_t max, std::uint32_t& count) noexcept;
+    // One recv into the connection's receive buffer: the bytes it got (0: nothing waiting, or no room). The peer's
+    // close or a socket error closes the connection instead.
+    std::uint32_t receive(std::uint32_t slot) noexcept;
 
     TcpConfig config_;
     StreamConnections connections_;
+    StreamTimeouts timeouts_;
     int listen_fd_ = -1;
     PeerAddress local_;
     std::uint32_t rx_cursor_ = 0;          // the slot the next receive burst starts at (fairness)
@@ -90,6 +98,7 @@ int TcpSocketDriver::open(const TcpConfig& config, std::unique_ptr<StreamDriver>
     driver->config_ = config;
     if (const int rc = PacketPool::create(config.pool, driver->pool_); rc != 0) return rc;
     if (const int rc = driver->connections_.create(config, driver->pool_->buffer_bytes()); rc != 0) return rc;
+    if (const int rc = driver->timeouts_.configure(config); rc != 0) return rc;
     const std::uint32_t slots = config.max_connections;
     driver->touched_.reset(new (std::nothrow) std::uint32_t[slots]);
     driver->is_touched_.reset(new (std::nothrow) bool[slots]());
@@ -187,6 +196,7 @@ int TcpSocketDriver::close(ConnectionId connection) noexcept {
 void TcpSocketDriver::opened(std::uint32_t slot, StreamEventKind kind) noexcept {
     StreamConnection& connection = connections_.at(slot);
     connection.state = StreamState::open;
+    if (kind == StreamEventKind::accepted) timeouts_.start(connection);
     if (!connections_.push_event({kind, connections_.id_of(slot), 0, connection.peer})) [[unlikely]] {
         // Cannot happen (stream_connections.hpp); were it to, refusing the connection beats hiding it.
         ++stats_.refused_full;
@@ -254,7 +264,18 @@ void TcpSocketDriver::finish_connects() noexcept {
     }
 }
 
+void TcpSocketDriver::expire_overdue() noexcept {
+    timeouts_.sweep(connections_, [this](std::uint32_t slot, int reason) {
+        // Bytes that came meanwhile restart the clock; a close found here keeps its own reason.
+        if (receive(slot) > 0 || connections_.at(slot).state != StreamState::open) return;
+        StreamTimeouts::count(reason, stats_);
+        close_with(slot, reason);
+    });
+}
+
 int TcpSocketDriver::poll_events(StreamEvent* out, std::uint32_t max) noexcept {
+    timeouts_.tick();
+    expire_overdue();
     if (listen_fd_ >= 0) accept_new();
     finish_connects();
     if (tx_backlog_) flush_all();
@@ -282,7 +303,29 @@ bool TcpSocketDriver::cut_frames(std::uint32_t slot, PacketBuffer** out, std::ui
     return true;
 }
 
+std::uint32_t TcpSocketDriver::receive(std::uint32_t slot) noexcept {
+    StreamConnection& connection = connections_.at(slot);
+    const iovec space = connections_.rx_space(connection);
+    if (space.iov_len == 0) return 0;
+    ++stats_.syscalls;
+    const ssize_t got = ::recv(connection.fd, space.iov_base, space.iov_len, MSG_DONTWAIT);
+    if (got > 0) {
+        connections_.rx_filled(connection, static_cast<std::uint32_t>(got));
+        timeouts_.received(connection);
+        return static_cast<std::uint32_t>(got);
+    }
+    if (got == 0) {
+        // The peer closed: in order between frames, or inside one (its tail is lost).
+        const bool inside_frame = connection.rx_tail != connection.rx_head;
+        close_with(slot, inside_frame ? -ECONNABORTED : 0);
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        close_with(slot, -errno);
+    }
+    return 0;
+}
+
 int TcpSocketDriver::rx_burst(PacketBuffer** out, std::uint32_t max) noexcept {
+    timeouts_.tick();
     if (tx_backlog_) flush_all();
     std::uint32_t count = 0;
     const std::uint32_t slots = connections_.capacity();
@@ -293,20 +336,7 @@ int TcpSocketDriver::rx_burst(PacketBuffer** out, std::uint32_t max) noexcept {
         // Frames left from the last burst first; read only when none is whole, so an end of stream found by
         // this recv comes after every frame before it.
         if (!cut_frames(slot, out, max, count) || count == max) continue;
-        const iovec space = connections_.rx_space(connection);
-        if (space.iov_len == 0) continue;
-        ++stats_.syscalls;
-        const ssize_t got = ::recv(connection.fd, space.iov_base, space.iov_len, MSG_DONTWAIT);
-        if (got > 0) {
-            connections_.rx_filled(connection, static_cast<std::uint32_t>(got));
-            cut_frames(slot, out, max, count);
-        } else if (got == 0) {
-            // The peer closed: in order between frames, or inside one (its tail is lost).
-            const bool inside_frame = connection.rx_tail != connection.rx_head;
-            close_with(slot, inside_frame ? -ECONNABORTED : 0);
-        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            close_with(slot, -errno);
-        }
+        if (receive(slot) > 0) cut_frames(slot, out, max, count);
     }
     rx_cursor_ = slots != 0 ? (rx_cursor_ + 1) % slots : 0;
     if (count != 0 && config_.clock != nullptr) {

@@ -15,6 +15,9 @@
 //   - Send: tx_burst copies frames into the send rings, then issues one sendmsg (MSG_NOSIGNAL) per connection
 //     without one in flight, over the ring's unsent bytes (two iovecs when they wrap), and enters the kernel once.
 //     A short send is normal for TCP: its completion sends the rest.
+//   - Timers (stream_timeouts.hpp): every polling call reads the coarse clock and receives stamp their
+//     connection; poll_events() sweeps after its enter, so a receive that completed is seen before a timer calls
+//     its connection idle, and closes what is overdue (its cancels go to the kernel at once, like close()'s).
 //   - End of stream: the peer's close (a recv of 0) or an error ends the connection once the frames already
 //     received are handed out (error 0 for an orderly close, -ECONNABORTED when it came inside a frame, else the
 //     errno); a frame length over the pool's buffer size closes it with -EPROTO at once.
@@ -48,6 +51,7 @@
 #include <utility>
 
 #include "drivers/stream_connections.hpp"
+#include "drivers/stream_timeouts.hpp"
 #include "drivers/uring/uring_setup.hpp"
 #include "platform/os/last_error.hpp"
 
@@ -168,12 +172,14 @@ private:
     void close_connection(std::uint32_t slot, int error) noexcept;
     void retire(std::uint32_t slot) noexcept;
     void close_fd(int& fd) noexcept;
+    void expire_overdue() noexcept;
     std::uint32_t cut_frames(PacketBuffer** out, std::uint32_t max) noexcept;
     bool sendable(const PacketBuffer* packet) const noexcept;
     void shut_down() noexcept;
 
     TcpConfig config_;
     StreamConnections connections_;
+    StreamTimeouts timeouts_;
     std::unique_ptr<SlotIo[]> io_;
     SlotQueue ready_;     // connections whose receive buffer may hold a whole frame
     SlotQueue pending_;   // connections with a want_* set
@@ -200,6 +206,7 @@ int TcpUringDriver::open(const TcpConfig& config) noexcept {
     if (int rc = PacketPool::create(config.pool, pool_); rc < 0) return rc;
     max_frame_ = pool_->buffer_bytes();
     if (int rc = connections_.create(config, max_frame_); rc < 0) return rc;
+    if (int rc = timeouts_.configure(config); rc < 0) return rc;
     const std::uint32_t count = connections_.capacity();
     io_.reset(new (std::nothrow) SlotIo[count]);
     if (!io_ || !ready_.create(count) || !pending_.create(count) || !touched_.create(count)) {
@@ -428,6 +435,7 @@ void TcpUringDriver::cancel(Op op, std::uint32_t slot) noexcept {
 
 // What every polling call does first: enable the ring (the first time, on this thread) and queue what is waiting.
 int TcpUringDriver::begin_poll() noexcept {
+    timeouts_.tick();
     if (!enabled_) [[unlikely]] {
         ++stats_.syscalls;
         if (int rc = enable_ring(ring_, kWho); rc < 0) return rc;
@@ -610,6 +618,7 @@ void TcpUringDriver::adopt(int fd) noexcept {
     }
     const auto index = static_cast<std::uint32_t>(slot);
     StreamConnection& connection = connections_.at(index);
+    timeouts_.start(connection);
     // The buffer sizes came from the listening socket; TCP_NODELAY is set here to be sure. Failing either leaves
     // a working (if slower) connection, so neither refuses it.
     set_options(fd, false);
@@ -654,6 +663,7 @@ void TcpUringDriver::on_receive(std::uint32_t slot, int result) noexcept {
     if (shutting_down_ || connection.state != StreamState::open) return;   // closed meanwhile: the bytes go with it
     if (result > 0) {
         connections_.rx_filled(connection, static_cast<std::uint32_t>(result));
+        timeouts_.received(connection);
         push_ready(slot);
         arm_receive(slot);   // the kernel fills the rest of the buffer while rx_burst cuts frames
     } else if (result == 0) {
@@ -822,7 +832,23 @@ int TcpUringDriver::tx_burst(PacketBuffer* const* packets, std::uint32_t count) 
 int TcpUringDriver::poll_events(StreamEvent* out, std::uint32_t max) noexcept {
     if (int rc = begin_poll(); rc < 0) [[unlikely]] return rc;
     if (int rc = progress(); rc < 0) [[unlikely]] return rc;
+    expire_overdue();
     return static_cast<int>(connections_.pop_events(out, max));
+}
+
+void TcpUringDriver::expire_overdue() noexcept {
+    bool closed = false;
+    timeouts_.sweep(connections_, [&](std::uint32_t slot, int reason) {
+        if (io_[slot].ended) return;   // the peer closed or failed first: cut_frames closes it with that reason
+        StreamTimeouts::count(reason, stats_);
+        close_connection(slot, reason);
+        closed = true;
+    });
+    // The cancels go in now, so the peer sees the close now rather than at the next polling call.
+    if (closed && io_uring_sq_ready(&ring_) > 0) {
+        submit();
+        reap();
+    }
 }
 
 int TcpUringDriver::poll_completions() noexcept {
