@@ -2,7 +2,9 @@
 // frame as its 4-byte little-endian length, then its bytes), opening a driver or saying why io_uring cannot run
 // here, plain blocking sockets that play a raw peer, and an Endpoint that polls a driver and keeps everything it
 // handed out, so tests can check order, ids and stats exactly afterwards.
-// Every wait is a bounded number of poll rounds (kPollRounds), never a time.
+// Every wait is a bounded number of poll rounds (kPollRounds), never a time, except where the awaited thing is a
+// time (the timers of accepted connections): those waits are bounded by kTimerWait of wall time, far beyond the
+// tens of milliseconds the tests configure.
 #pragma once
 
 #include <doctest/doctest.h>
@@ -16,6 +18,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -24,12 +27,14 @@
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "drivers/driver_choice.hpp"
 #include "drivers/packet.hpp"
 #include "drivers/stream_driver.hpp"
 #include "engine/time/counter_clock.hpp"
+#include "engine/time/duration.hpp"
 #include "engine/time/instant.hpp"
 #include "platform/os/last_error.hpp"
 
@@ -40,6 +45,10 @@ using Bytes = std::vector<std::uint8_t>;
 // Poll rounds a wait may take before the test fails: loopback needs a handful; the bound only matters when
 // something is lost or stuck.
 inline constexpr int kPollRounds = 200000;
+
+// How long a wait for a timer may take before the test fails: the timers under test are tens of milliseconds; the
+// bound only matters when a timer never fires (and leaves room for a noisy, shared machine).
+inline constexpr std::chrono::milliseconds kTimerWait{10000};
 
 // Lengths that reach the edges often: empty, exactly `max`, tiny, and anything in between.
 inline std::uint32_t random_length(std::mt19937_64& random, std::uint32_t max) {
@@ -90,6 +99,14 @@ inline TcpConfig loopback_config() {
     config.max_connections = 8;
     config.rx_stream_bytes = 64u << 10;
     config.tx_stream_bytes = 64u << 10;
+    return config;
+}
+
+// loopback_config() with the timers of accepted connections set (zero disables one).
+inline TcpConfig timed_config(Duration first_frame_timeout, Duration idle_timeout) {
+    TcpConfig config = loopback_config();
+    config.first_frame_timeout = first_frame_timeout;
+    config.idle_timeout = idle_timeout;
     return config;
 }
 
@@ -163,6 +180,14 @@ inline ssize_t raw_read_some(int fd, Bytes& into) {
     const ssize_t got = recv(fd, chunk, sizeof chunk, MSG_DONTWAIT);
     if (got > 0) into.insert(into.end(), chunk, chunk + got);
     return got;
+}
+
+// Whether the other side closed a raw peer's connection: a read finds the end of the stream or a reset. What it
+// reads otherwise is dropped.
+inline bool raw_peer_closed(int fd) {
+    Bytes dropped;
+    const ssize_t got = raw_read_some(fd, dropped);
+    return got == 0 || (got < 0 && errno == ECONNRESET);
 }
 
 // ---- polling a driver and keeping what it handed out ----
@@ -304,6 +329,29 @@ inline void pump_until(std::vector<Endpoint*> endpoints, const std::function<boo
         if (!progress) sched_yield();
     }
     REQUIRE_MESSAGE(done(), "gave up after ", rounds, " poll rounds waiting for: ", what);
+}
+
+// Polls every endpoint until `done` says so; fails naming `what` when `limit` of wall time has passed. Sleeps a
+// little on a round where nothing happened: what it waits for is a timer.
+inline void pump_for(std::vector<Endpoint*> endpoints, const std::function<bool()>& done, const char* what,
+                     std::chrono::milliseconds limit = kTimerWait) {
+    const auto give_up = std::chrono::steady_clock::now() + limit;
+    while (!done() && std::chrono::steady_clock::now() < give_up) {
+        bool progress = false;
+        for (Endpoint* endpoint : endpoints) progress = endpoint->poll() || progress;
+        if (!progress) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    REQUIRE_MESSAGE(done(), "gave up after ", limit.count(), " ms waiting for: ", what);
+}
+
+// Polls every endpoint for `span` of wall time (to see that nothing happens meanwhile).
+inline void pump_during(std::vector<Endpoint*> endpoints, std::chrono::milliseconds span) {
+    const auto end = std::chrono::steady_clock::now() + span;
+    while (std::chrono::steady_clock::now() < end) {
+        bool progress = false;
+        for (Endpoint* endpoint : endpoints) progress = endpoint->poll() || progress;
+        if (!progress) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
 }
 
 // Polls a fixed number of rounds (to see that nothing more comes).

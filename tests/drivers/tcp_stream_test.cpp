@@ -7,8 +7,11 @@
 // a frame a byte at a time, many frames in one write, reading the wire format back, sending a bad length word
 // (-EPROTO), closing inside a frame, resetting; orderly closes after every frame; refused connects; more
 // connections than slots; close() by the owner and the slot's reuse; events polled late; IPv6; listen failures;
-// the factory and bad configurations.
-// Every wait is a bounded number of poll rounds, never a time.
+// the factory and bad configurations. The timers of accepted connections: silent peers filling every slot are
+// closed at the first-frame deadline and a real client gets in; half a frame then nothing (first-frame deadline);
+// frames then nothing (idle timeout); connections refused at once while every slot is taken; a peer that keeps
+// sending is never closed.
+// Every wait is a bounded number of poll rounds, never a time, except the waits for a timer (kTimerWait).
 #include <doctest/doctest.h>
 
 #include <netinet/in.h>
@@ -32,12 +35,16 @@
 #include "drivers/packet.hpp"
 #include "drivers/stream_driver.hpp"
 #include "engine/time/counter_clock.hpp"
+#include "engine/time/duration.hpp"
 #include "platform/os/last_error.hpp"
 #include "tests/drivers/stream_test_support.hpp"
 
+using cf::Duration;
 using cf::drivers::ConnectionId;
 using cf::drivers::DriverKind;
+using cf::drivers::kFirstFrameTimeout;
 using cf::drivers::kFramePrefixBytes;
+using cf::drivers::kIdleTimeout;
 using cf::drivers::PacketBuffer;
 using cf::drivers::PeerAddress;
 using cf::drivers::StreamDriver;
@@ -983,6 +990,237 @@ void listen_failures(DriverKind kind) {
     CHECK(second->connect(unset) == -EINVAL);
 }
 
+// ---- the timers of accepted connections, and refusing when full ----
+
+constexpr Duration kShort = Duration::from_millis(50);    // a timer under test
+constexpr Duration kLong = Duration::from_seconds(600);   // a timer that must not fire during a test
+
+// The connection accepted from the raw peer `fd` (by its `accepted` event's peer port), or 0.
+ConnectionId accepted_from(const Endpoint& endpoint, int fd) {
+    const std::uint16_t port = local_address_of(fd).port();
+    for (const StreamEvent& event : endpoint.events()) {
+        if (event.kind == StreamEventKind::accepted && event.peer.port() == port) return event.connection;
+    }
+    return 0;
+}
+
+// Raw peers and whether each has seen its connection closed by the driver.
+struct RawPeers {
+    std::vector<int> fds;
+    std::vector<bool> seen_closed;
+
+    void connect(const PeerAddress& to, int count) {
+        for (int i = 0; i < count; ++i) {
+            fds.push_back(raw_connect(to));
+            seen_closed.push_back(false);
+        }
+    }
+    bool all_closed() {
+        for (std::size_t i = 0; i < fds.size(); ++i) seen_closed[i] = seen_closed[i] || raw_peer_closed(fds[i]);
+        return std::all_of(seen_closed.begin(), seen_closed.end(), [](bool closed) { return closed; });
+    }
+    ~RawPeers() {
+        for (const int fd : fds) ::close(fd);
+    }
+};
+
+// The defect: 40 silent peers connect to a listener of 16 slots; 16 take every slot and the rest are refused.
+// The first-frame deadline closes the 16 (kFirstFrameTimeout), and a real client, reconnecting when refused as
+// clients do, gets in: its frame is delivered. Without the timer the 16 hold their slots for good.
+void silent_peers_cannot_starve(DriverKind kind) {
+    TcpConfig config = timed_config(kShort, kLong);
+    config.max_connections = 16;
+    std::unique_ptr<StreamDriver> driver;
+    if (!open_or_skip(kind, config, driver)) return;
+    REQUIRE(driver->listen(loopback_any_port()) == 0);
+    Endpoint endpoint(*driver);
+    constexpr int kSilent = 40;
+    RawPeers silent;
+    silent.connect(driver->local_address(), kSilent);
+
+    const Bytes payload = {0xC1, 0x1E, 0x47};
+    const Bytes frame = wire_of({payload});
+    int client = -1;
+    int attempts = 0;
+    ConnectionId client_id = 0;
+    const auto delivered = [&] { return client_id != 0 && endpoint.frames(client_id).size() == 1; };
+    const auto give_up = std::chrono::steady_clock::now() + kTimerWait;
+    while (!delivered() && std::chrono::steady_clock::now() < give_up) {
+        if (client < 0) {
+            client = raw_connect(driver->local_address());
+            raw_write_all(client, frame.data(), frame.size());
+            ++attempts;
+        }
+        endpoint.poll();
+        client_id = accepted_from(endpoint, client);
+        if (client_id == 0 && raw_peer_closed(client)) {   // refused: every slot was taken; again a little later
+            ::close(client);
+            client = -1;
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        } else {
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
+        }
+    }
+    REQUIRE_MESSAGE(delivered(), "the client's frame never arrived in ", kTimerWait.count(), " ms (", attempts,
+                    " attempts; refused_full ", driver->stats().refused_full, ", first_frame_timeouts ",
+                    driver->stats().first_frame_timeouts, ")");
+    CHECK(endpoint.frames(client_id)[0].bytes == payload);
+
+    pump_for({&endpoint}, [&] { return silent.all_closed(); }, "every silent peer sees its connection closed");
+    const StreamStats& stats = driver->stats();
+    CHECK(stats.first_frame_timeouts >= config.max_connections);   // more if a freed slot took a silent one
+    CHECK(stats.idle_timeouts == 0);
+    CHECK(stats.first_frame_timeouts + stats.refused_full == kSilent + static_cast<std::uint64_t>(attempts - 1));
+    CHECK(stats.accepted == stats.first_frame_timeouts + 1);
+    CHECK(stats.closed == stats.first_frame_timeouts);
+    std::uint64_t timed_out = 0;
+    for (const StreamEvent& event : endpoint.events()) {
+        if (event.kind != StreamEventKind::closed) continue;
+        CHECK(event.error == kFirstFrameTimeout);
+        CHECK(event.connection != client_id);
+        ++timed_out;
+    }
+    CHECK(timed_out == stats.first_frame_timeouts);
+    CHECK_FALSE(endpoint.closed(client_id));
+    CHECK_FALSE(raw_peer_closed(client));
+    endpoint.check_clean();
+    ::close(client);
+}
+
+// Half a frame, then nothing: closed at the first-frame deadline (the idle timer is long), no frame handed out.
+void half_frame_stalls(DriverKind kind) {
+    std::unique_ptr<StreamDriver> driver;
+    if (!open_or_skip(kind, timed_config(kShort, kLong), driver)) return;
+    REQUIRE(driver->listen(loopback_any_port()) == 0);
+    Endpoint endpoint(*driver);
+    RawPeers peer;
+    peer.connect(driver->local_address(), 1);
+    Bytes half;
+    append_wire(half, 100, Bytes(50, 7));   // 50 of its 100 bytes
+    raw_write_all(peer.fds[0], half.data(), half.size());
+    pump_for({&endpoint}, [&] { return endpoint.count_events(StreamEventKind::closed) == 1; },
+             "the first-frame deadline");
+    REQUIRE(endpoint.events().size() == 2);
+    CHECK(endpoint.events()[0].kind == StreamEventKind::accepted);
+    CHECK(endpoint.events()[1].connection == endpoint.events()[0].connection);
+    CHECK(endpoint.events()[1].error == kFirstFrameTimeout);
+    CHECK(endpoint.frame_count() == 0);
+    CHECK(driver->stats().first_frame_timeouts == 1);
+    CHECK(driver->stats().idle_timeouts == 0);
+    CHECK(driver->stats().closed == 1);
+    pump_for({&endpoint}, [&] { return peer.all_closed(); }, "the peer sees the close");
+    endpoint.check_clean();
+}
+
+// Frames, then nothing: the frames arrive, then `closed` with kIdleTimeout. Without a first-frame timer, a peer
+// that never sends is closed by the idle timer, counted from the accept.
+void goes_idle(DriverKind kind) {
+    SUBCASE("after frames") {
+        std::unique_ptr<StreamDriver> driver;
+        if (!open_or_skip(kind, timed_config(kShort, kShort), driver)) return;
+        REQUIRE(driver->listen(loopback_any_port()) == 0);
+        Endpoint endpoint(*driver);
+        RawPeers peer;
+        peer.connect(driver->local_address(), 1);
+        const std::vector<Bytes> payloads = {{1}, {}, {3, 3, 3}};
+        const Bytes stream = wire_of(payloads);
+        raw_write_all(peer.fds[0], stream.data(), stream.size());
+        pump_for({&endpoint}, [&] { return endpoint.count_events(StreamEventKind::closed) == 1; }, "the idle timeout");
+        REQUIRE(endpoint.events().size() == 2);
+        const ConnectionId id = endpoint.events()[0].connection;
+        CHECK(endpoint.events()[1].error == kIdleTimeout);
+        CHECK(endpoint.frames_at_event(1) == payloads.size());
+        REQUIRE(endpoint.frames(id).size() == payloads.size());
+        for (std::size_t i = 0; i < payloads.size(); ++i) CHECK(endpoint.frames(id)[i].bytes == payloads[i]);
+        CHECK(driver->stats().idle_timeouts == 1);
+        CHECK(driver->stats().first_frame_timeouts == 0);
+        pump_for({&endpoint}, [&] { return peer.all_closed(); }, "the peer sees the close");
+        endpoint.check_clean();
+    }
+    SUBCASE("silent without a first-frame timer") {
+        std::unique_ptr<StreamDriver> driver;
+        if (!open_or_skip(kind, timed_config(Duration::zero(), kShort), driver)) return;
+        REQUIRE(driver->listen(loopback_any_port()) == 0);
+        Endpoint endpoint(*driver);
+        RawPeers peer;
+        peer.connect(driver->local_address(), 1);
+        pump_for({&endpoint}, [&] { return endpoint.count_events(StreamEventKind::closed) == 1; }, "the idle timeout");
+        REQUIRE(endpoint.events().size() == 2);
+        CHECK(endpoint.events()[1].error == kIdleTimeout);
+        CHECK(driver->stats().idle_timeouts == 1);
+        CHECK(driver->stats().first_frame_timeouts == 0);
+        pump_for({&endpoint}, [&] { return peer.all_closed(); }, "the peer sees the close");
+    }
+}
+
+// Timers off (zero): 2 silent peers take both slots; 3 more connections are accepted and closed at once
+// (refused_full, no event), which their peers see as the end of the stream or a reset. The 2 silent ones stay.
+void refused_when_full(DriverKind kind) {
+    TcpConfig config = timed_config(Duration::zero(), Duration::zero());
+    config.max_connections = 2;
+    std::unique_ptr<StreamDriver> driver;
+    if (!open_or_skip(kind, config, driver)) return;
+    REQUIRE(driver->listen(loopback_any_port()) == 0);
+    Endpoint endpoint(*driver);
+    RawPeers holders, refused;
+    holders.connect(driver->local_address(), 2);
+    pump_until({&endpoint}, [&] { return endpoint.count_events(StreamEventKind::accepted) == 2; }, "two accepted");
+    refused.connect(driver->local_address(), 3);
+    pump_until({&endpoint}, [&] { return refused.all_closed(); }, "every refused peer sees the close");
+    CHECK(driver->stats().refused_full == 3);
+    pump_during({&endpoint}, std::chrono::milliseconds(200));   // four times kShort: no timer may fire
+    CHECK(driver->stats().accepted == 2);
+    CHECK(driver->stats().refused_full == 3);
+    CHECK(driver->stats().closed == 0);
+    CHECK(driver->stats().first_frame_timeouts + driver->stats().idle_timeouts == 0);
+    CHECK(endpoint.events().size() == 2);   // no event for a refused connection
+    for (const int fd : holders.fds) CHECK_FALSE(raw_peer_closed(fd));
+    endpoint.check_clean();
+}
+
+// A peer that sends a frame every 5 ms for seven idle timeouts is never closed, while a silent one beside it is
+// (so the timers do run). Each write comes before the poll that follows it, so a stall of this thread is not idleness.
+void keeps_sending(DriverKind kind) {
+    constexpr Duration kTimer = Duration::from_millis(100);
+    std::unique_ptr<StreamDriver> driver;
+    if (!open_or_skip(kind, timed_config(kTimer, kTimer), driver)) return;
+    REQUIRE(driver->listen(loopback_any_port()) == 0);
+    Endpoint endpoint(*driver);
+    RawPeers talker, silent;
+    talker.connect(driver->local_address(), 1);
+    silent.connect(driver->local_address(), 1);
+    pump_until({&endpoint}, [&] { return endpoint.count_events(StreamEventKind::accepted) == 2; }, "two accepted");
+    const ConnectionId talker_id = accepted_from(endpoint, talker.fds[0]);
+    const ConnectionId silent_id = accepted_from(endpoint, silent.fds[0]);
+    REQUIRE(talker_id != 0);
+    REQUIRE(silent_id != 0);
+
+    using Clock = std::chrono::steady_clock;
+    const auto end = Clock::now() + std::chrono::milliseconds(700);
+    auto next_write = Clock::now();
+    std::uint8_t sent = 0;
+    while (Clock::now() < end) {
+        if (Clock::now() >= next_write) {
+            const Bytes frame = wire_of({{sent}});
+            raw_write_all(talker.fds[0], frame.data(), frame.size());
+            ++sent;
+            next_write += std::chrono::milliseconds(5);
+        }
+        if (!endpoint.poll()) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    pump_until({&endpoint}, [&] { return endpoint.frames(talker_id).size() == sent; }, "every frame");
+    CHECK_FALSE(endpoint.closed(talker_id));
+    CHECK_FALSE(raw_peer_closed(talker.fds[0]));
+    bool in_order = true;
+    for (std::uint8_t i = 0; i < sent; ++i) in_order = in_order && endpoint.frames(talker_id)[i].bytes == Bytes{i};
+    CHECK(in_order);
+    REQUIRE(endpoint.closed(silent_id));
+    CHECK(endpoint.find_event(StreamEventKind::closed, silent_id)->error == kFirstFrameTimeout);
+    CHECK(driver->stats().first_frame_timeouts == 1);
+    CHECK(driver->stats().idle_timeouts == 0);
+    endpoint.check_clean();
+}
+
 // Every scenario runs on both drivers, as two subcases of one test case.
 template <class Scenario>
 void on_both_drivers(Scenario scenario) {
@@ -1013,6 +1251,15 @@ TEST_CASE("a peer that resets: -ECONNRESET after its frames") { on_both_drivers(
 TEST_CASE("the only slot, reused right after close()") { on_both_drivers(only_slot_reused); }
 TEST_CASE("events polled late are not lost") { on_both_drivers(late_event_poll); }
 TEST_CASE("listen failures") { on_both_drivers(listen_failures); }
+TEST_CASE("40 silent peers against 16 slots: the first-frame deadline frees them, a real client gets in") {
+    on_both_drivers(silent_peers_cannot_starve);
+}
+TEST_CASE("half a frame, then nothing: closed at the first-frame deadline") { on_both_drivers(half_frame_stalls); }
+TEST_CASE("nothing more for idle_timeout: closed as idle") { on_both_drivers(goes_idle); }
+TEST_CASE("every slot taken: new connections are refused at once; zero disables the timers") {
+    on_both_drivers(refused_when_full);
+}
+TEST_CASE("a peer that keeps sending is never closed") { on_both_drivers(keeps_sending); }
 
 TEST_CASE("open_tcp: automatic gives a working driver; bad configurations fail with -EINVAL and a message") {
     std::unique_ptr<StreamDriver> uring;
@@ -1050,6 +1297,10 @@ TEST_CASE("open_tcp: automatic gives a working driver; bad configurations fail w
         bad.back().config.tx_stream_bytes = kBufferBytes + kFramePrefixBytes - 1;
         bad.push_back({"empty pool", loopback_config(), "count"});
         bad.back().config.pool.count = 0;
+        bad.push_back({"negative first-frame timer", loopback_config(), "first_frame_timeout"});
+        bad.back().config.first_frame_timeout = -Duration::from_millis(1);
+        bad.push_back({"negative idle timer", loopback_config(), "idle_timeout"});
+        bad.back().config.idle_timeout = -Duration::from_millis(1);
         for (const Bad& each : bad) {
             const std::string what = each.what;
             CAPTURE(what);
