@@ -328,7 +328,7 @@ inline void pump_until(std::vector<Endpoint*> endpoints, const std::function<boo
         for (Endpoint* endpoint : endpoints) progress = endpoint->poll() || progress;
         if (!progress) sched_yield();
     }
-    REQUIRE_MESSAGE(done(), "gave up after ", rounds, " poll rounds waiting for: ", what);
+    REQUIRE_MESSAGE(done(), "gave up after ", rounds, " poll rounds waiting for: ", std::string(what));
 }
 
 // Polls every endpoint until `done` says so; fails naming `what` when `limit` of wall time has passed. Sleeps a
@@ -341,7 +341,7 @@ inline void pump_for(std::vector<Endpoint*> endpoints, const std::function<bool(
         for (Endpoint* endpoint : endpoints) progress = endpoint->poll() || progress;
         if (!progress) std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
-    REQUIRE_MESSAGE(done(), "gave up after ", limit.count(), " ms waiting for: ", what);
+    REQUIRE_MESSAGE(done(), "gave up after ", limit.count(), " ms waiting for: ", std::string(what));
 }
 
 // Polls every endpoint for `span` of wall time (to see that nothing happens meanwhile).
