@@ -5,7 +5,7 @@
 // (every frame exact and in order, compaction at the smallest buffer, bad lengths, an empty pool, rx_space never
 // 0 while no whole frame waits); events (order, those of owner-closed slots skipped, a `closed` event that found
 // the queue full still comes out, in order; stale events never keep a new one out) and ops_in_flight keeping a
-// slot from reuse.
+// slot from reuse; what the timers read: `framed` and frame_waiting().
 #include <doctest/doctest.h>
 
 #include <cerrno>
@@ -647,6 +647,47 @@ TEST_CASE("receive: an empty pool makes a whole frame wait; the same frame comes
         for (PacketBuffer* buffer : held) pool->release(buffer);
     }
     CHECK(pool->available() == 2);
+}
+
+TEST_CASE("timers' view: framed once a whole frame is in (pool or not); frame_waiting while one waits for rx_burst") {
+    constexpr std::uint32_t kFrame = 256;
+    auto pool = make_pool(1, kFrame);
+    StreamConnections connections;
+    create(connections, config_of(1, 600, 600), kFrame);
+    StreamConnection& connection = connections.at(take_open(connections));
+    const auto feed = [&](const Bytes& bytes) {
+        const iovec space = connections.rx_space(connection);
+        REQUIRE(space.iov_len >= bytes.size());
+        std::memcpy(space.iov_base, bytes.data(), bytes.size());
+        connections.rx_filled(connection, static_cast<std::uint32_t>(bytes.size()));
+    };
+    CHECK_FALSE(connection.framed);
+    CHECK_FALSE(connection.timed);   // take_slot: untimed until a driver's StreamTimeouts starts it
+    PacketBuffer* held = pool->allocate();   // the pool is empty from here on
+    REQUIRE(held != nullptr);
+
+    Bytes stream = wire_of({{1, 2}});
+    feed(Bytes(stream.begin(), stream.begin() + 5));   // the length word and 1 of 2 bytes
+    CHECK_FALSE(connections.frame_waiting(connection));
+    PacketBuffer* out = nullptr;
+    CHECK(connections.next_frame(connection, *pool, out) == FrameStatus::need_more);
+    CHECK_FALSE(connection.framed);
+    feed(Bytes(stream.begin() + 5, stream.end()));
+    CHECK(connections.frame_waiting(connection));
+    CHECK(connections.next_frame(connection, *pool, out) == FrameStatus::no_buffer);
+    CHECK(connection.framed);   // the peer delivered it; that the pool is empty is ours
+    pool->release(held);
+    REQUIRE(connections.next_frame(connection, *pool, out) == FrameStatus::frame);
+    CHECK_FALSE(connections.frame_waiting(connection));
+    pool->release(out);
+
+    Bytes bad;
+    append_wire(bad, kFrame + 1, {});
+    feed(bad);
+    CHECK(connections.frame_waiting(connection));   // rx_burst closes it with -EPROTO: the owner's move
+
+    connections.free_slot(connections.slot_of(connections.id_of(0)));
+    CHECK_FALSE(connections.at(take_open(connections)).framed);   // a new occupant starts over
 }
 
 TEST_CASE("events come out in order; those of a slot its owner closed are skipped") {
