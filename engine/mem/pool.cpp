@@ -344,7 +344,7 @@ void* Pool::take_uncached(int class_index, std::uint32_t requested) noexcept {
     }
     const Arena& arena = arenas_[class_index];
     arena.links[arena.index_of(reinterpret_cast<std::uintptr_t>(block) - base_ - arena.offset)].store(
-        requested, std::memory_order_relaxed);
+        kAllocated | requested, std::memory_order_relaxed);
     unpoison_block(block, requested);
     list.requested.fetch_add(requested, std::memory_order_relaxed);
     return block;
@@ -354,6 +354,47 @@ void Pool::give_uncached(int class_index, void* block, std::uint32_t requested) 
     SharedList& list = shared_[class_index];
     list.requested.fetch_sub(requested, std::memory_order_relaxed);
     push_chain(class_index, &block, 1);
+}
+
+int Pool::free_checked(void* block) noexcept {
+    if (block == nullptr) return 0;
+    const std::uintptr_t offset = reinterpret_cast<std::uintptr_t>(block) - base_;
+    if (offset >= arena_bytes_) {
+        reject_free();
+        return platform::fail(EINVAL, "pool: %p is not a block of this pool (outside its arenas)", block);
+    }
+    const int class_index = segment_class_[offset >> segment_shift_];
+    if (class_index == kNoClass) {
+        reject_free();
+        return platform::fail(EINVAL, "pool: %p is not a block of this pool (padding between arenas)", block);
+    }
+    const Arena& arena = arenas_[class_index];
+    const std::uintptr_t arena_offset = offset - arena.offset;
+    const std::uint32_t index = arena.index_of(arena_offset);
+    if (index >= arena.count) {
+        reject_free();
+        return platform::fail(EINVAL, "pool: %p is not a block of this pool (past the last %u-byte block)", block,
+                              arena.block_bytes);
+    }
+    if (const std::uintptr_t inside = arena_offset - std::uintptr_t{index} * arena.block_bytes; inside != 0) {
+        reject_free();
+        return platform::fail(EINVAL, "pool: %p points %zu bytes into a %u-byte block (%s), not at its start", block,
+                              static_cast<std::size_t>(inside), arena.block_bytes,
+                              inside % 64 != 0 ? "misaligned" : "an interior pointer");
+    }
+    // allocated -> free in one CAS: of two frees of this block (a double free, or threads racing) one wins. Relaxed:
+    // the word orders nothing else; the winner's own stores (cache, lists) are ordered as in free().
+    std::atomic<std::uint32_t>& link = arena.links[index];
+    std::uint32_t word = link.load(std::memory_order_relaxed);
+    do {
+        if ((word & kAllocated) == 0) {
+            reject_free();
+            return platform::fail(EINVAL, "pool: %p (a %u-byte block) is not allocated: a double free, or never "
+                                  "allocated", block, arena.block_bytes);
+        }
+    } while (!link.compare_exchange_weak(word, kNil, std::memory_order_relaxed, std::memory_order_relaxed));
+    put_back(class_index, block, word & ~kAllocated);
+    return 0;
 }
 
 void* Pool::reject_request() noexcept {

@@ -4,7 +4,7 @@
 // Layout. create() makes one map_region (explicit hugepages when free, else 4 KiB pages with THP advice and a
 // warning) and carves it into, in order:
 //     [arena class 0][arena class 1]...   blocks of each class back to back, every arena starting on a segment
-//     [links class 0][links class 1]...   one 32-bit word per block: free-list link / requested size
+//     [links class 0][links class 1]...   one 32-bit word per block: free-list link / allocated tag + size
 //     [segment -> class table][slot flags][thread caches: max_threads x classes x ClassCache]
 // A block carries no header. free(p) finds its class with arithmetic: (p - base) >> segment_shift indexes a byte
 // table (segments are >= 4 KiB and an arena never shares one, so each belongs to exactly one class), and the block
@@ -18,9 +18,9 @@
 // would need exactly 2^32 head updates between one thread's load and its CAS. Batches move in one CAS: a push
 // links a chain first and installs its first index; a pop walks up to `batch` links from the head it loaded and
 // installs the index after the last one. The walk may read links of blocks another thread just took (the word then
-// holds a requested size, or a link of someone else's chain); it is bounded by the batch, never leaves the link
-// array (indices >= count end it), and its result is discarded by the failing CAS. Indices instead of pointers
-// keep the head one word wide (no 128-bit CAS) and the lists position-independent.
+// holds an allocated tag and size, a cached block's kNil, or a link of someone else's chain); it is bounded by the
+// batch, never leaves the link array (indices >= count end it), and its result is discarded by the failing CAS.
+// Indices instead of pointers keep the head one word wide (no 128-bit CAS) and the lists position-independent.
 // Memory order: a push stores the links (relaxed), then CASes the head with release; a pop loads the head with
 // acquire (and reloads with acquire on CAS failure), so it sees the links of the chain it walks and the contents
 // the freeing thread wrote into the blocks. Every head update is a read-modify-write, so the release sequence of
@@ -43,6 +43,15 @@
 // stores the requested size there and free() reads it back: stats report the exact requested bytes of the blocks in
 // use with no memory beyond the link word the free list needs anyway. allocate_class() records the block size.
 //
+// Block state (for free_checked). The link word also says whether the block is in use: allocate() stores
+// kAllocated | size (the top bit set), every free block holds a link below 2^31 (an index, or kNil): in a shared
+// list its successor, in a thread cache kNil, which free() stores on its way into the cache. So "allocated" is one
+// bit every path keeps exact at the cost of an OR on allocate and a store to a word free() reads anyway.
+// free_checked() moves a block from allocated to free with one CAS on that word: of two frees of one block (a
+// double free, or two threads racing) exactly one wins, wherever the block goes next (cache or shared list).
+// free() stays unchecked (a store, no CAS) unless the build defines CF_POOL_CHECKED=1 (meson -Dpool_checked=true):
+// then free() is free_checked() with the status dropped (the rejection is counted in stats().rejected_frees).
+//
 // Hot paths (allocate, allocate_class, free) are inline, noexcept, allocation-, lock- and syscall-free once the
 // thread holds its cache. The first call of a thread on a pool binds it (cold: a scan of the slot flags with CAS,
 // and once per thread the C++ runtime's registration of the thread-exit hook, which may allocate). The pool must
@@ -63,6 +72,11 @@
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
+#endif
+
+// A project-wide macro, never set per file: every translation unit must inline the same Pool::free.
+#ifndef CF_POOL_CHECKED
+#define CF_POOL_CHECKED 0
 #endif
 
 namespace cf::mem {
@@ -110,8 +124,9 @@ struct PoolConfig {
 
 class Pool {
 public:
-    static constexpr std::uint32_t kMaxBlocksPerClass = UINT32_MAX - 1;
+    static constexpr std::uint32_t kMaxBlocksPerClass = (std::uint32_t{1} << 31) - 2;   // indices and kNil < 2^31
     static constexpr std::uint32_t kMaxThreads = 65536;
+    static constexpr bool kCheckedFree = CF_POOL_CHECKED != 0;   // free() is free_checked() (see the top)
 
     // Validates the config, maps and pre-faults the region, builds the free lists. 0, or -EINVAL (bad config),
     // -ENOMEM (size overflow, no memory) or map_region's error, with last_error_message() saying why.
@@ -141,15 +156,28 @@ public:
     }
 
     // Returns a block from allocate*() of this pool, from any thread. nullptr is a no-op; a pointer outside the
-    // arenas or not at a block start is ignored and counted (stats().rejected_frees). A double free is undefined.
+    // arenas or not at a block start is ignored and counted (stats().rejected_frees). A double free is undefined,
+    // except in a CF_POOL_CHECKED build, where free() is free_checked() and ignores (and counts) it.
     void free(void* block) noexcept {
-        if (block == nullptr) return;
-        const std::uintptr_t offset = reinterpret_cast<std::uintptr_t>(block) - base_;
-        if (offset >= arena_bytes_) [[unlikely]] return reject_free();
-        const int class_index = segment_class_[offset >> segment_shift_];
-        if (class_index == kNoClass) [[unlikely]] return reject_free();
-        give(class_index, block, offset);
+        if constexpr (kCheckedFree) {
+            (void)free_checked(block);
+        } else {
+            if (block == nullptr) return;
+            const std::uintptr_t offset = reinterpret_cast<std::uintptr_t>(block) - base_;
+            if (offset >= arena_bytes_) [[unlikely]] return reject_free();
+            const int class_index = segment_class_[offset >> segment_shift_];
+            if (class_index == kNoClass) [[unlikely]] return reject_free();
+            give(class_index, block, offset);
+        }
     }
+
+    // free() that refuses what it cannot take: 0 (also for nullptr), or -EINVAL, counted in
+    // stats().rejected_frees, with last_error_message() saying why, for a pointer outside this pool's arenas
+    // (another pool's block, say), inside or misaligned in a block, or a block that is not allocated (a double
+    // free, even while the block sits in a thread cache, or a block never handed out). Of two threads freeing the
+    // same block at once exactly one gets 0. Out of line: a CAS and the checks cost a few nanoseconds (the C API's
+    // cf_pool_free is this).
+    [[nodiscard]] int free_checked(void* block) noexcept;
 
     int class_of(std::size_t bytes) const noexcept { return classes_.class_of(bytes); }
     int class_count() const noexcept { return class_count_; }
@@ -171,7 +199,8 @@ public:
     void release_thread_cache() noexcept;
 
 private:
-    static constexpr std::uint32_t kNil = UINT32_MAX;
+    static constexpr std::uint32_t kNil = kMaxBlocksPerClass + 1;          // ends a list; a cached block's link
+    static constexpr std::uint32_t kAllocated = std::uint32_t{1} << 31;    // link word of a block in use: | size
     static constexpr std::uint8_t kNoClass = 0xff;
 
     struct Arena {
@@ -219,7 +248,7 @@ private:
         cache.count.store(count, std::memory_order_relaxed);
         const Arena& arena = arenas_[class_index];
         const std::uintptr_t offset = reinterpret_cast<std::uintptr_t>(block) - base_ - arena.offset;
-        arena.links[arena.index_of(offset)].store(requested, std::memory_order_relaxed);
+        arena.links[arena.index_of(offset)].store(kAllocated | requested, std::memory_order_relaxed);
         unpoison_block(block, requested);
         bump(cache.requested, requested);
         return block;
@@ -233,8 +262,15 @@ private:
             return reject_free();
         }
         // The allocating thread stored the size; the application's hand-over of the block orders it before us.
-        const std::uint32_t requested = arena.links[index].load(std::memory_order_relaxed);
-        poison_block(block, arena.block_bytes);
+        // Marked free before it joins a cache, so free_checked() sees cached blocks as free.
+        const std::uint32_t word = arena.links[index].load(std::memory_order_relaxed);
+        arena.links[index].store(kNil, std::memory_order_relaxed);
+        put_back(class_index, block, word & ~kAllocated);
+    }
+
+    // A block now marked free goes onto this thread's cache (or, cold, the shared list).
+    void put_back(int class_index, void* block, std::uint32_t requested) noexcept {
+        poison_block(block, arenas_[class_index].block_bytes);
         ClassCache* caches = find_first_thread_caches(id_);
         if (caches == nullptr) [[unlikely]] return give_slow(class_index, block, requested);
         ClassCache& cache = caches[class_index];

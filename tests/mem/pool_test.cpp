@@ -193,7 +193,7 @@ TEST_CASE("create: bad configurations fail with -EINVAL or -ENOMEM and a message
         expect_failure(config, -EINVAL);
     }
     {
-        // 2^32 - 2 blocks of 1 MiB: 4 PiB, more than any address space.
+        // 2^31 - 2 blocks of 1 MiB: 2 PiB, more than any address space.
         PoolConfig config;
         config.classes.push_back({cf::mem::kMaxBlockBytes, Pool::kMaxBlocksPerClass, 0});
         config.prefer_hugepages = false;
