@@ -123,11 +123,9 @@ int cf_pool_alloc(cf_engine_t* engine, size_t bytes, void** block) {
 
 int cf_pool_free(cf_engine_t* engine, void* block) {
     if (engine == nullptr) return fail(EINVAL, "cf_pool_free: engine is NULL");
-    if (block == nullptr) return 0;
-    cf::mem::Pool& pool = engine->engine->pool();
-    if (!pool.owns(block)) return fail(EINVAL, "cf_pool_free: %p is not a block of this engine's pool", block);
-    pool.free(block);
-    return 0;
+    // Always the checked free: a C caller gets CF_EINVAL, not a corrupted free list, for a double free or a
+    // pointer that is not an allocated block of this engine's pool (the message says which).
+    return engine->engine->pool().free_checked(block);
 }
 
 int cf_pool_stats(const cf_engine_t* engine, cf_pool_stats_t* stats) {

@@ -262,6 +262,46 @@ static void test_lossy(cf_engine_t* engine) {
     EXPECT(cf_topic_close(topic, 0) == CF_OK);
 }
 
+/* cf_pool_free refuses what is not an allocated block of this engine's pool, and the pool stays whole. */
+static void test_pool_bad_frees(cf_engine_t* engine) {
+    void* block = NULL;
+    EXPECT(cf_pool_alloc(engine, 200, &block) == CF_OK);   /* a 256 B block */
+    EXPECT(cf_pool_free(engine, (char*)block + 64) == CF_EINVAL);
+    EXPECT(strstr(cf_last_error_message(), "interior pointer") != NULL);
+    EXPECT(cf_pool_free(engine, (char*)block + 3) == CF_EINVAL);
+    EXPECT(strstr(cf_last_error_message(), "misaligned") != NULL);
+    EXPECT(cf_pool_free(engine, block) == CF_OK);
+    EXPECT(cf_pool_free(engine, block) == CF_EINVAL);   /* double free */
+    EXPECT(strstr(cf_last_error_message(), "double free") != NULL);
+    void* first = NULL;
+    void* second = NULL;
+    EXPECT(cf_pool_alloc(engine, 200, &first) == CF_OK);
+    EXPECT(cf_pool_alloc(engine, 200, &second) == CF_OK);
+    EXPECT(first != second);
+    EXPECT(cf_pool_free(engine, first) == CF_OK);
+    EXPECT(cf_pool_free(engine, second) == CF_OK);
+    EXPECT(cf_pool_free(engine, first) == CF_EINVAL);
+
+    /* Another engine's block. */
+    cf_engine_config_t config;
+    cf_engine_config_init(&config);
+    config.prefer_hugepages = 0;
+    config.pool_bytes_per_class = 65536;
+    cf_engine_t* other = NULL;
+    EXPECT(cf_engine_create(&config, &other) == CF_OK);
+    if (other != NULL) {
+        void* foreign = NULL;
+        EXPECT(cf_pool_alloc(other, 64, &foreign) == CF_OK);
+        EXPECT(cf_pool_free(engine, foreign) == CF_EINVAL);
+        EXPECT(cf_pool_free(other, foreign) == CF_OK);
+        EXPECT(cf_engine_destroy(other) == CF_OK);
+    }
+    cf_pool_stats_t stats;
+    memset(&stats, 0, sizeof stats);
+    stats.struct_size = sizeof stats;
+    EXPECT(cf_pool_stats(engine, &stats) == CF_OK && stats.in_use_blocks == 0);
+}
+
 static void test_compute(void) {
     /* The ISA: one of ours, named, and switchable to scalar (always there) and back. */
     const int isa = cf_isa_active();
@@ -616,6 +656,7 @@ int main(void) {
     if (engine != NULL) {
         EXPECT(cf_engine_warning(engine) != NULL);
         test_hlc_and_pool(engine);
+        test_pool_bad_frees(engine);
         test_topics(engine);
         test_lossy(engine);
         test_shared_topic_access(engine);

@@ -140,7 +140,12 @@ CF_API int cf_hlc_to_instant(const cf_hlc_t* stamp, cf_instant_t* time);
 /** A block of at least @p bytes (64-byte aligned). CF_ENOMEM when its size class is exhausted, CF_EINVAL for 0
  *  bytes or more than 64 KiB. Any thread. */
 CF_API int cf_pool_alloc(cf_engine_t* engine, size_t bytes, void** block);
-/** Returns a block from cf_pool_alloc, from any thread. NULL is a no-op; CF_EINVAL for a foreign pointer. */
+/**
+ * Returns a block from cf_pool_alloc, from any thread. NULL is a no-op (0). Always checked: CF_EINVAL, nothing
+ * freed, for a pointer that is not an allocated block of this engine's pool: a double free (the block is free
+ * already, wherever it sits), a pointer inside a block or misaligned, another engine's block or any other memory.
+ * Of two threads freeing the same block at once, exactly one gets 0.
+ */
 CF_API int cf_pool_free(cf_engine_t* engine, void* block);
 
 typedef struct cf_pool_stats {
