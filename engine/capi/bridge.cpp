@@ -5,6 +5,7 @@
 #include <cstring>
 #include <new>
 
+#include "engine/capi/counts.hpp"
 #include "engine/capi/handles.hpp"
 #include "engine/runtime/bridge.hpp"
 #include "platform/os/last_error.hpp"
@@ -148,6 +149,9 @@ int cf_bridge_poll(cf_bridge_t* bridge) {
 int cf_bridge_local_address(const cf_bridge_t* bridge, char* buffer, size_t size) {
     if (bridge == nullptr || buffer == nullptr) {
         return fail(EINVAL, "cf_bridge_local_address: bridge or buffer is NULL");
+    }
+    if (const int status = cf::capi::check_count("cf_bridge_local_address", "size", size, 1); status != 0) {
+        return status;
     }
     char text[64];
     bridge->bridge->local_address().format(text, sizeof text);

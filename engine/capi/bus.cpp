@@ -1,6 +1,7 @@
 // The C API: topics, publishers, subscribers. The hot calls (publish, claim, commit, poll, release) check their
 // arguments and go straight to the ring; they write an error message only on misuse, never for CF_EAGAIN.
 #include <cerrno>
+#include <climits>
 #include <cstddef>
 #include <new>
 
@@ -144,6 +145,11 @@ int cf_publish(cf_publisher_t* publisher, const void* data, uint32_t length) {
 int cf_publish_batch(cf_publisher_t* publisher, const void* const* data, const uint32_t* lengths, uint32_t count) {
     if (publisher == nullptr || (count != 0 && (data == nullptr || lengths == nullptr))) {
         return fail(EINVAL, "cf_publish_batch: publisher is NULL, or data or lengths is NULL with a count");
+    }
+    // The result is the number published, an int: a larger count (a negative int passed as uint32_t, say) could
+    // not be answered, and would send the checks below through memory the caller never gave us.
+    if (count > static_cast<uint32_t>(INT_MAX)) {
+        return fail(EINVAL, "cf_publish_batch: count %u is above INT_MAX (a negative count?)", count);
     }
     for (uint32_t i = 0; i < count; ++i) {
         if (data[i] == nullptr && lengths[i] != 0) {

@@ -2,6 +2,7 @@
 #include <cerrno>
 
 #include "chronofabric/chronofabric.h"
+#include "engine/capi/counts.hpp"
 #include "engine/compute/checksum.hpp"
 #include "engine/compute/morton.hpp"
 #include "platform/os/last_error.hpp"
@@ -9,6 +10,7 @@
 namespace {
 
 using namespace cf::compute;
+using cf::capi::check_count;
 
 int null_output(const char* function) noexcept {
     return cf::platform::fail(EINVAL, "%s: an output pointer is NULL", function);
@@ -62,18 +64,28 @@ int cf_morton3_decode64(uint64_t code, uint32_t* x, uint32_t* y, uint32_t* z) {
 }
 
 int cf_morton2_encode64_batch(const uint32_t* x, const uint32_t* y, uint64_t* codes, size_t n) {
+    // The widest element (a 64-bit code) bounds n for every array.
+    if (const int status = check_count("cf_morton2_encode64_batch", "n", n, sizeof(uint64_t)); status != 0) {
+        return status;
+    }
     if (n != 0 && (x == nullptr || y == nullptr || codes == nullptr)) return null_array("cf_morton2_encode64_batch");
     morton_encode_2d64_batch(x, y, codes, n);
     return CF_OK;
 }
 
 int cf_morton2_decode64_batch(const uint64_t* codes, uint32_t* x, uint32_t* y, size_t n) {
+    if (const int status = check_count("cf_morton2_decode64_batch", "n", n, sizeof(uint64_t)); status != 0) {
+        return status;
+    }
     if (n != 0 && (x == nullptr || y == nullptr || codes == nullptr)) return null_array("cf_morton2_decode64_batch");
     morton_decode_2d64_batch(codes, x, y, n);
     return CF_OK;
 }
 
 int cf_morton3_encode64_batch(const uint32_t* x, const uint32_t* y, const uint32_t* z, uint64_t* codes, size_t n) {
+    if (const int status = check_count("cf_morton3_encode64_batch", "n", n, sizeof(uint64_t)); status != 0) {
+        return status;
+    }
     if (n != 0 && (x == nullptr || y == nullptr || z == nullptr || codes == nullptr)) {
         return null_array("cf_morton3_encode64_batch");
     }
@@ -82,6 +94,9 @@ int cf_morton3_encode64_batch(const uint32_t* x, const uint32_t* y, const uint32
 }
 
 int cf_morton3_decode64_batch(const uint64_t* codes, uint32_t* x, uint32_t* y, uint32_t* z, size_t n) {
+    if (const int status = check_count("cf_morton3_decode64_batch", "n", n, sizeof(uint64_t)); status != 0) {
+        return status;
+    }
     if (n != 0 && (x == nullptr || y == nullptr || z == nullptr || codes == nullptr)) {
         return null_array("cf_morton3_decode64_batch");
     }
@@ -92,6 +107,7 @@ int cf_morton3_decode64_batch(const uint64_t* codes, uint32_t* x, uint32_t* y, u
 const char* cf_morton_impl(void) { return morton_impl_name(active_morton_impl()); }
 
 int cf_crc32c(const void* data, size_t length, uint32_t* crc) {
+    if (const int status = check_count("cf_crc32c", "length", length, 1); status != 0) return status;
     if (crc == nullptr || (data == nullptr && length != 0)) {
         return cf::platform::fail(EINVAL, "cf_crc32c: crc is NULL, or data is NULL with a length");
     }
@@ -100,6 +116,7 @@ int cf_crc32c(const void* data, size_t length, uint32_t* crc) {
 }
 
 int cf_crc64(const void* data, size_t length, uint64_t* crc) {
+    if (const int status = check_count("cf_crc64", "length", length, 1); status != 0) return status;
     if (crc == nullptr || (data == nullptr && length != 0)) {
         return cf::platform::fail(EINVAL, "cf_crc64: crc is NULL, or data is NULL with a length");
     }

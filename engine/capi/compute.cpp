@@ -2,6 +2,7 @@
 #include <cerrno>
 
 #include "chronofabric/chronofabric.h"
+#include "engine/capi/counts.hpp"
 #include "engine/compute/blas.hpp"
 #include "engine/compute/dispatch.hpp"
 #include "engine/compute/gemm_workspace.hpp"
@@ -9,6 +10,7 @@
 
 namespace {
 
+using cf::capi::check_count;
 using cf::compute::Layout;
 using cf::compute::Transpose;
 using cf::platform::IsaLevel;
@@ -40,6 +42,7 @@ bool decode_transpose(int value, Transpose& out, const char* function) noexcept 
 template <class T>
 int dot(std::size_t n, const T* x, const T* y, T* result) noexcept {
     if (result == nullptr) return cf::platform::fail(EINVAL, "cf_dot: result is NULL");
+    if (const int status = check_count("cf_dot", "n", n, sizeof(T)); status != 0) return status;
     T value{};
     const int status = cf::compute::dot(n, x, y, value);
     if (status == 0) *result = value;
@@ -47,11 +50,21 @@ int dot(std::size_t n, const T* x, const T* y, T* result) noexcept {
 }
 
 template <class T>
+int axpy(std::size_t n, T alpha, const T* x, T* y) noexcept {
+    if (const int status = check_count("cf_axpy", "n", n, sizeof(T)); status != 0) return status;
+    return cf::compute::axpy(n, alpha, x, y);
+}
+
+// Each size on its own; engine/compute then checks the span of each matrix (rows x leading dimension).
+template <class T>
 int gemv(int layout, int trans, std::size_t m, std::size_t n, T alpha, const T* a, std::size_t lda, const T* x,
          T beta, T* y) noexcept {
     Layout l{};
     Transpose t{};
     if (!decode_layout(layout, l, "cf_gemv") || !decode_transpose(trans, t, "cf_gemv")) return -EINVAL;
+    if (const int status = check_count("cf_gemv", "m", m, sizeof(T)); status != 0) return status;
+    if (const int status = check_count("cf_gemv", "n", n, sizeof(T)); status != 0) return status;
+    if (const int status = check_count("cf_gemv", "lda", lda, sizeof(T)); status != 0) return status;
     return cf::compute::gemv(l, t, m, n, alpha, a, lda, x, beta, y);
 }
 
@@ -63,6 +76,13 @@ int gemm(int layout, int trans_a, int trans_b, std::size_t m, std::size_t n, std
     if (!decode_layout(layout, l, "cf_gemm") || !decode_transpose(trans_a, ta, "cf_gemm") ||
         !decode_transpose(trans_b, tb, "cf_gemm")) {
         return -EINVAL;
+    }
+    const struct {
+        const char* name;
+        std::size_t count;
+    } sizes[] = {{"m", m}, {"n", n}, {"k", k}, {"lda", lda}, {"ldb", ldb}, {"ldc", ldc}};
+    for (const auto& size : sizes) {
+        if (const int status = check_count("cf_gemm", size.name, size.count, sizeof(T)); status != 0) return status;
     }
     return cf::compute::gemm(l, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
@@ -88,8 +108,8 @@ int cf_compute_prepare_thread(void) { return cf::compute::GemmWorkspace::prepare
 int cf_dot_f64(size_t n, const double* x, const double* y, double* result) { return dot(n, x, y, result); }
 int cf_dot_f32(size_t n, const float* x, const float* y, float* result) { return dot(n, x, y, result); }
 
-int cf_axpy_f64(size_t n, double alpha, const double* x, double* y) { return cf::compute::axpy(n, alpha, x, y); }
-int cf_axpy_f32(size_t n, float alpha, const float* x, float* y) { return cf::compute::axpy(n, alpha, x, y); }
+int cf_axpy_f64(size_t n, double alpha, const double* x, double* y) { return axpy(n, alpha, x, y); }
+int cf_axpy_f32(size_t n, float alpha, const float* x, float* y) { return axpy(n, alpha, x, y); }
 
 int cf_gemv_f64(int layout, int trans, size_t m, size_t n, double alpha, const double* a, size_t lda,
                 const double* x, double beta, double* y) {

@@ -33,7 +33,7 @@ int check_matrix(const char* function, const char* name, Layout layout, std::siz
     if (p == nullptr) return platform::fail(EINVAL, "%s: %s is null but %zu x %zu", function, name, rows, cols);
     std::size_t span = 0;
     if (__builtin_mul_overflow(outer - 1, ld, &span) || __builtin_add_overflow(span, inner, &span) ||
-        span > SIZE_MAX / sizeof(T)) {
+        span > static_cast<std::size_t>(PTRDIFF_MAX) / sizeof(T)) {
         return platform::fail(EINVAL, "%s: %zu x %zu %s with ld%s %zu does not fit in memory", function, rows, cols,
                               name, name, ld);
     }

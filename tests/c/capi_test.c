@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L   /* nanosleep, for the bridge test's polling loops */
 #include <chronofabric/chronofabric.h>
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -105,6 +106,7 @@ static void test_hlc_and_pool(cf_engine_t* engine) {
     EXPECT(cf_pool_alloc(engine, 65536, &blocks[1]) == CF_OK);
     EXPECT(cf_pool_alloc(engine, 0, &blocks[2]) == CF_EINVAL);
     EXPECT(cf_pool_alloc(engine, 65537, &blocks[2]) == CF_EINVAL);
+    EXPECT(cf_pool_alloc(engine, (size_t)-1, &blocks[2]) == CF_EINVAL);
     EXPECT(cf_pool_alloc(engine, 64, NULL) == CF_EINVAL);
     cf_pool_stats_t stats;
     memset(&stats, 0, sizeof stats);
@@ -213,6 +215,9 @@ static void test_topics(cf_engine_t* engine) {
     EXPECT(cf_publish_batch(publisher, burst, too_long, 2) == CF_EMSGSIZE);
     EXPECT(cf_publish_batch(publisher, NULL, burst_lengths, 2) == CF_EINVAL);
     EXPECT(cf_publish_batch(publisher, NULL, NULL, 0) == 0);
+    EXPECT(cf_publish_batch(publisher, burst, burst_lengths, (uint32_t)-1) == CF_EINVAL);   /* an int -1 */
+    EXPECT(strstr(cf_last_error_message(), "INT_MAX") != NULL);
+    EXPECT(cf_publish_batch(publisher, burst, burst_lengths, (uint32_t)INT32_MAX + 1) == CF_EINVAL);
     EXPECT(cf_publish_batch(NULL, burst, burst_lengths, 1) == CF_EINVAL);
     EXPECT(cf_publish_batch(publisher, burst, burst_lengths, 5) == 3);
     EXPECT(cf_poll(subscriber, messages, 8) == 3);
@@ -300,6 +305,59 @@ static void test_pool_bad_frees(cf_engine_t* engine) {
     memset(&stats, 0, sizeof stats);
     stats.struct_size = sizeof stats;
     EXPECT(cf_pool_stats(engine, &stats) == CF_OK && stats.in_use_blocks == 0);
+}
+
+/* Counts whose bytes cannot be one object: (size_t)-1 (an int -1 passed by mistake), a count whose byte span
+ * overflows size_t, and one just past PTRDIFF_MAX bytes. Each is CF_EINVAL with a message, never a crash, although
+ * every array pointer is valid. */
+static void test_impossible_counts(void) {
+    double a[4] = {1, 2, 3, 4}, b[4] = {5, 6, 7, 8}, out = -1;
+    float af[4] = {1, 2, 3, 4}, bf[4] = {5, 6, 7, 8}, outf = -1;
+    const size_t f64_counts[3] = {(size_t)-1, SIZE_MAX / sizeof(double) + 1, (size_t)PTRDIFF_MAX / sizeof(double) + 1};
+    const size_t f32_counts[3] = {(size_t)-1, SIZE_MAX / sizeof(float) + 1, (size_t)PTRDIFF_MAX / sizeof(float) + 1};
+    const size_t u64_counts[3] = {(size_t)-1, SIZE_MAX / sizeof(uint64_t) + 1,
+                                  (size_t)PTRDIFF_MAX / sizeof(uint64_t) + 1};
+    const size_t byte_counts[3] = {(size_t)-1, SIZE_MAX / 2 + 1, (size_t)PTRDIFF_MAX + 1};
+    uint32_t xs[4] = {1, 2, 3, 4}, ys[4] = {5, 6, 7, 8}, zs[4] = {9, 10, 11, 12};
+    uint64_t codes[4] = {0};
+    uint32_t crc32 = 0;
+    uint64_t crc64 = 0;
+    for (int i = 0; i < 3; ++i) {
+        const size_t n = f64_counts[i], nf = f32_counts[i];
+        EXPECT(cf_dot_f64(n, a, b, &out) == CF_EINVAL && out == -1);
+        EXPECT(strstr(cf_last_error_message(), "larger than any object") != NULL);
+        EXPECT(cf_dot_f32(nf, af, bf, &outf) == CF_EINVAL && outf == -1);
+        EXPECT(cf_axpy_f64(n, 2.0, a, b) == CF_EINVAL && b[0] == 5);
+        EXPECT(cf_axpy_f32(nf, 2.0f, af, bf) == CF_EINVAL && bf[0] == 5);
+        EXPECT(strstr(cf_last_error_message(), "cf_axpy") != NULL);
+        /* gemv: m, n or lda impossible, in both layouts and transposes. */
+        EXPECT(cf_gemv_f64(CF_ROW_MAJOR, CF_NO_TRANS, n, 1, 1.0, a, 1, b, 0.0, a) == CF_EINVAL);
+        EXPECT(cf_gemv_f64(CF_COL_MAJOR, CF_TRANS, 1, n, 1.0, a, 1, b, 0.0, a) == CF_EINVAL);
+        EXPECT(cf_gemv_f64(CF_ROW_MAJOR, CF_NO_TRANS, 2, 2, 1.0, a, n, b, 0.0, a) == CF_EINVAL);
+        EXPECT(cf_gemv_f32(CF_COL_MAJOR, CF_NO_TRANS, nf, 1, 1.0f, af, nf, bf, 0.0f, af) == CF_EINVAL);
+        /* gemm: each of m, n, k and the leading dimensions. */
+        EXPECT(cf_gemm_f64(CF_ROW_MAJOR, CF_NO_TRANS, CF_NO_TRANS, n, 1, 1, 1.0, a, 1, b, 1, 0.0, a, 1) == CF_EINVAL);
+        EXPECT(cf_gemm_f64(CF_ROW_MAJOR, CF_NO_TRANS, CF_NO_TRANS, 1, n, 1, 1.0, a, 1, b, n, 0.0, a, n) == CF_EINVAL);
+        EXPECT(cf_gemm_f64(CF_COL_MAJOR, CF_NO_TRANS, CF_NO_TRANS, 1, 1, n, 1.0, a, 1, b, n, 0.0, a, 1) == CF_EINVAL);
+        EXPECT(cf_gemm_f64(CF_ROW_MAJOR, CF_NO_TRANS, CF_NO_TRANS, 2, 2, 2, 1.0, a, 2, b, 2, 0.0, a, n) == CF_EINVAL);
+        EXPECT(cf_gemm_f32(CF_ROW_MAJOR, CF_TRANS, CF_NO_TRANS, 1, 1, nf, 1.0f, af, 1, bf, 1, 0.0f, af, 1) ==
+               CF_EINVAL);
+        EXPECT(a[0] == 1 && af[0] == 1);
+        /* Morton batches: the 64-bit codes bound n. */
+        const size_t nc = u64_counts[i];
+        EXPECT(cf_morton2_encode64_batch(xs, ys, codes, nc) == CF_EINVAL && codes[0] == 0);
+        EXPECT(strstr(cf_last_error_message(), "cf_morton2_encode64_batch") != NULL);
+        EXPECT(cf_morton2_decode64_batch(codes, xs, ys, nc) == CF_EINVAL && xs[0] == 1);
+        EXPECT(cf_morton3_encode64_batch(xs, ys, zs, codes, nc) == CF_EINVAL && codes[0] == 0);
+        EXPECT(cf_morton3_decode64_batch(codes, xs, ys, zs, nc) == CF_EINVAL && zs[0] == 9);
+        /* Checksums and the pool take byte counts. */
+        EXPECT(cf_crc32c("123456789", byte_counts[i], &crc32) == CF_EINVAL && crc32 == 0);
+        EXPECT(strstr(cf_last_error_message(), "cf_crc32c") != NULL);
+        EXPECT(cf_crc64("123456789", byte_counts[i], &crc64) == CF_EINVAL && crc64 == 0);
+    }
+    /* Every size fits, the matrix does not: 2^31 rows of leading dimension 2^30 doubles span almost 2^64 bytes. */
+    EXPECT(cf_gemv_f64(CF_ROW_MAJOR, CF_NO_TRANS, (size_t)1 << 31, 1, 1.0, a, (size_t)1 << 30, b, 0.0, a) == CF_EINVAL);
+    EXPECT(strstr(cf_last_error_message(), "does not fit in memory") != NULL);
 }
 
 static void test_compute(void) {
@@ -484,6 +542,9 @@ static void test_bridge(void) {
     EXPECT(strncmp(address_a, "127.0.0.1:", 10) == 0 && strcmp(address_a, "127.0.0.1:0") != 0);
     EXPECT(cf_bridge_local_address(bridge_a, address_b, 4) == CF_EINVAL);
     EXPECT(cf_bridge_local_address(bridge_a, NULL, 64) == CF_EINVAL);
+    EXPECT(cf_bridge_local_address(bridge_a, address_b, (size_t)-1) == CF_EINVAL);   /* an int -1 */
+    EXPECT(strstr(cf_last_error_message(), "larger than any object") != NULL);
+    EXPECT(cf_bridge_local_address(bridge_a, address_b, (size_t)PTRDIFF_MAX + 1) == CF_EINVAL);
     EXPECT(cf_bridge_local_address(NULL, address_b, 64) == CF_EINVAL);
     int64_t one_second = 1;
     cf_bridge_config_t config_b = config;
@@ -645,6 +706,7 @@ int main(void) {
     test_engine_config();
     test_compute();
     test_codes();
+    test_impossible_counts();
     test_bridge();
 
     cf_engine_config_t config;

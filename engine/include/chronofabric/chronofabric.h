@@ -5,7 +5,9 @@
  * Conventions (every function):
  *  - returns 0 on success or a negative CF_E* status; never throws, never aborts on bad input;
  *  - on failure, cf_last_error_message() holds a sentence for this thread saying why;
- *  - output parameters are written only on success.
+ *  - output parameters are written only on success;
+ *  - a count or length (size_t) whose bytes could not be one object (more than PTRDIFF_MAX bytes, e.g. (size_t)-1
+ *    from a negative int) is CF_EINVAL before any memory is touched.
  */
 #ifndef CHRONOFABRIC_H
 #define CHRONOFABRIC_H
@@ -223,7 +225,8 @@ CF_API int cf_publish(cf_publisher_t* publisher, const void* data, uint32_t leng
  * Copies and publishes up to @p count messages (@p data[i], @p lengths[i]) as one burst: one HLC reservation
  * (consecutive stamps) and one release on single-publisher topics; one by one on multi-publisher topics (since 0.2).
  * @return how many were published, in order (fewer, possibly 0, when the topic filled up); CF_EMSGSIZE (a length
- * is above the maximum: nothing published); CF_EBUSY (a claim is outstanding); CF_EINVAL.
+ * is above the maximum: nothing published); CF_EBUSY (a claim is outstanding); CF_EINVAL (also for a @p count
+ * above INT_MAX, such as a negative int passed by mistake).
  */
 CF_API int cf_publish_batch(cf_publisher_t* publisher, const void* const* data, const uint32_t* lengths,
                             uint32_t count);
@@ -284,21 +287,24 @@ CF_API int cf_isa_force(int isa);
 /** Allocates this thread's GEMM packing buffers now (else the thread's first large cf_gemm_* does). CF_ENOMEM. */
 CF_API int cf_compute_prepare_thread(void);
 
-/** *@p result = sum x[i] * y[i]. CF_EINVAL for NULL (x and y may be NULL when n is 0). */
+/** *@p result = sum x[i] * y[i]. CF_EINVAL for NULL (x and y may be NULL when n is 0) or n above PTRDIFF_MAX / the
+ *  element size. */
 CF_API int cf_dot_f64(size_t n, const double* x, const double* y, double* result);
 CF_API int cf_dot_f32(size_t n, const float* x, const float* y, float* result);
-/** y = alpha * x + y. */
+/** y = alpha * x + y. CF_EINVAL as cf_dot_f64. */
 CF_API int cf_axpy_f64(size_t n, double alpha, const double* x, double* y);
 CF_API int cf_axpy_f32(size_t n, float alpha, const float* x, float* y);
 /**
  * y = alpha * op(A) * x + beta * y, A m x n in @p layout (CF_ROW_MAJOR / CF_COL_MAJOR) with leading dimension
- * @p lda, op(A) = A or A^T (@p trans CF_NO_TRANS / CF_TRANS). CF_EINVAL for NULL or lda too small.
+ * @p lda, op(A) = A or A^T (@p trans CF_NO_TRANS / CF_TRANS). CF_EINVAL for NULL, lda too small, or a size or matrix
+ * span above PTRDIFF_MAX bytes.
  */
 CF_API int cf_gemv_f64(int layout, int trans, size_t m, size_t n, double alpha, const double* a, size_t lda,
                        const double* x, double beta, double* y);
 CF_API int cf_gemv_f32(int layout, int trans, size_t m, size_t n, float alpha, const float* a, size_t lda,
                        const float* x, float beta, float* y);
-/** C (m x n) = alpha * op(A) (m x k) * op(B) (k x n) + beta * C, all in @p layout. CF_EINVAL, CF_ENOMEM. */
+/** C (m x n) = alpha * op(A) (m x k) * op(B) (k x n) + beta * C, all in @p layout. CF_EINVAL (as cf_gemv_f64),
+ *  CF_ENOMEM. */
 CF_API int cf_gemm_f64(int layout, int trans_a, int trans_b, size_t m, size_t n, size_t k, double alpha,
                        const double* a, size_t lda, const double* b, size_t ldb, double beta, double* c,
                        size_t ldc);
@@ -320,7 +326,8 @@ CF_API int cf_morton2_decode32(uint32_t code, uint32_t* x, uint32_t* y);
 CF_API int cf_morton2_decode64(uint64_t code, uint32_t* x, uint32_t* y);
 CF_API int cf_morton3_decode32(uint32_t code, uint32_t* x, uint32_t* y, uint32_t* z);
 CF_API int cf_morton3_decode64(uint64_t code, uint32_t* x, uint32_t* y, uint32_t* z);
-/** Arrays of @p n coordinates to codes and back. CF_EINVAL for a NULL array when n > 0. */
+/** Arrays of @p n coordinates to codes and back. CF_EINVAL for a NULL array when n > 0, or n above
+ *  PTRDIFF_MAX / 8. */
 CF_API int cf_morton2_encode64_batch(const uint32_t* x, const uint32_t* y, uint64_t* codes, size_t n);
 CF_API int cf_morton2_decode64_batch(const uint64_t* codes, uint32_t* x, uint32_t* y, size_t n);
 CF_API int cf_morton3_encode64_batch(const uint32_t* x, const uint32_t* y, const uint32_t* z, uint64_t* codes,
@@ -332,7 +339,7 @@ CF_API const char* cf_morton_impl(void);
 /* ---- Checksums through Intel ISA-L (since 0.2) ----
  * *@p crc holds the checksum so far (0 to start) and receives it with @p data appended, so a message can be
  * checked in pieces: chaining over any split gives the one-pass value. CF_EINVAL for NULL (data may be NULL when
- * length is 0).
+ * length is 0) or a length above PTRDIFF_MAX.
  */
 CF_API int cf_crc32c(const void* data, size_t length, uint32_t* crc);   /**< CRC-32C (Castagnoli), as in iSCSI */
 CF_API int cf_crc64(const void* data, size_t length, uint64_t* crc);    /**< CRC-64/XZ (ECMA-182, reflected) */
@@ -398,7 +405,7 @@ CF_API int cf_bridge_republish(cf_bridge_t* bridge, uint32_t topic_id, cf_topic_
  */
 CF_API int cf_bridge_poll(cf_bridge_t* bridge);
 /** The bound local address as "ip:port" in @p buffer (@p size bytes with the terminating NUL; 64 is always enough).
- *  CF_EINVAL for NULL or a buffer too small. */
+ *  CF_EINVAL for NULL, a buffer too small, or a size above PTRDIFF_MAX. */
 CF_API int cf_bridge_local_address(const cf_bridge_t* bridge, char* buffer, size_t size);
 
 /** Counters of one topic id, in both directions. Set struct_size = sizeof(cf_bridge_topic_stats_t). */
