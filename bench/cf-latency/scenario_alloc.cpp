@@ -1,4 +1,6 @@
 // alloc: what one allocation costs, our static pool (cf::mem::Pool) against glibc malloc, mimalloc and jemalloc.
+// The pool runs twice: with the inline free() and with free_checked() (what the C API's cf_pool_free calls), so
+// the price of the double-free check shows as one ratio.
 //  - same thread: alloc+free pairs at 64 B and 1 KiB, timed per pair;
 //  - cross-thread: 64 B blocks allocated on one pinned thread, handed over an SPSC ring and freed on another pinned
 //    thread; each side times only its own calls, per operation.
@@ -55,6 +57,7 @@ Function opaque(Function function) noexcept {
 mem::Pool* bench_pool = nullptr;
 void* pool_allocate(std::size_t bytes) { return bench_pool->allocate(bytes); }
 void pool_free(void* block) { bench_pool->free(block); }
+void pool_free_checked(void* block) { (void)bench_pool->free_checked(block); }
 
 std::string library_of(void* symbol) {
     Dl_info info{};
@@ -229,7 +232,11 @@ ScenarioResult run_alloc_scenario(ScenarioContext& context) {
     if (pool->warning()[0] != '\0') result.notes.push_back(std::string("cf::mem::Pool: ") + pool->warning());
     bench_pool = pool.get();
 
-    std::vector<Contender> contenders = {{"cf::mem::Pool", &pool_allocate, &pool_free}};
+    // Ours first (the plain pool at 0), then the peers from kFirstPeer on.
+    constexpr std::size_t kFirstPeer = 2;
+    const std::string checked_name = "cf::mem::Pool (checked free, C API path)";
+    std::vector<Contender> contenders = {{"cf::mem::Pool", &pool_allocate, &pool_free},
+                                         {checked_name, &pool_allocate, &pool_free_checked}};
     for (const Contender& peer : peers().contenders) contenders.push_back(peer);
     result.notes.insert(result.notes.end(), peers().notes.begin(), peers().notes.end());
     const std::size_t count = contenders.size();
@@ -299,13 +306,16 @@ ScenarioResult run_alloc_scenario(ScenarioContext& context) {
                          "allocated on one thread and freed on another" +
                          std::string(free_cpu >= 0 ? " (two pinned CPUs)" : " (one CPU)") +
                          " (per op, each side). Batches of 32 timed by the cycle counter; every allocator, ours "
-                         "included, called through a function pointer (one indirect call per op)";
+                         "included, called through a function pointer (one indirect call per op); our pool twice: "
+                         "inline free() and free_checked() (cf_pool_free's double-free check)";
     for (std::size_t s = 0; s < std::size(kPairSizes); ++s) {
         const std::string label = size_label(kPairSizes[s]) + " alloc+free pair: ";
         const std::size_t ours = result.series.size();
         for (std::size_t c = 0; c < count; ++c) result.series.push_back(make_series(label + contenders[c].name,
                                                                                       pairs[s][c]));
-        for (std::size_t c = 1; c < count; ++c) {
+        result.ratios.push_back(make_ratio(label + checked_name + " / cf::mem::Pool", result.series[ours + 1],
+                                           result.series[ours]));
+        for (std::size_t c = kFirstPeer; c < count; ++c) {
             result.ratios.push_back(make_ratio(label + "cf::mem::Pool / " + contenders[c].name, result.series[ours],
                                                result.series[ours + c]));
         }
@@ -320,7 +330,9 @@ ScenarioResult run_alloc_scenario(ScenarioContext& context) {
         for (std::size_t c = 0; c < count; ++c) {
             result.series.push_back(make_series(std::string(side.label) + contenders[c].name, (*side.histograms)[c]));
         }
-        for (std::size_t c = 1; c < count; ++c) {
+        result.ratios.push_back(make_ratio(std::string(side.label) + checked_name + " / cf::mem::Pool",
+                                           result.series[ours + 1], result.series[ours]));
+        for (std::size_t c = kFirstPeer; c < count; ++c) {
             result.ratios.push_back(make_ratio(std::string(side.label) + "cf::mem::Pool / " + contenders[c].name,
                                                result.series[ours], result.series[ours + c]));
         }
