@@ -16,7 +16,6 @@ namespace {
 constexpr std::uint32_t kRxBurst = 32;
 constexpr std::uint32_t kMinDatagramBytes = wire::kFrameHeaderBytes + 8;
 constexpr std::uint32_t kMaxBridgeTopics = 4096;
-constexpr std::uint32_t kWindowBits = 64;   // sequences below `expected` whose arrival is remembered
 
 // Control frames: see the top of bridge.hpp.
 constexpr std::uint32_t kControlBytes = 56;
@@ -70,10 +69,7 @@ struct Bridge::Inbound {
     std::uint32_t id = 0;
     std::uint32_t depth = 0;
     bus::Publisher publisher;
-    bool tracking = false;       // a session has been seen
-    std::uint32_t session = 0;
-    std::uint64_t expected = 0;  // the next sequence in order
-    std::uint64_t seen = 0;      // bit i: sequence expected - 1 - i arrived
+    SequenceWindow window;
     BridgeTopicStats stats;
 };
 
@@ -90,6 +86,7 @@ int Bridge::create(Engine& engine, const BridgeConfig& config, std::unique_ptr<B
         return fail(EINVAL, "bridge: max_topics %u is outside 1..%u", config.max_topics, kMaxBridgeTopics);
     }
     if (config.probe_interval < Duration{}) return fail(EINVAL, "bridge: probe_interval is negative");
+    if (config.max_sequence_jump == 0) return fail(EINVAL, "bridge: max_sequence_jump must be at least 1");
     std::unique_ptr<Bridge> bridge(new (std::nothrow) Bridge());
     if (!bridge) return fail(ENOMEM, "bridge: out of memory");
     bridge->outbound_.reset(new (std::nothrow) Outbound[config.max_topics]);
@@ -105,6 +102,7 @@ int Bridge::create(Engine& engine, const BridgeConfig& config, std::unique_ptr<B
     bridge->session_ = new_session();
     bridge->max_datagram_bytes_ = config.max_datagram_bytes;
     bridge->probe_interval_ = config.probe_interval;
+    bridge->max_sequence_jump_ = config.max_sequence_jump;
     bridge->now_ = config.now;
     bridge->now_context_ = config.now_context;
     out = std::move(bridge);
@@ -187,7 +185,7 @@ int Bridge::republish(std::uint32_t topic_id, EngineTopic* topic) noexcept {
     inbound.topic = topic;
     inbound.id = topic_id;
     inbound.depth = topic->topic().depth();
-    inbound.tracking = false;
+    inbound.window.clear();
     inbound.stats = BridgeTopicStats{};
     topic->endpoints().fetch_add(1, std::memory_order_acq_rel);
     ++inbound_count_;
@@ -385,30 +383,19 @@ void Bridge::receive_data(const wire::DecodedFrame& frame) noexcept {
     }
     BridgeTopicStats& stats = inbound->stats;
     ++stats.received;
-    const std::uint64_t sequence = frame.fields.sequence;
-    if (!inbound->tracking || inbound->session != frame.fields.session) {
-        if (inbound->tracking) ++stats.session_resets;
-        inbound->tracking = true;
-        inbound->session = frame.fields.session;
-        inbound->expected = sequence;
-        inbound->seen = 0;
+    const SequenceResult result =
+        inbound->window.accept(frame.fields.session, frame.fields.sequence, max_sequence_jump_);
+    stats.session_resets += result.session_reset ? 1 : 0;
+    switch (result.verdict) {
+        case SequenceVerdict::publish:
+            stats.gaps += result.gaps;
+            stats.sequence_resyncs += result.resynced ? 1 : 0;
+            publish(*inbound, frame);
+            return;
+        case SequenceVerdict::duplicate: ++stats.duplicates; return;
+        case SequenceVerdict::late: ++stats.late; return;
+        case SequenceVerdict::rejected: ++stats.sequence_rejected; return;
     }
-    if (sequence >= inbound->expected) {
-        const std::uint64_t skipped = sequence - inbound->expected;
-        stats.gaps += skipped;
-        inbound->seen = skipped + 1 >= kWindowBits ? 0 : inbound->seen << (skipped + 1);
-        inbound->seen |= 1;
-        inbound->expected = sequence + 1;
-        publish(*inbound, frame);
-        return;
-    }
-    const std::uint64_t below = inbound->expected - 1 - sequence;   // its bit in `seen`
-    if (below < kWindowBits && ((inbound->seen >> below) & 1) != 0) {
-        ++stats.duplicates;
-        return;
-    }
-    ++stats.late;
-    if (below < kWindowBits) inbound->seen |= std::uint64_t{1} << below;
 }
 
 void Bridge::publish(Inbound& inbound, const wire::DecodedFrame& frame) noexcept {

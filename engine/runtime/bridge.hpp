@@ -23,7 +23,16 @@
 //   - a new session (or the first frame) resets the tracking: session_resets counts resets after the first (a
 //     frame of the old session arriving after the new one's resets it again: sessions are not ordered);
 //   - sequence == expected: published;
-//   - sequence >  expected: gaps += sequence - expected (those messages never came, or are late), published;
+//   - expected < sequence <= expected + max_sequence_jump: gaps += sequence - expected (those messages never
+//     came, or are late), published;
+//   - sequence > expected + max_sequence_jump, or sequence == 2^64-1 (no sender gets there; accepting it would
+//     wrap `expected`): rejected and counted (sequence_rejected), `expected` stays: one datagram with an absurd
+//     sequence cannot make the next genuine frames look late. A sender that really jumped that far is followed
+//     after SequenceWindow::kResyncRun (4) consecutive sequences beyond the limit, in order (counted in
+//     sequence_resyncs; the rejected ones and the jump count as gaps). The default limit, 2^32, is more than a
+//     million messages a second for an hour; a restarted sender starts a new session, which is always accepted.
+//     This guards against a stray or corrupted datagram, not a forger: whoever can send from the peer's address
+//     can also start a new session;
 //   - sequence <  expected: a duplicate if that sequence was already seen (a 64-sequence window below expected
 //     remembers which were), else late (reordered). Both are counted and dropped: the local topic's order is the
 //     sender's. A late sequence is remembered, so a second copy of it counts as a duplicate. Sequences more than
@@ -72,6 +81,7 @@
 #include "engine/bus/publisher.hpp"
 #include "engine/bus/subscriber.hpp"
 #include "engine/runtime/engine.hpp"
+#include "engine/runtime/sequence_window.hpp"
 #include "engine/time/offset_estimator.hpp"
 #include "engine/wire/frame.hpp"
 
@@ -84,6 +94,8 @@ struct BridgeConfig {
     std::uint32_t max_datagram_bytes = 1472;      // an Ethernet MTU's UDP payload; 48 .. min(65507, buffer bytes)
     std::uint32_t max_topics = 64;                // forwarded ids, and separately republished ids: 1 .. 4096
     Duration probe_interval = Duration::from_millis(10);   // zero: no probes (answers are still given)
+    // The furthest ahead of the next expected sequence a data frame may be (1 .. 2^64-1; see "Receiving" above).
+    std::uint64_t max_sequence_jump = std::uint64_t{1} << 32;
     OffsetEstimator::Config offset;
     Instant (*now)(void* context) = nullptr;      // the time source for probes; null: default_clock()
     void* now_context = nullptr;
@@ -103,6 +115,8 @@ struct BridgeTopicStats {
     std::uint64_t hlc_rejected = 0;    // delivered, but the stamp was too far ahead to merge
     std::uint64_t misaligned = 0;      // published at a local position other than the sender's sequence
     std::uint64_t filled = 0;          // abandoned positions published to keep positions aligned
+    std::uint64_t sequence_rejected = 0;   // dropped: further ahead than max_sequence_jump (or 2^64-1)
+    std::uint64_t sequence_resyncs = 0;    // a run of frames beyond max_sequence_jump was followed
     // sending (forward)
     std::uint64_t forwarded = 0;       // frames handed to the driver
     std::uint64_t forward_too_large = 0;   // dropped: the frame does not fit max_datagram_bytes
@@ -201,6 +215,7 @@ private:
     std::uint32_t session_ = 0;
     std::uint32_t max_datagram_bytes_ = 0;
     Duration probe_interval_;
+    std::uint64_t max_sequence_jump_ = 0;
     Instant (*now_)(void* context) = nullptr;
     void* now_context_ = nullptr;
     Instant last_probe_;

@@ -290,10 +290,12 @@ struct CraftedReceiver {
     PlainSocket sender;
     std::uint64_t datagrams = 0;   // sent so far
 
-    CraftedReceiver() {
+    // `adjust` changes the configuration before the bridge is created.
+    explicit CraftedReceiver(const std::function<void(BridgeConfig&)>& adjust = {}) {
         BridgeConfig config = bridge_config(DriverKind::socket);
         config.probe_interval = Duration{};   // the plain socket answers no probes
         config.peer = sender.address;
+        if (adjust) adjust(config);
         REQUIRE_MESSAGE(Bridge::create(*engine, config, bridge) == 0, last_error());
     }
     // Sends one datagram and polls until the bridge has taken it in (counted as walked or as foreign).
@@ -488,6 +490,87 @@ TEST_CASE("corrupt datagrams are counted by reason, foreign senders and bad cont
     CHECK(sequences_of(got) == std::vector<std::uint64_t>{0, 1, 2, 3});
 }
 
+TEST_CASE("absurd sequences are rejected and counted; they never move the expected sequence") {
+    SUBCASE("2^63 ahead and 2^64-1: rejected, the next 100 genuine frames are all delivered") {
+        CraftedReceiver rx;   // the default limit, 2^32
+        EngineTopic* topic = make_topic(*rx.engine, "b.absurd", 16, 256);
+        REQUIRE(rx.bridge->republish(4, topic) == 0);
+        bus::Subscriber subscriber;
+        REQUIRE(bus::Subscriber::open(topic->topic(), subscriber) == 0);
+        constexpr std::uint32_t session = 0x5E55;
+        std::vector<Frame> first;
+        for (std::uint64_t i = 0; i < 10; ++i) first.push_back({4, i, session, std::to_string(i)});
+        rx.send(first);
+        rx.send({{4, 10 + (std::uint64_t{1} << 63), session, "forged"}});
+        rx.send({{4, ~std::uint64_t{0}, session, "wrap"}});
+        rx.send({{4, (std::uint64_t{1} << 32) + 11, session, "one past the limit"}});
+        std::vector<std::uint64_t> want;
+        for (std::uint64_t i = 0; i < 10; ++i) want.push_back(i);
+        for (std::uint64_t i = 10; i < 110; ++i) {
+            rx.send({{4, i, session, std::to_string(i)}});
+            want.push_back(i);
+        }
+        BridgeTopicStats stats;
+        REQUIRE(rx.bridge->topic_stats(4, stats) == 0);
+        CHECK(stats.received == 113);
+        CHECK(stats.sequence_rejected == 3);
+        CHECK(stats.republished == 110);
+        CHECK(stats.late == 0);
+        CHECK(stats.duplicates == 0);
+        CHECK(stats.gaps == 0);
+        CHECK(stats.sequence_resyncs == 0);
+        CHECK(stats.session_resets == 0);
+        CHECK(sequences_of(drain(subscriber)) == want);
+    }
+    SUBCASE("2^64-1 as the first frame of a session is rejected too; the session is not taken") {
+        CraftedReceiver rx;
+        EngineTopic* topic = make_topic(*rx.engine, "b.wrap", 16, 64);
+        REQUIRE(rx.bridge->republish(4, topic) == 0);
+        rx.send({{4, ~std::uint64_t{0}, 1, "wrap"}});
+        rx.send({{4, 0, 2, "zero"}, {4, 1, 2, "one"}});
+        BridgeTopicStats stats;
+        REQUIRE(rx.bridge->topic_stats(4, stats) == 0);
+        CHECK(stats.sequence_rejected == 1);
+        CHECK(stats.republished == 2);
+        CHECK(stats.session_resets == 0);
+        CHECK(stats.late == 0);
+    }
+    SUBCASE("the limit's edge: exactly max_sequence_jump ahead is accepted, one more is rejected") {
+        CraftedReceiver rx([](BridgeConfig& config) { config.max_sequence_jump = 1000; });
+        EngineTopic* topic = make_topic(*rx.engine, "b.edge", 16, 64);
+        REQUIRE(rx.bridge->republish(4, topic) == 0);
+        bus::Subscriber subscriber;
+        REQUIRE(bus::Subscriber::open(topic->topic(), subscriber) == 0);
+        rx.send({{4, 0, 7, "0"}});                 // expected 1
+        rx.send({{4, 1001, 7, "edge"}});           // 1000 ahead: accepted, expected 1002
+        rx.send({{4, 2003, 7, "beyond"}});         // 1001 ahead: rejected
+        rx.send({{4, 1002, 7, "next"}});           // still expected
+        BridgeTopicStats stats;
+        REQUIRE(rx.bridge->topic_stats(4, stats) == 0);
+        CHECK(stats.republished == 3);
+        CHECK(stats.gaps == 1000);
+        CHECK(stats.sequence_rejected == 1);
+        CHECK(stats.late == 0);
+        CHECK(sequences_of(drain(subscriber)).size() == 3);
+    }
+    SUBCASE("a sender that really jumped further is followed after 4 consecutive sequences") {
+        CraftedReceiver rx([](BridgeConfig& config) { config.max_sequence_jump = 100; });
+        EngineTopic* topic = make_topic(*rx.engine, "b.resync", 16, 64);
+        REQUIRE(rx.bridge->republish(4, topic) == 0);
+        rx.send({{4, 0, 7, "0"}});
+        rx.send({{4, 5000, 7, "a"}, {4, 5001, 7, "b"}, {4, 9000, 7, "stray"}});   // a run broken by a stray
+        rx.send({{4, 5002, 7, "c"}, {4, 5003, 7, "d"}, {4, 5004, 7, "e"}, {4, 5005, 7, "f"}});
+        rx.send({{4, 5006, 7, "g"}, {4, 5003, 7, "h"}});
+        BridgeTopicStats stats;
+        REQUIRE(rx.bridge->topic_stats(4, stats) == 0);
+        CHECK(stats.sequence_rejected == 6);   // 5000, 5001, 9000, 5002, 5003, 5004
+        CHECK(stats.sequence_resyncs == 1);    // at 5005
+        CHECK(stats.republished == 3);         // 0, 5005, 5006
+        CHECK(stats.gaps == 5004);
+        CHECK(stats.late == 1);                // 5003: behind, never delivered
+    }
+}
+
 TEST_CASE("positions: a full local topic drops and counts, the next message realigns; a jump past the ring cannot") {
     CraftedReceiver rx;
     EngineTopic* small = make_topic(*rx.engine, "b.small", 8, 4);
@@ -629,6 +712,10 @@ TEST_CASE("bad arguments and configurations are refused with a message") {
     config = bridge_config(DriverKind::socket);
     config.probe_interval = Duration::from_nanos(-1);
     CHECK(Bridge::create(*engine, config, bridge) == -EINVAL);
+    config = bridge_config(DriverKind::socket);
+    config.max_sequence_jump = 0;
+    CHECK(Bridge::create(*engine, config, bridge) == -EINVAL);
+    CHECK(last_error().find("max_sequence_jump") != std::string::npos);
     config = bridge_config(DriverKind::socket);
     config.offset.window = 1;
     CHECK(Bridge::create(*engine, config, bridge) == -EINVAL);
