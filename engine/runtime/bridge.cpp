@@ -17,32 +17,6 @@ constexpr std::uint32_t kRxBurst = 32;
 constexpr std::uint32_t kMinDatagramBytes = wire::kFrameHeaderBytes + 8;
 constexpr std::uint32_t kMaxBridgeTopics = 4096;
 
-// Control frames: see the top of bridge.hpp.
-constexpr std::uint32_t kControlBytes = 56;
-constexpr std::uint8_t kControlProbe = 1;
-constexpr std::uint8_t kControlAnswer = 2;
-constexpr std::size_t kT1At = 8, kT2At = 24, kT3At = 40;
-
-void store_u64(std::byte* out, std::uint64_t value) noexcept {
-    for (int i = 0; i < 8; ++i) out[i] = static_cast<std::byte>(value >> (8 * i));
-}
-std::uint64_t load_u64(const std::byte* in) noexcept {
-    std::uint64_t value = 0;
-    for (int i = 0; i < 8; ++i) value |= std::uint64_t{static_cast<std::uint8_t>(in[i])} << (8 * i);
-    return value;
-}
-void store_instant(std::byte* out, Instant time) noexcept {
-    __extension__ using U128 = unsigned __int128;
-    const auto bits = static_cast<U128>(time.femtos());
-    store_u64(out, static_cast<std::uint64_t>(bits));
-    store_u64(out + 8, static_cast<std::uint64_t>(bits >> 64));
-}
-Instant load_instant(const std::byte* in) noexcept {
-    __extension__ using U128 = unsigned __int128;
-    const U128 bits = (U128{load_u64(in + 8)} << 64) | load_u64(in);
-    return Instant::from_femtos(static_cast<Femtos>(bits));   // clamped: a hostile value stays in range
-}
-
 // A random non-zero session id, so a restarted bridge is told apart from its earlier self.
 std::uint32_t new_session() noexcept {
     std::uint32_t session = 0;
@@ -95,6 +69,7 @@ int Bridge::create(Engine& engine, const BridgeConfig& config, std::unique_ptr<B
         return fail(ENOMEM, "bridge: out of memory for %u topics", config.max_topics);
     }
     if (const int status = OffsetEstimator::create(config.offset, bridge->estimator_); status != 0) return status;
+    if (const int status = bridge->probes_.open(config.max_probe_age); status != 0) return status;
     if (const int status = drivers::open_udp(config.driver, config.udp, bridge->driver_); status != 0) return status;
     bridge->engine_ = &engine;
     bridge->max_topics_ = config.max_topics;
@@ -318,12 +293,15 @@ int Bridge::drain(Outbound& outbound, std::uint32_t budget) noexcept {
 }
 
 void Bridge::send_probe() noexcept {
-    std::byte payload[kControlBytes] = {};
-    payload[0] = std::byte{kControlProbe};
-    store_instant(payload + kT1At, now());   // as late as possible: t1 must not be after the probe leaves
+    ControlMessage probe;
+    probe.kind = ControlKind::probe;
+    probe.t1 = now();   // as late as possible: t1 must not be after the probe leaves
+    probe.nonce = probes_.record(probe.t1);
+    std::byte payload[kControlBytes];
+    encode_control(probe, payload);
     const wire::FrameFields fields{0, probe_number_, HlcStamp{}, session_, wire::kFrameControl};
     if (!append(fields, payload, kControlBytes)) {
-        ++stats_.control_dropped;
+        ++stats_.control_dropped;   // its slot stays taken until pushed out: nobody can answer an unsent nonce
         return;
     }
     ++probe_number_;
@@ -342,33 +320,37 @@ void Bridge::receive_datagram(const std::byte* data, std::size_t size) noexcept 
 }
 
 void Bridge::receive_control(const wire::DecodedFrame& frame) noexcept {
-    const std::byte* in = frame.payload;
-    bool reserved_zero = true;
-    if (frame.length == kControlBytes) {
-        for (int i = 1; i < 8; ++i) reserved_zero = reserved_zero && in[i] == std::byte{0};
-    }
-    const auto kind = frame.length == kControlBytes ? static_cast<std::uint8_t>(in[0]) : std::uint8_t{0};
-    if (!reserved_zero || (kind != kControlProbe && kind != kControlAnswer)) {
+    ControlMessage message;
+    if (decode_control(frame.payload, frame.length, message) != 0) {
         ++stats_.control_rejected;
         return;
     }
     ++handled_;
-    if (kind == kControlProbe) {
-        std::byte answer[kControlBytes] = {};
-        answer[0] = std::byte{kControlAnswer};
-        for (std::size_t i = 0; i < 16; ++i) answer[kT1At + i] = in[kT1At + i];
-        store_instant(answer + kT2At, now());
+    if (message.kind == ControlKind::probe) {
+        ControlMessage answer;
+        answer.kind = ControlKind::answer;
+        answer.nonce = message.nonce;
+        answer.t1 = message.t1;
+        answer.t2 = now();
+        answer.t3 = now();   // t3 must not be after the answer leaves: taken last
+        std::byte payload[kControlBytes];
+        encode_control(answer, payload);
         const wire::FrameFields fields{0, frame.fields.sequence, HlcStamp{}, session_, wire::kFrameControl};
-        store_instant(answer + kT3At, now());   // t3 must not be after the answer leaves: taken last
-        if (append(fields, answer, kControlBytes)) ++stats_.answers_sent;
+        if (append(fields, payload, kControlBytes)) ++stats_.answers_sent;
         else ++stats_.control_dropped;
         return;
     }
+    const Instant t4 = now();
+    switch (probes_.match(message.nonce, message.t1, t4)) {
+        case ProbeBook::Match::unsolicited: ++stats_.answers_unsolicited; return;
+        case ProbeBook::Match::stale: ++stats_.answers_stale; return;
+        case ProbeBook::Match::accepted: break;
+    }
     OffsetEstimator::Exchange exchange;
-    exchange.t1 = load_instant(in + kT1At);
-    exchange.t2 = load_instant(in + kT2At);
-    exchange.t3 = load_instant(in + kT3At);
-    exchange.t4 = now();
+    exchange.t1 = message.t1;
+    exchange.t2 = message.t2;
+    exchange.t3 = message.t3;
+    exchange.t4 = t4;
     if (estimator_->add(exchange) == 0) ++stats_.probes_answered;
     else ++stats_.probes_rejected;
 }

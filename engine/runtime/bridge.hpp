@@ -62,16 +62,21 @@
 // good, only its clock is suspect, and dropping it would turn a clock problem into data loss. Its local stamp
 // then need not be after the sender's.
 //
-// Clock offset. Every probe_interval (of the bridge's time source) the bridge sends a control frame carrying
-// t1; the peer answers with t1, t2 (its time when it decoded the probe) and t3 (its time when it built the
-// answer); the answer's arrival is t4. The exchange goes to an OffsetEstimator (time/offset_estimator.hpp), whose
-// estimate comes with an uncertainty bound that holds as long as the peer's clock runs at a constant rate
-// relative to ours. Both sides probe, so each knows the other's offset. The time source is injectable
-// (BridgeConfig::now) so tests can run a bridge on a deliberately offset and skewed clock.
+// Clock offset. Every probe_interval (of the bridge's time source) the bridge sends a control frame carrying t1
+// and a fresh nonce; the peer answers with both echoed, t2 (its time when it decoded the probe) and t3 (its time
+// when it built the answer); the answer's arrival is t4. An answer counts only if it matches a probe still
+// outstanding (nonce and t1; at most 8 outstanding, each answered once) and arrives within max_probe_age of t1;
+// anything else is dropped and counted (answers_unsolicited, answers_stale), so nobody can feed the estimate
+// exchanges we never started. The exchange goes to an OffsetEstimator (time/offset_estimator.hpp), whose estimate
+// comes with an uncertainty bound that holds as long as the peer's clock runs at a constant rate relative to
+// ours. Both sides probe, so each knows the other's offset. The time source is injectable (BridgeConfig::now) so
+// tests can run a bridge on a deliberately offset and skewed clock.
 //
-// Control frames (flag kFrameControl, topic id 0, sequence = probe number) carry a 56-byte payload, integers
-// little-endian: byte 0 kind (1 probe, 2 answer), bytes 1..7 zero, then t1, t2, t3 as signed 128-bit femtosecond
-// counts since the epoch (low 64 bits first). A probe carries t2 = t3 = 0. Anything else is counted and dropped.
+// Control frames (flag kFrameControl, topic id 0, sequence = probe number) carry a 64-byte payload, integers
+// little-endian: byte 0 kind (1 probe, 2 answer), byte 1 control version (2), bytes 2..7 zero, bytes 8..15 the
+// nonce, then t1, t2, t3 as signed 128-bit femtosecond counts since the epoch (low 64 bits first). A probe
+// carries t2 = t3 = 0. Anything else is counted and dropped (control_rejected): a peer of control version 1
+// (56-byte payloads without a nonce) is neither believed nor answered, and drops ours (runtime/clock_probes.hpp).
 #pragma once
 
 #include <cstdint>
@@ -80,6 +85,7 @@
 #include "drivers/datagram_driver.hpp"
 #include "engine/bus/publisher.hpp"
 #include "engine/bus/subscriber.hpp"
+#include "engine/runtime/clock_probes.hpp"
 #include "engine/runtime/engine.hpp"
 #include "engine/runtime/sequence_window.hpp"
 #include "engine/time/offset_estimator.hpp"
@@ -96,6 +102,9 @@ struct BridgeConfig {
     Duration probe_interval = Duration::from_millis(10);   // zero: no probes (answers are still given)
     // The furthest ahead of the next expected sequence a data frame may be (1 .. 2^64-1; see "Receiving" above).
     std::uint64_t max_sequence_jump = std::uint64_t{1} << 32;
+    // An answer arriving later than this after its probe was sent is dropped (answers_stale): its round trip
+    // would say little, and a probe must not stay answerable for ever. > 0.
+    Duration max_probe_age = Duration::from_seconds(1);
     OffsetEstimator::Config offset;
     Instant (*now)(void* context) = nullptr;      // the time source for probes; null: default_clock()
     void* now_context = nullptr;
@@ -136,8 +145,10 @@ struct BridgeStats {
     std::uint64_t probes_sent = 0;
     std::uint64_t probes_answered = 0;     // answers to our probes, accepted by the estimator
     std::uint64_t probes_rejected = 0;     // answers the estimator refused (malformed timestamps)
+    std::uint64_t answers_unsolicited = 0; // dropped: answers no outstanding probe of ours asked (nonce and t1)
+    std::uint64_t answers_stale = 0;       // dropped: answers to our probe, but later than max_probe_age
     std::uint64_t answers_sent = 0;        // answers to the peer's probes
-    std::uint64_t control_rejected = 0;    // control frames of a wrong size or kind
+    std::uint64_t control_rejected = 0;    // control frames of a wrong size, version or kind
     std::uint64_t control_dropped = 0;     // probes or answers not sent: no buffer or queue room
     wire::WireCounters wire;               // frames and rejects by reason (DatagramReader)
 };
@@ -205,6 +216,7 @@ private:
     Engine* engine_ = nullptr;
     std::unique_ptr<drivers::DatagramDriver> driver_;
     std::unique_ptr<OffsetEstimator> estimator_;
+    ProbeBook probes_;
     std::unique_ptr<Outbound[]> outbound_;
     std::unique_ptr<Inbound[]> inbound_;
     std::uint32_t outbound_count_ = 0;

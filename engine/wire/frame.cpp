@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "engine/compute/checksum.hpp"
+#include "engine/wire/little_endian.hpp"
 #include "platform/os/last_error.hpp"
 
 namespace cf::wire {
@@ -22,18 +23,6 @@ constexpr std::size_t kLengthAt = 28;
 constexpr std::size_t kSessionAt = 32;
 constexpr std::size_t kCrcAt = 36;
 static_assert(kCrcAt + 4 == kFrameHeaderBytes);
-
-// Byte by byte, so the layout is the same on any host; compilers merge these into single loads and stores.
-template <typename T>
-void store_le(std::byte* out, T value) noexcept {
-    for (std::size_t i = 0; i < sizeof(T); ++i) out[i] = static_cast<std::byte>(value >> (8 * i));
-}
-template <typename T>
-T load_le(const std::byte* in) noexcept {
-    T value = 0;
-    for (std::size_t i = 0; i < sizeof(T); ++i) value |= static_cast<T>(static_cast<T>(in[i]) << (8 * i));
-    return value;
-}
 
 // Everything but the CRC.
 void write_header(std::byte* out, const FrameFields& fields, std::uint32_t length) noexcept {

@@ -25,6 +25,7 @@
 #include "engine/bus/publisher.hpp"
 #include "engine/bus/subscriber.hpp"
 #include "engine/runtime/bridge.hpp"
+#include "engine/runtime/clock_probes.hpp"
 #include "engine/runtime/engine.hpp"
 #include "engine/wire/frame.hpp"
 #include "platform/os/last_error.hpp"
@@ -102,6 +103,13 @@ struct PlainSocket {
     void send(const std::vector<std::byte>& datagram, const PeerAddress& to) const {
         REQUIRE(::sendto(fd, datagram.data(), datagram.size(), 0, &to.addr.any, to.length) ==
                 static_cast<ssize_t>(datagram.size()));
+    }
+    // The next datagram that arrived, or an empty vector when none is waiting.
+    std::vector<std::byte> receive() const {
+        std::vector<std::byte> datagram(wire::kMaxUdpPayloadBytes);
+        const ssize_t got = ::recv(fd, datagram.data(), datagram.size(), MSG_DONTWAIT);
+        datagram.resize(got > 0 ? static_cast<std::size_t>(got) : 0);
+        return datagram;
     }
 };
 
@@ -631,6 +639,129 @@ struct SkewedClock {
 
 }  // namespace
 
+namespace {
+
+// A clock the test moves by hand: a bridge on it probes only when the test lets probe_interval pass.
+struct ManualClock {
+    Instant time = Instant::from_femtos(Femtos{1'700'000'000} * 1'000'000'000'000'000);
+    static Instant now(void* context) { return static_cast<ManualClock*>(context)->time; }
+};
+
+std::string control_payload(const ControlMessage& message) {
+    std::byte bytes[kControlBytes];
+    encode_control(message, bytes);
+    return std::string(reinterpret_cast<const char*>(bytes), kControlBytes);
+}
+
+Frame answer_frame(std::uint64_t nonce, Instant t1, Instant t2, Instant t3) {
+    ControlMessage answer;
+    answer.kind = ControlKind::answer;
+    answer.nonce = nonce;
+    answer.t1 = t1;
+    answer.t2 = t2;
+    answer.t3 = t3;
+    return {0, 0, 0xA115, control_payload(answer), HlcStamp{}, wire::kFrameControl};
+}
+
+// Polls `rx` until the plain socket got a probe from it, and decodes that probe.
+ControlMessage next_probe(CraftedReceiver& rx) {
+    std::vector<std::byte> datagram;
+    REQUIRE(poll_until(*rx.bridge, [&] {
+        datagram = rx.sender.receive();
+        return !datagram.empty();
+    }));
+    wire::WireCounters counters;
+    wire::DatagramReader reader(datagram.data(), datagram.size(), wire::kMaxPayloadBytes, counters);
+    wire::DecodedFrame frame;
+    REQUIRE(reader.next(frame) == 1);
+    REQUIRE((frame.fields.flags & wire::kFrameControl) != 0);
+    ControlMessage probe;
+    REQUIRE(decode_control(frame.payload, frame.length, probe) == 0);
+    REQUIRE(probe.kind == ControlKind::probe);
+    return probe;
+}
+
+}  // namespace
+
+TEST_CASE("clock probe answers are believed only for a probe outstanding, once, in time") {
+    const Duration ahead = Duration::from_seconds(10);
+    const Duration half_rtt = Duration::from_micros(100);
+
+    SUBCASE("a bridge that sent no probe believes no answer") {
+        CraftedReceiver rx;   // probe_interval 0: never probes
+        const Instant t = default_clock().now();
+        for (std::uint64_t i = 0; i < 5; ++i) {
+            rx.send({answer_frame(0x1234 + i, t, t + ahead, t + ahead + Duration::from_micros(1))});
+        }
+        CHECK(rx.bridge->stats().answers_unsolicited == 5);
+        CHECK(rx.bridge->stats().probes_answered == 0);
+        CHECK(rx.bridge->stats().probes_sent == 0);
+        OffsetEstimator::Estimate estimate;
+        CHECK(rx.bridge->clock_offset(estimate) == -EAGAIN);
+    }
+
+    SUBCASE("wrong nonce, wrong t1, replayed, stale, forgotten: counted and dropped; the genuine one counts") {
+        ManualClock clock;
+        CraftedReceiver rx([&](BridgeConfig& config) {
+            config.probe_interval = Duration::from_millis(10);
+            config.now = &ManualClock::now;
+            config.now_context = &clock;
+        });
+        const ControlMessage first = next_probe(rx);
+        CHECK(first.t1 == clock.time);
+        const Instant t2 = first.t1 + ahead + half_rtt;
+        rx.send({answer_frame(first.nonce ^ 1, first.t1, t2, t2)});   // another nonce
+        rx.send({answer_frame(first.nonce, first.t1 + Duration::from_nanos(1), t2, t2)});   // another t1
+        OffsetEstimator::Estimate estimate;
+        CHECK(rx.bridge->clock_offset(estimate) == -EAGAIN);
+        CHECK(rx.bridge->stats().answers_unsolicited == 2);
+
+        clock.time = first.t1 + half_rtt + half_rtt;   // t4
+        const std::vector<std::byte> genuine = datagram_of({answer_frame(first.nonce, first.t1, t2, t2)});
+        rx.send(genuine);
+        CHECK(rx.bridge->stats().probes_answered == 1);
+        REQUIRE(rx.bridge->clock_offset(estimate) == 0);
+        const Femtos error = (estimate.offset - ahead).femtos();
+        CHECK((error < 0 ? -error : error) <= estimate.bound.femtos());
+        rx.send(genuine);   // the same answer again: its probe was answered already
+        CHECK(rx.bridge->stats().answers_unsolicited == 3);
+        CHECK(rx.bridge->stats().probes_answered == 1);
+
+        // A second probe, answered after max_probe_age (1 s).
+        clock.time += Duration::from_millis(10);
+        const ControlMessage second = next_probe(rx);
+        CHECK(second.nonce != first.nonce);
+        clock.time = second.t1 + Duration::from_millis(1001);
+        rx.send({answer_frame(second.nonce, second.t1, second.t1 + ahead, second.t1 + ahead)});
+        CHECK(rx.bridge->stats().answers_stale == 1);
+        CHECK(rx.bridge->stats().probes_answered == 1);
+
+        // Nine more probes (the clock moves past probe_interval before each): the first of them is forgotten.
+        std::vector<ControlMessage> probes;
+        while (rx.sender.receive().size() != 0) {
+        }
+        for (std::uint32_t i = 0; i < ProbeBook::kOutstanding + 1; ++i) {
+            clock.time += Duration::from_millis(10);
+            probes.push_back(next_probe(rx));
+        }
+        const ControlMessage& forgotten = probes.front();
+        rx.send({answer_frame(forgotten.nonce, forgotten.t1, forgotten.t1 + ahead, forgotten.t1 + ahead)});
+        CHECK(rx.bridge->stats().answers_unsolicited == 4);
+        const ControlMessage& kept = probes.back();
+        rx.send({answer_frame(kept.nonce, kept.t1, kept.t1 + ahead, kept.t1 + ahead)});
+        CHECK(rx.bridge->stats().probes_answered == 2);
+
+        // A control version 1 answer (56 bytes, no nonce) is refused by its size.
+        std::string old_answer(56, '\0');
+        old_answer[0] = '\2';
+        rx.send({{0, 0, 0xA115, old_answer, HlcStamp{}, wire::kFrameControl}});
+        CHECK(rx.bridge->stats().control_rejected == 1);
+        CHECK(rx.bridge->stats().answers_unsolicited == 4);
+        CHECK(rx.bridge->stats().answers_stale == 1);
+        CHECK(rx.bridge->stats().probes_rejected == 0);
+    }
+}
+
 TEST_CASE("clock offset against a peer 25 ms ahead and 150 ppm fast: every estimate lies within its own bound") {
     SkewedClock skewed{default_clock().now()};
     BridgeConfig config_a = bridge_config(DriverKind::socket);
@@ -712,6 +843,10 @@ TEST_CASE("bad arguments and configurations are refused with a message") {
     config = bridge_config(DriverKind::socket);
     config.probe_interval = Duration::from_nanos(-1);
     CHECK(Bridge::create(*engine, config, bridge) == -EINVAL);
+    config = bridge_config(DriverKind::socket);
+    config.max_probe_age = Duration{};
+    CHECK(Bridge::create(*engine, config, bridge) == -EINVAL);
+    CHECK(last_error().find("age limit") != std::string::npos);
     config = bridge_config(DriverKind::socket);
     config.max_sequence_jump = 0;
     CHECK(Bridge::create(*engine, config, bridge) == -EINVAL);
