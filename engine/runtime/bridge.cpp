@@ -52,10 +52,12 @@ Bridge::Bridge() noexcept = default;
 int Bridge::create(Engine& engine, const BridgeConfig& config, std::unique_ptr<Bridge>& out) noexcept {
     const std::uint32_t buffer_bytes = config.udp.pool.buffer_bytes;
     const std::uint32_t largest = buffer_bytes < wire::kMaxUdpPayloadBytes ? buffer_bytes : wire::kMaxUdpPayloadBytes;
-    if (config.max_datagram_bytes < kMinDatagramBytes || config.max_datagram_bytes > largest) {
+    const std::uint32_t auth_bytes = config.key.set ? wire::kAuthHeaderBytes : 0;
+    if (config.max_datagram_bytes < kMinDatagramBytes + auth_bytes || config.max_datagram_bytes > largest) {
         return fail(EINVAL, "bridge: max_datagram_bytes %u is outside %u .. %u (the packet buffers' size, at most %u)",
-                    config.max_datagram_bytes, kMinDatagramBytes, largest, wire::kMaxUdpPayloadBytes);
+                    config.max_datagram_bytes, kMinDatagramBytes + auth_bytes, largest, wire::kMaxUdpPayloadBytes);
     }
+    if (config.next_key.set && !config.key.set) return fail(EINVAL, "bridge: next_key is set but key is not");
     if (config.max_topics == 0 || config.max_topics > kMaxBridgeTopics) {
         return fail(EINVAL, "bridge: max_topics %u is outside 1..%u", config.max_topics, kMaxBridgeTopics);
     }
@@ -70,12 +72,20 @@ int Bridge::create(Engine& engine, const BridgeConfig& config, std::unique_ptr<B
     }
     if (const int status = OffsetEstimator::create(config.offset, bridge->estimator_); status != 0) return status;
     if (const int status = bridge->probes_.open(config.max_probe_age); status != 0) return status;
+    if (config.key.set) {
+        const bool next = config.next_key.set;
+        const int status = bridge->auth_.open(config.key.id, config.key.bytes, next ? &config.next_key.id : nullptr,
+                                              next ? &config.next_key.bytes : nullptr);
+        if (status != 0) return status;
+    }
     if (const int status = drivers::open_udp(config.driver, config.udp, bridge->driver_); status != 0) return status;
     bridge->engine_ = &engine;
     bridge->max_topics_ = config.max_topics;
     bridge->peer_ = config.peer;
     bridge->session_ = new_session();
     bridge->max_datagram_bytes_ = config.max_datagram_bytes;
+    bridge->auth_bytes_ = auth_bytes;
+    bridge->frame_room_ = config.max_datagram_bytes - auth_bytes;
     bridge->probe_interval_ = config.probe_interval;
     bridge->max_sequence_jump_ = config.max_sequence_jump;
     bridge->now_ = config.now;
@@ -172,6 +182,12 @@ int Bridge::set_peer(const drivers::PeerAddress& peer) noexcept {
     peer_ = peer;
     return 0;
 }
+
+int Bridge::set_next_key(std::uint8_t id, const std::uint8_t (&bytes)[wire::kMacKeyBytes]) noexcept {
+    return auth_.set_next(id, bytes);
+}
+
+int Bridge::rotate_key() noexcept { return auth_.rotate(); }
 
 Bridge::Inbound* Bridge::find_inbound(std::uint32_t topic_id) noexcept {
     // A handful of ids per bridge: a scan of a small contiguous array beats hashing.
@@ -275,7 +291,7 @@ int Bridge::drain(Outbound& outbound, std::uint32_t budget) noexcept {
     const std::uint32_t count = outbound.subscriber.receive(batch_, budget);
     for (std::uint32_t i = 0; i < count; ++i) {
         const bus::Message& message = batch_[i];
-        if (wire::frame_bytes(message.length) > max_datagram_bytes_) {
+        if (wire::frame_bytes(message.length) > frame_room_) {
             ++outbound.too_large;
             continue;
         }
@@ -311,6 +327,19 @@ void Bridge::send_probe() noexcept {
 
 void Bridge::receive_datagram(const std::byte* data, std::size_t size) noexcept {
     ++stats_.datagrams_in;
+    if (auth_bytes_ != 0) {
+        switch (auth_.verify(data, size)) {
+            case wire::AuthVerdict::good: break;
+            case wire::AuthVerdict::bad: ++stats_.auth_failed; return;
+            case wire::AuthVerdict::unknown_key: ++stats_.auth_unknown_key; return;
+            case wire::AuthVerdict::missing: ++stats_.auth_missing; return;
+        }
+        data += wire::kAuthHeaderBytes;
+        size -= wire::kAuthHeaderBytes;
+    } else if (wire::looks_keyed(data, size)) {
+        ++stats_.auth_unexpected;
+        return;
+    }
     wire::DatagramReader reader(data, size, wire::kMaxPayloadBytes, stats_.wire);
     wire::DecodedFrame frame;
     while (reader.next(frame) == 1) {
@@ -414,14 +443,15 @@ bool Bridge::open_datagram() noexcept {
     drivers::PacketBuffer* buffer = driver_->allocate();
     if (buffer == nullptr) return false;
     open_ = buffer;
-    writer_ = wire::DatagramWriter(buffer->data, max_datagram_bytes_);
+    writer_ = wire::DatagramWriter(buffer->data + auth_bytes_, frame_room_);
     return true;
 }
 
 bool Bridge::seal_datagram() noexcept {
     if (open_ == nullptr || writer_.frames() == 0) return true;
     if (queued_ == kTxQueue) return false;
-    open_->length = static_cast<std::uint32_t>(writer_.size());
+    open_->length = auth_bytes_ + static_cast<std::uint32_t>(writer_.size());
+    if (auth_bytes_ != 0) auth_.seal(open_->data, open_->length);
     open_->peer = peer_;
     queue_[queued_++] = open_;
     open_ = nullptr;

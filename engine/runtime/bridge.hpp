@@ -62,6 +62,17 @@
 // good, only its clock is suspect, and dropping it would turn a clock problem into data loss. Its local stamp
 // then need not be after the sender's.
 //
+// Keys. Without a key (the default) a bridge trusts its network: anyone who can send from the peer's address can
+// inject frames, answers and sessions. With BridgeConfig::key every datagram starts with a 24-byte auth header
+// (magic 0xC7A5, version 1, key id, an HMAC-SHA-256-128 tag over the datagram; wire/datagram_auth.hpp) and a
+// receiver drops, before decoding anything, every datagram whose tag does not match under the key its id names:
+// auth_failed (bad tag, malformed header), auth_unknown_key, auth_missing (no auth header). A keyless bridge
+// drops keyed datagrams (auth_unexpected). The MAC authenticates, it does not encrypt; replayed datagrams verify
+// again, and only the sequence rules above (duplicates, late, the jump limit, within a session) and one answer
+// per probe limit what a replay does; a datagram replayed after the peer started a new session resets tracking
+// to the old session once. Two keys live at once, current and next, each with a one-byte id: the current one
+// signs, either one verifies; rotate with set_next_key (both peers), then rotate_key (each), see below.
+//
 // Clock offset. Every probe_interval (of the bridge's time source) the bridge sends a control frame carrying t1
 // and a fresh nonce; the peer answers with both echoed, t2 (its time when it decoded the probe) and t3 (its time
 // when it built the answer); the answer's arrival is t4. An answer counts only if it matches a probe still
@@ -89,9 +100,18 @@
 #include "engine/runtime/engine.hpp"
 #include "engine/runtime/sequence_window.hpp"
 #include "engine/time/offset_estimator.hpp"
+#include "engine/wire/datagram_auth.hpp"
 #include "engine/wire/frame.hpp"
 
 namespace cf {
+
+// A pre-shared key for a bridge's datagram MAC (wire/datagram_auth.hpp): both peers hold the same bytes under the
+// same id.
+struct BridgeKey {
+    bool set = false;
+    std::uint8_t id = 0;
+    std::uint8_t bytes[wire::kMacKeyBytes] = {};
+};
 
 struct BridgeConfig {
     drivers::DriverKind driver = drivers::DriverKind::automatic;
@@ -108,6 +128,11 @@ struct BridgeConfig {
     OffsetEstimator::Config offset;
     Instant (*now)(void* context) = nullptr;      // the time source for probes; null: default_clock()
     void* now_context = nullptr;
+    // Set: every datagram carries a MAC under `key` and only datagrams with a good MAC under `key` or `next_key`
+    // (by key id) are accepted ("Keys" above). Unset: no MAC, the network is trusted. next_key needs key, and
+    // another id.
+    BridgeKey key;
+    BridgeKey next_key;
 };
 
 // Counters for one topic id, as seen by this bridge (both directions, if the id is forwarded and republished).
@@ -150,6 +175,12 @@ struct BridgeStats {
     std::uint64_t answers_sent = 0;        // answers to the peer's probes
     std::uint64_t control_rejected = 0;    // control frames of a wrong size, version or kind
     std::uint64_t control_dropped = 0;     // probes or answers not sent: no buffer or queue room
+    // keyed bridges (each datagram counted once, in datagrams_in and in at most one of these)
+    std::uint64_t auth_failed = 0;         // dropped: the MAC does not match (or the auth header is malformed)
+    std::uint64_t auth_unknown_key = 0;    // dropped: a key id neither of our keys has
+    std::uint64_t auth_missing = 0;        // dropped: no auth header (an unkeyed sender)
+    // keyless bridges
+    std::uint64_t auth_unexpected = 0;     // dropped: a keyed datagram (the peer has a key, we have none)
     wire::WireCounters wire;               // frames and rejects by reason (DatagramReader)
 };
 
@@ -172,6 +203,15 @@ public:
     int republish(std::uint32_t topic_id, EngineTopic* topic) noexcept;
     // Where datagrams go and are accepted from. 0, or -EINVAL for an unset address.
     int set_peer(const drivers::PeerAddress& peer) noexcept;
+
+    // Key rotation ("Keys" above). set_next_key puts a key into the slot that is not sending (replacing the key
+    // there, typically the one rotated away from): 0, -EINVAL (a keyless bridge, or the sending key's id), or
+    // -ENOMEM/-EIO from GnuTLS. rotate_key makes the other slot's key the sending one; the previous key keeps
+    // being accepted until set_next_key replaces it: 0, or -ENOENT (no next key). Both allocate: not per message.
+    int set_next_key(std::uint8_t id, const std::uint8_t (&bytes)[wire::kMacKeyBytes]) noexcept;
+    int rotate_key() noexcept;
+    bool keyed() const noexcept { return auth_.keyed(); }
+    std::uint8_t key_id() const noexcept { return auth_.current_id(); }   // the sending key's id (keyed only)
 
     // One step (see the top of this file). Returns the frames handled (sent + received, >= 0), or the driver's
     // negative errno (message set) after finishing the rest of the step.
@@ -226,6 +266,9 @@ private:
     drivers::PeerAddress peer_;
     std::uint32_t session_ = 0;
     std::uint32_t max_datagram_bytes_ = 0;
+    std::uint32_t auth_bytes_ = 0;     // the auth header in front of the frames: kAuthHeaderBytes when keyed, else 0
+    std::uint32_t frame_room_ = 0;     // max_datagram_bytes_ - auth_bytes_: what the frames of a datagram may take
+    wire::DatagramAuth auth_;
     Duration probe_interval_;
     std::uint64_t max_sequence_jump_ = 0;
     Instant (*now_)(void* context) = nullptr;

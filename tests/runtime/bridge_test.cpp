@@ -6,6 +6,8 @@
 // Loopback UDP does not lose datagrams at these rates; every wait is a bounded loop, never a timing assertion.
 #include <doctest/doctest.h>
 
+#include <gnutls/crypto.h>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -27,6 +29,7 @@
 #include "engine/runtime/bridge.hpp"
 #include "engine/runtime/clock_probes.hpp"
 #include "engine/runtime/engine.hpp"
+#include "engine/wire/datagram_auth.hpp"
 #include "engine/wire/frame.hpp"
 #include "platform/os/last_error.hpp"
 
@@ -623,6 +626,168 @@ TEST_CASE("positions: a full local topic drops and counts, the next message real
 
 namespace {
 
+BridgeKey key_of(std::uint8_t id, std::uint8_t fill) {
+    BridgeKey key;
+    key.set = true;
+    key.id = id;
+    for (std::size_t i = 0; i < sizeof key.bytes; ++i) key.bytes[i] = static_cast<std::uint8_t>(fill + i);
+    return key;
+}
+
+// A keyed datagram built here from the layout in wire/datagram_auth.hpp, with GnuTLS's one-shot HMAC: not with
+// the code under test.
+std::vector<std::byte> keyed_datagram(const std::vector<std::byte>& frames, const BridgeKey& key,
+                                      std::uint8_t id_on_wire) {
+    std::vector<std::byte> datagram(wire::kAuthHeaderBytes);
+    datagram[0] = std::byte{0xA5};
+    datagram[1] = std::byte{0xC7};
+    datagram[2] = std::byte{1};
+    datagram[3] = std::byte{id_on_wire};
+    datagram.insert(datagram.end(), frames.begin(), frames.end());
+    std::vector<std::byte> covered(datagram.begin(), datagram.begin() + 8);
+    covered.insert(covered.end(), frames.begin(), frames.end());
+    std::uint8_t digest[32];
+    REQUIRE(gnutls_hmac_fast(GNUTLS_MAC_SHA256, key.bytes, sizeof key.bytes, covered.data(), covered.size(),
+                             digest) == 0);
+    std::memcpy(datagram.data() + 8, digest, 16);
+    return datagram;
+}
+
+}  // namespace
+
+TEST_CASE("keyed bridges: two engines exchange messages under a key, and keep exchanging through a key rotation") {
+    BridgeConfig config = bridge_config(DriverKind::socket);
+    config.key = key_of(1, 0x10);
+    Pair pair;
+    REQUIRE_MESSAGE(pair.open(DriverKind::socket, &config, &config) == 0, last_error());
+    CHECK(pair.bridge_a->keyed());
+    CHECK(pair.bridge_a->key_id() == 1);
+    EngineTopic* source = make_topic(*pair.a, "a.keyed", 64, 256);
+    EngineTopic* target = make_topic(*pair.b, "b.keyed", 64, 256);
+    bus::Publisher publisher;
+    REQUIRE(bus::Publisher::open(source->topic(), pair.a->clock(), publisher) == 0);
+    REQUIRE(pair.bridge_a->forward(source, 1) == 0);
+    REQUIRE(pair.bridge_b->republish(1, target) == 0);
+    bus::Subscriber receiver;
+    REQUIRE(bus::Subscriber::open(target->topic(), receiver) == 0);
+
+    std::vector<std::string> sent, got;
+    auto exchange = [&](int count) {
+        for (int i = 0; i < count; ++i) {
+            sent.push_back("m" + std::to_string(sent.size()));
+            REQUIRE(publisher.publish(sent.back().data(), static_cast<std::uint32_t>(sent.back().size())) == 0);
+        }
+        for (int round = 0; round < kMaxRounds && got.size() < sent.size(); ++round) {
+            pair.poll_both();
+            for (Received& r : drain(receiver)) got.push_back(std::move(r.payload));
+            if (got.size() < sent.size()) pause_briefly();
+        }
+        REQUIRE(got == sent);
+    };
+    exchange(100);
+    // Clock probes go through the MAC too: both sides get answers.
+    for (int round = 0; round < kMaxRounds && (pair.bridge_a->stats().probes_answered == 0 ||
+                                               pair.bridge_b->stats().probes_answered == 0);
+         ++round) {
+        pair.poll_both();
+        pause_briefly();
+    }
+    CHECK(pair.bridge_a->stats().probes_answered > 0);
+    CHECK(pair.bridge_b->stats().probes_answered > 0);
+
+    // Rotation: both learn key 2; A signs with it while B still signs with 1; then B switches too.
+    const BridgeKey next = key_of(2, 0x80);
+    CHECK(pair.bridge_a->rotate_key() == -ENOENT);
+    CHECK(pair.bridge_a->set_next_key(1, next.bytes) == -EINVAL);   // the sending key's id
+    REQUIRE(pair.bridge_a->set_next_key(2, next.bytes) == 0);
+    REQUIRE(pair.bridge_b->set_next_key(2, next.bytes) == 0);
+    REQUIRE(pair.bridge_a->rotate_key() == 0);
+    CHECK(pair.bridge_a->key_id() == 2);
+    CHECK(pair.bridge_b->key_id() == 1);
+    exchange(100);
+    REQUIRE(pair.bridge_b->rotate_key() == 0);
+    const BridgeKey third = key_of(3, 0x33);   // replaces key 1 on both
+    REQUIRE(pair.bridge_a->set_next_key(3, third.bytes) == 0);
+    REQUIRE(pair.bridge_b->set_next_key(3, third.bytes) == 0);
+    exchange(100);
+
+    for (const Bridge* bridge : {pair.bridge_a.get(), pair.bridge_b.get()}) {
+        const BridgeStats& stats = bridge->stats();
+        CHECK(stats.auth_failed == 0);
+        CHECK(stats.auth_unknown_key == 0);
+        CHECK(stats.auth_missing == 0);
+        CHECK(stats.auth_unexpected == 0);
+        CHECK(stats.wire.rejected_datagrams == 0);
+    }
+    BridgeTopicStats stats;
+    REQUIRE(pair.bridge_b->topic_stats(1, stats) == 0);
+    CHECK(stats.republished == 300);
+    CHECK(stats.gaps == 0);
+    receiver.close();
+    publisher.close();
+}
+
+TEST_CASE("keyed bridges: bad tags, cut tags, unknown key ids, flipped bits and unkeyed datagrams are dropped") {
+    const BridgeKey current = key_of(1, 0x10), next = key_of(2, 0x80), stranger = key_of(1, 0x55);
+    CraftedReceiver rx([&](BridgeConfig& config) {
+        config.key = current;
+        config.next_key = next;
+    });
+    EngineTopic* topic = make_topic(*rx.engine, "b.keyed", 64, 64);
+    REQUIRE(rx.bridge->republish(5, topic) == 0);
+    bus::Subscriber subscriber;
+    REQUIRE(bus::Subscriber::open(topic->topic(), subscriber) == 0);
+    constexpr std::uint32_t session = 77;
+
+    rx.send(keyed_datagram(datagram_of({{5, 0, session, "under key 1"}}), current, 1));
+    rx.send(keyed_datagram(datagram_of({{5, 1, session, "under key 2"}}), next, 2));
+    std::vector<std::byte> bad = keyed_datagram(datagram_of({{5, 2, session, "tag bit"}}), current, 1);
+    bad[8] ^= std::byte{0x01};
+    rx.send(bad);                                                                       // auth_failed
+    bad = keyed_datagram(datagram_of({{5, 2, session, "cut"}}), current, 1);
+    bad.resize(20);
+    rx.send(bad);                                                                       // auth_failed
+    bad = keyed_datagram(datagram_of({{5, 2, session, "payload bit"}}), current, 1);
+    bad[wire::kAuthHeaderBytes + wire::kFrameHeaderBytes] ^= std::byte{0x04};
+    rx.send(bad);                                                                       // auth_failed
+    rx.send(keyed_datagram(datagram_of({{5, 2, session, "other key"}}), stranger, 1));  // auth_failed
+    rx.send(keyed_datagram(datagram_of({{5, 2, session, "key 7"}}), current, 7));      // auth_unknown_key
+    rx.send(datagram_of({{5, 2, session, "unkeyed"}}));                                 // auth_missing
+    // A good datagram moved under another datagram's auth header: the tag covers the frames.
+    const std::vector<std::byte> donor = keyed_datagram(datagram_of({{5, 2, session, "donor"}}), current, 1);
+    std::vector<std::byte> grafted(donor.begin(), donor.begin() + wire::kAuthHeaderBytes);
+    const std::vector<std::byte> other_frames = datagram_of({{5, 2, session, "graft"}});
+    grafted.insert(grafted.end(), other_frames.begin(), other_frames.end());
+    rx.send(grafted);                                                                   // auth_failed
+    rx.send(donor);
+
+    const BridgeStats& stats = rx.bridge->stats();
+    CHECK(stats.datagrams_in == 10);
+    CHECK(stats.auth_failed == 5);
+    CHECK(stats.auth_unknown_key == 1);
+    CHECK(stats.auth_missing == 1);
+    CHECK(stats.auth_unexpected == 0);
+    CHECK(stats.wire.datagrams == 3);   // only the good ones were decoded
+    CHECK(stats.wire.rejected_datagrams == 0);
+    std::vector<std::string> payloads;
+    for (const Received& r : drain(subscriber)) payloads.push_back(r.payload);
+    CHECK(payloads == std::vector<std::string>{"under key 1", "under key 2", "donor"});
+
+    // A keyless bridge drops keyed datagrams.
+    CraftedReceiver keyless;
+    EngineTopic* plain = make_topic(*keyless.engine, "b.plain", 64, 64);
+    REQUIRE(keyless.bridge->republish(5, plain) == 0);
+    keyless.send(keyed_datagram(datagram_of({{5, 0, session, "keyed"}}), current, 1));
+    keyless.send(datagram_of({{5, 0, session, "plain"}}));
+    CHECK(keyless.bridge->stats().auth_unexpected == 1);
+    CHECK(keyless.bridge->stats().wire.rejected_datagrams == 0);
+    BridgeTopicStats plain_stats;
+    REQUIRE(keyless.bridge->topic_stats(5, plain_stats) == 0);
+    CHECK(plain_stats.republished == 1);
+}
+
+namespace {
+
 // The peer's clock: ours + 25 ms, running 150 ppm fast from t0 on. Integer arithmetic, so the test's "true
 // offset" is exactly the injected function.
 struct SkewedClock {
@@ -844,6 +1009,16 @@ TEST_CASE("bad arguments and configurations are refused with a message") {
     config.probe_interval = Duration::from_nanos(-1);
     CHECK(Bridge::create(*engine, config, bridge) == -EINVAL);
     config = bridge_config(DriverKind::socket);
+    config.next_key = key_of(2, 0);
+    CHECK(Bridge::create(*engine, config, bridge) == -EINVAL);
+    CHECK(last_error().find("next_key") != std::string::npos);
+    config.key = key_of(2, 1);
+    CHECK(Bridge::create(*engine, config, bridge) == -EINVAL);   // the same id twice
+    config = bridge_config(DriverKind::socket);
+    config.key = key_of(1, 0);
+    config.max_datagram_bytes = 48 + 23;   // no room for a frame behind the auth header
+    CHECK(Bridge::create(*engine, config, bridge) == -EINVAL);
+    config = bridge_config(DriverKind::socket);
     config.max_probe_age = Duration{};
     CHECK(Bridge::create(*engine, config, bridge) == -EINVAL);
     CHECK(last_error().find("age limit") != std::string::npos);
@@ -890,6 +1065,9 @@ TEST_CASE("bad arguments and configurations are refused with a message") {
     CHECK(bridge->topic_stats(99, stats) == -ENOENT);
     CHECK(last_error().find("99") != std::string::npos);
     CHECK(bridge->set_peer(PeerAddress{}) == -EINVAL);
+    CHECK_FALSE(bridge->keyed());
+    CHECK(bridge->set_next_key(1, key_of(1, 0).bytes) == -EINVAL);
+    CHECK(bridge->rotate_key() == -ENOENT);
     OffsetEstimator::Estimate estimate;
     CHECK(bridge->clock_offset(estimate) == -EAGAIN);
 
