@@ -24,6 +24,23 @@ namespace {
 constexpr std::size_t kBridgeConfigV1 = offsetof(cf_bridge_config_t, now_context) + sizeof(void*);
 constexpr std::size_t kTopicStatsV1 = offsetof(cf_bridge_topic_stats_t, source_lost) + sizeof(uint64_t);
 constexpr std::size_t kBridgeStatsV1 = offsetof(cf_bridge_stats_t, rejected_corrupt) + sizeof(uint64_t);
+// The second versions: sequence limits, probe age and keys; their counters. A struct_size from V1 up to V2 means V1.
+constexpr std::size_t kBridgeConfigV2 = offsetof(cf_bridge_config_t, next_key) + CF_BRIDGE_KEY_BYTES;
+constexpr std::size_t kTopicStatsV2 = offsetof(cf_bridge_topic_stats_t, sequence_resyncs) + sizeof(uint64_t);
+constexpr std::size_t kBridgeStatsV2 = offsetof(cf_bridge_stats_t, auth_unexpected) + sizeof(uint64_t);
+
+// A key of the C config into a BridgeKey: length 0 leaves it unset.
+int to_key(const char* what, uint32_t length, uint32_t id, const uint8_t (&bytes)[32], cf::BridgeKey& out) noexcept {
+    if (length == 0) return 0;
+    if (length != CF_BRIDGE_KEY_BYTES || id > 255) {
+        return fail(EINVAL, "cf_bridge_create: %s must be %u bytes (given %u) with an id 0..255 (given %u)", what,
+                    CF_BRIDGE_KEY_BYTES, length, id);
+    }
+    out.set = true;
+    out.id = static_cast<std::uint8_t>(id);
+    std::memcpy(out.bytes, bytes, sizeof out.bytes);
+    return 0;
+}
 
 constexpr uint32_t kMinBuffers = 1024;      // 256 stay posted for receiving; sends need the rest
 constexpr uint32_t kMaxBuffers = 1u << 20;
@@ -64,6 +81,8 @@ void cf_bridge_config_init(cf_bridge_config_t* config) {
     config->probe_interval_ns = static_cast<uint64_t>(defaults.probe_interval.femtos() / 1'000'000);
     config->max_topics = defaults.max_topics;
     config->buffers = defaults.udp.pool.count;
+    config->max_sequence_jump = defaults.max_sequence_jump;
+    config->max_probe_age_ns = static_cast<uint64_t>(defaults.max_probe_age.femtos() / 1'000'000);
 }
 
 int cf_bridge_create(cf_engine_t* engine, const cf_bridge_config_t* config, cf_bridge_t** bridge) {
@@ -100,6 +119,17 @@ int cf_bridge_create(cf_engine_t* engine, const cf_bridge_config_t* config, cf_b
     settings.max_datagram_bytes = config->max_datagram_bytes;
     settings.max_topics = config->max_topics;
     settings.probe_interval = cf::Duration::from_nanos(static_cast<int64_t>(config->probe_interval_ns));
+    if (config->struct_size >= kBridgeConfigV2) {
+        settings.max_sequence_jump = config->max_sequence_jump;
+        if (config->max_probe_age_ns == 0 || config->max_probe_age_ns > 3'600'000'000'000ULL) {
+            return fail(EINVAL, "cf_bridge_create: max_probe_age_ns must be 1 ns .. 1 hour");
+        }
+        settings.max_probe_age = cf::Duration::from_nanos(static_cast<int64_t>(config->max_probe_age_ns));
+        if (to_key("key", config->key_length, config->key_id, config->key, settings.key) != 0 ||
+            to_key("next_key", config->next_key_length, config->next_key_id, config->next_key, settings.next_key) != 0) {
+            return -EINVAL;
+        }
+    }
     auto* handle = new (std::nothrow) cf_bridge();
     if (handle == nullptr) return fail(ENOMEM, "cf_bridge_create: out of memory");
     if (config->now != nullptr) {
@@ -129,6 +159,24 @@ int cf_bridge_set_peer(cf_bridge_t* bridge, const char* peer) {
         return fail_with_prefix("cf_bridge_set_peer");
     }
     return bridge->bridge->set_peer(address);
+}
+
+int cf_bridge_set_next_key(cf_bridge_t* bridge, uint32_t key_id, const uint8_t* key, size_t key_length) {
+    if (bridge == nullptr || key == nullptr) return fail(EINVAL, "cf_bridge_set_next_key: bridge or key is NULL");
+    if (key_length != CF_BRIDGE_KEY_BYTES || key_id > 255) {
+        return fail(EINVAL, "cf_bridge_set_next_key: the key must be %u bytes (given %zu) with an id 0..255 (given %u)",
+                    CF_BRIDGE_KEY_BYTES, key_length, key_id);
+    }
+    std::uint8_t bytes[cf::wire::kMacKeyBytes];
+    std::memcpy(bytes, key, sizeof bytes);
+    const int status = bridge->bridge->set_next_key(static_cast<std::uint8_t>(key_id), bytes);
+    std::memset(bytes, 0, sizeof bytes);
+    return status;
+}
+
+int cf_bridge_rotate_key(cf_bridge_t* bridge) {
+    if (bridge == nullptr) return fail(EINVAL, "cf_bridge_rotate_key: bridge is NULL");
+    return bridge->bridge->rotate_key();
 }
 
 int cf_bridge_forward(cf_bridge_t* bridge, cf_topic_t* topic, uint32_t topic_id) {
@@ -186,6 +234,10 @@ int cf_bridge_topic_stats(const cf_bridge_t* bridge, uint32_t topic_id, cf_bridg
     stats->forward_too_large = all.forward_too_large;
     stats->forward_dropped = all.forward_dropped;
     stats->source_lost = all.source_lost;
+    if (stats->struct_size >= kTopicStatsV2) {
+        stats->sequence_rejected = all.sequence_rejected;
+        stats->sequence_resyncs = all.sequence_resyncs;
+    }
     return 0;
 }
 
@@ -219,6 +271,14 @@ int cf_bridge_stats(const cf_bridge_t* bridge, cf_bridge_stats_t* stats) {
     stats->rejected_bad_reserved = all.wire.rejected_for(FrameReject::bad_reserved);
     stats->rejected_bad_padding = all.wire.rejected_for(FrameReject::bad_padding);
     stats->rejected_corrupt = all.wire.rejected_for(FrameReject::corrupt);
+    if (stats->struct_size >= kBridgeStatsV2) {
+        stats->answers_unsolicited = all.answers_unsolicited;
+        stats->answers_stale = all.answers_stale;
+        stats->auth_failed = all.auth_failed;
+        stats->auth_unknown_key = all.auth_unknown_key;
+        stats->auth_missing = all.auth_missing;
+        stats->auth_unexpected = all.auth_unexpected;
+    }
     return 0;
 }
 

@@ -701,6 +701,147 @@ static void test_shared_topic_access(cf_engine_t* engine) {
     EXPECT(strcmp(cf_strerror(CF_EADDRINUSE), "unknown status") != 0);
 }
 
+/* Keyed bridges through the C API: a key in the config, a rotation, and a keyless bridge refused both ways. */
+static void test_bridge_keyed(void) {
+    cf_engine_config_t engine_config;
+    cf_engine_config_init(&engine_config);
+    engine_config.prefer_hugepages = 0;
+    engine_config.pool_bytes_per_class = 65536;
+    cf_engine_t* a = NULL;
+    cf_engine_t* b = NULL;
+    EXPECT(cf_engine_create(&engine_config, &a) == CF_OK);
+    EXPECT(cf_engine_create(&engine_config, &b) == CF_OK);
+    if (a == NULL || b == NULL) return;
+
+    cf_bridge_config_t config;
+    cf_bridge_config_init(&config);
+    EXPECT(config.key_length == 0 && config.next_key_length == 0);
+    EXPECT(config.max_sequence_jump == 4294967296ULL && config.max_probe_age_ns == 1000000000ULL);
+    config.bind = "127.0.0.1:0";
+    config.driver = "socket";
+    config.buffers = 1024;
+    config.probe_interval_ns = 1000000;
+    config.key_length = CF_BRIDGE_KEY_BYTES;
+    config.key_id = 1;
+    for (unsigned i = 0; i < CF_BRIDGE_KEY_BYTES; ++i) config.key[i] = (uint8_t)(i * 7 + 1);
+
+    cf_bridge_t* bridge_a = NULL;
+    cf_bridge_t* bridge_b = NULL;
+    cf_bridge_t* plain = NULL;
+    cf_bridge_config_t bad = config;
+    bad.key_length = 16;
+    EXPECT(cf_bridge_create(a, &bad, &bridge_a) == CF_EINVAL);
+    EXPECT(strstr(cf_last_error_message(), "key") != NULL);
+    bad = config;
+    bad.next_key_length = CF_BRIDGE_KEY_BYTES;
+    bad.next_key_id = 1;   /* the key's id */
+    EXPECT(cf_bridge_create(a, &bad, &bridge_a) == CF_EINVAL);
+    bad = config;
+    bad.max_probe_age_ns = 0;
+    EXPECT(cf_bridge_create(a, &bad, &bridge_a) == CF_EINVAL);
+    EXPECT(bridge_a == NULL);
+
+    char address_a[64] = "", address_b[64] = "", address_plain[64] = "";
+    EXPECT(cf_bridge_create(a, &config, &bridge_a) == CF_OK);
+    if (bridge_a == NULL) return;
+    EXPECT(cf_bridge_local_address(bridge_a, address_a, sizeof address_a) == CF_OK);
+    cf_bridge_config_t config_b = config;
+    config_b.peer = address_a;
+    EXPECT(cf_bridge_create(b, &config_b, &bridge_b) == CF_OK);
+    if (bridge_b == NULL) return;
+    EXPECT(cf_bridge_local_address(bridge_b, address_b, sizeof address_b) == CF_OK);
+    EXPECT(cf_bridge_set_peer(bridge_a, address_b) == CF_OK);
+
+    cf_topic_config_t topic_config;
+    cf_topic_config_init(&topic_config);
+    topic_config.max_message_bytes = 64;
+    topic_config.depth = 16;
+    cf_topic_t* out_topic = NULL;
+    cf_topic_t* in_topic = NULL;
+    topic_config.name = "c.keyed.out";
+    EXPECT(cf_topic_create(a, &topic_config, &out_topic) == CF_OK);
+    topic_config.name = "c.keyed.in";
+    EXPECT(cf_topic_create(b, &topic_config, &in_topic) == CF_OK);
+    EXPECT(cf_bridge_forward(bridge_a, out_topic, 9) == CF_OK);
+    EXPECT(cf_bridge_republish(bridge_b, 9, in_topic) == CF_OK);
+    cf_publisher_t* publisher = NULL;
+    cf_subscriber_t* subscriber = NULL;
+    EXPECT(cf_publisher_create(out_topic, &publisher) == CF_OK);
+    EXPECT(cf_subscriber_create(in_topic, &subscriber) == CF_OK);
+    cf_message_t messages[2];
+    EXPECT(cf_publish(publisher, "before", 6) == CF_OK);
+    EXPECT(wait_for_messages(bridge_a, bridge_b, subscriber, messages, 1) == 1);
+    EXPECT(message_is(&messages[0], "before"));
+    EXPECT(cf_release(subscriber) == CF_OK);
+
+    uint8_t next[CF_BRIDGE_KEY_BYTES];
+    for (unsigned i = 0; i < CF_BRIDGE_KEY_BYTES; ++i) next[i] = (uint8_t)(0xF0 - i);
+    EXPECT(cf_bridge_rotate_key(bridge_a) == CF_ENOENT);
+    EXPECT(cf_bridge_set_next_key(bridge_a, 2, next, 31) == CF_EINVAL);
+    EXPECT(cf_bridge_set_next_key(bridge_a, 2, NULL, CF_BRIDGE_KEY_BYTES) == CF_EINVAL);
+    EXPECT(cf_bridge_set_next_key(bridge_a, 2, next, CF_BRIDGE_KEY_BYTES) == CF_OK);
+    EXPECT(cf_bridge_set_next_key(bridge_b, 2, next, CF_BRIDGE_KEY_BYTES) == CF_OK);
+    EXPECT(cf_bridge_rotate_key(bridge_a) == CF_OK);   /* a signs with key 2, b still with key 1 */
+    EXPECT(cf_publish(publisher, "after", 5) == CF_OK);
+    EXPECT(wait_for_messages(bridge_a, bridge_b, subscriber, messages, 1) == 1);
+    EXPECT(message_is(&messages[0], "after"));
+    EXPECT(cf_release(subscriber) == CF_OK);
+    EXPECT(cf_bridge_rotate_key(bridge_b) == CF_OK);
+
+    /* A keyless bridge aimed at a: each drops the other's datagrams, and counts them. */
+    cf_bridge_config_t plain_config = config;
+    plain_config.key_length = 0;
+    plain_config.peer = address_a;
+    EXPECT(cf_bridge_create(b, &plain_config, &plain) == CF_OK);
+    if (plain == NULL) return;
+    EXPECT(cf_bridge_local_address(plain, address_plain, sizeof address_plain) == CF_OK);
+    EXPECT(cf_bridge_set_peer(bridge_a, address_plain) == CF_OK);
+    cf_bridge_stats_t stats_a, stats_plain;
+    memset(&stats_a, 0, sizeof stats_a);
+    memset(&stats_plain, 0, sizeof stats_plain);
+    stats_a.struct_size = sizeof stats_a;
+    stats_plain.struct_size = sizeof stats_plain;
+    for (int round = 0; round < 200000; ++round) {
+        EXPECT(cf_bridge_poll(plain) >= 0);
+        EXPECT(cf_bridge_stats(plain, &stats_plain) == CF_OK);
+        if (stats_plain.probes_sent >= 5 && stats_plain.auth_unexpected >= 5) break;
+        EXPECT(cf_bridge_poll(bridge_a) >= 0);
+        const struct timespec pause = {0, 20000};
+        nanosleep(&pause, NULL);
+    }
+    /* Stop the keyless one sending, then let a take in everything it sent (loopback loses none). */
+    EXPECT(cf_bridge_stats(plain, &stats_plain) == CF_OK);
+    for (int round = 0; round < 200000; ++round) {
+        EXPECT(cf_bridge_poll(bridge_a) >= 0);
+        EXPECT(cf_bridge_stats(bridge_a, &stats_a) == CF_OK);
+        if (stats_a.auth_missing == stats_plain.datagrams_out) break;
+        const struct timespec pause = {0, 20000};
+        nanosleep(&pause, NULL);
+    }
+    EXPECT(stats_plain.datagrams_out >= 5 && stats_a.auth_missing == stats_plain.datagrams_out);
+    EXPECT(stats_plain.auth_unexpected >= 5 && stats_plain.frames_in == 0 && stats_plain.probes_answered == 0);
+    EXPECT(stats_a.auth_failed == 0 && stats_a.auth_unknown_key == 0 && stats_a.auth_unexpected == 0);
+    EXPECT(stats_a.answers_unsolicited == 0 && stats_a.answers_stale == 0);
+
+    /* A caller built against the first cf_bridge_stats_t: the newer counters are not written. */
+    struct {
+        cf_bridge_stats_t stats;
+    } old_layout;
+    memset(&old_layout, 0xAB, sizeof old_layout);
+    old_layout.stats.struct_size = (uint32_t)offsetof(cf_bridge_stats_t, answers_unsolicited);
+    EXPECT(cf_bridge_stats(bridge_a, &old_layout.stats) == CF_OK);
+    EXPECT(old_layout.stats.auth_missing == 0xABABABABABABABABULL);
+
+    EXPECT(cf_subscriber_destroy(subscriber) == CF_OK);
+    EXPECT(cf_publisher_destroy(publisher) == CF_OK);
+    EXPECT(cf_bridge_destroy(plain) == CF_OK);
+    EXPECT(cf_bridge_destroy(bridge_a) == CF_OK);
+    EXPECT(cf_bridge_destroy(bridge_b) == CF_OK);
+    EXPECT(cf_topic_close(out_topic, 0) == CF_OK);
+    EXPECT(cf_engine_destroy(a) == CF_OK);
+    EXPECT(cf_engine_destroy(b) == CF_OK);
+}
+
 int main(void) {
     test_version_errors_time();
     test_engine_config();
@@ -708,6 +849,7 @@ int main(void) {
     test_codes();
     test_impossible_counts();
     test_bridge();
+    test_bridge_keyed();
 
     cf_engine_config_t config;
     cf_engine_config_init(&config);

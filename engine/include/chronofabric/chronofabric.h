@@ -371,7 +371,29 @@ typedef struct cf_bridge_config {
     /** The time source for clock probes (NULL: cf_time_now's clock). Tests give a bridge a skewed clock here. */
     cf_instant_t (*now)(void* context);
     void* now_context;
+    /* Fields below were added later: a struct_size that ends before a field leaves it at its default. */
+    /** A data frame further ahead of the next expected sequence is dropped and counted (sequence_rejected);
+     *  1 .. 2^64-1 (2^32). */
+    uint64_t max_sequence_jump;
+    /** Answers to clock probes arriving later than this after the probe are dropped (answers_stale); 1 ns ..
+     *  1 hour (1 s). */
+    uint64_t max_probe_age_ns;
+    /**
+     * Pre-shared key: CF_BRIDGE_KEY_BYTES in @p key with @p key_length = CF_BRIDGE_KEY_BYTES makes the bridge keyed
+     * (every datagram carries an HMAC-SHA-256-128 under it, datagrams without a good one are dropped);
+     * key_length 0 (the default): no key, the bridge trusts its network. @p key_id (0..255) names the key on the
+     * wire; both peers use the same id for the same key. The next key (same rules, another id, only with a key)
+     * is accepted too, for rotation (cf_bridge_set_next_key, cf_bridge_rotate_key).
+     */
+    uint32_t key_length;
+    uint32_t key_id;
+    uint8_t key[32];
+    uint32_t next_key_length;
+    uint32_t next_key_id;
+    uint8_t next_key[32];
 } cf_bridge_config_t;
+
+#define CF_BRIDGE_KEY_BYTES 32u   /**< the length of a bridge key */
 
 /** Fills @p config with the defaults and its struct_size. */
 CF_API void cf_bridge_config_init(cf_bridge_config_t* config);
@@ -387,6 +409,16 @@ CF_API int cf_bridge_destroy(cf_bridge_t* bridge);
 /** Sets (or changes) the peer: datagrams go there and are accepted only from there (nothing is sent or accepted
  *  before a peer is set). CF_EINVAL for a bad address. */
 CF_API int cf_bridge_set_peer(cf_bridge_t* bridge, const char* peer);
+/**
+ * Key rotation of a keyed bridge. cf_bridge_set_next_key puts @p key (@p key_length = CF_BRIDGE_KEY_BYTES) under
+ * @p key_id into the slot that does not sign, replacing the key there; from then on datagrams under either key are
+ * accepted. cf_bridge_rotate_key makes that key the signing one; the previous key is still accepted until the next
+ * cf_bridge_set_next_key replaces it. To rotate: set the next key on both peers, then rotate each.
+ * @return 0; CF_EINVAL (NULL, a keyless bridge, a wrong length, the signing key's id); CF_ENOENT (rotate: no
+ * next key). Not for the polling loop: each call allocates.
+ */
+CF_API int cf_bridge_set_next_key(cf_bridge_t* bridge, uint32_t key_id, const uint8_t* key, size_t key_length);
+CF_API int cf_bridge_rotate_key(cf_bridge_t* bridge);
 /**
  * Sends @p topic's messages to the peer as @p topic_id, through a subscriber of the bridge's own (so it sees what
  * a new subscriber sees: from now on, plus what is still unread on a one-subscriber topic).
@@ -427,6 +459,9 @@ typedef struct cf_bridge_topic_stats {
     uint64_t forward_too_large;      /**< not sent: the message does not fit max_datagram_bytes */
     uint64_t forward_dropped;        /**< not sent: no packet buffer */
     uint64_t source_lost;            /**< lossy forwarded topic: messages the bridge's subscriber lost */
+    /* Added later (left unwritten when struct_size ends before them): */
+    uint64_t sequence_rejected;      /**< dropped: further ahead than max_sequence_jump, or sequence 2^64-1 */
+    uint64_t sequence_resyncs;       /**< a run of consecutive sequences beyond max_sequence_jump was followed */
 } cf_bridge_topic_stats_t;
 /** CF_ENOENT if @p topic_id is neither forwarded nor republished; CF_EINVAL for NULL or a wrong struct_size. */
 CF_API int cf_bridge_topic_stats(const cf_bridge_t* bridge, uint32_t topic_id, cf_bridge_topic_stats_t* stats);
@@ -458,6 +493,13 @@ typedef struct cf_bridge_stats {
     uint64_t rejected_bad_reserved;
     uint64_t rejected_bad_padding;
     uint64_t rejected_corrupt;       /**< CRC-32C mismatch */
+    /* Added later (left unwritten when struct_size ends before them): */
+    uint64_t answers_unsolicited;    /**< dropped: probe answers matching no probe outstanding (nonce and t1) */
+    uint64_t answers_stale;          /**< dropped: answers to our probe later than max_probe_age_ns */
+    uint64_t auth_failed;            /**< keyed: dropped, the MAC does not match or the auth header is malformed */
+    uint64_t auth_unknown_key;       /**< keyed: dropped, a key id the bridge does not hold */
+    uint64_t auth_missing;           /**< keyed: dropped, an unkeyed datagram */
+    uint64_t auth_unexpected;        /**< keyless: dropped, a keyed datagram */
 } cf_bridge_stats_t;
 CF_API int cf_bridge_stats(const cf_bridge_t* bridge, cf_bridge_stats_t* stats);
 
