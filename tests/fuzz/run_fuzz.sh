@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds the wire frame libFuzzer target with clang++ (the project itself builds with g++, and libFuzzer comes
-# with clang's runtime) and runs it for a bounded time over a copy of the seed corpus.
-#   run_fuzz.sh <source-root> <work-dir> [seconds]      (default 60 seconds)
+# Builds one libFuzzer target with clang++ (the project itself builds with g++, and libFuzzer comes with clang's
+# runtime) and runs it for a bounded time over a copy of its seed corpus.
+#   run_fuzz.sh <source-root> <work-dir> [seconds] [target]      (default 60 seconds, target wire_frame)
+# Targets: wire_frame (wire_frame_fuzz.cpp, corpus/wire_frame), bridge_control (bridge_control_fuzz.cpp,
+# corpus/bridge_control).
 # Exit status: 0 no crash; 1 a crash, sanitizer report, oracle failure, timeout or out-of-memory (the reproducer
 # is left in <work-dir> as crash-*/timeout-*/oom-*), or the target does not build; 2 bad arguments;
 # 77 clang++ or libFuzzer is missing (Meson counts the test as skipped).
@@ -9,15 +11,29 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: run_fuzz.sh <source-root> <work-dir> [seconds]" >&2
+    echo "usage: run_fuzz.sh <source-root> <work-dir> [seconds] [wire_frame|bridge_control]" >&2
     exit 2
 }
-if [ $# -lt 2 ] || [ $# -gt 3 ]; then usage; fi
+if [ $# -lt 2 ] || [ $# -gt 4 ]; then usage; fi
 [ -f "$1/engine/wire/frame.cpp" ] || { echo "run_fuzz.sh: $1 is not the ChronoFabric source root" >&2; exit 2; }
 ROOT=$(cd "$1" && pwd)
 WORK=$2
 RUN_SECONDS=${3:-60}
 [[ $RUN_SECONDS =~ ^[1-9][0-9]*$ ]] || { echo "run_fuzz.sh: seconds must be a positive integer" >&2; exit 2; }
+TARGET=${4:-wire_frame}
+# Each target with what it needs and nothing else: the frame reader, the CRC (ISA-L), the error message store;
+# the bridge's receive path adds the MAC (GnuTLS), the clock probes and the offset estimator.
+case $TARGET in
+    wire_frame)
+        SOURCES=(engine/wire/frame.cpp engine/compute/checksum.cpp platform/os/last_error.cpp)
+        LIBS=(-lisal) ;;
+    bridge_control)
+        SOURCES=(engine/wire/frame.cpp engine/compute/checksum.cpp platform/os/last_error.cpp
+                 engine/wire/mac_key.cpp engine/wire/datagram_auth.cpp engine/runtime/clock_probes.cpp
+                 engine/time/offset_estimator.cpp)
+        LIBS=(-lisal -lgnutls) ;;
+    *) usage ;;
+esac
 CXX=${CF_FUZZ_CXX:-clang++}
 
 if ! command -v "$CXX" >/dev/null 2>&1; then
@@ -36,33 +52,30 @@ if ! "$CXX" -fsanitize=fuzzer "$WORK/probe.cpp" -o "$WORK/probe" >"$WORK/probe.l
     exit 77
 fi
 
-# The reader and what it needs, nothing else: frame.cpp, the CRC (ISA-L) and the error message store.
-echo "run_fuzz.sh: building $WORK/wire_frame_fuzz with $("$CXX" --version | head -n 1)"
+echo "run_fuzz.sh: building $WORK/${TARGET}_fuzz with $("$CXX" --version | head -n 1)"
 "$CXX" -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
     -Wall -Wextra -I"$ROOT" \
-    "$ROOT/tests/fuzz/wire_frame_fuzz.cpp" \
-    "$ROOT/engine/wire/frame.cpp" \
-    "$ROOT/engine/compute/checksum.cpp" \
-    "$ROOT/platform/os/last_error.cpp" \
-    -lisal -o "$WORK/wire_frame_fuzz"
+    "$ROOT/tests/fuzz/${TARGET}_fuzz.cpp" \
+    "${SOURCES[@]/#/$ROOT/}" \
+    "${LIBS[@]}" -o "$WORK/${TARGET}_fuzz"
 
 # A fresh copy of the seeds: libFuzzer adds what it finds to the first corpus directory, never to the sources.
 rm -rf "$WORK/corpus"
 mkdir -p "$WORK/corpus"
-cp "$ROOT"/tests/fuzz/corpus/wire_frame/* "$WORK/corpus/"
+cp "$ROOT"/tests/fuzz/corpus/"$TARGET"/* "$WORK/corpus/"
 rm -f "$WORK"/crash-* "$WORK"/timeout-* "$WORK"/oom-* "$WORK"/leak-*
 
 # libFuzzer's own default error exit code is 77, which Meson would read as "skipped": make every failure 1.
 echo "run_fuzz.sh: fuzzing for ${RUN_SECONDS}s over $(find "$WORK/corpus" -type f | wc -l) seed(s)"
 status=0
 (cd "$WORK" && UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
-    ./wire_frame_fuzz -max_total_time="$RUN_SECONDS" -timeout=5 -rss_limit_mb=1024 -max_len=65536 \
+    "./${TARGET}_fuzz" -max_total_time="$RUN_SECONDS" -timeout=5 -rss_limit_mb=1024 -max_len=65536 \
         -error_exitcode=1 -timeout_exitcode=1 -artifact_prefix="$WORK/" -print_final_stats=1 \
         "$WORK/corpus") || status=$?
 if [ "$status" -ne 0 ]; then
     echo "run_fuzz.sh: FAIL: the fuzzer stopped with status $status; reproducers:"
     ls -l "$WORK"/crash-* "$WORK"/timeout-* "$WORK"/oom-* "$WORK"/leak-* 2>/dev/null || echo "    (none written)"
-    echo "run_fuzz.sh: replay one with: $WORK/wire_frame_fuzz <file>"
+    echo "run_fuzz.sh: replay one with: $WORK/${TARGET}_fuzz <file>"
     exit 1
 fi
 echo "run_fuzz.sh: OK: no crash in ${RUN_SECONDS}s; corpus now $(find "$WORK/corpus" -type f | wc -l) file(s)"
