@@ -207,7 +207,8 @@ public:
     // Key rotation ("Keys" above). set_next_key puts a key into the slot that is not sending (replacing the key
     // there, typically the one rotated away from): 0, -EINVAL (a keyless bridge, or the sending key's id), or
     // -ENOMEM/-EIO from GnuTLS. rotate_key makes the other slot's key the sending one; the previous key keeps
-    // being accepted until set_next_key replaces it: 0, or -ENOENT (no next key). Both allocate: not per message.
+    // being accepted until set_next_key replaces it (wait a round trip after the peer rotated, so its datagrams
+    // sealed under the old key have arrived): 0, or -ENOENT (no next key). Both allocate: not per message.
     int set_next_key(std::uint8_t id, const std::uint8_t (&bytes)[wire::kMacKeyBytes]) noexcept;
     int rotate_key() noexcept;
     bool keyed() const noexcept { return auth_.keyed(); }

@@ -706,6 +706,14 @@ TEST_CASE("keyed bridges: two engines exchange messages under a key, and keep ex
     CHECK(pair.bridge_b->key_id() == 1);
     exchange(100);
     REQUIRE(pair.bridge_b->rotate_key() == 0);
+    // Key 1 may go only once A has everything B sealed under it: after one more poll of B, every datagram B
+    // sealed before rotating has gone out, and loopback delivers in order.
+    REQUIRE(pair.bridge_b->poll() >= 0);
+    const std::uint64_t sealed_by_b = pair.bridge_b->stats().datagrams_out;
+    for (int round = 0; round < kMaxRounds && pair.bridge_a->stats().datagrams_in < sealed_by_b; ++round) {
+        REQUIRE(pair.bridge_a->poll() >= 0);
+        pause_briefly();
+    }
     const BridgeKey third = key_of(3, 0x33);   // replaces key 1 on both
     REQUIRE(pair.bridge_a->set_next_key(3, third.bytes) == 0);
     REQUIRE(pair.bridge_b->set_next_key(3, third.bytes) == 0);
