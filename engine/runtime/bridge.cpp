@@ -83,7 +83,6 @@ int Bridge::create(Engine& engine, const BridgeConfig& config, std::unique_ptr<B
     bridge->max_topics_ = config.max_topics;
     bridge->peer_ = config.peer;
     bridge->session_ = new_session();
-    bridge->max_datagram_bytes_ = config.max_datagram_bytes;
     bridge->auth_bytes_ = auth_bytes;
     bridge->frame_room_ = config.max_datagram_bytes - auth_bytes;
     bridge->probe_interval_ = config.probe_interval;

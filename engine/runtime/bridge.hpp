@@ -78,7 +78,8 @@
 // when it built the answer); the answer's arrival is t4. An answer counts only if it matches a probe still
 // outstanding (nonce and t1; at most 8 outstanding, each answered once) and arrives within max_probe_age of t1;
 // anything else is dropped and counted (answers_unsolicited, answers_stale), so nobody can feed the estimate
-// exchanges we never started. The exchange goes to an OffsetEstimator (time/offset_estimator.hpp), whose estimate
+// exchanges we never started (on a keyless bridge, except someone on the path who reads our probes: only a key
+// stops that one). The exchange goes to an OffsetEstimator (time/offset_estimator.hpp), whose estimate
 // comes with an uncertainty bound that holds as long as the peer's clock runs at a constant rate relative to
 // ours. Both sides probe, so each knows the other's offset. The time source is injectable (BridgeConfig::now) so
 // tests can run a bridge on a deliberately offset and skewed clock.
@@ -266,9 +267,8 @@ private:
 
     drivers::PeerAddress peer_;
     std::uint32_t session_ = 0;
-    std::uint32_t max_datagram_bytes_ = 0;
     std::uint32_t auth_bytes_ = 0;     // the auth header in front of the frames: kAuthHeaderBytes when keyed, else 0
-    std::uint32_t frame_room_ = 0;     // max_datagram_bytes_ - auth_bytes_: what the frames of a datagram may take
+    std::uint32_t frame_room_ = 0;     // max_datagram_bytes - auth_bytes_: what the frames of a datagram may take
     wire::DatagramAuth auth_;
     Duration probe_interval_;
     std::uint64_t max_sequence_jump_ = 0;

@@ -482,7 +482,7 @@ typedef struct cf_bridge_stats {
     uint64_t probes_answered;        /**< answers to our probes that fed the offset estimate */
     uint64_t probes_rejected;        /**< answers with impossible timestamps */
     uint64_t answers_sent;           /**< answers to the peer's probes */
-    uint64_t control_rejected;       /**< control frames of a wrong size or kind */
+    uint64_t control_rejected;       /**< control frames of a wrong size, version or kind */
     uint64_t control_dropped;        /**< probes or answers not sent (no buffer) */
     uint64_t rejected_datagrams;     /**< datagrams cut short by a bad frame; the reasons: */
     uint64_t rejected_truncated;
