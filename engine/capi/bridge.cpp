@@ -27,7 +27,7 @@ constexpr std::size_t kBridgeStatsV1 = offsetof(cf_bridge_stats_t, rejected_corr
 // The second versions: sequence limits, probe age and keys; their counters. A struct_size from V1 up to V2 means V1.
 constexpr std::size_t kBridgeConfigV2 = offsetof(cf_bridge_config_t, next_key) + CF_BRIDGE_KEY_BYTES;
 constexpr std::size_t kTopicStatsV2 = offsetof(cf_bridge_topic_stats_t, sequence_resyncs) + sizeof(uint64_t);
-constexpr std::size_t kBridgeStatsV2 = offsetof(cf_bridge_stats_t, auth_unexpected) + sizeof(uint64_t);
+constexpr std::size_t kBridgeStatsV2 = offsetof(cf_bridge_stats_t, probes_deferred) + sizeof(uint64_t);
 
 // A key of the C config into a BridgeKey: length 0 leaves it unset.
 int to_key(const char* what, uint32_t length, uint32_t id, const uint8_t (&bytes)[32], cf::BridgeKey& out) noexcept {
@@ -278,6 +278,7 @@ int cf_bridge_stats(const cf_bridge_t* bridge, cf_bridge_stats_t* stats) {
         stats->auth_unknown_key = all.auth_unknown_key;
         stats->auth_missing = all.auth_missing;
         stats->auth_unexpected = all.auth_unexpected;
+        stats->probes_deferred = all.probes_deferred;
     }
     return 0;
 }

@@ -311,7 +311,10 @@ void Bridge::send_probe() noexcept {
     ControlMessage probe;
     probe.kind = ControlKind::probe;
     probe.t1 = now();   // as late as possible: t1 must not be after the probe leaves
-    probe.nonce = probes_.record(probe.t1);
+    if (!probes_.record(probe.t1, probe.nonce)) {
+        ++stats_.probes_deferred;
+        return;
+    }
     std::byte payload[kControlBytes];
     encode_control(probe, payload);
     const wire::FrameFields fields{0, probe_number_, HlcStamp{}, session_, wire::kFrameControl};

@@ -76,8 +76,10 @@
 // Clock offset. Every probe_interval (of the bridge's time source) the bridge sends a control frame carrying t1
 // and a fresh nonce; the peer answers with both echoed, t2 (its time when it decoded the probe) and t3 (its time
 // when it built the answer); the answer's arrival is t4. An answer counts only if it matches a probe still
-// outstanding (nonce and t1; at most 8 outstanding, each answered once) and arrives within max_probe_age of t1;
-// anything else is dropped and counted (answers_unsolicited, answers_stale), so nobody can feed the estimate
+// outstanding (nonce and t1; each answered once) and arrives within max_probe_age of t1. At most 16 probes are
+// outstanding: while all are unanswered and younger than max_probe_age no probe is sent (probes_deferred), so a
+// round trip longer than 16 probe intervals slows probing down instead of outrunning every answer. Any other
+// answer is dropped and counted (answers_unsolicited, answers_stale), so nobody can feed the estimate
 // exchanges we never started (on a keyless bridge, except someone on the path who reads our probes: only a key
 // stops that one). The exchange goes to an OffsetEstimator (time/offset_estimator.hpp), whose estimate
 // comes with an uncertainty bound that holds as long as the peer's clock runs at a constant rate relative to
@@ -169,6 +171,7 @@ struct BridgeStats {
     std::uint64_t rx_errors = 0;           // rx_burst failures
     std::uint64_t tx_errors = 0;           // tx_burst failures (the datagrams were dropped)
     std::uint64_t probes_sent = 0;
+    std::uint64_t probes_deferred = 0;     // not sent: 16 probes still awaiting answers (a very long round trip)
     std::uint64_t probes_answered = 0;     // answers to our probes, accepted by the estimator
     std::uint64_t probes_rejected = 0;     // answers the estimator refused (malformed timestamps)
     std::uint64_t answers_unsolicited = 0; // dropped: answers no outstanding probe of ours asked (nonce and t1)

@@ -72,18 +72,20 @@ int ProbeBook::open(Duration max_age) noexcept {
     return 0;
 }
 
-std::uint64_t ProbeBook::record(Instant t1) noexcept {
+bool ProbeBook::record(Instant t1, std::uint64_t& nonce) noexcept {
+    Slot& slot = slots_[next_];
+    if (slot.live && t1 - slot.t1 <= max_age_) return false;
     std::byte counter[8];
     wire::store_le<std::uint64_t>(counter, counter_++);
     const wire::MacKey::Piece piece{counter, sizeof counter};
     std::uint8_t tag[wire::kMacTagBytes];
     prf_.tag(&piece, 1, tag);
-    Slot& slot = slots_[next_];
     next_ = (next_ + 1) % kOutstanding;
     slot.nonce = wire::load_le<std::uint64_t>(reinterpret_cast<const std::byte*>(tag));
     slot.t1 = t1;
     slot.live = true;
-    return slot.nonce;
+    nonce = slot.nonce;
+    return true;
 }
 
 ProbeBook::Match ProbeBook::match(std::uint64_t nonce, Instant t1, Instant t4) noexcept {

@@ -20,8 +20,10 @@
 // anyone who can send from the peer's address set our offset estimate. Each probe carries a fresh 64-bit nonce
 // (HMAC-SHA-256 of a counter under a key drawn from getrandom when the bridge opens: unpredictable without the
 // key, and no system call per probe); an answer counts only if its nonce and t1 are those of a probe still
-// outstanding (at most kOutstanding, the oldest forgotten first) and it arrives within max_age of t1. Each probe
-// is answered at most once. On an unkeyed bridge an on-path attacker still sees the nonce: only the datagram MAC
+// outstanding and it arrives within max_age of t1. Each probe is answered at most once. At most kOutstanding
+// probes are outstanding: a new one takes the oldest slot only once that probe was answered or is older than
+// max_age, so on a path whose round trip exceeds kOutstanding probe intervals probing slows down to what the
+// path carries instead of forgetting every probe before its answer can arrive. On an unkeyed bridge an on-path attacker still sees the nonce: only the datagram MAC
 // (wire/datagram_auth.hpp) stops that one.
 #pragma once
 
@@ -50,7 +52,7 @@ void encode_control(const ControlMessage& message, std::byte (&out)[kControlByte
 
 class ProbeBook {
 public:
-    static constexpr std::uint32_t kOutstanding = 8;
+    static constexpr std::uint32_t kOutstanding = 16;   // 160 ms of round trip at the default 10 ms interval
     enum class Match : std::uint8_t {
         accepted,      // the answer to a probe outstanding, in time: the probe is consumed
         unsolicited,   // no probe outstanding with this nonce and t1 (never sent, forgotten, or already answered)
@@ -60,8 +62,9 @@ public:
     // Draws the nonce key from getrandom and sets the age limit (> 0). 0, or a negative errno with a message.
     int open(Duration max_age) noexcept;
 
-    // Remembers a probe sent at `t1` and returns its nonce. Takes the oldest slot when all are outstanding.
-    std::uint64_t record(Instant t1) noexcept;
+    // Remembers a probe sent at `t1` and sets `nonce` to its nonce. False (nothing recorded): the oldest slot
+    // holds a probe still unanswered and not older than max_age; send no probe now.
+    bool record(Instant t1, std::uint64_t& nonce) noexcept;
 
     // Judges an answer echoing `nonce` and `t1`, arrived at `t4`.
     Match match(std::uint64_t nonce, Instant t1, Instant t4) noexcept;

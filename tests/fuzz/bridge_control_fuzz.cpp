@@ -6,7 +6,8 @@
 //
 // The input is a script. Byte 0 picks the receiver: keyed or not, and its max_sequence_jump. Then operations,
 // each one byte and its arguments (a script that runs out ends):
-//   0 probe      [delta]            the clock moves delta us, a probe is sent (its nonce and t1 recorded)
+//   0 probe      [delta]            the clock moves delta us, a probe is sent (its nonce and t1 recorded) unless
+//                                   the book is full of young unanswered probes
 //   1 raw        [len] [bytes]      a datagram exactly as given (keyed or not, whatever it holds)
 //   2 sealed     [slot] [flip] [len] [bytes]
 //                                   the bytes behind a good auth header under key slot 0/1 (or an unknown id),
@@ -22,8 +23,9 @@
 // Oracles, any failure abort()s:
 //   - the MAC verdict of every datagram equals a reference computed here with gnutls_hmac_fast from the layout;
 //   - every answer's verdict equals a reference model of the probes outstanding (the last kOutstanding recorded,
-//     each answerable once, within max_probe_age): no answer reaches the estimator unless it answers a probe we
-//     sent and did not see answered, so the offset is never fed by unsolicited, replayed or stale answers;
+//     each answerable once, within max_probe_age; a new probe replaces the oldest only once it is answered or
+//     older than max_probe_age): no answer reaches the estimator unless it answers a probe we sent and did not
+//     see answered, so the offset is never fed by unsolicited, replayed or stale answers;
 //   - a rejected data frame (and a duplicate or late one) leaves the expected sequence and session as they were;
 //     a published one sets expected to sequence + 1, never wrapping to 0;
 //   - the counters add up.
@@ -112,6 +114,14 @@ struct ProbeModel {
     static constexpr std::size_t kMax = 4096;
     Probe probes[kMax];
     std::size_t count = 0;
+
+    // Whether a probe at t1 may be recorded: the one it would replace (kOutstanding records back) is answered,
+    // or older than max_age.
+    bool may_record(Instant t1) const {
+        if (count < ProbeBook::kOutstanding) return true;
+        const Probe& oldest = probes[count - ProbeBook::kOutstanding];
+        return oldest.answered || t1 - oldest.t1 > kMaxAge;
+    }
 
     ProbeBook::Match judge(std::uint64_t nonce, Instant t1, Instant t4) {
         // Only the last kOutstanding probes are remembered.
@@ -247,8 +257,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* input, std::size_t siz
             case 0: {   // probe
                 rx.clock += Duration::from_micros(script.byte());
                 if (rx.model.count == ProbeModel::kMax) break;
-                const std::uint64_t nonce = rx.probes.record(rx.clock);
-                rx.model.probes[rx.model.count++] = {nonce, rx.clock, false};
+                std::uint64_t nonce = 0;
+                const bool recorded = rx.probes.record(rx.clock, nonce);
+                if (recorded != rx.model.may_record(rx.clock)) fail("probe recorded or deferred against the model");
+                if (recorded) rx.model.probes[rx.model.count++] = {nonce, rx.clock, false};
                 break;
             }
             case 1: {   // raw

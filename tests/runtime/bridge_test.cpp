@@ -873,7 +873,7 @@ TEST_CASE("clock probe answers are believed only for a probe outstanding, once, 
         CHECK(rx.bridge->clock_offset(estimate) == -EAGAIN);
     }
 
-    SUBCASE("wrong nonce, wrong t1, replayed, stale, forgotten: counted and dropped; the genuine one counts") {
+    SUBCASE("wrong nonce, wrong t1, replayed, stale, replaced: counted and dropped; the genuine ones count") {
         ManualClock clock;
         CraftedReceiver rx([&](BridgeConfig& config) {
             config.probe_interval = Duration::from_millis(10);
@@ -909,20 +909,31 @@ TEST_CASE("clock probe answers are believed only for a probe outstanding, once, 
         CHECK(rx.bridge->stats().answers_stale == 1);
         CHECK(rx.bridge->stats().probes_answered == 1);
 
-        // Nine more probes (the clock moves past probe_interval before each): the first of them is forgotten.
-        std::vector<ControlMessage> probes;
-        while (rx.sender.receive().size() != 0) {
-        }
-        for (std::uint32_t i = 0; i < ProbeBook::kOutstanding + 1; ++i) {
+        // The probe sent while the stale answer was taken in, and fifteen more (the clock moves past
+        // probe_interval before each), fill the book: while all of them are unanswered and younger than
+        // max_probe_age, no probe is sent. Once the oldest is older, the next probe takes its place and the
+        // answer to it finds nothing.
+        std::vector<ControlMessage> probes{next_probe(rx)};
+        for (std::uint32_t i = 1; i < ProbeBook::kOutstanding; ++i) {
             clock.time += Duration::from_millis(10);
             probes.push_back(next_probe(rx));
         }
+        const std::uint64_t sent = rx.bridge->stats().probes_sent;
+        clock.time += Duration::from_millis(10);
+        REQUIRE(rx.bridge->poll() >= 0);
+        CHECK(rx.bridge->stats().probes_sent == sent);
+        CHECK(rx.bridge->stats().probes_deferred == 1);
+        clock.time = probes.front().t1 + Duration::from_millis(1001);
+        const ControlMessage newest = next_probe(rx);
+        CHECK(rx.bridge->stats().probes_sent == sent + 1);
         const ControlMessage& forgotten = probes.front();
         rx.send({answer_frame(forgotten.nonce, forgotten.t1, forgotten.t1 + ahead, forgotten.t1 + ahead)});
         CHECK(rx.bridge->stats().answers_unsolicited == 4);
-        const ControlMessage& kept = probes.back();
-        rx.send({answer_frame(kept.nonce, kept.t1, kept.t1 + ahead, kept.t1 + ahead)});
+        rx.send({answer_frame(newest.nonce, newest.t1, newest.t1 + ahead, newest.t1 + ahead)});
         CHECK(rx.bridge->stats().probes_answered == 2);
+        const ControlMessage& kept = probes.back();   // 850 ms old: still outstanding, in time
+        rx.send({answer_frame(kept.nonce, kept.t1, kept.t1 + ahead, kept.t1 + ahead)});
+        CHECK(rx.bridge->stats().probes_answered == 3);
 
         // A control version 1 answer (56 bytes, no nonce) is refused by its size.
         std::string old_answer(56, '\0');

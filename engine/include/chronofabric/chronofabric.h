@@ -500,6 +500,7 @@ typedef struct cf_bridge_stats {
     uint64_t auth_unknown_key;       /**< keyed: dropped, a key id the bridge does not hold */
     uint64_t auth_missing;           /**< keyed: dropped, an unkeyed datagram */
     uint64_t auth_unexpected;        /**< keyless: dropped, a keyed datagram */
+    uint64_t probes_deferred;        /**< probes not sent: 16 still awaiting answers (a very long round trip) */
 } cf_bridge_stats_t;
 CF_API int cf_bridge_stats(const cf_bridge_t* bridge, cf_bridge_stats_t* stats);
 
