@@ -361,7 +361,8 @@ typedef struct cf_bridge cf_bridge_t;
 /** Bridge configuration. Size-versioned like cf_engine_config_t: cf_bridge_config_init fills the defaults. */
 typedef struct cf_bridge_config {
     uint32_t struct_size;
-    uint32_t max_datagram_bytes;     /**< frames are packed into datagrams of up to this size, 48 .. 65507 (1472) */
+    uint32_t max_datagram_bytes;     /**< frames are packed into datagrams of up to this size, 48 (72 with a key)
+                                          .. 65507 (1472) */
     const char* peer;                /**< "1.2.3.4:5000" or "[::1]:5000"; NULL: set it later (cf_bridge_set_peer) */
     const char* bind;                /**< the local address, port 0 picks a free one (NULL: "0.0.0.0:0") */
     const char* driver;              /**< "auto" (NULL: io_uring where the kernel allows it), "uring", "socket" */
@@ -371,7 +372,8 @@ typedef struct cf_bridge_config {
     /** The time source for clock probes (NULL: cf_time_now's clock). Tests give a bridge a skewed clock here. */
     cf_instant_t (*now)(void* context);
     void* now_context;
-    /* Fields below were added later: a struct_size that ends before a field leaves it at its default. */
+    /* Fields below came after the first version of this struct: a struct_size of the first version leaves them
+     * all at their defaults, so such a bridge has no key. */
     /** A data frame further ahead of the next expected sequence is dropped and counted (sequence_rejected);
      *  1 .. 2^64-1 (2^32). */
     uint64_t max_sequence_jump;
