@@ -7,6 +7,7 @@
 
 #include "engine/capi/counts.hpp"
 #include "engine/capi/handles.hpp"
+#include "engine/capi/status.hpp"
 #include "engine/runtime/bridge.hpp"
 #include "platform/os/last_error.hpp"
 
@@ -140,7 +141,7 @@ int cf_bridge_create(cf_engine_t* engine, const cf_bridge_config_t* config, cf_b
     }
     if (const int status = cf::Bridge::create(*engine->engine, settings, handle->bridge); status != 0) {
         delete handle;
-        return status;
+        return cf::capi::api_status(status);   // a socket's EADDRINUSE, getrandom's failure, ...
     }
     *bridge = handle;
     return 0;
@@ -158,7 +159,7 @@ int cf_bridge_set_peer(cf_bridge_t* bridge, const char* peer) {
     if (cf::drivers::PeerAddress::parse(peer, address) != 0) {
         return fail_with_prefix("cf_bridge_set_peer");
     }
-    return bridge->bridge->set_peer(address);
+    return cf::capi::api_status(bridge->bridge->set_peer(address));
 }
 
 int cf_bridge_set_next_key(cf_bridge_t* bridge, uint32_t key_id, const uint8_t* key, size_t key_length) {
@@ -171,27 +172,27 @@ int cf_bridge_set_next_key(cf_bridge_t* bridge, uint32_t key_id, const uint8_t* 
     std::memcpy(bytes, key, sizeof bytes);
     const int status = bridge->bridge->set_next_key(static_cast<std::uint8_t>(key_id), bytes);
     std::memset(bytes, 0, sizeof bytes);
-    return status;
+    return cf::capi::api_status(status);
 }
 
 int cf_bridge_rotate_key(cf_bridge_t* bridge) {
     if (bridge == nullptr) return fail(EINVAL, "cf_bridge_rotate_key: bridge is NULL");
-    return bridge->bridge->rotate_key();
+    return cf::capi::api_status(bridge->bridge->rotate_key());
 }
 
 int cf_bridge_forward(cf_bridge_t* bridge, cf_topic_t* topic, uint32_t topic_id) {
     if (bridge == nullptr || topic == nullptr) return fail(EINVAL, "cf_bridge_forward: bridge or topic is NULL");
-    return bridge->bridge->forward(to_engine_topic(topic), topic_id);
+    return cf::capi::api_status(bridge->bridge->forward(to_engine_topic(topic), topic_id));
 }
 
 int cf_bridge_republish(cf_bridge_t* bridge, uint32_t topic_id, cf_topic_t* topic) {
     if (bridge == nullptr || topic == nullptr) return fail(EINVAL, "cf_bridge_republish: bridge or topic is NULL");
-    return bridge->bridge->republish(topic_id, to_engine_topic(topic));
+    return cf::capi::api_status(bridge->bridge->republish(topic_id, to_engine_topic(topic)));
 }
 
 int cf_bridge_poll(cf_bridge_t* bridge) {
     if (bridge == nullptr) return fail(EINVAL, "cf_bridge_poll: bridge is NULL");
-    return bridge->bridge->poll();
+    return cf::capi::api_status(bridge->bridge->poll());
 }
 
 int cf_bridge_local_address(const cf_bridge_t* bridge, char* buffer, size_t size) {
@@ -218,7 +219,7 @@ int cf_bridge_topic_stats(const cf_bridge_t* bridge, uint32_t topic_id, cf_bridg
         return fail(EINVAL, "cf_bridge_topic_stats: set struct_size = sizeof(cf_bridge_topic_stats_t)");
     }
     cf::BridgeTopicStats all;
-    if (const int status = bridge->bridge->topic_stats(topic_id, all); status != 0) return status;
+    if (const int status = bridge->bridge->topic_stats(topic_id, all); status != 0) return cf::capi::api_status(status);
     stats->received = all.received;
     stats->republished = all.republished;
     stats->gaps = all.gaps;
@@ -288,7 +289,7 @@ int cf_bridge_clock_offset(const cf_bridge_t* bridge, int64_t* offset_ns, uint64
         return fail(EINVAL, "cf_bridge_clock_offset: bridge, offset_ns or bound_ns is NULL");
     }
     cf::OffsetEstimator::Estimate estimate;
-    if (const int status = bridge->bridge->clock_offset(estimate); status != 0) return status;
+    if (const int status = bridge->bridge->clock_offset(estimate); status != 0) return cf::capi::api_status(status);
     // The offset rounds by at most half a nanosecond and the bound rounds up, plus one: |true - offset| <= bound
     // still holds in whole nanoseconds.
     *offset_ns = nearest_ns(estimate.offset.femtos());

@@ -546,6 +546,12 @@ static void test_bridge(void) {
     EXPECT(strstr(cf_last_error_message(), "larger than any object") != NULL);
     EXPECT(cf_bridge_local_address(bridge_a, address_b, (size_t)PTRDIFF_MAX + 1) == CF_EINVAL);
     EXPECT(cf_bridge_local_address(NULL, address_b, 64) == CF_EINVAL);
+    /* The kernel's refusal is a documented code, never a raw errno: the address bridge_a holds is taken. */
+    cf_bridge_t* taken = NULL;
+    bad = config;
+    bad.bind = address_a;
+    EXPECT(cf_bridge_create(b, &bad, &taken) == CF_EADDRINUSE);
+    EXPECT(taken == NULL);
     int64_t one_second = 1;
     cf_bridge_config_t config_b = config;
     config_b.peer = address_a;

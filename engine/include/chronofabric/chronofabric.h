@@ -403,7 +403,8 @@ CF_API void cf_bridge_config_init(cf_bridge_config_t* config);
 /**
  * Creates a bridge of @p engine: binds its UDP socket and preallocates everything.
  * @return 0; CF_EINVAL (NULL, unknown struct_size, bad address, driver name or field); CF_ENOMEM; CF_ENOTSUP or
- * CF_EPERM (driver "uring" where io_uring is missing or forbidden); or the socket's error (e.g. address in use).
+ * CF_EPERM (driver "uring" where io_uring is missing or forbidden); CF_EADDRINUSE (the local address is taken
+ * or not on this host); CF_EIO (another failure of the kernel: cf_last_error_message() says which).
  */
 CF_API int cf_bridge_create(cf_engine_t* engine, const cf_bridge_config_t* config, cf_bridge_t** bridge);
 /** Destroys a bridge, closing its subscribers and publishers. CF_EINVAL for NULL. */
