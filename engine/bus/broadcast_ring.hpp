@@ -69,10 +69,11 @@ public:
     }
     std::uint32_t try_claim_batch(std::uint32_t wanted) noexcept {
         assert(!multi_writer_);
-        std::uint64_t free = capacity_ - (claim_ - gate_);
+        // The gate comes from the readers' cursors in shared memory: one a lap behind reads as a full ring.
+        std::uint64_t free = bounded_free(claim_, gate_, capacity_);
         if (free < wanted) {
             gate_ = gate_position(published_);
-            free = capacity_ - (claim_ - gate_);
+            free = bounded_free(claim_, gate_, capacity_);
         }
         const auto count = static_cast<std::uint32_t>(free < wanted ? free : wanted);
         batch_start_ = claim_;
@@ -127,7 +128,11 @@ public:
             } else if (sequence < previous_lap) {
                 return nullptr;   // the previous lap is still being written
             } else {
-                pos = tail.load(std::memory_order_relaxed);   // pos was taken: catch up
+                // pos was taken: catch up. The tail moved past pos before its slot changed, unless the tail in
+                // the block is corrupt: then fail as on a full ring instead of retrying for ever.
+                const std::uint64_t now = tail.load(std::memory_order_relaxed);
+                if (now <= pos) return nullptr;
+                pos = now;
             }
         }
     }
@@ -171,25 +176,28 @@ public:
     int remove_reader(int reader) noexcept;
 
     // back_pressure only: in place, as SpscRing. `reader` is an index from add_reader() (checked by debug asserts
-    // only).
+    // only). The reader's words and the writer position live in the block, where another process may write
+    // anything: the count is at most capacity(), and 0 while the cursor is ahead of the writers.
     std::uint32_t available(int reader, std::uint32_t max) noexcept {
         assert(!lossy_);   // lossy readers copy: poll_copy()
         ReaderWords& words = reader_at(reader);
         const std::uint64_t cursor = words.cursor.load(std::memory_order_relaxed);   // only this reader writes it
         std::uint64_t end = words.end.load(std::memory_order_relaxed);
-        if (end - cursor < max) {
+        std::uint64_t ready = bounded_ready(end, cursor, capacity_);
+        if (ready < max) {
             if (!multi_writer_) {
                 end = control_->published.cursor.load(std::memory_order_acquire);   // pairs with commit()
             } else {
+                if (end - cursor > capacity_) end = cursor;   // a corrupt cached end: scan again from the cursor
                 // Pairs with commit(position): stop at the first position not published yet.
-                while (end - cursor < max &&
+                while (end - cursor < max && end - cursor < capacity_ &&
                        trailer_at(end).sequence.load(std::memory_order_acquire) == 2 * end + 2) {
                     ++end;
                 }
             }
             words.end.store(end, std::memory_order_relaxed);
+            ready = bounded_ready(end, cursor, capacity_);
         }
-        const std::uint64_t ready = end - cursor;
         return static_cast<std::uint32_t>(ready < max ? ready : max);
     }
     const std::byte* slot(int reader, std::uint32_t i) const noexcept {
@@ -210,33 +218,33 @@ public:
         return true;
     }
 
-    // One release store of the cursor: pairs with the writers' acquire in their gate scan.
+    // One release store of the cursor: pairs with the writers' acquire in their gate scan. n <= available(); not
+    // asserted, since both words sit in the block where another process may have rewritten them meanwhile.
     void release(int reader, std::uint32_t n) noexcept {
         auto& cursor = reader_at(reader).cursor;
-        assert(cursor.load(std::memory_order_relaxed) + n <= reader_at(reader).end.load(std::memory_order_relaxed));
         cursor.store(cursor.load(std::memory_order_relaxed) + n, std::memory_order_release);
     }
+    // f(const std::byte* payload) or f(payload, position), as SpscRing::poll.
     template <class F>
-    std::uint32_t poll(int reader, std::uint32_t max, F&& f) noexcept(
-        std::is_nothrow_invocable_v<F&, const std::byte*>) {
+    std::uint32_t poll(int reader, std::uint32_t max, F&& f) noexcept(kNothrowPollCallback<F>) {
         const std::uint32_t count = available(reader, max);
         const std::uint64_t cursor = reader_at(reader).cursor.load(std::memory_order_relaxed);
         for (std::uint32_t i = 0; i < count; ++i) {
             if (!multi_writer_ || (trailer_at(cursor + i).flags.load(std::memory_order_relaxed) & kSlotReclaimed) == 0) {
-                f(static_cast<const std::byte*>(slot_at(cursor + i)));
+                invoke_poll_callback(f, slot_at(cursor + i), cursor + i);
             }
         }
         if (count != 0) release(reader, count);
         return count;
     }
 
-    // Either policy: calls f(const std::byte* payload) for up to `max` messages in order and returns how many it
-    // delivered. lossy: each payload is copied into `scratch` (slot_bytes() bytes, the caller's) and delivered
+    // Either policy: calls f(const std::byte* payload) (or f(payload, position)) for up to `max` messages in order
+    // and returns how many it delivered. lossy: each payload is copied into `scratch` (slot_bytes() bytes, the caller's) and delivered
     // only if the slot was not overwritten meanwhile; skipped and torn positions are added to lost(reader).
     // back_pressure: the same as poll() (in place; scratch unused). The pointer is valid only during f.
     template <class F>
     std::uint32_t poll_copy(int reader, std::uint32_t max, std::byte* scratch, F&& f) noexcept(
-        std::is_nothrow_invocable_v<F&, const std::byte*>) {
+        kNothrowPollCallback<F>) {
         if (!lossy_) return poll(reader, max, f);
         ReaderWords& words = reader_at(reader);
         std::uint64_t cursor = words.cursor.load(std::memory_order_relaxed);
@@ -255,7 +263,7 @@ public:
                 // (Boehm's seqlock reader), and the writer marks the slot before writing it.
                 std::atomic_thread_fence(std::memory_order_acquire);
                 if (trailer.sequence.load(std::memory_order_relaxed) == published) {
-                    f(static_cast<const std::byte*>(scratch));
+                    invoke_poll_callback(f, scratch, cursor);
                     ++delivered;
                 } else {
                     ++skipped;   // torn

@@ -54,7 +54,7 @@ public:
             } else if (lag < 0) {
                 return nullptr;   // the slot still holds the previous lap's message: full
             } else {
-                pos = control_->producers.tail.load(std::memory_order_relaxed);   // pos was taken: catch up
+                if (!caught_up(pos)) return nullptr;   // pos was taken: catch up
             }
         }
     }
@@ -75,7 +75,7 @@ public:
             }
             if (count == 0) {
                 if (static_cast<std::int64_t>(sequence - pos) < 0) return 0;   // full
-                pos = control_->producers.tail.load(std::memory_order_relaxed);
+                if (!caught_up(pos)) return 0;
                 continue;
             }
             if (control_->producers.tail.compare_exchange_weak(pos, pos + count, std::memory_order_relaxed,
@@ -106,9 +106,11 @@ public:
 
     // ---- consumer (one thread) ----
 
-    // How many messages can be read now in position order, at most `max`: stops at the first position that is
-    // claimed but not committed. Reclaimed positions count (see reclaimed()).
+    // How many messages can be read now in position order, at most `max` and at most capacity(): stops at the
+    // first position that is claimed but not committed. Reclaimed positions count (see reclaimed()). The positions
+    // are the consumer's own; only the slots' sequences come from the block, each compared for equality.
     std::uint32_t available(std::uint32_t max) noexcept {
+        if (max > capacity_) max = capacity_;   // a sequence rewritten while we scan cannot make us lap the ring
         while (ready_ - read_ < max) {
             // Pairs with commit()'s (or reclaim()'s) release: the payload is complete.
             if (trailer_at(ready_).sequence.load(std::memory_order_acquire) != ready_ + 1) break;
@@ -139,13 +141,14 @@ public:
         control_->consumer.head.store(read_, std::memory_order_release);
     }
 
-    // Calls f(const std::byte* payload) in order for the written messages among the next `max` positions
-    // (reclaimed ones are skipped), then releases those positions. Returns how many positions it consumed.
+    // Calls f(const std::byte* payload) or f(payload, position) in order for the written messages among the next
+    // `max` positions (reclaimed ones are skipped), then releases those positions. Returns how many positions it
+    // consumed.
     template <class F>
-    std::uint32_t poll(std::uint32_t max, F&& f) noexcept(std::is_nothrow_invocable_v<F&, const std::byte*>) {
+    std::uint32_t poll(std::uint32_t max, F&& f) noexcept(kNothrowPollCallback<F>) {
         const std::uint32_t count = available(max);
         for (std::uint32_t i = 0; i < count; ++i) {
-            if (!reclaimed(i)) f(static_cast<const std::byte*>(slot_at(read_ + i)));
+            if (!reclaimed(i)) invoke_poll_callback(f, slot_at(read_ + i), read_ + i);
         }
         if (count != 0) release(count);
         return count;
@@ -160,6 +163,9 @@ public:
     // Consumer side (call it from the consumer's thread). 0; -EALREADY if the producer committed it after all;
     // -EINVAL if the position is not claimed and unread; -EPROTO if the slot's sequence is corrupt.
     int reclaim(std::uint64_t position) noexcept;
+
+    // The position of slot(0): the consumer's own count, never read back from the block.
+    std::uint64_t read_position() const noexcept { return read_; }
 
     // ---- any view ----
     std::uint64_t claimed_position() const noexcept {   // the tail: positions below it have been claimed
@@ -189,6 +195,16 @@ public:
     static_assert(sizeof(Control) == 2 * kIndexSpacing);
 
 private:
+    // A producer found `pos` taken by another: moves it to the shared tail, which that producer advanced before
+    // it wrote the slot. A tail that has not moved past `pos` is corrupt (rewritten in the block): false, and the
+    // claim fails as on a full ring instead of retrying for ever.
+    bool caught_up(std::uint64_t& pos) const noexcept {
+        const std::uint64_t tail = control_->producers.tail.load(std::memory_order_relaxed);
+        if (tail <= pos) return false;
+        pos = tail;
+        return true;
+    }
+
     std::byte* slot_at(std::uint64_t position) const noexcept { return slots_ + (position & mask_) * stride_; }
     SlotTrailer& trailer_at(std::uint64_t position) const noexcept {
         return *reinterpret_cast<SlotTrailer*>(slot_at(position) + trailer_offset_);

@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 namespace cf::bus {
 
@@ -124,6 +125,37 @@ void publish_ring_block(void* memory) noexcept;
 int attach_ring_block(const void* memory, std::size_t bytes, RingKind kind, RingLayout& out) noexcept;
 
 const char* ring_kind_name(std::uint32_t kind) noexcept;
+
+// Hands one polled payload to a poll() callback: f(payload, position) when the callback takes the position (so
+// a reader can check a slot against the position it indexed, see message.hpp), else f(payload).
+template <class F>
+inline constexpr bool kPollCallbackTakesPosition = std::is_invocable_v<F&, const std::byte*, std::uint64_t>;
+template <class F>
+inline constexpr bool kNothrowPollCallback =
+    kPollCallbackTakesPosition<F> ? std::is_nothrow_invocable_v<F&, const std::byte*, std::uint64_t>
+                                  : std::is_nothrow_invocable_v<F&, const std::byte*>;
+template <class F>
+inline void invoke_poll_callback(F& f, const std::byte* payload, std::uint64_t position) noexcept(
+    kNothrowPollCallback<F>) {
+    if constexpr (kPollCallbackTakesPosition<F>) f(payload, position);
+    else f(payload);
+}
+
+// How many positions in [read, end) a reader may take, from an `end` read in shared memory (so untrusted): at most
+// `capacity` when `end` is ahead of `read` by more than a ring (a corrupt or forged writer position), and 0 when it
+// is behind `read` (the subtraction would otherwise wrap to a giant count).
+inline std::uint64_t bounded_ready(std::uint64_t end, std::uint64_t read, std::uint32_t capacity) noexcept {
+    const std::uint64_t ready = end - read;
+    if (ready <= capacity) [[likely]] return ready;
+    return static_cast<std::int64_t>(ready) < 0 ? 0 : capacity;
+}
+
+// Free positions for a writer whose last known reader position is `reader` (untrusted: from shared memory), with
+// `claimed` positions handed out so far: 0 unless the distance is a real one in [0, capacity].
+inline std::uint64_t bounded_free(std::uint64_t claimed, std::uint64_t reader, std::uint32_t capacity) noexcept {
+    const std::uint64_t used = claimed - reader;
+    return used <= capacity ? capacity - used : 0;
+}
 
 // Copies a slot that a lossy writer may be overwriting right now. The caller validates the copy against the
 // slot's sequence afterwards (seqlock), so a torn copy is never delivered; the race is deliberate. Under

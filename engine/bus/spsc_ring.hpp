@@ -56,10 +56,11 @@ public:
     // Claims up to `wanted` consecutive positions; returns how many (0 when full). claimed_slot(i), i < that count,
     // is the payload of the i-th of them (positions are consecutive, addresses wrap around the ring).
     std::uint32_t try_claim_batch(std::uint32_t wanted) noexcept {
-        std::uint64_t free = capacity_ - (claim_ - cached_head_);
+        // The head comes from shared memory: a corrupt one (ahead of our claims, or a lap behind) reads as full.
+        std::uint64_t free = bounded_free(claim_, cached_head_, capacity_);
         if (free < wanted) {
             cached_head_ = control_->consumer.head.load(std::memory_order_acquire);   // as in try_claim
-            free = capacity_ - (claim_ - cached_head_);
+            free = bounded_free(claim_, cached_head_, capacity_);
         }
         const auto count = static_cast<std::uint32_t>(free < wanted ? free : wanted);
         batch_start_ = claim_;
@@ -76,14 +77,15 @@ public:
 
     // ---- consumer ----
 
-    // How many committed messages can be read now, at most `max`. Re-reads the tail only when the cached one
-    // shows fewer than `max`.
+    // How many committed messages can be read now, at most `max` and at most capacity(). Re-reads the tail only
+    // when the cached one shows fewer than `max`. The tail is untrusted (another process writes it): one more than
+    // a ring ahead reads as a full ring, one behind the head as empty, so the count never wraps or laps.
     std::uint32_t available(std::uint32_t max) noexcept {
         std::uint64_t ready = cached_tail_ - read_;
         if (ready < max) {
             // Pairs with commit()'s release: the payloads written before it are visible.
-            cached_tail_ = control_->producer.tail.load(std::memory_order_acquire);
-            ready = cached_tail_ - read_;
+            ready = bounded_ready(control_->producer.tail.load(std::memory_order_acquire), read_, capacity_);
+            cached_tail_ = read_ + ready;
         }
         return static_cast<std::uint32_t>(ready < max ? ready : max);
     }
@@ -98,15 +100,19 @@ public:
         control_->consumer.head.store(read_, std::memory_order_release);
     }
 
-    // Calls f(const std::byte* payload) for up to `max` messages in place, in order, then releases them with one
-    // store. Returns how many. If f throws, the messages of this call are not released (they will be seen again).
+    // Calls f(const std::byte* payload) or f(payload, position) for up to `max` messages in place, in order, then
+    // releases them with one store. Returns how many. If f throws, the messages of this call are not released
+    // (they will be seen again).
     template <class F>
-    std::uint32_t poll(std::uint32_t max, F&& f) noexcept(std::is_nothrow_invocable_v<F&, const std::byte*>) {
+    std::uint32_t poll(std::uint32_t max, F&& f) noexcept(kNothrowPollCallback<F>) {
         const std::uint32_t count = available(max);
-        for (std::uint32_t i = 0; i < count; ++i) f(static_cast<const std::byte*>(slot_at(read_ + i)));
+        for (std::uint32_t i = 0; i < count; ++i) invoke_poll_callback(f, slot_at(read_ + i), read_ + i);
         if (count != 0) release(count);
         return count;
     }
+
+    // The position of slot(0): the consumer's own count, never read back from the block.
+    std::uint64_t read_position() const noexcept { return read_; }
 
     // ---- either side, any view ----
 
