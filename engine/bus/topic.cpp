@@ -165,23 +165,37 @@ int Topic::attach(void* memory, std::size_t bytes, Topic& out) noexcept {
         return fail(EPROTO, "topic: layout version %u, this library speaks %u", header->layout_version,
                     kTopicLayoutVersion);
     }
+    // Every field is read once, into `view`, and checked there: what is checked is what is used.
     if (header->name[kMaxTopicNameLength] != '\0') return fail(EPROTO, "topic: corrupt header (name)");
+    Topic view;
+    std::memcpy(view.name_, header->name, kMaxTopicNameLength);   // name_[63] stays '\0'
     TopicConfig config;
-    config.name = header->name;
+    config.name = view.name_;
     config.max_message_bytes = header->max_message_bytes;
     config.depth = header->depth;
     config.max_publishers = header->max_publishers;
     config.max_subscribers = header->max_subscribers;
     config.overflow = static_cast<OverflowPolicy>(header->overflow);
-    if (check_topic_config(config) != 0 || header->kind != static_cast<std::uint32_t>(topic_kind(config)) ||
-        header->ring_offset != kTopicRingOffset || header->ring_bytes != ring_bytes_needed(config)) {
+    const std::uint32_t kind = header->kind;
+    const std::uint64_t ring_offset = header->ring_offset;
+    const std::uint64_t ring_bytes = header->ring_bytes;
+    if (check_topic_config(config) != 0 || kind != static_cast<std::uint32_t>(topic_kind(config)) ||
+        ring_offset != kTopicRingOffset || ring_bytes != ring_bytes_needed(config)) {
         return fail(EPROTO, "topic: corrupt header");
     }
-    if (bytes < header->ring_offset + header->ring_bytes) {
-        return fail(EINVAL, "topic '%s': the block has %zu bytes, the topic needs %llu", header->name, bytes,
-                    static_cast<unsigned long long>(header->ring_offset + header->ring_bytes));
+    if (bytes < kTopicRingOffset + ring_bytes) {
+        return fail(EINVAL, "topic '%s': the block has %zu bytes, the topic needs %llu", view.name_, bytes,
+                    static_cast<unsigned long long>(kTopicRingOffset + ring_bytes));
     }
-    out.header_ = header;
+    view.header_ = header;
+    view.kind_ = static_cast<TopicKind>(kind);
+    view.overflow_ = config.overflow;
+    view.max_message_bytes_ = config.max_message_bytes;
+    view.depth_ = config.depth;
+    view.max_publishers_ = config.max_publishers;
+    view.max_subscribers_ = config.max_subscribers;
+    view.ring_bytes_ = static_cast<std::size_t>(ring_bytes);
+    out = view;
     return 0;
 }
 

@@ -71,7 +71,9 @@ int check_topic_config(const TopicConfig& config) noexcept;
 // processes agree on a shared topic only if their ids match.
 std::uint64_t topic_layout_id(const TopicConfig& config) noexcept;
 
-// A view of a formatted topic block. Cheap to copy; the block must outlive it.
+// A view of a formatted topic block. Cheap to copy; the block must outlive it. The configuration is copied out of
+// the header when attach() validates it and read from that copy ever after: another process can rewrite the
+// header at any time, so nothing that sizes or locates the ring is read from it twice.
 class Topic {
 public:
     // Bytes a topic of this configuration needs (0 and a message if the configuration is invalid).
@@ -86,16 +88,27 @@ public:
 
     bool valid() const noexcept { return header_ != nullptr; }
     TopicHeader& header() const noexcept { return *header_; }
-    TopicKind kind() const noexcept { return static_cast<TopicKind>(header_->kind); }
-    const char* name() const noexcept { return header_->name; }
-    std::uint32_t max_message_bytes() const noexcept { return header_->max_message_bytes; }
-    std::uint32_t depth() const noexcept { return header_->depth; }
-    OverflowPolicy overflow() const noexcept { return static_cast<OverflowPolicy>(header_->overflow); }
-    void* ring_memory() const noexcept { return reinterpret_cast<std::byte*>(header_) + header_->ring_offset; }
-    std::size_t ring_bytes() const noexcept { return header_->ring_bytes; }
+    TopicKind kind() const noexcept { return kind_; }
+    const char* name() const noexcept { return name_; }
+    std::uint32_t max_message_bytes() const noexcept { return max_message_bytes_; }
+    std::uint32_t depth() const noexcept { return depth_; }
+    std::uint32_t max_publishers() const noexcept { return max_publishers_; }
+    std::uint32_t max_subscribers() const noexcept { return max_subscribers_; }
+    OverflowPolicy overflow() const noexcept { return overflow_; }
+    void* ring_memory() const noexcept { return reinterpret_cast<std::byte*>(header_) + kTopicRingOffset; }
+    std::size_t ring_bytes() const noexcept { return ring_bytes_; }
 
 private:
     TopicHeader* header_ = nullptr;
+    // Validated at attach (see above).
+    TopicKind kind_ = TopicKind::spsc;
+    OverflowPolicy overflow_ = OverflowPolicy::back_pressure;
+    std::uint32_t max_message_bytes_ = 0;
+    std::uint32_t depth_ = 0;
+    std::uint32_t max_publishers_ = 0;
+    std::uint32_t max_subscribers_ = 0;
+    std::size_t ring_bytes_ = 0;
+    char name_[kMaxTopicNameLength + 1] = {};
 };
 
 }  // namespace cf::bus
