@@ -1,5 +1,7 @@
 #include "engine/bus/subscriber.hpp"
 
+#include <unistd.h>
+
 #include <atomic>
 #include <new>
 
@@ -7,6 +9,20 @@
 #include "platform/os/last_error.hpp"
 
 namespace cf::bus {
+namespace {
+
+// Linux's ceiling for pid_max (PID_MAX_LIMIT on 64-bit systems): no process id is larger.
+constexpr std::uint64_t kMaxProcessId = std::uint64_t{1} << 22;
+
+// Whether a claim marker's pid (written in shared memory, so by anyone) may be asked about at all. Not 0 (kill(0)
+// means our process group), not out of range (it would be truncated or read as a process group), and not our own
+// process: a marker naming us would make a forged claim look alive for as long as we run. Those claims are judged
+// by the stuck time, like a claim without a marker; a slow claim of our own that is reclaimed fails with -ESTALE.
+bool plausible_claimer(std::uint64_t pid) noexcept {
+    return pid != 0 && pid <= kMaxProcessId && pid != static_cast<std::uint64_t>(::getpid());
+}
+
+}  // namespace
 
 int Subscriber::open(const Topic& topic, EndpointHolder holder, Subscriber& out) noexcept {
     const int place = take_place(topic, EndpointRole::subscriber, holder);
@@ -49,6 +65,7 @@ int Subscriber::open(const Topic& topic, EndpointHolder holder, Subscriber& out)
     subscriber.holder_ = holder;
     subscriber.place_ = static_cast<std::uint32_t>(place);
     subscriber.topic_ = topic;
+    subscriber.max_message_bytes_ = topic.max_message_bytes();
     out = static_cast<Subscriber&&>(subscriber);
     return 0;
 }
@@ -63,6 +80,9 @@ Subscriber& Subscriber::operator=(Subscriber&& other) noexcept {
     holder_ = other.holder_;
     place_ = other.place_;
     pending_ = other.pending_;
+    max_message_bytes_ = other.max_message_bytes_;
+    next_ = other.next_;
+    corrupt_ = other.corrupt_;
     slot_bytes_ = other.slot_bytes_;
     scratch_ = static_cast<std::unique_ptr<std::byte[]>&&>(other.scratch_);
     stuck_position_ = other.stuck_position_;
@@ -90,26 +110,28 @@ void Subscriber::close() noexcept {
 std::uint32_t Subscriber::receive(Message* out, std::uint32_t max) noexcept {
     release();
     std::uint32_t delivered = 0;
-    auto keep = [&](const std::byte* slot) {
-        if ((reinterpret_cast<const MessageHeader*>(slot)->flags & kMessageAbandoned) == 0) {
-            out[delivered++] = message_from_slot(slot);
-        }
+    auto keep = [&](const std::byte* slot, std::uint64_t position) {
+        if (accept(slot, position, out[delivered])) ++delivered;
     };
+    std::uint64_t first = 0;   // the ring position of slot(0)
     switch (kind_) {
         case Kind::spsc:
             pending_ = rings_.spsc.available(max);
-            for (std::uint32_t i = 0; i < pending_; ++i) keep(rings_.spsc.slot(i));
+            first = rings_.spsc.read_position();
+            for (std::uint32_t i = 0; i < pending_; ++i) keep(rings_.spsc.slot(i), first + i);
             break;
         case Kind::mpsc:
             pending_ = rings_.mpsc.available(max);
+            first = rings_.mpsc.read_position();
             for (std::uint32_t i = 0; i < pending_; ++i) {
-                if (!rings_.mpsc.reclaimed(i)) keep(rings_.mpsc.slot(i));
+                if (!rings_.mpsc.reclaimed(i)) keep(rings_.mpsc.slot(i), first + i);
             }
             break;
         case Kind::broadcast:
             pending_ = rings_.broadcast.available(reader_, max);
+            first = rings_.broadcast.reader_position(reader_);
             for (std::uint32_t i = 0; i < pending_; ++i) {
-                if (!rings_.broadcast.reclaimed(reader_, i)) keep(rings_.broadcast.slot(reader_, i));
+                if (!rings_.broadcast.reclaimed(reader_, i)) keep(rings_.broadcast.slot(reader_, i), first + i);
             }
             break;
         case Kind::broadcast_lossy:
@@ -152,7 +174,7 @@ int Subscriber::recover_stalled_claim(std::uint64_t now_ns, std::uint64_t stuck_
             stuck_position_ = UINT64_MAX;
             return 0;
         }
-        position = rings_.mpsc.consumer_position();
+        position = rings_.mpsc.read_position();   // our own count, not the head in the block
         if (rings_.mpsc.claimed_position() <= position) return 0;   // empty, nothing claimed
         slot = const_cast<std::byte*>(rings_.mpsc.slot(0));
     }
@@ -165,10 +187,10 @@ int Subscriber::recover_stalled_claim(std::uint64_t now_ns, std::uint64_t stuck_
     const std::uint64_t marker = std::atomic_ref<std::uint64_t>(header->sequence).load(std::memory_order_relaxed);
     const std::uint64_t pid = std::atomic_ref<std::uint64_t>(header->claimer_pid).load(std::memory_order_relaxed);
     bool dead = false;
-    if (marker == claimed_marker(position)) {
+    if (marker == claimed_marker(position) && plausible_claimer(pid)) {
         dead = process_liveness(static_cast<std::uint32_t>(pid), 0) != Liveness::alive;
     } else {
-        dead = now_ns - stuck_since_ns_ >= stuck_ns;   // no marker yet: only time tells
+        dead = now_ns - stuck_since_ns_ >= stuck_ns;   // no marker yet, or one we cannot believe: only time tells
     }
     if (!dead) return 0;
     // -EALREADY: committed after all (it will be delivered), or another subscriber reclaimed it first.

@@ -6,6 +6,12 @@
 // Lossy topics (the writer never waits) cannot be read in place: every message is copied into the subscriber's
 // preallocated scratch and delivered only if it was not overwritten meanwhile; the rest is counted in lost().
 // One subscriber = one thread at a time. Never blocks, never allocates after open().
+//
+// The ring may be shared with other processes, so every slot is untrusted input: its header is checked against
+// this subscriber's own copy of the configuration, taken at open (message.hpp, read_slot), and against the ring
+// position the subscriber read it at. A slot whose length is above max_message_bytes, whose sequence is not its
+// position, whose flags are unknown, or whose position goes back to one already consumed (a rewound cursor) is
+// consumed, never returned, and counted in corrupt().
 #pragma once
 
 #include <cerrno>
@@ -43,9 +49,9 @@ public:
     template <class F>
     std::uint32_t poll(std::uint32_t max, F&& f) {
         if (pending_ != 0) release();
-        auto deliver = [&](const std::byte* slot) {
-            const Message message = message_from_slot(slot);
-            if ((reinterpret_cast<const MessageHeader*>(slot)->flags & kMessageAbandoned) == 0) f(message);
+        auto deliver = [&](const std::byte* slot, std::uint64_t position) {
+            Message message;
+            if (accept(slot, position, message)) f(message);
         };
         switch (kind_) {
             case Kind::spsc: return rings_.spsc.poll(max, deliver);
@@ -67,6 +73,10 @@ public:
     // Messages this subscriber will never see: skipped or torn on a lossy topic (0 on the others).
     std::uint64_t lost() const noexcept { return kind_ == Kind::broadcast_lossy ? rings_.broadcast.lost(reader_) : 0; }
 
+    // Slots consumed but not delivered because their header was corrupt (see the file comment). Kept by this
+    // subscriber, not in shared memory.
+    std::uint64_t corrupt() const noexcept { return corrupt_; }
+
     // Many-publisher topics (MPSC, multi-writer broadcast) shared between processes: a publisher killed between
     // claim and commit leaves a position that holds up every message behind it (and, a lap later, the other
     // publishers). From the subscriber's thread, in housekeeping: if the next position is claimed but not
@@ -84,6 +94,22 @@ public:
 private:
     enum class Kind : std::uint8_t { spsc, mpsc, broadcast, broadcast_lossy };
 
+    // The slot at ring position `position`: true and `out` set for a message to deliver; false for an abandoned
+    // position, or a corrupt one (counted). Either way the position is consumed.
+    bool accept(const std::byte* slot, std::uint64_t position, Message& out) noexcept {
+        if (position < next_) [[unlikely]] {   // a cursor rewound in the block would deliver messages twice
+            ++corrupt_;
+            return false;
+        }
+        const SlotVerdict verdict = read_slot(slot, position, max_message_bytes_, out);
+        if (verdict == SlotVerdict::corrupt) [[unlikely]] {
+            ++corrupt_;
+            return false;
+        }
+        next_ = position + 1;
+        return verdict == SlotVerdict::message;
+    }
+
     Topic topic_;
     Kind kind_ = Kind::spsc;
     TopicRings rings_;
@@ -91,6 +117,9 @@ private:
     EndpointHolder holder_ = 0;                 // who holds our place in the topic's ledger
     std::uint32_t place_ = 0;
     std::uint32_t pending_ = 0;                 // positions handed out by receive(), not yet released
+    std::uint32_t max_message_bytes_ = 0;       // the topic's, validated at open: what lengths are checked against
+    std::uint64_t next_ = 0;                    // above the last position accepted: positions only go forward
+    std::uint64_t corrupt_ = 0;
     std::uint32_t slot_bytes_ = 0;
     std::unique_ptr<std::byte[]> scratch_;      // lossy: kMaxPollBatch slots (receive) or one (poll)
     std::uint64_t stuck_position_ = UINT64_MAX; // recover_stalled_claim: the position seen stuck, and since when

@@ -3,6 +3,8 @@
 // on publishers and subscribers, and a model-checked random run.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -20,77 +22,11 @@
 #include "engine/bus/subscriber.hpp"
 #include "engine/bus/topic.hpp"
 #include "platform/os/last_error.hpp"
+#include "tests/bus/topic_test_support.hpp"
 
 using namespace cf;
 using namespace cf::bus;
-
-namespace {
-
-struct FreeDeleter {
-    void operator()(void* p) const { std::free(p); }
-};
-
-// A formatted topic in its own 64-byte aligned block.
-struct TopicBlock {
-    std::unique_ptr<void, FreeDeleter> memory;
-    std::size_t bytes = 0;
-    Topic topic;
-
-    explicit TopicBlock(const TopicConfig& config) {
-        bytes = Topic::bytes_needed(config);
-        REQUIRE(bytes != 0);
-        memory.reset(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
-        REQUIRE(Topic::format(memory.get(), bytes, config) == 0);
-        REQUIRE(Topic::attach(memory.get(), bytes, topic) == 0);
-    }
-};
-
-TopicConfig config_of(std::uint32_t max_message_bytes, std::uint32_t depth, std::uint32_t publishers = 1,
-                      std::uint32_t subscribers = 1, OverflowPolicy overflow = OverflowPolicy::back_pressure) {
-    TopicConfig config;
-    config.name = "test.topic";
-    config.max_message_bytes = max_message_bytes;
-    config.depth = depth;
-    config.max_publishers = publishers;
-    config.max_subscribers = subscribers;
-    config.overflow = overflow;
-    return config;
-}
-
-// One topic of every kind: one writer and one reader, many writers, many readers, both, and lossy.
-struct KindCase {
-    const char* name;
-    TopicConfig config;
-};
-std::array<KindCase, 5> every_kind(std::uint32_t max_message_bytes, std::uint32_t depth) {
-    return {{
-        {"spsc", config_of(max_message_bytes, depth)},
-        {"mpsc", config_of(max_message_bytes, depth, 2, 1)},
-        {"broadcast", config_of(max_message_bytes, depth, 1, 2)},
-        {"broadcast multi-writer", config_of(max_message_bytes, depth, 2, 2)},
-        {"lossy", config_of(max_message_bytes, depth, 1, 1, OverflowPolicy::lossy)},
-    }};
-}
-
-HybridLogicalClock::Config clock_config(std::uint16_t node) {
-    HybridLogicalClock::Config config;
-    config.node_id = node;
-    return config;
-}
-
-std::vector<std::string> drain(Subscriber& subscriber, std::vector<std::uint64_t>* sequences = nullptr,
-                               std::vector<HlcStamp>* stamps = nullptr) {
-    std::vector<std::string> seen;
-    while (subscriber.poll(7, [&](const Message& m) {
-        seen.emplace_back(reinterpret_cast<const char*>(m.data), m.length);
-        if (sequences != nullptr) sequences->push_back(m.sequence);
-        if (stamps != nullptr) stamps->push_back(m.stamp);
-    }) != 0) {
-    }
-    return seen;
-}
-
-}  // namespace
+using namespace cf::test;
 
 TEST_CASE("configuration: each kind of topic gets its ring; bad configurations are refused with a message") {
     CHECK(topic_kind(config_of(64, 8)) == TopicKind::spsc);
@@ -403,12 +339,15 @@ TEST_CASE("many publishers: a claim stalled past the recovery timeout is reclaim
         REQUIRE(slow.try_claim(4, data) == 0);
         REQUIRE(other.publish("next", 4) == 0);
         CHECK(drain(subscriber).empty());   // held up by the claim
-        // The claimer is alive (its marker names this process): never reclaimed, however long it takes.
+        // The claimer is alive (its marker names a live process of another pid: our parent stands in for the
+        // publisher's process): never reclaimed, however long it takes. A marker naming this very process is not
+        // believed (anyone can write our pid): see the hardening case below.
+        auto* header = reinterpret_cast<MessageHeader*>(data - kMessageHeaderBytes);
+        header->claimer_pid = static_cast<std::uint64_t>(getppid());
         CHECK(subscriber.recover_stalled_claim(1'000, 500) == 0);
         CHECK(subscriber.recover_stalled_claim(1'000'000'000, 500) == 0);
         // As if the claimer had died between its claim and its marker: only the timeout tells, counted from when
         // the position was first seen stuck (t = 1000).
-        auto* header = reinterpret_cast<MessageHeader*>(data - kMessageHeaderBytes);
         header->sequence = 12345;
         CHECK(subscriber.recover_stalled_claim(1'000'000'000, 500) == 1);
         CHECK(drain(subscriber) == std::vector<std::string>{"next"});
