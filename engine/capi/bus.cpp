@@ -214,6 +214,14 @@ int cf_subscriber_lost(const cf_subscriber_t* subscriber, uint64_t* lost) {
     return 0;
 }
 
+int cf_subscriber_corrupt(const cf_subscriber_t* subscriber, uint64_t* corrupt) {
+    if (subscriber == nullptr || corrupt == nullptr) {
+        return fail(EINVAL, "cf_subscriber_corrupt: subscriber or corrupt is NULL");
+    }
+    *corrupt = subscriber->subscriber.corrupt();
+    return 0;
+}
+
 int cf_subscriber_maintain(cf_subscriber_t* subscriber) {
     if (subscriber == nullptr) return fail(EINVAL, "cf_subscriber_maintain: subscriber is NULL");
     const int status = subscriber->subscriber.recover_stalled_claim(cf::ProcessTable::monotonic_ns(), kStuckClaimNs);

@@ -256,6 +256,10 @@ CF_API int cf_poll(cf_subscriber_t* subscriber, cf_message_t* messages, uint32_t
 CF_API int cf_release(cf_subscriber_t* subscriber);
 /** Messages this subscriber lost on a lossy topic (0 on back-pressure topics). */
 CF_API int cf_subscriber_lost(const cf_subscriber_t* subscriber, uint64_t* lost);
+/** Slots this subscriber consumed without returning them because their header was corrupt: a length above
+ *  max_message_bytes, a sequence that is not the slot's ring position, unknown flags, or a position already
+ *  consumed. Shared memory is writable by other processes; cf_poll() never returns such a slot (since 0.3). */
+CF_API int cf_subscriber_corrupt(const cf_subscriber_t* subscriber, uint64_t* corrupt);
 /** Shared multi-publisher topics: from the subscriber's thread, now and then, recovers a position that a
  *  publisher killed between claim and commit left behind. @return 1 if it recovered one, 0 if not, < 0 error. */
 CF_API int cf_subscriber_maintain(cf_subscriber_t* subscriber);
