@@ -39,7 +39,8 @@ int Subscriber::open(const Topic& topic, EndpointHolder holder, Subscriber& out)
             subscriber.slot_bytes_ = subscriber.rings_.mpsc.slot_bytes();
             break;
         case TopicKind::broadcast:
-            subscriber.slot_bytes_ = subscriber.rings_.broadcast.slot_bytes();
+            // Each copy starts 64-byte aligned, as in the ring, so its MessageHeader is aligned too.
+            subscriber.slot_bytes_ = (subscriber.rings_.broadcast.slot_bytes() + kCacheLine - 1) / kCacheLine * kCacheLine;
             subscriber.kind_ = topic.overflow() == OverflowPolicy::lossy ? Kind::broadcast_lossy : Kind::broadcast;
             if (subscriber.kind_ == Kind::broadcast_lossy) {
                 subscriber.scratch_.reset(new (std::nothrow) std::byte[std::size_t{kMaxPollBatch} * subscriber.slot_bytes_]);

@@ -29,6 +29,8 @@ inline constexpr std::uint32_t kMaxPollBatch = 64;
 
 class Subscriber {
 public:
+    static constexpr std::uint64_t kMaxPlausiblePosition = std::uint64_t{1} << 63;
+
     // Attaches a subscriber to `topic` in a subscriber place held by `holder` (topic_endpoints.hpp; on a
     // broadcast topic, place i is reader i). 0, -EUSERS when the topic already has max_subscribers subscribers,
     // -ENOMEM if the lossy scratch cannot be allocated, or a ring attach error; with a message.
@@ -97,7 +99,9 @@ private:
     // The slot at ring position `position`: true and `out` set for a message to deliver; false for an abandoned
     // position, or a corrupt one (counted). Either way the position is consumed.
     bool accept(const std::byte* slot, std::uint64_t position, Message& out) noexcept {
-        if (position < next_) [[unlikely]] {   // a cursor rewound in the block would deliver messages twice
+        // A cursor rewound in the block would deliver messages twice; one thrown past 2^63 (which no ring reaches in
+        // centuries) would make next_ wrap around to 0.
+        if (position < next_ || position >= kMaxPlausiblePosition) [[unlikely]] {
             ++corrupt_;
             return false;
         }
@@ -120,7 +124,7 @@ private:
     std::uint32_t max_message_bytes_ = 0;       // the topic's, validated at open: what lengths are checked against
     std::uint64_t next_ = 0;                    // above the last position accepted: positions only go forward
     std::uint64_t corrupt_ = 0;
-    std::uint32_t slot_bytes_ = 0;
+    std::uint32_t slot_bytes_ = 0;              // lossy: the stride of scratch_ (the slot size rounded up to 64)
     std::unique_ptr<std::byte[]> scratch_;      // lossy: kMaxPollBatch slots (receive) or one (poll)
     std::uint64_t stuck_position_ = UINT64_MAX; // recover_stalled_claim: the position seen stuck, and since when
     std::uint64_t stuck_since_ns_ = 0;
