@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds one libFuzzer target with clang++ (the project itself builds with g++, and libFuzzer comes with clang's
-# runtime) and runs it for a bounded time over a copy of its seed corpus.
-#   run_fuzz.sh <source-root> <work-dir> [seconds] [target]      (default 60 seconds, target wire_frame)
-# Targets: wire_frame (wire_frame_fuzz.cpp, corpus/wire_frame), bridge_control (bridge_control_fuzz.cpp,
-# corpus/bridge_control).
+# runtime) and runs it for a bounded time over a copy of its seed corpus (tests/fuzz/corpus/<target>).
+#   run_fuzz.sh <target> <source-root> <work-dir> [seconds]      (default 60 seconds)
+# Targets: wire_frame (engine/wire frame reader), shm_topic (a topic's read side under a writing attacker),
+# bridge_control (the bridge's receive path: MAC, clock-probe answers, data sequences).
 # Exit status: 0 no crash; 1 a crash, sanitizer report, oracle failure, timeout or out-of-memory (the reproducer
 # is left in <work-dir> as crash-*/timeout-*/oom-*), or the target does not build; 2 bad arguments;
 # 77 clang++ or libFuzzer is missing (Meson counts the test as skipped).
@@ -11,29 +11,36 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: run_fuzz.sh <source-root> <work-dir> [seconds] [wire_frame|bridge_control]" >&2
+    echo "usage: run_fuzz.sh <wire_frame|shm_topic|bridge_control> <source-root> <work-dir> [seconds]" >&2
     exit 2
 }
-if [ $# -lt 2 ] || [ $# -gt 4 ]; then usage; fi
-[ -f "$1/engine/wire/frame.cpp" ] || { echo "run_fuzz.sh: $1 is not the ChronoFabric source root" >&2; exit 2; }
-ROOT=$(cd "$1" && pwd)
-WORK=$2
-RUN_SECONDS=${3:-60}
-[[ $RUN_SECONDS =~ ^[1-9][0-9]*$ ]] || { echo "run_fuzz.sh: seconds must be a positive integer" >&2; exit 2; }
-TARGET=${4:-wire_frame}
-# Each target with what it needs and nothing else: the frame reader, the CRC (ISA-L), the error message store;
-# the bridge's receive path adds the MAC (GnuTLS), the clock probes and the offset estimator.
-case $TARGET in
+if [ $# -lt 3 ] || [ $# -gt 4 ]; then usage; fi
+TARGET=$1
+[ -f "$2/engine/wire/frame.cpp" ] || { echo "run_fuzz.sh: $2 is not the ChronoFabric source root" >&2; exit 2; }
+ROOT=$(cd "$2" && pwd)
+WORK=$3
+RUN_SECONDS=${4:-60}
+# Each target: the code under test and what it needs, nothing else; its libraries; its largest input.
+case "$TARGET" in
     wire_frame)
-        SOURCES=(engine/wire/frame.cpp engine/compute/checksum.cpp platform/os/last_error.cpp)
-        LIBS=(-lisal) ;;
+        SOURCES="engine/wire/frame.cpp engine/compute/checksum.cpp platform/os/last_error.cpp"
+        LIBS="-lisal"
+        MAX_LEN=65536 ;;
+    shm_topic)
+        SOURCES="engine/bus/ring_layout.cpp engine/bus/spsc_ring.cpp engine/bus/mpsc_ring.cpp
+                 engine/bus/broadcast_ring.cpp engine/bus/topic.cpp engine/bus/publisher.cpp engine/bus/subscriber.cpp
+                 engine/bus/process_table.cpp engine/time/hlc.cpp engine/time/counter_clock.cpp
+                 platform/cpu/cpu_info.cpp platform/os/last_error.cpp"
+        LIBS="-lcpu_features"
+        MAX_LEN=4096 ;;
     bridge_control)
-        SOURCES=(engine/wire/frame.cpp engine/compute/checksum.cpp platform/os/last_error.cpp
-                 engine/wire/mac_key.cpp engine/wire/datagram_auth.cpp engine/runtime/clock_probes.cpp
-                 engine/time/offset_estimator.cpp)
-        LIBS=(-lisal -lgnutls) ;;
-    *) usage ;;
+        SOURCES="engine/wire/frame.cpp engine/compute/checksum.cpp platform/os/last_error.cpp engine/wire/mac_key.cpp
+                 engine/wire/datagram_auth.cpp engine/runtime/clock_probes.cpp engine/time/offset_estimator.cpp"
+        LIBS="-lisal -lgnutls"
+        MAX_LEN=65536 ;;
+    *) echo "run_fuzz.sh: unknown target '$TARGET'" >&2; usage ;;
 esac
+[[ $RUN_SECONDS =~ ^[1-9][0-9]*$ ]] || { echo "run_fuzz.sh: seconds must be a positive integer" >&2; exit 2; }
 CXX=${CF_FUZZ_CXX:-clang++}
 
 if ! command -v "$CXX" >/dev/null 2>&1; then
@@ -52,12 +59,14 @@ if ! "$CXX" -fsanitize=fuzzer "$WORK/probe.cpp" -o "$WORK/probe" >"$WORK/probe.l
     exit 77
 fi
 
-echo "run_fuzz.sh: building $WORK/${TARGET}_fuzz with $("$CXX" --version | head -n 1)"
+BINARY="$WORK/${TARGET}_fuzz"
+echo "run_fuzz.sh: building $BINARY with $("$CXX" --version | head -n 1)"
+# shellcheck disable=SC2086  # SOURCES and LIBS are word lists
 "$CXX" -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
     -Wall -Wextra -I"$ROOT" \
     "$ROOT/tests/fuzz/${TARGET}_fuzz.cpp" \
-    "${SOURCES[@]/#/$ROOT/}" \
-    "${LIBS[@]}" -o "$WORK/${TARGET}_fuzz"
+    $(for source in $SOURCES; do printf '%s ' "$ROOT/$source"; done) \
+    $LIBS -o "$BINARY"
 
 # A fresh copy of the seeds: libFuzzer adds what it finds to the first corpus directory, never to the sources.
 rm -rf "$WORK/corpus"
@@ -69,13 +78,13 @@ rm -f "$WORK"/crash-* "$WORK"/timeout-* "$WORK"/oom-* "$WORK"/leak-*
 echo "run_fuzz.sh: fuzzing for ${RUN_SECONDS}s over $(find "$WORK/corpus" -type f | wc -l) seed(s)"
 status=0
 (cd "$WORK" && UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
-    "./${TARGET}_fuzz" -max_total_time="$RUN_SECONDS" -timeout=5 -rss_limit_mb=1024 -max_len=65536 \
+    "$BINARY" -max_total_time="$RUN_SECONDS" -timeout=5 -rss_limit_mb=1024 -max_len="$MAX_LEN" \
         -error_exitcode=1 -timeout_exitcode=1 -artifact_prefix="$WORK/" -print_final_stats=1 \
         "$WORK/corpus") || status=$?
 if [ "$status" -ne 0 ]; then
     echo "run_fuzz.sh: FAIL: the fuzzer stopped with status $status; reproducers:"
     ls -l "$WORK"/crash-* "$WORK"/timeout-* "$WORK"/oom-* "$WORK"/leak-* 2>/dev/null || echo "    (none written)"
-    echo "run_fuzz.sh: replay one with: $WORK/${TARGET}_fuzz <file>"
+    echo "run_fuzz.sh: replay one with: $BINARY <file>"
     exit 1
 fi
 echo "run_fuzz.sh: OK: no crash in ${RUN_SECONDS}s; corpus now $(find "$WORK/corpus" -type f | wc -l) file(s)"
