@@ -250,7 +250,11 @@ public:
         std::uint64_t cursor = words.cursor.load(std::memory_order_relaxed);
         std::uint64_t skipped = 0;
         std::uint32_t delivered = 0;
-        while (delivered < max) {
+        // Every position looked at is delivered, or skipped (reclaimed, torn, overwritten), which a sane ring does
+        // at most a lap's worth of times per call. Sequences rewritten in the block could keep the reader skipping
+        // for 2^64 positions: the budget ends the call instead (the next one goes on from there).
+        std::uint64_t budget = std::uint64_t{max} + capacity_;
+        while (delivered < max && budget-- != 0) {
             SlotTrailer& trailer = trailer_at(cursor);
             const std::uint64_t published = 2 * cursor + 2;
             // Pairs with the writer's release when it published: the payload we copy next is complete...
