@@ -42,11 +42,10 @@ inline std::atomic<std::uint64_t>* places_of(TopicHeader& header, EndpointRole r
     return role == EndpointRole::publisher ? header.publisher_places : header.subscriber_places;
 }
 
-// The number of places of `role`: the configured maximum, never more than the ledger has (the header may be
-// corrupt: Topic::attach checked it once, but another process can write it at any time).
-inline std::uint32_t place_count(const TopicHeader& header, EndpointRole role) noexcept {
-    const std::uint32_t limit = role == EndpointRole::publisher ? header.max_publishers : header.max_subscribers;
-    return limit < kMaxTopicEndpoints ? limit : kMaxTopicEndpoints;
+// The number of places of `role`: the configuration Topic::attach validated and copied (another process can
+// rewrite the header's copy at any time).
+inline std::uint32_t place_count(const Topic& topic, EndpointRole role) noexcept {
+    return role == EndpointRole::publisher ? topic.max_publishers() : topic.max_subscribers();
 }
 
 // Takes a free place for `holder`: its index, or -EINVAL (not attached) / -EUSERS (all taken), with a message.
@@ -54,7 +53,7 @@ inline int take_place(const Topic& topic, EndpointRole role, EndpointHolder hold
     if (!topic.valid()) return platform::fail(EINVAL, "%s: the topic is not attached", role_name(role));
     TopicHeader& header = topic.header();
     std::atomic<std::uint64_t>* places = places_of(header, role);
-    const std::uint32_t count = place_count(header, role);
+    const std::uint32_t count = place_count(topic, role);
     for (std::uint32_t i = 0; i < count; ++i) {
         std::uint64_t expected = 0;
         // acq_rel: the acquire pairs with the release of whoever freed the place (its last use of what the place
