@@ -258,7 +258,7 @@ CF_API int cf_release(cf_subscriber_t* subscriber);
 CF_API int cf_subscriber_lost(const cf_subscriber_t* subscriber, uint64_t* lost);
 /** Slots this subscriber consumed without returning them because their header was corrupt: a length above
  *  max_message_bytes, a sequence that is not the slot's ring position, unknown flags, or a position already
- *  consumed. Shared memory is writable by other processes; cf_poll() never returns such a slot (since 0.3). */
+ *  consumed. Shared memory is writable by other processes; cf_poll() never returns such a slot (since 0.4). */
 CF_API int cf_subscriber_corrupt(const cf_subscriber_t* subscriber, uint64_t* corrupt);
 /** Shared multi-publisher topics: from the subscriber's thread, now and then, recovers a position that a
  *  publisher killed between claim and commit left behind. @return 1 if it recovered one, 0 if not, < 0 error. */
@@ -376,8 +376,8 @@ typedef struct cf_bridge_config {
     /** The time source for clock probes (NULL: cf_time_now's clock). Tests give a bridge a skewed clock here. */
     cf_instant_t (*now)(void* context);
     void* now_context;
-    /* Fields below came after the first version of this struct: a struct_size of the first version leaves them
-     * all at their defaults, so such a bridge has no key. */
+    /* Since 0.4. Fields below came after the first version of this struct: a struct_size of the first version
+     * leaves them all at their defaults, so such a bridge has no key. */
     /** A data frame further ahead of the next expected sequence is dropped and counted (sequence_rejected);
      *  1 .. 2^64-1 (2^32). */
     uint64_t max_sequence_jump;
@@ -466,7 +466,7 @@ typedef struct cf_bridge_topic_stats {
     uint64_t forward_too_large;      /**< not sent: the message does not fit max_datagram_bytes */
     uint64_t forward_dropped;        /**< not sent: no packet buffer */
     uint64_t source_lost;            /**< lossy forwarded topic: messages the bridge's subscriber lost */
-    /* Added later (left unwritten when struct_size ends before them): */
+    /* Added in 0.4 (left unwritten when struct_size ends before them): */
     uint64_t sequence_rejected;      /**< dropped: further ahead than max_sequence_jump, or sequence 2^64-1 */
     uint64_t sequence_resyncs;       /**< a run of consecutive sequences beyond max_sequence_jump was followed */
 } cf_bridge_topic_stats_t;
@@ -500,7 +500,7 @@ typedef struct cf_bridge_stats {
     uint64_t rejected_bad_reserved;
     uint64_t rejected_bad_padding;
     uint64_t rejected_corrupt;       /**< CRC-32C mismatch */
-    /* Added later (left unwritten when struct_size ends before them): */
+    /* Added in 0.4 (left unwritten when struct_size ends before them): */
     uint64_t answers_unsolicited;    /**< dropped: probe answers matching no probe outstanding (nonce and t1) */
     uint64_t answers_stale;          /**< dropped: answers to our probe later than max_probe_age_ns */
     uint64_t auth_failed;            /**< keyed: dropped, the MAC does not match or the auth header is malformed */
