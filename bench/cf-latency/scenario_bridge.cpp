@@ -45,6 +45,7 @@ constexpr std::uint64_t kNone = UINT64_MAX;   // a per-message time that was nev
 
 const char* const kUringName = "bridge over cf uring driver";
 const char* const kSocketName = "bridge over cf socket driver";
+const char* const kKeyedName = "keyed bridge (HMAC) over cf socket driver";
 
 // The bridges' time source: the process's clock (both bridges read the same one, so A's true offset from B is 0),
 // noting the cycle counter at each read. Bridge::poll reads its time source last for the probe check at the start
@@ -93,7 +94,7 @@ struct BridgePair {
     bus::Subscriber subscriber;   // on B's topic, used by this thread
 
     // 0, or a negative errno with `error` saying why (io_uring unavailable, no free port...).
-    int open(drivers::DriverKind kind, std::string& error) {
+    int open(drivers::DriverKind kind, bool keyed, std::string& error) {
         int status = 0;
         const auto failed = [&](const char* what) {
             error = std::string(what) + ": " + platform::last_error_message();
@@ -123,6 +124,13 @@ struct BridgePair {
         config.max_topics = 1;
         config.now = &StepClock::now;
         config.now_context = &clock_a;
+        if (keyed) {   // the same pre-shared key on both sides: every datagram sealed and verified
+            config.key.set = true;
+            config.key.id = 1;
+            for (std::size_t i = 0; i < sizeof config.key.bytes; ++i) {
+                config.key.bytes[i] = static_cast<std::uint8_t>(i);
+            }
+        }
         if ((status = Bridge::create(*a, config, bridge_a)) != 0) return failed("bridge A");
         config.peer = bridge_a->local_address();
         config.now_context = &clock_b;
@@ -254,11 +262,11 @@ void measure(BridgePair& pair, const BusLoopSetup& setup, std::uint64_t interval
 }
 
 // One contender: its bridges, the loop, and what it found as series, figures and notes.
-void run_contender(ScenarioResult& result, const char* name, drivers::DriverKind kind, const BusLoopSetup& setup,
-                   std::uint64_t interval) {
+void run_contender(ScenarioResult& result, const char* name, drivers::DriverKind kind, bool keyed,
+                   const BusLoopSetup& setup, std::uint64_t interval) {
     BridgePair pair;
     std::string error;
-    if (pair.open(kind, error) != 0) {
+    if (pair.open(kind, keyed, error) != 0) {
         result.notes.push_back(std::string(name) + " skipped: " + error);
         return;
     }
@@ -362,7 +370,7 @@ void run_contender(ScenarioResult& result, const char* name, drivers::DriverKind
 
 ScenarioResult run_bridge_scenario(ScenarioContext& context) {
     const TickRuler ruler;
-    constexpr int kContenders = 2;
+    constexpr int kContenders = 3;
     const int partner_cpu = context.cpus.size() > 1 ? context.cpus[1] : -1;
     const BusLoopSetup setup{ruler, ruler.ticks_per_second(), context.duration_s / kContenders, partner_cpu};
     const auto interval = static_cast<std::uint64_t>(kIntervalUs * 1e-6 * setup.ticks_per_second);
@@ -375,23 +383,31 @@ ScenarioResult run_bridge_scenario(ScenarioContext& context) {
         ", one every 20 us: one-way from the intended send time (ns) on the cycle counter, and as across hosts via "
         "B's clock offset estimate; overhead = the part of the one-way outside the drivers' send and receive calls "
         "(on A: intended send -> the poll's send step, on B: the poll's receive step -> subscriber; framing and "
-        "decoding not counted, so a lower bound). The plain driver one-way is the udp scenario's.";
+        "decoding not counted, so a lower bound). The keyed bridge seals and verifies every datagram with "
+        "HMAC-SHA-256. The plain driver one-way is the udp scenario's.";
     context.progress.begin("bridge", context.duration_s);
-    run_contender(result, kUringName, drivers::DriverKind::uring, setup, interval);
+    run_contender(result, kUringName, drivers::DriverKind::uring, false, setup, interval);
     context.progress.update(setup.seconds);
-    run_contender(result, kSocketName, drivers::DriverKind::socket, setup, interval);
+    run_contender(result, kSocketName, drivers::DriverKind::socket, false, setup, interval);
     context.progress.update(2 * setup.seconds);
+    run_contender(result, kKeyedName, drivers::DriverKind::socket, true, setup, interval);
+    context.progress.update(3 * setup.seconds);
     context.progress.end();
 
     const std::string size = size_label(kBytes);
     const Series* uring = nullptr;
     const Series* socket = nullptr;
+    const Series* keyed = nullptr;
     for (const Series& series : result.series) {
         if (series.name == size + " one-way: " + kUringName) uring = &series;
         if (series.name == size + " one-way: " + kSocketName) socket = &series;
+        if (series.name == size + " one-way: " + kKeyedName) keyed = &series;
     }
     if (uring != nullptr && socket != nullptr) {
         result.ratios.push_back(make_ratio(size + " one-way " + kUringName + " / " + kSocketName, *uring, *socket));
+    }
+    if (keyed != nullptr && socket != nullptr) {
+        result.ratios.push_back(make_ratio(size + " one-way " + kKeyedName + " / " + kSocketName, *keyed, *socket));
     }
     return result;
 }

@@ -41,7 +41,8 @@ run)
                 "cf::compute Morton 2D encode (per point)" "64 B RTT: cf socket driver" \
                 "64 B one-way: plain sockets, non-blocking busy-poll" "udp-throughput" "1 KiB syscalls/msg" \
                 "64 B one-way: bridge over cf socket driver" \
-                "64 B one-way via offset estimate: bridge over cf socket driver"; do
+                "64 B one-way via offset estimate: bridge over cf socket driver" \
+                "64 B one-way: keyed bridge (HMAC) over cf socket driver"; do
         grep -q -F -- "$text" "$tmp/table" || { echo "FAIL: table lacks '$text'"; fails=$((fails + 1)); }
     done
     python3 - "$tmp/r.json" <<'PY' || fails=$((fails + 1))
