@@ -77,8 +77,10 @@ int check_directory(const struct stat& st, std::uint32_t owner, const char* path
 }
 
 // Checks (and for the owner's create, makes) the owner's segment directory. 0 or -errno. Once checked, paths
-// inside it are safe to use by name: nobody else can change what they lead to.
-int check_owner_directory(std::uint32_t owner, std::uint32_t mode, bool create, const char* name) {
+// inside it are safe to use by name: nobody else can change what they lead to. With `keep`, the directory stays
+// open there (the caller closes it); otherwise it is closed.
+int check_owner_directory(std::uint32_t owner, std::uint32_t mode, bool create, const char* name,
+                          int* keep = nullptr) {
     char path[kPathBytes];
     directory_path(owner, path);
     const bool own = owner == static_cast<std::uint32_t>(::geteuid());
@@ -106,7 +108,11 @@ int check_owner_directory(std::uint32_t owner, std::uint32_t mode, bool create, 
     if (status == 0 && create && own && (st.st_mode & search) != search) {
         (void)::fchmod(dir, (st.st_mode & 07777) | search);
     }
-    ::close(dir);
+    if (status == 0 && keep != nullptr) {
+        *keep = dir;
+    } else {
+        ::close(dir);
+    }
     return status;
 }
 
@@ -207,14 +213,12 @@ int lock_fd(int fd, int operation, std::uint64_t deadline, const char* name) {
 }
 
 // Whether `path` still names the object open as `fd` (it may have been unlinked, or reset and re-created).
+// lstat, not open: no descriptor needed (so no EMFILE to mistake for "changed"), and a symbolic link put at the
+// name is never the object.
 bool names_object(const char* path, int fd) {
-    const int other = ::open(path, O_RDONLY | kOpenFlags);
-    if (other < 0) return false;
     struct stat ours{}, theirs{};
-    const bool same = ::fstat(fd, &ours) == 0 && ::fstat(other, &theirs) == 0 && ours.st_dev == theirs.st_dev &&
-                      ours.st_ino == theirs.st_ino;
-    ::close(other);
-    return same;
+    return ::fstat(fd, &ours) == 0 && ::lstat(path, &theirs) == 0 && ours.st_dev == theirs.st_dev &&
+           ours.st_ino == theirs.st_ino;
 }
 
 int open_failure(int err, const char* name, const char* path) {
@@ -417,10 +421,18 @@ int ShmSegment::create(const ShmSegmentConfig& config, ShmSegment& out) noexcept
     }
     ProcessIdentity self;
     if (const int status = self_identity(self); status < 0) return status;
-    if (const int status = check_owner_directory(owner, config.mode, true, name); status < 0) return status;
+    int directory = -1;
+    if (const int status = check_owner_directory(owner, config.mode, true, name, &directory); status < 0) {
+        return status;
+    }
+    FdGuard directory_guard(directory);   // closing drops its lock
     char path[kPathBytes];
     object_path(owner, name, path);
     const std::uint64_t deadline = deadline_after(config.wait_timeout);
+    // Creators of this owner's segments take turns, from the first look at the name until the header is written:
+    // of several racing to reset a stale segment, exactly one resets and creates it, and the others find it
+    // live. (The segment's own lock still orders attachers and unlink() against its creator.)
+    if (const int status = lock_fd(directory, LOCK_EX, deadline, name); status < 0) return status;
     const std::size_t total = kPayloadOffset + round_up(config.payload_bytes, kPayloadAlignment);
 
     std::uint64_t generation = 1;

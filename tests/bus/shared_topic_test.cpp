@@ -378,7 +378,8 @@ TEST_CASE("a create that fails after making its segment removes it, and says wha
     const pid_t child = fork();
     REQUIRE(child >= 0);
     if (child == 0) {
-        // New descriptors take the lowest free numbers: fill the holes, so exactly two are left above.
+        // New descriptors take the lowest free numbers: fill the holes, so exactly two are left above (create
+        // holds the segment directory and the segment; registering then needs /proc and its stat file).
         int highest = -1;
         for (int fd = 0; fd < 4096; ++fd) {
             if (fcntl(fd, F_GETFD) >= 0) highest = fd;
