@@ -33,7 +33,26 @@ struct BusLoopSetup {
 // Counts what went wrong in a loop; a correct channel leaves it at zero.
 struct BusLoopErrors {
     std::uint64_t out_of_order = 0;
+    std::uint64_t stalled = 0;   // waits given up after stall_ticks: a peer died or a transport lost a message
 };
+
+// Waits that never give up (threads of one process, which cannot lose a message).
+inline constexpr std::uint64_t kNeverStall = ~std::uint64_t{0};
+
+// Retries `attempt` until it succeeds (true) or `stall_ticks` pass (false). The clock is read only after a failed
+// attempt, every 64 attempts, so a message that is there at once costs nothing extra and one that arrives during
+// the wait is seen within a few polls.
+template <class F>
+bool retry_until_stall(F&& attempt, std::uint64_t stall_ticks) {
+    if (attempt()) return true;
+    const std::uint64_t start = platform::read_cycles();
+    for (std::uint32_t spins = 1;; ++spins) {
+        if (attempt()) return true;
+        if ((spins & 63) == 0 && stall_ticks != kNeverStall && platform::read_cycles() - start > stall_ticks) {
+            return false;
+        }
+    }
+}
 
 namespace bus_detail {
 
@@ -50,41 +69,47 @@ inline void wait_for(const std::atomic<bool>& flag) {
 // The sequence number of the message that ends an echo loop (and, between processes, a sender's wait).
 inline constexpr std::uint64_t kStopSequence = UINT64_MAX;
 
-// The echoing side of ping-pong: returns every message from `there` on `back` until the stop message.
+// The echoing side of ping-pong: returns every message from `there` on `back` until the stop message (or until
+// nothing came or went for stall_ticks).
 template <class There, class Back>
-void echo_until_stop(There& there, Back& back) {
+void echo_until_stop(There& there, Back& back, std::uint64_t stall_ticks = kNeverStall) {
     std::uint64_t stamp = 0, sequence = 0;
     for (;;) {
-        if (!there.try_receive(stamp, sequence)) continue;
+        if (!retry_until_stall([&] { return there.try_receive(stamp, sequence); }, stall_ticks)) return;
         if (sequence == kStopSequence) return;
-        while (!back.try_send(stamp, sequence)) {
-        }
+        if (!retry_until_stall([&] { return back.try_send(stamp, sequence); }, stall_ticks)) return;
     }
 }
 
 // The timing side of ping-pong: one message out, wait for its echo, RTT/2 recorded after a warm-up of 2000 round
-// trips (connections, first faults), for setup.seconds; then the stop message for the echoing side.
+// trips (connections, first faults; fewer if they take longer than setup.seconds, as on a starved host), for
+// setup.seconds; then the stop message for the echoing side.
 template <class There, class Back>
 void time_round_trips(There& there, Back& back, const BusLoopSetup& setup, LatencyHistogram& half_rtt_ps,
-                      BusLoopErrors& errors) {
+                      BusLoopErrors& errors, std::uint64_t stall_ticks = kNeverStall) {
     const auto span = static_cast<std::uint64_t>(setup.seconds * setup.ticks_per_second);
     std::uint64_t end = UINT64_MAX;   // set once the warm-up is over
     constexpr std::uint64_t kWarmup = 2000;
+    const std::uint64_t warmup_end = platform::read_cycles() + span;
+    std::uint64_t measuring_from = kWarmup;
     for (std::uint64_t i = 0;; ++i) {
         const std::uint64_t t0 = platform::read_cycles_ordered();
-        while (!there.try_send(t0, i)) {
-        }
         std::uint64_t stamp = 0, sequence = 0;
-        while (!back.try_receive(stamp, sequence)) {
+        if (!retry_until_stall([&] { return there.try_send(t0, i); }, stall_ticks) ||
+            !retry_until_stall([&] { return back.try_receive(stamp, sequence); }, stall_ticks)) {
+            ++errors.stalled;   // the echo never came: no stop message either (the peer may be gone)
+            return;
         }
         const std::uint64_t t1 = platform::read_cycles_end();
         if (sequence != i || stamp != t0) ++errors.out_of_order;
-        if (i == kWarmup) end = t1 + span;
-        if (i >= kWarmup) half_rtt_ps.record(setup.ruler.to_picos(t1 - t0) / 2);
+        if (i < measuring_from && (i == kWarmup || t1 > warmup_end)) {
+            measuring_from = i;
+            end = t1 + span;
+        }
+        if (i >= measuring_from) half_rtt_ps.record(setup.ruler.to_picos(t1 - t0) / 2);
         if ((i & 255) == 0 && t1 > end) break;
     }
-    while (!there.try_send(0, kStopSequence)) {
-    }
+    if (!retry_until_stall([&] { return there.try_send(0, kStopSequence); }, stall_ticks)) ++errors.stalled;
 }
 
 // The sending side of the open loop: message i at tick first + i * interval, stamped with that intended time. A
@@ -140,10 +165,14 @@ private:
 // first `warmup`.
 template <class Channel>
 void receive_on_schedule(Channel& channel, std::uint64_t count, std::uint64_t warmup, const TickRuler& ruler,
-                         LatencyHistogram& latency_ps, BusLoopErrors& errors) {
+                         LatencyHistogram& latency_ps, BusLoopErrors& errors,
+                         std::uint64_t stall_ticks = kNeverStall) {
     for (std::uint64_t expected = 0; expected < count;) {
         std::uint64_t stamp = 0, sequence = 0;
-        if (!channel.try_receive(stamp, sequence)) continue;
+        if (!retry_until_stall([&] { return channel.try_receive(stamp, sequence); }, stall_ticks)) {
+            ++errors.stalled;   // the rest never came
+            return;
+        }
         const std::uint64_t now = platform::read_cycles_after_loads();
         if (sequence != expected) ++errors.out_of_order;
         if (expected >= warmup) latency_ps.record(ruler.to_picos(now > stamp ? now - stamp : 0));

@@ -24,6 +24,9 @@ namespace {
 
 constexpr std::uint32_t kDepth = 1024;
 constexpr double kOneWayIntervalUs = 2.0;
+// Between processes a peer can die and a transport can lose a message (ZeroMQ's PAIR was seen to, on a loaded
+// host): a wait with no progress for this long gives up, and the run ends with a note instead of hanging.
+constexpr double kStallSeconds = 2.0;
 
 // One process's end of a two-way link over two shared topics ("<base>.a" parent -> child, "<base>.b" back).
 template <std::size_t N>
@@ -113,24 +116,24 @@ private:
 // the parent's go message carries, then wait for the stop (mode 'o'). Exit status 0 ok.
 template <class End>
 [[noreturn]] void child_main(const std::string& base, char mode, std::uint64_t count, std::uint64_t interval_ticks,
-                             int cpu, int ready_fd) {
+                             std::uint64_t stall_ticks, int cpu, int ready_fd) {
     if (cpu >= 0) (void)platform::pin_current_thread(cpu);
+    int status = 0;
     {
         End end(base, false);
-        const char status = end.ok() ? 1 : 0;
-        if (write(ready_fd, &status, 1) != 1 || !end.ok()) _exit(3);
+        const char ready = end.ok() ? 1 : 0;
+        if (write(ready_fd, &ready, 1) != 1 || !end.ok()) _exit(3);
         if (mode == 'p') {
-            echo_until_stop(end, end);
+            echo_until_stop(end, end, stall_ticks);
         } else {
             std::uint64_t first = 0, sequence = 0;
-            while (!end.try_receive(first, sequence)) {
-            }
+            if (!retry_until_stall([&] { return end.try_receive(first, sequence); }, stall_ticks)) _exit(4);
             send_on_schedule(end, first, interval_ticks, count);
-            while (!end.try_receive(first, sequence) || sequence != kStopSequence) {
-            }
+            const auto stopped = [&] { return end.try_receive(first, sequence) && sequence == kStopSequence; };
+            if (!retry_until_stall(stopped, stall_ticks)) status = 4;
         }
     }
-    _exit(0);
+    _exit(status);
 }
 
 // Runs one contender: ping-pong then one-way, each for half of setup.seconds, the child on setup.partner_cpu.
@@ -141,6 +144,7 @@ bool run_contender(const BusLoopSetup& setup, const std::string& base, LatencyHi
     const BusLoopSetup half{setup.ruler, setup.ticks_per_second, setup.seconds / 2, setup.partner_cpu};
     const auto interval = static_cast<std::uint64_t>(kOneWayIntervalUs * 1e-6 * setup.ticks_per_second);
     const std::uint64_t count = static_cast<std::uint64_t>(half.seconds * half.ticks_per_second) / interval;
+    const auto stall = static_cast<std::uint64_t>(kStallSeconds * setup.ticks_per_second);
     for (const char mode : {'p', 'o'}) {
         const std::string name = base + mode;
         End end(name, true);
@@ -159,7 +163,7 @@ bool run_contender(const BusLoopSetup& setup, const std::string& base, LatencyHi
             note = "fork failed";
             return false;
         }
-        if (child == 0) child_main<End>(name, mode, count, interval, setup.partner_cpu, ready[1]);
+        if (child == 0) child_main<End>(name, mode, count, interval, stall, setup.partner_cpu, ready[1]);
         char status = 0;
         const bool child_ready = read(ready[0], &status, 1) == 1 && status == 1;
         close(ready[0]);
@@ -171,17 +175,24 @@ bool run_contender(const BusLoopSetup& setup, const std::string& base, LatencyHi
         }
         BusLoopErrors errors;
         if (mode == 'p') {
-            time_round_trips(end, end, half, half_rtt, errors);   // ends with the stop message
+            time_round_trips(end, end, half, half_rtt, errors, stall);   // ends with the stop message
         } else {
-            while (!end.try_send(platform::read_cycles() + interval * 64, 0)) {
-            }   // go: the first intended send time
-            receive_on_schedule(end, count, count / 20, setup.ruler, one_way, errors);
-            while (!end.try_send(0, kStopSequence)) {
+            const std::uint64_t go = platform::read_cycles() + interval * 64;   // the first intended send time
+            if (retry_until_stall([&] { return end.try_send(go, 0); }, stall)) {
+                receive_on_schedule(end, count, count / 20, setup.ruler, one_way, errors, stall);
+            } else {
+                ++errors.stalled;
             }
+            if (!retry_until_stall([&] { return end.try_send(0, kStopSequence); }, stall)) ++errors.stalled;
         }
+        if (errors.stalled != 0) ::kill(child, SIGKILL);   // it may wait for what will never come
         int child_status = 0;
         waitpid(child, &child_status, 0);
-        if (errors.out_of_order != 0 || !WIFEXITED(child_status) || WEXITSTATUS(child_status) != 0) {
+        if (errors.stalled != 0) {
+            note = std::string(End::kName) + ": stalled " + std::to_string(errors.stalled) + " time(s) for " +
+                   std::to_string(static_cast<int>(kStallSeconds)) + " s (a lost message or a dead peer); the " +
+                   (mode == 'p' ? "ping-pong" : "one-way") + " run was cut short";
+        } else if (errors.out_of_order != 0 || !WIFEXITED(child_status) || WEXITSTATUS(child_status) != 0) {
             note = std::string(End::kName) + ": " + std::to_string(errors.out_of_order) +
                    " messages out of order, child status " + std::to_string(child_status);
         }
