@@ -91,7 +91,7 @@ void time_round_trips(There& there, Back& back, const BusLoopSetup& setup, Laten
     std::uint64_t end = UINT64_MAX;   // set once the warm-up is over
     constexpr std::uint64_t kWarmup = 2000;
     const std::uint64_t warmup_end = platform::read_cycles() + span;
-    std::uint64_t measuring_from = kWarmup;
+    std::uint64_t measuring_from = UINT64_MAX;   // the first round trip recorded
     for (std::uint64_t i = 0;; ++i) {
         const std::uint64_t t0 = platform::read_cycles_ordered();
         std::uint64_t stamp = 0, sequence = 0;
@@ -102,7 +102,7 @@ void time_round_trips(There& there, Back& back, const BusLoopSetup& setup, Laten
         }
         const std::uint64_t t1 = platform::read_cycles_end();
         if (sequence != i || stamp != t0) ++errors.out_of_order;
-        if (i < measuring_from && (i == kWarmup || t1 > warmup_end)) {
+        if (measuring_from == UINT64_MAX && (i == kWarmup || t1 > warmup_end)) {
             measuring_from = i;
             end = t1 + span;
         }
