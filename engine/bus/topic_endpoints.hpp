@@ -41,6 +41,9 @@ inline const char* role_name(EndpointRole role) noexcept {
 inline std::atomic<std::uint64_t>* places_of(TopicHeader& header, EndpointRole role) noexcept {
     return role == EndpointRole::publisher ? header.publisher_places : header.subscriber_places;
 }
+inline const std::atomic<std::uint64_t>* places_of(const TopicHeader& header, EndpointRole role) noexcept {
+    return role == EndpointRole::publisher ? header.publisher_places : header.subscriber_places;
+}
 
 // The number of places of `role`: the configuration Topic::attach validated and copied (another process can
 // rewrite the header's copy at any time).
@@ -51,8 +54,7 @@ inline std::uint32_t place_count(const Topic& topic, EndpointRole role) noexcept
 // Takes a free place for `holder`: its index, or -EINVAL (not attached) / -EUSERS (all taken), with a message.
 inline int take_place(const Topic& topic, EndpointRole role, EndpointHolder holder) noexcept {
     if (!topic.valid()) return platform::fail(EINVAL, "%s: the topic is not attached", role_name(role));
-    TopicHeader& header = topic.header();
-    std::atomic<std::uint64_t>* places = places_of(header, role);
+    std::atomic<std::uint64_t>* places = places_of(topic.header(), role);
     const std::uint32_t count = place_count(topic, role);
     for (std::uint32_t i = 0; i < count; ++i) {
         std::uint64_t expected = 0;
@@ -78,8 +80,7 @@ inline bool give_back_place(const Topic& topic, EndpointRole role, std::uint32_t
 
 // Places of `role` taken now (a snapshot).
 inline std::uint32_t places_taken(const TopicHeader& header, EndpointRole role) noexcept {
-    const std::atomic<std::uint64_t>* places =
-        role == EndpointRole::publisher ? header.publisher_places : header.subscriber_places;
+    const std::atomic<std::uint64_t>* places = places_of(header, role);
     std::uint32_t taken = 0;
     for (std::uint32_t i = 0; i < kMaxTopicEndpoints; ++i) {
         if (places[i].load(std::memory_order_relaxed) != 0) ++taken;
