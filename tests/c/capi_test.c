@@ -482,6 +482,19 @@ static int wait_for_messages(cf_bridge_t* a, cf_bridge_t* b, cf_subscriber_t* su
     return got;
 }
 
+/* An in-process topic of 64-byte messages, depth 16, for the bridge tests (NULL, counted as a failure, if it
+ * cannot be made). */
+static cf_topic_t* bridge_topic(cf_engine_t* engine, const char* name) {
+    cf_topic_config_t config;
+    cf_topic_config_init(&config);
+    config.max_message_bytes = 64;
+    config.depth = 16;
+    config.name = name;
+    cf_topic_t* topic = NULL;
+    EXPECT(cf_topic_create(engine, &config, &topic) == CF_OK);
+    return topic;
+}
+
 static void test_bridge(void) {
     cf_engine_config_t engine_config;
     cf_engine_config_init(&engine_config);
@@ -565,19 +578,9 @@ static void test_bridge(void) {
     EXPECT(cf_bridge_set_peer(NULL, address_b) == CF_EINVAL);
     EXPECT(cf_bridge_set_peer(bridge_a, address_b) == CF_OK);
 
-    cf_topic_config_t topic_config;
-    cf_topic_config_init(&topic_config);
-    topic_config.max_message_bytes = 64;
-    topic_config.depth = 16;
-    cf_topic_t* out_topic = NULL;
-    cf_topic_t* in_topic = NULL;
-    cf_topic_t* other_topic = NULL;
-    topic_config.name = "c.bridge.out";
-    EXPECT(cf_topic_create(a, &topic_config, &out_topic) == CF_OK);
-    topic_config.name = "c.bridge.other";
-    EXPECT(cf_topic_create(a, &topic_config, &other_topic) == CF_OK);
-    topic_config.name = "c.bridge.in";
-    EXPECT(cf_topic_create(b, &topic_config, &in_topic) == CF_OK);
+    cf_topic_t* out_topic = bridge_topic(a, "c.bridge.out");
+    cf_topic_t* other_topic = bridge_topic(a, "c.bridge.other");
+    cf_topic_t* in_topic = bridge_topic(b, "c.bridge.in");
 
     EXPECT(cf_bridge_forward(NULL, out_topic, 5) == CF_EINVAL);
     EXPECT(cf_bridge_forward(bridge_a, NULL, 5) == CF_EINVAL);
@@ -758,16 +761,8 @@ static void test_bridge_keyed(void) {
     EXPECT(cf_bridge_local_address(bridge_b, address_b, sizeof address_b) == CF_OK);
     EXPECT(cf_bridge_set_peer(bridge_a, address_b) == CF_OK);
 
-    cf_topic_config_t topic_config;
-    cf_topic_config_init(&topic_config);
-    topic_config.max_message_bytes = 64;
-    topic_config.depth = 16;
-    cf_topic_t* out_topic = NULL;
-    cf_topic_t* in_topic = NULL;
-    topic_config.name = "c.keyed.out";
-    EXPECT(cf_topic_create(a, &topic_config, &out_topic) == CF_OK);
-    topic_config.name = "c.keyed.in";
-    EXPECT(cf_topic_create(b, &topic_config, &in_topic) == CF_OK);
+    cf_topic_t* out_topic = bridge_topic(a, "c.keyed.out");
+    cf_topic_t* in_topic = bridge_topic(b, "c.keyed.in");
     EXPECT(cf_bridge_forward(bridge_a, out_topic, 9) == CF_OK);
     EXPECT(cf_bridge_republish(bridge_b, 9, in_topic) == CF_OK);
     cf_publisher_t* publisher = NULL;
