@@ -1,14 +1,33 @@
 #include "engine/time/hlc.hpp"
 
-#include <cerrno>
+#include <mutex>
+#include <new>
 
 namespace cf {
 namespace {
 
 constexpr std::uint64_t kMaxUnits = (std::uint64_t{1} << (64 - HlcStamp::kLogicalBits)) - 1;
 
-// The stamps' order comes from the compare-and-swap, not from the clock read, so the cheaper unordered read will do.
+// The stamps' order comes from the lane's word, not from the clock read, so the cheaper unordered read will do.
 Instant default_source(void*) noexcept { return default_clock().now_unordered(); }
+
+// Clocks that threads may still hold lanes of. Touched only when a clock is created or destroyed, when a thread
+// takes its first lane of a clock, and at thread exit: never per stamp.
+std::mutex g_live_clocks_mutex;
+std::uint64_t g_next_serial = 1;
+struct LiveClock {
+    std::uint64_t serial;
+    HybridLogicalClock* clock;
+};
+constexpr int kMaxLiveClocks = 256;
+LiveClock g_live_clocks[kMaxLiveClocks];
+
+HybridLogicalClock* live_clock(std::uint64_t serial) {
+    for (const LiveClock& live : g_live_clocks) {
+        if (live.serial == serial) return live.clock;
+    }
+    return nullptr;
+}
 
 }  // namespace
 
@@ -20,46 +39,121 @@ std::uint64_t hlc_units_from_instant(Instant time) noexcept {
     return units > static_cast<Femtos>(kMaxUnits) ? kMaxUnits : static_cast<std::uint64_t>(units);
 }
 
-HybridLogicalClock::HybridLogicalClock(const Config& config) noexcept
-    : max_drift_units_(config.max_drift <= Duration::zero()
-                           ? 0
-                           : hlc_units_from_instant(Instant::epoch() + config.max_drift)),
-      source_(config.source != nullptr ? config.source : default_source),
-      source_context_(config.source_context),
-      node_id_(config.node_id) {}
-
-std::uint64_t HybridLogicalClock::physical_word() const noexcept {
-    return hlc_units_from_instant(source_(source_context_)) << HlcStamp::kLogicalBits;
-}
-
-std::uint64_t HybridLogicalClock::advance(std::uint64_t floor, std::uint64_t extra) noexcept {
-    std::uint64_t current = state_.load(std::memory_order_relaxed);
-    std::uint64_t first, last;
-    do {
-        // Past UINT64_MAX (the year 2106) a word would wrap below every earlier stamp: stay at the top instead.
-        const std::uint64_t successor = current == UINT64_MAX ? UINT64_MAX : current + 1;
-        first = floor > successor ? floor : successor;
-        last = first > UINT64_MAX - extra ? UINT64_MAX : first + extra;
-    } while (!state_.compare_exchange_weak(current, last, std::memory_order_acq_rel, std::memory_order_relaxed));
-    return last - extra;   // first, unless the batch hit the top (then it ends at UINT64_MAX)
-}
-
-HlcStamp HybridLogicalClock::now() noexcept { return {advance(physical_word()), node_id_}; }
-
-HlcStamp HybridLogicalClock::now_batch(std::uint32_t count) noexcept {
-    return {advance(physical_word(), count > 1 ? count - 1 : 0), node_id_};
-}
-
-int HybridLogicalClock::update(const HlcStamp& remote, HlcStamp& out) noexcept {
-    const std::uint64_t physical = physical_word();
-    const std::uint64_t physical_units = physical >> HlcStamp::kLogicalBits;
-    if (remote.physical_units() > physical_units && remote.physical_units() - physical_units > max_drift_units_) {
-        rejected_.fetch_add(1, std::memory_order_relaxed);
-        return -ERANGE;
+HybridLogicalClock::HybridLogicalClock(const Config& config) noexcept {
+    parameters_.node_id = config.node_id;
+    parameters_.max_drift_units =
+        config.max_drift <= Duration::zero() ? 0 : hlc_units_from_instant(Instant::epoch() + config.max_drift);
+    parameters_.source = config.source != nullptr ? config.source : default_source;
+    parameters_.source_context = config.source_context;
+    shared_.parameters_ = &parameters_;
+    shared_.shared_ = true;
+    const std::uint32_t wanted = config.max_lanes < kMaxClockLanes ? config.max_lanes : kMaxClockLanes - 1;
+    if (wanted != 0) {
+        lanes_ = new (std::nothrow) ClockLane[wanted + 1];
+        if (lanes_ != nullptr) max_lanes_ = wanted;
     }
-    const std::uint64_t remote_successor = remote.word == UINT64_MAX ? UINT64_MAX : remote.word + 1;
-    out = {advance(physical > remote_successor ? physical : remote_successor), node_id_};
-    return 0;
+    for (std::uint32_t id = 1; id <= max_lanes_; ++id) {
+        lanes_[id].parameters_ = &parameters_;
+        lanes_[id].id_ = static_cast<std::uint16_t>(id);
+    }
+    std::lock_guard<std::mutex> lock(g_live_clocks_mutex);
+    serial_ = g_next_serial++;
+    for (LiveClock& live : g_live_clocks) {
+        if (live.clock == nullptr) {
+            live = LiveClock{serial_, this};
+            return;
+        }
+    }
+    // The registry is full: no thread lanes for this clock (threads use the shared lane), but stamps stay right.
+    max_lanes_ = 0;
+}
+
+HybridLogicalClock::~HybridLogicalClock() {
+    {
+        std::lock_guard<std::mutex> lock(g_live_clocks_mutex);
+        for (LiveClock& live : g_live_clocks) {
+            if (live.serial == serial_) live = LiveClock{0, nullptr};
+        }
+    }
+    delete[] lanes_;
+}
+
+ClockLane* HybridLogicalClock::open_lane() noexcept {
+    for (std::uint32_t id = 1; id <= max_lanes_; ++id) {
+        bool expected = false;
+        // Acquire pairs with close_lane's release: the previous holder's last word is visible, so the new holder
+        // continues above it.
+        if (lanes_[id].taken_.compare_exchange_strong(expected, true, std::memory_order_acquire,
+                                                      std::memory_order_relaxed)) {
+            lanes_[id].physical_seen_ = 0;
+            return &lanes_[id];
+        }
+    }
+    return nullptr;
+}
+
+void HybridLogicalClock::close_lane(ClockLane& lane) noexcept {
+    if (lane.shared_) return;
+    lane.taken_.store(false, std::memory_order_release);
+}
+
+std::uint32_t HybridLogicalClock::lanes_in_use() const noexcept {
+    std::uint32_t count = 0;
+    for (std::uint32_t id = 1; id <= max_lanes_; ++id) count += lanes_[id].taken_.load(std::memory_order_relaxed);
+    return count;
+}
+
+std::uint64_t HybridLogicalClock::rejected_count() const noexcept {
+    std::uint64_t count = shared_.rejected();
+    for (std::uint32_t id = 1; id <= max_lanes_; ++id) count += lanes_[id].rejected();
+    return count;
+}
+
+// Gives a thread's lanes back when it exits (a thread_local with a destructor, armed on the first binding).
+struct ThreadLaneRelease {
+    ~ThreadLaneRelease() { HybridLogicalClock::release_thread_lanes(); }
+};
+
+void HybridLogicalClock::release_thread_lanes() noexcept {
+    ThreadLanes& lanes = tl_thread_lanes;
+    lanes.exiting = true;
+    std::lock_guard<std::mutex> lock(g_live_clocks_mutex);
+    for (ThreadLaneEntry& entry : lanes.entries) {
+        if (entry.clock_serial == 0) continue;
+        // A clock destroyed first took its lanes with it.
+        if (HybridLogicalClock* clock = live_clock(entry.clock_serial); clock != nullptr) clock->close_lane(*entry.lane);
+        entry = ThreadLaneEntry{};
+    }
+}
+
+ClockLane& HybridLogicalClock::bind_thread_lane() noexcept {
+    ThreadLanes& lanes = tl_thread_lanes;
+    for (ThreadLaneEntry& entry : lanes.entries) {
+        if (entry.clock_serial == serial_) return *entry.lane;
+    }
+    if (lanes.exiting) return shared_;
+    std::lock_guard<std::mutex> lock(g_live_clocks_mutex);
+    // A free entry, or one of a clock that is gone.
+    ThreadLaneEntry* slot = nullptr;
+    for (ThreadLaneEntry& entry : lanes.entries) {
+        if (entry.clock_serial == 0 || live_clock(entry.clock_serial) == nullptr) {
+            slot = &entry;
+            break;
+        }
+    }
+    if (slot == nullptr) return shared_;
+    ClockLane* lane = open_lane();
+    if (lane == nullptr) lane = &shared_;   // remembered, so the thread does not retry on every stamp
+    static thread_local ThreadLaneRelease release_at_exit;
+    (void)&release_at_exit;
+    *slot = ThreadLaneEntry{serial_, lane};
+    // The hot check looks at the first entry only: keep the most recent binding there.
+    if (slot != &lanes.entries[0]) {
+        const ThreadLaneEntry previous = lanes.entries[0];
+        lanes.entries[0] = *slot;
+        *slot = previous;
+    }
+    return *lane;
 }
 
 }  // namespace cf
