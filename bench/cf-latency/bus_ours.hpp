@@ -1,7 +1,8 @@
 // Our contenders for the bus scenarios, behind the same interface as the peers (bus_peers.hpp):
 //  - CfSpscChannel / CfMpscChannel: the bare rings, claim + write in place + commit, read in place;
 //  - CfTopicChannel: what users call: a topic with a publisher and a subscriber, so every message also gets its
-//    header (sequence, length) and an HLC stamp from the process's one clock at commit.
+//    header (sequence, length) and an HLC stamp from the publishing thread's clock lane at commit, and the
+//    receiving thread merges every stamp it receives into its own lane (the receive rule).
 // Ring memory is one aligned allocation per channel at set-up; nothing is allocated per message.
 #pragma once
 
@@ -132,6 +133,7 @@ public:
             bus::Subscriber::open(topic, ends_.subscriber) != 0) {
             error_ = platform::last_error_message();
         }
+        ends_.subscriber.set_clock(&bench_process_clock());
     }
     bool ok() const { return error_.empty(); }
     std::string error() const { return error_; }

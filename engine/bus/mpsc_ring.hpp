@@ -36,7 +36,7 @@ public:
 
     // ---- producers (any thread) ----
 
-    // Claims the next position: its payload (64-byte aligned, slot_bytes() usable) with the position in
+    // Claims the next position: its payload (8-byte aligned, slot_bytes() usable) with the position in
     // `position`, or nullptr when the ring is full. Lock-free: it only retries when another producer won the tail.
     std::byte* try_claim(std::uint64_t& position) noexcept {
         std::uint64_t pos = control_->producers.tail.load(std::memory_order_relaxed);

@@ -61,19 +61,6 @@ std::uint64_t Publisher::next_position() const noexcept {
     return 0;
 }
 
-namespace {
-
-void mark_abandoned(std::byte* slot, std::uint64_t position) noexcept {
-    auto* header = reinterpret_cast<MessageHeader*>(slot);
-    std::atomic_ref<std::uint64_t>(header->sequence).store(position, std::memory_order_relaxed);
-    header->hlc_word = 0;
-    header->length = 0;
-    header->hlc_node = 0;
-    header->flags = kMessageAbandoned;
-}
-
-}  // namespace
-
 int Publisher::publish_abandoned(std::uint32_t count) noexcept {
     if (claimed_ != nullptr) return -EBUSY;
     if (kind_ == Kind::spsc || kind_ == Kind::broadcast_single) {
@@ -82,7 +69,7 @@ int Publisher::publish_abandoned(std::uint32_t count) noexcept {
         const std::uint32_t claimed =
             spsc ? rings_.spsc.try_claim_batch(count) : rings_.broadcast.try_claim_batch(count);
         for (std::uint32_t i = 0; i < claimed; ++i) {
-            mark_abandoned(spsc ? rings_.spsc.claimed_slot(i) : rings_.broadcast.claimed_slot(i), first + i);
+            write_abandoned(spsc ? rings_.spsc.claimed_slot(i) : rings_.broadcast.claimed_slot(i), first + i);
         }
         if (claimed != 0) {
             if (spsc) rings_.spsc.commit();
@@ -94,7 +81,7 @@ int Publisher::publish_abandoned(std::uint32_t count) noexcept {
     for (; used < count; ++used) {
         std::byte* data = nullptr;
         if (try_claim(0, data) != 0) break;
-        mark_abandoned(claimed_, position_);
+        write_abandoned(claimed_, position_);
         // -ESTALE (a subscriber took the claim over) still used the position: it reads as empty either way.
         (void)release_claim();
     }
@@ -105,12 +92,7 @@ void Publisher::close() noexcept {
     if (!topic_.valid()) return;
     if (claimed_ != nullptr && (kind_ == Kind::mpsc || kind_ == Kind::broadcast_multi)) {
         // Other writers' positions after ours wait for this one: publish it as an empty, abandoned message.
-        auto* header = reinterpret_cast<MessageHeader*>(claimed_);
-        std::atomic_ref<std::uint64_t>(header->sequence).store(position_, std::memory_order_relaxed);
-        header->hlc_word = 0;
-        header->length = 0;
-        header->hlc_node = 0;
-        header->flags = kMessageAbandoned;
+        write_abandoned(claimed_, position_);
         (void)release_claim();
     }
     claimed_ = nullptr;

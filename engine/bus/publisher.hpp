@@ -68,16 +68,11 @@ public:
         return 0;
     }
 
-    // Stamps and publishes the claimed slot with `length` bytes of payload (<= the claimed length).
+    // Stamps (from the calling thread's clock lane) and publishes the claimed slot with `length` bytes of payload
+    // (<= the claimed length).
     int commit(std::uint32_t length) noexcept {
         if (claimed_ == nullptr || length > claimed_length_) return -EINVAL;
-        const HlcStamp stamp = clock_->now();
-        auto* header = reinterpret_cast<MessageHeader*>(claimed_);
-        std::atomic_ref<std::uint64_t>(header->sequence).store(position_, std::memory_order_relaxed);
-        header->hlc_word = stamp.word;
-        header->length = length;
-        header->hlc_node = stamp.node;
-        header->flags = 0;
+        write_header(claimed_, position_, length, clock_->this_thread_lane().now());
         return release_claim();
     }
 
@@ -91,7 +86,7 @@ public:
     }
 
     // Copies in and publishes up to `count` messages (data[i], lengths[i]) as one burst: on single-writer topics
-    // (SPSC, single-writer broadcast) with one HLC reservation (now_batch: consecutive stamps) and one release
+    // (SPSC, single-writer broadcast) with one HLC reservation (ClockLane::now_batch: consecutive stamps) and one release
     // store for the whole burst; multi-writer topics publish them one by one. Returns how many were published, in
     // order (fewer than `count`, possibly 0, when the topic filled up), or -EMSGSIZE (some length is above the
     // maximum: nothing published) or -EBUSY (a claim is outstanding).
@@ -113,15 +108,8 @@ public:
             if (lengths[i] != 0) std::memcpy(slot_of(i) + kMessageHeaderBytes, data[i], lengths[i]);
         }
         // Stamped once the payloads are in (commit time), then made visible together.
-        const HlcStamp stamp = clock_->now_batch(claimed);
-        for (std::uint32_t i = 0; i < claimed; ++i) {
-            auto* header = reinterpret_cast<MessageHeader*>(slot_of(i));
-            std::atomic_ref<std::uint64_t>(header->sequence).store(first + i, std::memory_order_relaxed);
-            header->hlc_word = stamp.word + i;
-            header->length = lengths[i];
-            header->hlc_node = stamp.node;
-            header->flags = 0;
-        }
+        HlcStamp stamp = clock_->this_thread_lane().now_batch(claimed);
+        for (std::uint32_t i = 0; i < claimed; ++i, ++stamp.word) write_header(slot_of(i), first + i, lengths[i], stamp);
         if (spsc) rings_.spsc.commit();
         else rings_.broadcast.commit();
         return static_cast<int>(claimed);
@@ -156,11 +144,7 @@ private:
         return static_cast<int>(published);
     }
 
-    void mark_claimed(std::byte* slot) noexcept {
-        auto* header = reinterpret_cast<MessageHeader*>(slot);
-        std::atomic_ref<std::uint64_t>(header->claimer_pid).store(pid_, std::memory_order_relaxed);
-        std::atomic_ref<std::uint64_t>(header->sequence).store(claimed_marker(position_), std::memory_order_relaxed);
-    }
+    void mark_claimed(std::byte* slot) noexcept { write_claim_marker(slot, position_, pid_); }
 
     int release_claim() noexcept {
         int status = 0;

@@ -96,11 +96,10 @@ int compute_ring_layout(RingKind kind, const RingGeometry& geometry, std::uint32
     layout.flags = flags;
     if (kind == RingKind::spsc) {
         layout.trailer_offset = 0;
-        layout.slot_stride = static_cast<std::uint32_t>(round_up(geometry.slot_bytes, kCacheLine));
+        layout.slot_stride = static_cast<std::uint32_t>(round_up(geometry.slot_bytes, kSlotAlignment));
     } else {
-        layout.trailer_offset = static_cast<std::uint32_t>(round_up(geometry.slot_bytes, kSlotTrailerBytes));
-        layout.slot_stride =
-            static_cast<std::uint32_t>(round_up(layout.trailer_offset + kSlotTrailerBytes, kCacheLine));
+        layout.trailer_offset = static_cast<std::uint32_t>(round_up(geometry.slot_bytes, kSlotAlignment));
+        layout.slot_stride = layout.trailer_offset + static_cast<std::uint32_t>(kSlotTrailerBytes);
     }
     layout.readers_offset = kind == RingKind::broadcast ? kControlOffset + 2 * kIndexSpacing : 0;
     layout.slots_offset = kControlOffset + control_regions(kind, max_readers) * kIndexSpacing;

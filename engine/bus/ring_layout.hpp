@@ -14,10 +14,12 @@
 //     slots_offset         capacity slots of slot_stride bytes
 //
 // Positions are monotonically increasing 64-bit counts (slot = position & (capacity - 1)): they do not wrap in
-// centuries, so there is no ABA. Payloads start at the first byte of their slot and are 64-byte aligned in every
-// ring (the block must be 64-byte aligned, the slots start on a 64-byte boundary, the stride is a multiple of 64).
-// Rings with per-slot control words (MPSC, broadcast) keep them in a 16-byte SlotTrailer after the payload, at
-// round_up(slot_bytes, 16): a payload of up to 48 bytes shares one cache line with its sequence.
+// centuries, so there is no ABA. Payloads start at the first byte of their slot and are 8-byte aligned in every
+// ring (the block must be 64-byte aligned, the slots start on a 64-byte boundary, the stride is a multiple of 8).
+// Slots are packed rather than padded to cache lines: a slot may share a line with its neighbours, which costs
+// nothing when the writer runs ahead of the readers (it fills lines in order) and saves the padding's memory
+// traffic on every message (the bus-throughput benchmark measures both). Rings with per-slot control words (MPSC,
+// broadcast) keep them in a 16-byte SlotTrailer right after the payload, at round_up(slot_bytes, 8).
 #pragma once
 
 #include <atomic>
@@ -36,6 +38,7 @@ inline constexpr std::size_t kIndexSpacing = 128;     // between words written b
 inline constexpr std::size_t kRingAlignment = 64;     // required of the block, guaranteed for payloads
 inline constexpr std::size_t kControlOffset = 128;    // first control region (the header has 0..63)
 inline constexpr std::size_t kSlotTrailerBytes = 16;
+inline constexpr std::size_t kSlotAlignment = 8;      // of every slot, payload and trailer
 
 inline constexpr std::uint32_t kMinRingCapacity = 2;
 inline constexpr std::uint32_t kMaxRingCapacity = std::uint32_t{1} << 24;
@@ -43,7 +46,7 @@ inline constexpr std::uint32_t kMaxSlotBytes = std::uint32_t{1} << 20;
 inline constexpr std::uint32_t kMaxBroadcastReaders = 64;
 
 inline constexpr std::uint64_t kRingMagic = 0x31474E49522D4643;  // "CF-RING1" in a little-endian hex dump
-inline constexpr std::uint32_t kRingLayoutVersion = 1;
+inline constexpr std::uint32_t kRingLayoutVersion = 2;   // 2: slots packed to 8 bytes instead of 64
 
 // Broadcast options as stored in RingHeader::flags.
 inline constexpr std::uint32_t kRingFlagLossy = 1;

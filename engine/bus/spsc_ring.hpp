@@ -42,7 +42,7 @@ public:
 
     // ---- producer ----
 
-    // The next free slot (payload pointer, 64-byte aligned, slot_bytes() usable), or nullptr when the ring is
+    // The next free slot (payload pointer, 8-byte aligned, slot_bytes() usable), or nullptr when the ring is
     // full. Several claims may be outstanding; none is visible to the consumer before commit().
     std::byte* try_claim() noexcept {
         if (claim_ - cached_head_ >= capacity_) {

@@ -39,7 +39,7 @@ int Subscriber::open(const Topic& topic, EndpointHolder holder, Subscriber& out)
             subscriber.slot_bytes_ = subscriber.rings_.mpsc.slot_bytes();
             break;
         case TopicKind::broadcast:
-            // Each copy starts 64-byte aligned, as in the ring, so its MessageHeader is aligned too.
+            // Each copy starts 64-byte aligned, so its MessageHeader is aligned too.
             subscriber.slot_bytes_ = (subscriber.rings_.broadcast.slot_bytes() + kCacheLine - 1) / kCacheLine * kCacheLine;
             subscriber.kind_ = topic.overflow() == OverflowPolicy::lossy ? Kind::broadcast_lossy : Kind::broadcast;
             if (subscriber.kind_ == Kind::broadcast_lossy) {
@@ -77,6 +77,7 @@ Subscriber& Subscriber::operator=(Subscriber&& other) noexcept {
     topic_ = other.topic_;
     kind_ = other.kind_;
     rings_ = other.rings_;
+    clock_ = other.clock_;
     reader_ = other.reader_;
     holder_ = other.holder_;
     place_ = other.place_;
@@ -186,7 +187,7 @@ int Subscriber::recover_stalled_claim(std::uint64_t now_ns, std::uint64_t stuck_
     // The claimer may be writing these words right now: read them atomically, as it writes them.
     auto* header = reinterpret_cast<MessageHeader*>(slot);
     const std::uint64_t marker = std::atomic_ref<std::uint64_t>(header->sequence).load(std::memory_order_relaxed);
-    const std::uint64_t pid = std::atomic_ref<std::uint64_t>(header->claimer_pid).load(std::memory_order_relaxed);
+    const std::uint64_t pid = std::atomic_ref<std::uint64_t>(header->hlc_word).load(std::memory_order_relaxed);
     bool dead = false;
     if (marker == claimed_marker(position) && plausible_claimer(pid)) {
         dead = process_liveness(static_cast<std::uint32_t>(pid), 0) != Liveness::alive;

@@ -22,6 +22,7 @@
 #include "engine/bus/topic.hpp"
 #include "engine/bus/topic_endpoints.hpp"
 #include "engine/bus/topic_rings.hpp"
+#include "engine/time/hlc.hpp"
 
 namespace cf::bus {
 
@@ -46,6 +47,12 @@ public:
 
     void close() noexcept;
     bool valid() const noexcept { return topic_.valid(); }
+
+    // The receive rule (hlc.hpp): every message this subscriber delivers is first observed by the receiving
+    // thread's lane of `clock`, so any stamp that thread takes afterwards (a reply it publishes, say) is larger than
+    // the message's. A stamp beyond the clock's drift bound is not merged (the clock counts it); the message is
+    // still delivered. nullptr (the default) merges nothing. The clock must outlive the subscriber.
+    void set_clock(HybridLogicalClock* clock) noexcept { clock_ = clock; }
 
     // Calls f(const Message&) for up to `max` messages, in order, then releases them. Returns how many.
     template <class F>
@@ -111,12 +118,15 @@ private:
             return false;
         }
         next_ = position + 1;
-        return verdict == SlotVerdict::message;
+        if (verdict != SlotVerdict::message) return false;
+        if (clock_ != nullptr) (void)clock_->this_thread_lane().observe(out.stamp);
+        return true;
     }
 
     Topic topic_;
     Kind kind_ = Kind::spsc;
     TopicRings rings_;
+    HybridLogicalClock* clock_ = nullptr;       // the receive rule's clock, or none
     int reader_ = -1;
     EndpointHolder holder_ = 0;                 // who holds our place in the topic's ledger
     std::uint32_t place_ = 0;

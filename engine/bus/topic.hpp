@@ -5,7 +5,7 @@
 //     offset 0      TopicHeader (1152 bytes): magic, layout version, the configuration, the name, and the
 //                   endpoint ledger: who holds each publisher and subscriber place (topic_endpoints.hpp), so
 //                   max_publishers / max_subscribers hold across processes and a dead process's places are found
-//     offset 1152   the ring block (ring_layout.hpp): slot = MessageHeader (32 bytes) + max_message_bytes
+//     offset 1152   the ring block (ring_layout.hpp): slot = MessageHeader (24 bytes) + max_message_bytes
 //
 // The ring follows from the configuration: one publisher and one subscriber: SpscRing; several publishers and
 // one subscriber: MpscRing; several subscribers, or a lossy topic: BroadcastRing (multi-writer when several
@@ -58,7 +58,7 @@ struct alignas(64) TopicHeader {
 static_assert(sizeof(TopicHeader) == 1152);
 
 inline constexpr std::uint64_t kTopicMagic = 0x3143494F542D4643;  // "CF-TOPC1"
-inline constexpr std::uint32_t kTopicLayoutVersion = 2;            // 2: the endpoint ledger replaced the counts
+inline constexpr std::uint32_t kTopicLayoutVersion = 3;   // 2: the endpoint ledger; 3: 24-byte message headers
 inline constexpr std::size_t kTopicRingOffset = sizeof(TopicHeader);
 
 // Which ring a configuration gets.

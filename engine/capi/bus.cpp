@@ -177,8 +177,10 @@ int cf_commit(cf_publisher_t* publisher, uint32_t length) {
 
 int cf_subscriber_create(cf_topic_t* topic, cf_subscriber_t** subscriber) {
     return create_endpoint(topic, subscriber, "cf_subscriber_create", [](cf::EngineTopic& target, cf_subscriber& handle) {
-        return target.shared() ? target.shared_topic().open_subscriber(handle.subscriber)
-                               : cf::bus::Subscriber::open(target.topic(), handle.subscriber);
+        const int status = target.shared() ? target.shared_topic().open_subscriber(handle.subscriber)
+                                           : cf::bus::Subscriber::open(target.topic(), handle.subscriber);
+        handle.subscriber.set_clock(&target.engine().clock());   // the receive rule: replies stamp after the message
+        return status;
     });
 }
 

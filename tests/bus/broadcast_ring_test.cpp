@@ -63,7 +63,7 @@ TEST_CASE("sizes: header, writer regions, one 128-byte region per reader, slots 
           128 + 2 * 128 + 4 * 128 + 8 * 64);
     CHECK(BroadcastRing::bytes_needed({8, 48}) == 128 + 2 * 128 + 8 * 128 + 8 * 64);   // 8 readers by default
     CHECK(BroadcastRing::bytes_needed({2, 100}, options(64, OverflowPolicy::lossy, true)) ==
-          128 + 2 * 128 + 64 * 128 + 2 * 128);
+          128 + 2 * 128 + 64 * 128 + 2 * (104 + 16));   // payload rounded to 8, then the trailer
     CHECK(BroadcastRing::bytes_needed({8, 48}, options(0, OverflowPolicy::lossy, false)) == 0);
     CHECK(BroadcastRing::bytes_needed({8, 48}, options(65, OverflowPolicy::lossy, false)) == 0);
     CHECK(BroadcastRing::bytes_needed({8, 48}, options(4, static_cast<OverflowPolicy>(7), false)) == 0);

@@ -100,12 +100,12 @@ void run_producers(std::vector<MpscRing*> views, MpscRing& consumer, int produce
 
 }  // namespace
 
-TEST_CASE("sizes: a 16-byte trailer after the payload, slots rounded up to 64 bytes") {
-    CHECK(MpscRing::bytes_needed({2, 1}) == 384 + 2 * 64);
-    CHECK(MpscRing::bytes_needed({8, 48}) == 384 + 8 * 64);     // 48 + 16 fits one line
-    CHECK(MpscRing::bytes_needed({8, 49}) == 384 + 8 * 128);    // 64 (payload rounded to 16) + 16
-    CHECK(MpscRing::bytes_needed({4, 64}) == 384 + 4 * 128);
-    CHECK(MpscRing::bytes_needed({2, 1u << 20}) == 384 + 2 * ((std::size_t{1} << 20) + 64));
+TEST_CASE("sizes: a 16-byte trailer right after the payload rounded up to 8 bytes") {
+    CHECK(MpscRing::bytes_needed({2, 1}) == 384 + 2 * 24);
+    CHECK(MpscRing::bytes_needed({8, 48}) == 384 + 8 * 64);     // 48 + 16
+    CHECK(MpscRing::bytes_needed({8, 49}) == 384 + 8 * 72);     // 56 (payload rounded to 8) + 16
+    CHECK(MpscRing::bytes_needed({4, 64}) == 384 + 4 * 80);
+    CHECK(MpscRing::bytes_needed({2, 1u << 20}) == 384 + 2 * ((std::size_t{1} << 20) + 16));
     CHECK(MpscRing::bytes_needed({1, 8}) == 0);
     CHECK(MpscRing::bytes_needed({8, 0}) == 0);
     CHECK(MpscRing::bytes_needed({(1u << 24) * 2, 8}) == 0);
@@ -161,7 +161,7 @@ TEST_CASE("the consumer stops at the first uncommitted position; commits may com
         slots[i] = ring.try_claim(positions[i]);
         REQUIRE(slots[i] != nullptr);
         CHECK(positions[i] == static_cast<std::uint64_t>(i));
-        CHECK(reinterpret_cast<std::uintptr_t>(slots[i]) % 64 == 0);
+        CHECK(reinterpret_cast<std::uintptr_t>(slots[i]) % 8 == 0);
         fill_pattern(slots[i], 16, 100 + positions[i]);
     }
     CHECK(ring.try_claim(positions[4]) == nullptr);   // full at once

@@ -31,15 +31,16 @@ constexpr std::uint64_t kStressMessages = 60'000;
 constexpr std::uint64_t kStressMessages = 1'000'000;
 #endif
 
-bool aligned64(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 64 == 0; }
+bool aligned8(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 8 == 0; }
 
 }  // namespace
 
-TEST_CASE("sizes: header and two 128-byte index regions, then slots rounded up to 64 bytes") {
-    CHECK(SpscRing::bytes_needed({2, 1}) == 384 + 2 * 64);
+TEST_CASE("sizes: header and two 128-byte index regions, then slots rounded up to 8 bytes") {
+    CHECK(SpscRing::bytes_needed({2, 1}) == 384 + 2 * 8);
     CHECK(SpscRing::bytes_needed({8, 64}) == 384 + 8 * 64);
-    CHECK(SpscRing::bytes_needed({4, 65}) == 384 + 4 * 128);
-    CHECK(SpscRing::bytes_needed({1u << 24, 1}) == 384 + (std::size_t{1} << 24) * 64);
+    CHECK(SpscRing::bytes_needed({4, 65}) == 384 + 4 * 72);
+    CHECK(SpscRing::bytes_needed({4, 88}) == 384 + 4 * 88);   // a topic's 64-byte message with its header
+    CHECK(SpscRing::bytes_needed({1u << 24, 1}) == 384 + (std::size_t{1} << 24) * 8);
     CHECK(SpscRing::bytes_needed({2, 1u << 20}) == 384 + 2 * (std::size_t{1} << 20));
 }
 
@@ -97,9 +98,9 @@ TEST_CASE("attach checks the block: magic, kind, version, checksum, size, positi
         REQUIRE(SpscRing::format(block.data, needed, geometry) == 0);
         auto* header = reinterpret_cast<cf::bus::RingHeader*>(block.data);
         SUBCASE("layout version") {
-            header->layout_version = 2;
+            header->layout_version = 1;   // the 64-byte-stride layout of 0.4
             CHECK(SpscRing::attach(block.data, needed, ring) == -EPROTO);
-            CHECK(last_error().find("version 2") != std::string::npos);
+            CHECK(last_error().find("version 1") != std::string::npos);
         }
         SUBCASE("capacity") {
             header->capacity = 16;
@@ -142,7 +143,7 @@ TEST_CASE("attach checks the block: magic, kind, version, checksum, size, positi
     }
 }
 
-TEST_CASE("empty, full, claims invisible until commit, payloads 64-byte aligned and distinct") {
+TEST_CASE("empty, full, claims invisible until commit, payloads 8-byte aligned, packed and distinct") {
     const RingGeometry geometry{4, 100};
     FormattedRing<SpscRing> formatted(geometry);
     SpscRing& ring = formatted.ring;
@@ -155,13 +156,13 @@ TEST_CASE("empty, full, claims invisible until commit, payloads 64-byte aligned 
     for (int i = 0; i < 4; ++i) {
         std::byte* slot = ring.try_claim();
         REQUIRE(slot != nullptr);
-        CHECK(aligned64(slot));
+        CHECK(aligned8(slot));
         CHECK(slot >= formatted.block.data + 384);
         CHECK(slot + 100 <= formatted.block.data + formatted.block.bytes);
         fill_pattern(slot, 100, static_cast<std::uint64_t>(i));
         slots.push_back(slot);
     }
-    for (std::size_t i = 1; i < slots.size(); ++i) CHECK(slots[i] == slots[i - 1] + 128);
+    for (std::size_t i = 1; i < slots.size(); ++i) CHECK(slots[i] == slots[i - 1] + 104);   // 100 rounded up to 8
     CHECK(ring.try_claim() == nullptr);                 // full: 4 claims outstanding
     CHECK(ring.try_claim_batch(3) == 0);
     CHECK(ring.available(8) == 0);                      // nothing committed yet
@@ -201,7 +202,7 @@ TEST_CASE("random claims, batches, commits and polls match a deque model") {
                     std::byte* slot = ring.try_claim();
                     REQUIRE((slot != nullptr) == (in_ring < capacity));
                     if (slot != nullptr) {
-                        mismatches += !aligned64(slot);
+                        mismatches += !aligned8(slot);
                         fill_pattern(slot, geometry.slot_bytes, next_value);
                         pending.push_back(next_value++);
                     }
@@ -288,7 +289,7 @@ TEST_CASE("the largest capacity (2^24 slots) in a lazily mapped block") {
     REQUIRE(SpscRing::attach(memory, bytes, ring) == 0);
     CHECK(ring.capacity() == cf::bus::kMaxRingCapacity);
     CHECK(ring.try_claim_batch(1000) == 1000);
-    CHECK(ring.claimed_slot(999) == static_cast<std::byte*>(memory) + 384 + 999 * 64);
+    CHECK(ring.claimed_slot(999) == static_cast<std::byte*>(memory) + 384 + 999 * 8);
     for (std::uint32_t i = 0; i < 1000; ++i) *ring.claimed_slot(i) = static_cast<std::byte>(i);
     ring.commit();
     CHECK(ring.available(5000) == 1000);

@@ -205,7 +205,7 @@ TEST_CASE("claim and commit in place; one claim at a time; commit shorter than c
     CHECK(publisher.commit(0) == -EINVAL);                 // nothing claimed
     CHECK(publisher.try_claim(65, data) == -EMSGSIZE);
     REQUIRE(publisher.try_claim(64, data) == 0);
-    CHECK(reinterpret_cast<std::uintptr_t>(data) % 32 == 0);
+    CHECK(reinterpret_cast<std::uintptr_t>(data) % 8 == 0);
     std::byte* second = nullptr;
     CHECK(publisher.try_claim(8, second) == -EBUSY);
     std::memcpy(data, "hello, world", 12);
@@ -343,7 +343,7 @@ TEST_CASE("many publishers: a claim stalled past the recovery timeout is reclaim
         // publisher's process): never reclaimed, however long it takes. A marker naming this very process is not
         // believed (anyone can write our pid): see the hardening case below.
         auto* header = reinterpret_cast<MessageHeader*>(data - kMessageHeaderBytes);
-        header->claimer_pid = static_cast<std::uint64_t>(getppid());
+        header->hlc_word = static_cast<std::uint64_t>(getppid());   // the claim marker's pid
         CHECK(subscriber.recover_stalled_claim(1'000, 500) == 0);
         CHECK(subscriber.recover_stalled_claim(1'000'000'000, 500) == 0);
         // As if the claimer had died between its claim and its marker: only the timeout tells, counted from when

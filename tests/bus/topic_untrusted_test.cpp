@@ -84,7 +84,7 @@ BroadcastRing::ReaderWords& reader_words(const Topic& topic, int reader) {
 
 }  // namespace
 
-TEST_CASE("every kind: a slot with a bad length, sequence or flags is consumed, counted, never returned") {
+TEST_CASE("every kind: a slot with a bad length, sequence or abandoned mark is consumed, counted, never returned") {
     struct Corruption {
         const char* name;
         void (*apply)(MessageHeader&);
@@ -94,7 +94,8 @@ TEST_CASE("every kind: a slot with a bad length, sequence or flags is consumed, 
         {"length 100000", [](MessageHeader& h) { h.length = 100000; }},
         {"length 0xFFFFFFFF", [](MessageHeader& h) { h.length = 0xFFFFFFFF; }},
         {"sequence of another lap", [](MessageHeader& h) { h.sequence += kDepth; }},
-        {"unknown flag", [](MessageHeader& h) { h.flags = 0x8000; }},
+        {"abandoned flag with a length", [](MessageHeader& h) { h.length = cf::bus::kMessageAbandoned | 4; }},
+        {"length 0x40000000", [](MessageHeader& h) { h.length = 0x4000'0000; }},
     };
     for (const KindCase& kind : every_kind(kMax, kDepth)) {
         for (const Corruption& corruption : corruptions) {
@@ -241,7 +242,7 @@ TEST_CASE("many publishers: a claim marker naming pid 0, our own pid or pid 2^31
             std::byte* data = nullptr;
             REQUIRE(stalled.try_claim(4, data) == 0);
             REQUIRE(other.publish("next", 4) == 0);
-            header_of(data).claimer_pid = pid;
+            header_of(data).hlc_word = pid;   // the claim marker's pid
             // Neither believed dead at once (pid 0 and 2^31 used to be) nor alive for ever (our own pid used to be).
             CHECK(subscriber.recover_stalled_claim(1'000, 500) == 0);
             CHECK(subscriber.recover_stalled_claim(1'499, 500) == 0);
