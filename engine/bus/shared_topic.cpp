@@ -88,7 +88,7 @@ EndpointHolder SharedTopic::holder() const noexcept {
 void SharedTopic::free_places(EndpointHolder holder, MaintainReport& report) noexcept {
     TopicHeader& header = topic_.header();
     BroadcastRing broadcast;
-    const bool is_broadcast = topic_.kind() == TopicKind::broadcast &&
+    const bool is_broadcast = topic_.kind() == RingKind::broadcast &&
                               BroadcastRing::attach(topic_.ring_memory(), topic_.ring_bytes(), broadcast) == 0;
     report.publishers_freed += reclaim_places(header, EndpointRole::publisher, holder, [](std::uint32_t) {});
     report.subscribers_freed += reclaim_places(header, EndpointRole::subscriber, holder, [&](std::uint32_t place) {

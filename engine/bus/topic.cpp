@@ -29,9 +29,9 @@ BroadcastOptions broadcast_options(const TopicConfig& config) noexcept {
 std::size_t ring_bytes_needed(const TopicConfig& config) noexcept {
     const RingGeometry geometry = ring_geometry(config);
     switch (topic_kind(config)) {
-        case TopicKind::spsc: return SpscRing::bytes_needed(geometry);
-        case TopicKind::mpsc: return MpscRing::bytes_needed(geometry);
-        case TopicKind::broadcast: return BroadcastRing::bytes_needed(geometry, broadcast_options(config));
+        case RingKind::spsc: return SpscRing::bytes_needed(geometry);
+        case RingKind::mpsc: return MpscRing::bytes_needed(geometry);
+        case RingKind::broadcast: return BroadcastRing::bytes_needed(geometry, broadcast_options(config));
     }
     return 0;
 }
@@ -51,9 +51,9 @@ std::uint64_t fnv1a(std::uint64_t hash, std::uint64_t value) noexcept {
 
 }  // namespace
 
-TopicKind topic_kind(const TopicConfig& config) noexcept {
-    if (config.max_subscribers > 1 || config.overflow == OverflowPolicy::lossy) return TopicKind::broadcast;
-    return config.max_publishers > 1 ? TopicKind::mpsc : TopicKind::spsc;
+RingKind topic_kind(const TopicConfig& config) noexcept {
+    if (config.max_subscribers > 1 || config.overflow == OverflowPolicy::lossy) return RingKind::broadcast;
+    return config.max_publishers > 1 ? RingKind::mpsc : RingKind::spsc;
 }
 
 int check_topic_config(const TopicConfig& config) noexcept {
@@ -124,9 +124,9 @@ int Topic::format(void* memory, std::size_t bytes, const TopicConfig& config) no
     const RingGeometry geometry = ring_geometry(config);
     int status = 0;
     switch (topic_kind(config)) {
-        case TopicKind::spsc: status = SpscRing::format(ring, ring_bytes, geometry); break;
-        case TopicKind::mpsc: status = MpscRing::format(ring, ring_bytes, geometry); break;
-        case TopicKind::broadcast:
+        case RingKind::spsc: status = SpscRing::format(ring, ring_bytes, geometry); break;
+        case RingKind::mpsc: status = MpscRing::format(ring, ring_bytes, geometry); break;
+        case RingKind::broadcast:
             status = BroadcastRing::format(ring, ring_bytes, geometry, broadcast_options(config));
             break;
     }
@@ -188,7 +188,7 @@ int Topic::attach(void* memory, std::size_t bytes, Topic& out) noexcept {
                     static_cast<unsigned long long>(kTopicRingOffset + ring_bytes));
     }
     view.header_ = header;
-    view.kind_ = static_cast<TopicKind>(kind);
+    view.kind_ = static_cast<RingKind>(kind);
     view.overflow_ = config.overflow;
     view.max_message_bytes_ = config.max_message_bytes;
     view.depth_ = config.depth;

@@ -25,8 +25,6 @@ inline constexpr std::uint32_t kMaxTopicMessageBytes = kMaxSlotBytes - 64;
 inline constexpr std::uint32_t kMaxTopicEndpoints = 64;   // publishers, and separately subscribers
 static_assert(kMaxBroadcastReaders == kMaxTopicEndpoints, "subscriber place i is broadcast reader i");
 
-enum class TopicKind : std::uint32_t { spsc = 1, mpsc = 2, broadcast = 3 };
-
 struct TopicConfig {
     const char* name = nullptr;            // 1..63 characters of [A-Za-z0-9._-]
     std::uint32_t max_message_bytes = 0;   // payload bytes, 1 .. kMaxTopicMessageBytes
@@ -39,7 +37,7 @@ struct TopicConfig {
 struct alignas(64) TopicHeader {
     std::atomic<std::uint64_t> magic;      // kTopicMagic, stored last by format() (release)
     std::uint32_t layout_version;
-    std::uint32_t kind;                    // TopicKind
+    std::uint32_t kind;                    // RingKind of the topic's ring
     std::uint32_t max_message_bytes;
     std::uint32_t depth;
     std::uint32_t max_publishers;
@@ -62,7 +60,7 @@ inline constexpr std::uint32_t kTopicLayoutVersion = 3;   // 2: the endpoint led
 inline constexpr std::size_t kTopicRingOffset = sizeof(TopicHeader);
 
 // Which ring a configuration gets.
-TopicKind topic_kind(const TopicConfig& config) noexcept;
+RingKind topic_kind(const TopicConfig& config) noexcept;
 
 // Checks a configuration: 0, or -EINVAL with a message naming the field.
 int check_topic_config(const TopicConfig& config) noexcept;
@@ -88,7 +86,7 @@ public:
 
     bool valid() const noexcept { return header_ != nullptr; }
     TopicHeader& header() const noexcept { return *header_; }
-    TopicKind kind() const noexcept { return kind_; }
+    RingKind kind() const noexcept { return kind_; }
     const char* name() const noexcept { return name_; }
     std::uint32_t max_message_bytes() const noexcept { return max_message_bytes_; }
     std::uint32_t depth() const noexcept { return depth_; }
@@ -101,7 +99,7 @@ public:
 private:
     TopicHeader* header_ = nullptr;
     // Validated at attach (see above).
-    TopicKind kind_ = TopicKind::spsc;
+    RingKind kind_ = RingKind::spsc;
     OverflowPolicy overflow_ = OverflowPolicy::back_pressure;
     std::uint32_t max_message_bytes_ = 0;
     std::uint32_t depth_ = 0;

@@ -29,10 +29,10 @@ using namespace cf::bus;
 using namespace cf::test;
 
 TEST_CASE("configuration: each kind of topic gets its ring; bad configurations are refused with a message") {
-    CHECK(topic_kind(config_of(64, 8)) == TopicKind::spsc);
-    CHECK(topic_kind(config_of(64, 8, 3, 1)) == TopicKind::mpsc);
-    CHECK(topic_kind(config_of(64, 8, 1, 2)) == TopicKind::broadcast);
-    CHECK(topic_kind(config_of(64, 8, 1, 1, OverflowPolicy::lossy)) == TopicKind::broadcast);
+    CHECK(topic_kind(config_of(64, 8)) == RingKind::spsc);
+    CHECK(topic_kind(config_of(64, 8, 3, 1)) == RingKind::mpsc);
+    CHECK(topic_kind(config_of(64, 8, 1, 2)) == RingKind::broadcast);
+    CHECK(topic_kind(config_of(64, 8, 1, 1, OverflowPolicy::lossy)) == RingKind::broadcast);
     CHECK(check_topic_config(config_of(64, 8)) == 0);
 
     TopicConfig bad = config_of(64, 8);

@@ -64,9 +64,9 @@ Received receive_all(Subscriber& subscriber, std::uint32_t max = kMaxPollBatch) 
 std::atomic<std::uint64_t>& writer_word(const Topic& topic) {
     auto* control = static_cast<std::byte*>(topic.ring_memory()) + kControlOffset;
     switch (topic.kind()) {
-        case TopicKind::spsc: return reinterpret_cast<SpscRing::Control*>(control)->producer.tail;
-        case TopicKind::mpsc: return reinterpret_cast<MpscRing::Control*>(control)->producers.tail;
-        case TopicKind::broadcast: break;
+        case RingKind::spsc: return reinterpret_cast<SpscRing::Control*>(control)->producer.tail;
+        case RingKind::mpsc: return reinterpret_cast<MpscRing::Control*>(control)->producers.tail;
+        case RingKind::broadcast: break;
     }
     auto* words = reinterpret_cast<BroadcastRing::Control*>(control);
     return topic.max_publishers() > 1 ? words->writers.tail : words->published.cursor;
@@ -194,7 +194,7 @@ TEST_CASE("every kind: a writer position moved far ahead or behind never yields 
 
 TEST_CASE("broadcast: a reader cursor rewound or thrown ahead delivers nothing twice and nothing out of range") {
     for (const KindCase& kind : every_kind(kMax, kDepth)) {
-        if (topic_kind(kind.config) != TopicKind::broadcast) continue;
+        if (topic_kind(kind.config) != RingKind::broadcast) continue;
         CAPTURE(std::string(kind.name));
         TopicBlock block(kind.config);
         HybridLogicalClock clock(clock_config(1));

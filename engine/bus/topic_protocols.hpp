@@ -1,0 +1,173 @@
+// The ring protocols a topic can run, one type each, so that publishers and subscribers pick theirs once, when
+// they open (publisher.hpp, subscriber.hpp), and their per-message code has no switch on the kind.
+//
+//     writer              ring                                  claim / commit
+//     SpscWriter          SpscRing                              private position, one release store per commit
+//     MpscWriter          MpscRing                              CAS on the shared tail, per-slot commit (CAS)
+//     BroadcastWriter     BroadcastRing, one writer             private position, one release store per commit
+//     BroadcastMultiWriter BroadcastRing, several writers       CAS on the shared tail, per-slot commit (CAS)
+//
+//     reader              ring                                  read
+//     SpscReader          SpscRing                              in place
+//     MpscReader          MpscRing                              in place, reclaimed positions skipped
+//     BroadcastReader     BroadcastRing, back-pressure          in place, reader i of the ring
+//     LossyReader         BroadcastRing, lossy                  copied out and checked (seqlock), losses counted
+//
+// Every protocol attaches its ring from a topic and checks that the ring's header describes the ring the topic's
+// validated configuration calls for (-EPROTO otherwise): from then on the view's geometry is the topic's.
+// Multi-writer protocols commit with a compare-and-swap, so a claim that a subscriber reclaimed as dead fails
+// (-ESTALE) instead of wedging the ring.
+#pragma once
+
+#include <cerrno>
+#include <cstdint>
+
+#include "engine/bus/broadcast_ring.hpp"
+#include "engine/bus/message.hpp"
+#include "engine/bus/mpsc_ring.hpp"
+#include "engine/bus/spsc_ring.hpp"
+#include "engine/bus/topic.hpp"
+
+namespace cf::bus {
+
+// Attaches `ring` (SpscRing, MpscRing or BroadcastRing) from the topic's ring memory and checks its geometry, and
+// for a broadcast ring its options, against the topic's configuration. 0, the ring's attach error, or -EPROTO.
+template <class Ring>
+int attach_topic_ring(const Topic& topic, Ring& ring) noexcept;
+
+struct SpscWriter {
+    static constexpr bool kMultiWriter = false;
+    SpscRing ring;
+
+    int attach(const Topic& topic) noexcept { return attach_topic_ring(topic, ring); }
+    std::byte* try_claim(std::uint64_t& position) noexcept {
+        position = ring.claim_position();
+        return ring.try_claim();
+    }
+    bool commit(std::uint64_t) noexcept {
+        ring.commit();
+        return true;
+    }
+    std::uint32_t try_claim_batch(std::uint32_t wanted, std::uint64_t& first) noexcept {
+        first = ring.claim_position();
+        return ring.try_claim_batch(wanted);
+    }
+    std::byte* claimed_slot(std::uint32_t i) const noexcept { return ring.claimed_slot(i); }
+    void commit_batch() noexcept { ring.commit(); }
+    std::uint64_t next_position() const noexcept { return ring.claim_position(); }
+};
+
+struct BroadcastWriter {
+    static constexpr bool kMultiWriter = false;
+    BroadcastRing ring;
+
+    int attach(const Topic& topic) noexcept { return attach_topic_ring(topic, ring); }
+    std::byte* try_claim(std::uint64_t& position) noexcept {
+        position = ring.claim_position();
+        return ring.try_claim();
+    }
+    bool commit(std::uint64_t) noexcept {
+        ring.commit();
+        return true;
+    }
+    std::uint32_t try_claim_batch(std::uint32_t wanted, std::uint64_t& first) noexcept {
+        first = ring.claim_position();
+        return ring.try_claim_batch(wanted);
+    }
+    std::byte* claimed_slot(std::uint32_t i) const noexcept { return ring.claimed_slot(i); }
+    void commit_batch() noexcept { ring.commit(); }
+    std::uint64_t next_position() const noexcept { return ring.claim_position(); }
+};
+
+struct MpscWriter {
+    static constexpr bool kMultiWriter = true;
+    MpscRing ring;
+
+    int attach(const Topic& topic) noexcept { return attach_topic_ring(topic, ring); }
+    std::byte* try_claim(std::uint64_t& position) noexcept { return ring.try_claim(position); }
+    bool commit(std::uint64_t position) noexcept { return ring.try_commit(position); }
+    // The shared tail as it is now: another publisher may take it first.
+    std::uint64_t next_position() const noexcept { return ring.claimed_position(); }
+};
+
+struct BroadcastMultiWriter {
+    static constexpr bool kMultiWriter = true;
+    BroadcastRing ring;
+
+    int attach(const Topic& topic) noexcept { return attach_topic_ring(topic, ring); }
+    std::byte* try_claim(std::uint64_t& position) noexcept { return ring.try_claim(position); }
+    bool commit(std::uint64_t position) noexcept { return ring.try_commit(position); }
+    std::uint64_t next_position() const noexcept { return ring.writer_position(); }
+};
+
+// Readers: poll(max, f) calls f(slot, position) for each position that holds a message or an abandoned mark
+// (reclaimed positions are skipped) and releases them; take(max) / slot(i) / position(i) / release(n) read a batch
+// in place and keep it until released.
+struct SpscReader {
+    static constexpr bool kInPlace = true;
+    SpscRing ring;
+
+    int attach(const Topic& topic, int) noexcept { return attach_topic_ring(topic, ring); }
+    template <class F>
+    std::uint32_t poll(std::uint32_t max, F&& f) noexcept(kNothrowPollCallback<F>) {
+        return ring.poll(max, f);
+    }
+    std::uint32_t take(std::uint32_t max) noexcept { return ring.available(max); }
+    const std::byte* slot(std::uint32_t i) const noexcept { return ring.slot(i); }
+    bool reclaimed(std::uint32_t) const noexcept { return false; }
+    std::uint64_t first_position() const noexcept { return ring.read_position(); }
+    void release(std::uint32_t n) noexcept { ring.release(n); }
+    int reader() const noexcept { return -1; }
+};
+
+struct MpscReader {
+    static constexpr bool kInPlace = true;
+    MpscRing ring;
+
+    int attach(const Topic& topic, int) noexcept { return attach_topic_ring(topic, ring); }
+    template <class F>
+    std::uint32_t poll(std::uint32_t max, F&& f) noexcept(kNothrowPollCallback<F>) {
+        return ring.poll(max, f);
+    }
+    std::uint32_t take(std::uint32_t max) noexcept { return ring.available(max); }
+    const std::byte* slot(std::uint32_t i) const noexcept { return ring.slot(i); }
+    bool reclaimed(std::uint32_t i) const noexcept { return ring.reclaimed(i); }
+    std::uint64_t first_position() const noexcept { return ring.read_position(); }
+    void release(std::uint32_t n) noexcept { ring.release(n); }
+    int reader() const noexcept { return -1; }
+};
+
+struct BroadcastReader {
+    static constexpr bool kInPlace = true;
+    BroadcastRing ring;
+    int index = -1;
+
+    // Joins as reader `place` (a topic's subscriber place i is reader i).
+    int attach(const Topic& topic, int place) noexcept;
+    template <class F>
+    std::uint32_t poll(std::uint32_t max, F&& f) noexcept(kNothrowPollCallback<F>) {
+        return ring.poll(index, max, f);
+    }
+    std::uint32_t take(std::uint32_t max) noexcept { return ring.available(index, max); }
+    const std::byte* slot(std::uint32_t i) const noexcept { return ring.slot(index, i); }
+    bool reclaimed(std::uint32_t i) const noexcept { return ring.reclaimed(index, i); }
+    std::uint64_t first_position() const noexcept { return ring.reader_position(index); }
+    void release(std::uint32_t n) noexcept { ring.release(index, n); }
+    int reader() const noexcept { return index; }
+};
+
+// Lossy topics cannot be read in place: each message is copied into the subscriber's scratch (poll_copy).
+struct LossyReader {
+    static constexpr bool kInPlace = false;
+    BroadcastRing ring;
+    int index = -1;
+
+    int attach(const Topic& topic, int place) noexcept;
+    template <class F>
+    std::uint32_t poll_copy(std::uint32_t max, std::byte* scratch, F&& f) noexcept(kNothrowPollCallback<F>) {
+        return ring.poll_copy(index, max, scratch, f);
+    }
+    int reader() const noexcept { return index; }
+};
+
+}  // namespace cf::bus
