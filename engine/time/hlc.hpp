@@ -26,6 +26,7 @@ struct HlcStamp {
 
     std::uint64_t word = 0;
     std::uint16_t node = 0;
+    std::uint16_t lane = 0;   // the issuing clock lane of the node; compared after node
 
     constexpr std::uint64_t physical_units() const noexcept { return word >> kLogicalBits; }
     constexpr std::uint32_t logical() const noexcept { return static_cast<std::uint32_t>(word & kLogicalMask); }
