@@ -84,7 +84,8 @@ protected:
 };
 
 // Opens a UDP driver bound to config.bind. automatic tries io_uring first; when the kernel lacks it or forbids
-// it (ENOSYS, EPERM, io_uring_disabled) it prints one line on stderr saying so and opens the socket driver.
+// it (ENOSYS, EPERM, io_uring_disabled) it logs one line saying so (platform/os/log.hpp) and opens the socket
+// driver.
 // Asking for uring explicitly fails instead (-ENOSYS/-EPERM, message set). 0 or a negative errno.
 int open_udp(DriverKind kind, const UdpConfig& config, std::unique_ptr<DatagramDriver>& out) noexcept;
 

@@ -1,13 +1,13 @@
 // Which implementation a DriverKind opens, for every driver that has an io_uring and a socket version: sockets when
 // asked, io_uring when asked (failing if it cannot run), and for automatic io_uring first with a fall back to
-// sockets, said on stderr, when the kernel (or the emulator, or a container policy) does not let us use io_uring.
+// sockets, said through the log sink (platform/os/log.hpp), when the kernel (or the emulator, or a container policy) does not let us use io_uring.
 #pragma once
 
 #include <cerrno>
-#include <cstdio>
 
 #include "drivers/datagram_driver.hpp"
 #include "platform/os/last_error.hpp"
+#include "platform/os/log.hpp"
 
 namespace cf::drivers {
 
@@ -29,9 +29,10 @@ int open_preferring_uring(DriverKind kind, const char* what, OpenUring open_urin
     }
     const int status = open_uring();
     if (status == 0 || !uring_unusable(status)) return status;
-    // Said once per open, on stderr, because a silent fallback costs latency nobody would know to look for.
-    std::fprintf(stderr, "chronofabric: io_uring unavailable (%s); using the socket driver\n",
-                 platform::last_error_message());
+    // Said once per open (through the log sink) because a silent fallback costs latency nobody would know to
+    // look for.
+    platform::log(platform::LogLevel::warning, "io_uring unavailable (%s); using the socket driver",
+                  platform::last_error_message());
     return open_socket();
 }
 

@@ -144,7 +144,7 @@ protected:
     StreamStats stats_;
 };
 
-// Opens a TCP stream driver. automatic tries io_uring first and falls back to sockets with one line on stderr, as
+// Opens a TCP stream driver. automatic tries io_uring first and falls back to sockets with one logged line, as
 // open_udp() does; uring asked for explicitly fails instead. 0 or a negative errno.
 int open_tcp(DriverKind kind, const TcpConfig& config, std::unique_ptr<StreamDriver>& out) noexcept;
 

@@ -38,6 +38,14 @@ public:
     std::uint32_t max_message_bytes() const noexcept { return max_message_bytes_; }
 
 protected:
+    // Counts a publish the topic refused because it was full (the topic header's counter of our place; we are its
+    // only writer) and returns -EAGAIN.
+    int refused_full() noexcept {
+        std::atomic<std::uint64_t>& counter = topic_.header().publisher_full[place_];
+        counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        return -EAGAIN;
+    }
+
     Topic topic_;
     HybridLogicalClock* clock_ = nullptr;
     std::uint32_t max_message_bytes_ = 0;
@@ -81,7 +89,7 @@ public:
         if (length > max_message_bytes_) return -EMSGSIZE;
         if (claimed_ != nullptr) return -EBUSY;
         std::byte* slot = writer_.try_claim(position_);
-        if (slot == nullptr) return -EAGAIN;
+        if (slot == nullptr) [[unlikely]] return refused_full();
         if constexpr (Writer::kMultiWriter) write_claim_marker(slot, position_, pid_);
         claimed_ = slot;
         claimed_length_ = length;
@@ -120,13 +128,14 @@ public:
             std::uint32_t published = 0;
             for (; published < count; ++published) {
                 const int status = publish(data[published], lengths[published]);
-                if (status == -EAGAIN) break;
+                if (status == -EAGAIN) break;   // counted by try_claim
                 if (status != 0) return published != 0 ? static_cast<int>(published) : status;
             }
             return static_cast<int>(published);
         } else {
             std::uint64_t first = 0;
             const std::uint32_t claimed = writer_.try_claim_batch(count, first);
+            if (claimed < count) [[unlikely]] (void)refused_full();
             if (claimed == 0) return 0;
             for (std::uint32_t i = 0; i < claimed; ++i) {
                 if (lengths[i] != 0) std::memcpy(writer_.claimed_slot(i) + kMessageHeaderBytes, data[i], lengths[i]);

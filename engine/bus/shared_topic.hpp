@@ -26,6 +26,14 @@
 
 namespace cf::bus {
 
+// The layout versions a shared topic's segment was written with: the segment header's, the topic header's and the
+// ring header's (0 where that header is missing or not readable with this library's segment layout).
+struct SharedTopicLayout {
+    std::uint32_t segment_version = 0;
+    std::uint32_t topic_version = 0;
+    std::uint32_t ring_version = 0;
+};
+
 struct MaintainReport {
     std::uint32_t dead_processes = 0;      // reclaimed by this call
     std::uint32_t stale_alive = 0;         // processes with an old heartbeat that still exist (left alone)
@@ -44,6 +52,22 @@ public:
     // (another owner's segment that does not exist), -EEXIST/-ETIMEDOUT from the segment, with a message.
     static int open(const TopicConfig& config, std::uint32_t mode, SharedTopic& out,
                     std::uint32_t owner_uid = kShmOwnerSelf) noexcept;
+
+    // Attaches to the existing topic `name` of `owner_uid` with the configuration its segment holds, for a process
+    // that does not know it: the segment and topic headers are validated as by any attach, and a configuration
+    // whose layout id differs from the segment's (a peer of another library version) is refused. Never creates.
+    // 0, or -EINVAL (bad name or mode), -ENOENT (no such topic), -EPROTO (another layout, or corrupt), -EACCES,
+    // -ESTALE (left by a dead run), -ETIMEDOUT, -ENOSPC (process table full), with a message.
+    static int open_existing(const char* name, std::uint32_t mode, SharedTopic& out,
+                             std::uint32_t owner_uid = kShmOwnerSelf) noexcept;
+
+    // Reads the layout versions of topic `name`'s segment without attaching (nothing read is used for anything but
+    // these numbers): what a peer that refused an attach with -EPROTO was built with. 0, or -EINVAL (bad name),
+    // -ENOENT, -EACCES (a symbolic link, not a regular file, another owner's), -EPROTO (not a segment), with a
+    // message.
+    static int read_layout(const char* name, std::uint32_t owner_uid, SharedTopicLayout& out) noexcept;
+    // The versions this library writes.
+    static SharedTopicLayout local_layout() noexcept;
 
     SharedTopic() noexcept = default;
     SharedTopic(SharedTopic&& other) noexcept { *this = static_cast<SharedTopic&&>(other); }
@@ -81,6 +105,8 @@ public:
     const ShmSegment& segment() const noexcept { return segment_; }
 
 private:
+    // The last steps of every open: views the topic in the attached segment and registers this process.
+    static int adopt_segment(SharedTopic& shared, const char* topic_name) noexcept;
     EndpointHolder holder() const noexcept;
     // Gives back every place `holder` holds, broadcast readers first (see reclaim_places).
     void free_places(EndpointHolder holder, MaintainReport& report) noexcept;

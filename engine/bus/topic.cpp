@@ -146,6 +146,7 @@ int Topic::format(void* memory, std::size_t bytes, const TopicConfig& config) no
     for (std::uint32_t i = 0; i < kMaxTopicEndpoints; ++i) {
         header->publisher_places[i].store(0, std::memory_order_relaxed);
         header->subscriber_places[i].store(0, std::memory_order_relaxed);
+        header->publisher_full[i].store(0, std::memory_order_relaxed);
     }
     // Pairs with attach()'s acquire: whoever sees the magic sees the header and the formatted ring.
     header->magic.store(kTopicMagic, std::memory_order_release);

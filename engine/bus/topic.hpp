@@ -2,10 +2,10 @@
 // works in one process (the block comes from a pre-faulted region) and across processes (the block is the
 // payload of a shared-memory segment, mapped at a different address in each).
 //
-//     offset 0      TopicHeader (1152 bytes): magic, layout version, the configuration, the name, and the
+//     offset 0      TopicHeader (1664 bytes): magic, layout version, the configuration, the name, and the
 //                   endpoint ledger: who holds each publisher and subscriber place (topic_endpoints.hpp), so
 //                   max_publishers / max_subscribers hold across processes and a dead process's places are found
-//     offset 1152   the ring block (ring_layout.hpp): slot = MessageHeader (24 bytes) + max_message_bytes
+//     offset 1664   the ring block (ring_layout.hpp): slot = MessageHeader (24 bytes) + max_message_bytes
 //
 // The ring follows from the configuration: one publisher and one subscriber: SpscRing; several publishers and
 // one subscriber: MpscRing; several subscribers, or a lossy topic: BroadcastRing (multi-writer when several
@@ -52,11 +52,14 @@ struct alignas(64) TopicHeader {
     // the counts are derived from it, never kept beside it. Subscriber place i is broadcast reader i.
     alignas(64) std::atomic<std::uint64_t> publisher_places[kMaxTopicEndpoints];
     alignas(64) std::atomic<std::uint64_t> subscriber_places[kMaxTopicEndpoints];
+    // Back-pressure events: publishes the topic refused because it was full, one counter per publisher place,
+    // written only by the place's holder (one relaxed store: a kill at any instruction leaves it consistent).
+    alignas(64) std::atomic<std::uint64_t> publisher_full[kMaxTopicEndpoints];
 };
-static_assert(sizeof(TopicHeader) == 1152);
+static_assert(sizeof(TopicHeader) == 1664);
 
 inline constexpr std::uint64_t kTopicMagic = 0x3143494F542D4643;  // "CF-TOPC1"
-inline constexpr std::uint32_t kTopicLayoutVersion = 3;   // 2: the endpoint ledger; 3: 24-byte message headers
+inline constexpr std::uint32_t kTopicLayoutVersion = 3;   // 2: the endpoint ledger; 3: 24-byte headers, full counters
 inline constexpr std::size_t kTopicRingOffset = sizeof(TopicHeader);
 
 // Which ring a configuration gets.

@@ -139,16 +139,17 @@ int cf_bridge_create(cf_engine_t* engine, const cf_bridge_config_t* config, cf_b
         settings.now = c_time_source;
         settings.now_context = handle;   // the handle outlives the bridge it holds
     }
+    const cf::capi::Call status_of("cf_bridge_create");
     if (const int status = cf::Bridge::create(*engine->engine, settings, handle->bridge); status != 0) {
         delete handle;
-        return cf::capi::api_status(status);   // a socket's EADDRINUSE, getrandom's failure, ...
+        return status_of(status);   // a socket's EADDRINUSE, getrandom's failure, ...
     }
     *bridge = handle;
     return 0;
 }
 
 int cf_bridge_destroy(cf_bridge_t* bridge) {
-    if (bridge == nullptr) return fail(EINVAL, "cf_bridge_destroy: bridge is NULL");
+    if (bridge == nullptr) return 0;
     delete bridge;
     return 0;
 }
@@ -159,7 +160,8 @@ int cf_bridge_set_peer(cf_bridge_t* bridge, const char* peer) {
     if (cf::drivers::PeerAddress::parse(peer, address) != 0) {
         return fail_with_prefix("cf_bridge_set_peer");
     }
-    return cf::capi::api_status(bridge->bridge->set_peer(address));
+    const cf::capi::Call status_of("cf_bridge_set_peer");
+    return status_of(bridge->bridge->set_peer(address));
 }
 
 int cf_bridge_set_next_key(cf_bridge_t* bridge, uint32_t key_id, const uint8_t* key, size_t key_length) {
@@ -170,29 +172,34 @@ int cf_bridge_set_next_key(cf_bridge_t* bridge, uint32_t key_id, const uint8_t* 
     }
     std::uint8_t bytes[cf::wire::kMacKeyBytes];
     std::memcpy(bytes, key, sizeof bytes);
+    const cf::capi::Call status_of("cf_bridge_set_next_key");
     const int status = bridge->bridge->set_next_key(static_cast<std::uint8_t>(key_id), bytes);
     std::memset(bytes, 0, sizeof bytes);
-    return cf::capi::api_status(status);
+    return status_of(status);
 }
 
 int cf_bridge_rotate_key(cf_bridge_t* bridge) {
     if (bridge == nullptr) return fail(EINVAL, "cf_bridge_rotate_key: bridge is NULL");
-    return cf::capi::api_status(bridge->bridge->rotate_key());
+    const cf::capi::Call status_of("cf_bridge_rotate_key");
+    return status_of(bridge->bridge->rotate_key());
 }
 
 int cf_bridge_forward(cf_bridge_t* bridge, cf_topic_t* topic, uint32_t topic_id) {
     if (bridge == nullptr || topic == nullptr) return fail(EINVAL, "cf_bridge_forward: bridge or topic is NULL");
-    return cf::capi::api_status(bridge->bridge->forward(to_engine_topic(topic), topic_id));
+    const cf::capi::Call status_of("cf_bridge_forward");
+    return status_of(bridge->bridge->forward(to_engine_topic(topic), topic_id));
 }
 
 int cf_bridge_republish(cf_bridge_t* bridge, uint32_t topic_id, cf_topic_t* topic) {
     if (bridge == nullptr || topic == nullptr) return fail(EINVAL, "cf_bridge_republish: bridge or topic is NULL");
-    return cf::capi::api_status(bridge->bridge->republish(topic_id, to_engine_topic(topic)));
+    const cf::capi::Call status_of("cf_bridge_republish");
+    return status_of(bridge->bridge->republish(topic_id, to_engine_topic(topic)));
 }
 
 int cf_bridge_poll(cf_bridge_t* bridge) {
     if (bridge == nullptr) return fail(EINVAL, "cf_bridge_poll: bridge is NULL");
-    return cf::capi::api_status(bridge->bridge->poll());
+    const cf::capi::Call status_of("cf_bridge_poll");
+    return status_of(bridge->bridge->poll());
 }
 
 int cf_bridge_local_address(const cf_bridge_t* bridge, char* buffer, size_t size) {
@@ -218,8 +225,9 @@ int cf_bridge_topic_stats(const cf_bridge_t* bridge, uint32_t topic_id, cf_bridg
     if (stats->struct_size < kTopicStatsV1 || stats->struct_size > sizeof(cf_bridge_topic_stats_t)) {
         return fail(EINVAL, "cf_bridge_topic_stats: set struct_size = sizeof(cf_bridge_topic_stats_t)");
     }
+    const cf::capi::Call status_of("cf_bridge_topic_stats");
     cf::BridgeTopicStats all;
-    if (const int status = bridge->bridge->topic_stats(topic_id, all); status != 0) return cf::capi::api_status(status);
+    if (const int status = bridge->bridge->topic_stats(topic_id, all); status != 0) return status_of(status);
     stats->received = all.received;
     stats->republished = all.republished;
     stats->gaps = all.gaps;
@@ -288,8 +296,9 @@ int cf_bridge_clock_offset(const cf_bridge_t* bridge, int64_t* offset_ns, uint64
     if (bridge == nullptr || offset_ns == nullptr || bound_ns == nullptr) {
         return fail(EINVAL, "cf_bridge_clock_offset: bridge, offset_ns or bound_ns is NULL");
     }
+    const cf::capi::Call status_of("cf_bridge_clock_offset");
     cf::OffsetEstimator::Estimate estimate;
-    if (const int status = bridge->bridge->clock_offset(estimate); status != 0) return cf::capi::api_status(status);
+    if (const int status = bridge->bridge->clock_offset(estimate); status != 0) return status_of(status);
     // The offset rounds by at most half a nanosecond and the bound rounds up, plus one: |true - offset| <= bound
     // still holds in whole nanoseconds.
     *offset_ns = nearest_ns(estimate.offset.femtos());

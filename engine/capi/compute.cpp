@@ -3,6 +3,7 @@
 
 #include "chronofabric/chronofabric.h"
 #include "engine/capi/counts.hpp"
+#include "engine/capi/status.hpp"
 #include "engine/compute/blas.hpp"
 #include "engine/compute/dispatch.hpp"
 #include "engine/compute/gemm_workspace.hpp"
@@ -100,10 +101,14 @@ const char* cf_isa_name(int isa) {
 
 int cf_isa_force(int isa) {
     if (cf_isa_name(isa) == nullptr) return cf::platform::fail(EINVAL, "cf_isa_force: %d is not a CF_ISA_* value", isa);
-    return cf::compute::force_isa(static_cast<IsaLevel>(isa));
+    const cf::capi::Call status_of("cf_isa_force");
+    return status_of(cf::compute::force_isa(static_cast<IsaLevel>(isa)));
 }
 
-int cf_compute_prepare_thread(void) { return cf::compute::GemmWorkspace::prepare_this_thread(); }
+int cf_compute_prepare_thread(void) {
+    const cf::capi::Call status_of("cf_compute_prepare_thread");
+    return status_of(cf::compute::GemmWorkspace::prepare_this_thread());
+}
 
 int cf_dot_f64(size_t n, const double* x, const double* y, double* result) { return dot(n, x, y, result); }
 int cf_dot_f32(size_t n, const float* x, const float* y, float* result) { return dot(n, x, y, result); }

@@ -4,6 +4,13 @@
 #include "engine/capi/status.hpp"
 #include "platform/os/last_error.hpp"
 
+// The header spells the codes as numbers (so it needs no <errno.h>); they must be this platform's errnos.
+static_assert(CF_EINVAL == -EINVAL && CF_ENOMEM == -ENOMEM && CF_EAGAIN == -EAGAIN && CF_EPERM == -EPERM);
+static_assert(CF_ENOTSUP == -ENOTSUP && CF_ERANGE == -ERANGE && CF_EBUSY == -EBUSY && CF_EIO == -EIO);
+static_assert(CF_ENOENT == -ENOENT && CF_EEXIST == -EEXIST && CF_ENOSPC == -ENOSPC && CF_EPROTO == -EPROTO);
+static_assert(CF_EUSERS == -EUSERS && CF_EMSGSIZE == -EMSGSIZE && CF_ETIMEDOUT == -ETIMEDOUT);
+static_assert(CF_ESTALE == -ESTALE && CF_EACCES == -EACCES && CF_EADDRINUSE == -EADDRINUSE);
+
 namespace cf::capi {
 
 int api_status(int status) noexcept {
@@ -17,6 +24,14 @@ int api_status(int status) noexcept {
         case -EADDRNOTAVAIL: return CF_EADDRINUSE;
         default: return status > 0 ? status : CF_EIO;      // counts stay counts
     }
+}
+
+int Call::operator()(int status) const noexcept {
+    const int mapped = api_status(status);
+    if (mapped < 0 && platform::failure_count() == failures_) {
+        return platform::fail(-mapped, "%s failed: %s", name_, cf_strerror(mapped));
+    }
+    return mapped;
 }
 
 }  // namespace cf::capi

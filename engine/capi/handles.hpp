@@ -8,6 +8,14 @@
 #include "engine/bus/subscriber.hpp"
 #include "engine/runtime/engine.hpp"
 
+namespace cf::capi {
+
+// HLC stamps across the API, every field both ways.
+inline cf_hlc_t to_c_stamp(const HlcStamp& stamp) noexcept { return cf_hlc_t{stamp.word, stamp.node, stamp.lane}; }
+inline HlcStamp from_c_stamp(const cf_hlc_t& stamp) noexcept { return HlcStamp{stamp.word, stamp.node, stamp.lane}; }
+
+}  // namespace cf::capi
+
 struct cf_engine {
     std::unique_ptr<cf::Engine> engine;
 };

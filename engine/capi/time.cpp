@@ -1,6 +1,7 @@
 #include <cerrno>
 
 #include "chronofabric/chronofabric.h"
+#include "engine/capi/handles.hpp"
 #include "engine/time/counter_clock.hpp"
 #include "engine/time/hlc.hpp"
 #include "platform/os/last_error.hpp"
@@ -29,7 +30,7 @@ int cf_hlc_to_instant(const cf_hlc_t* stamp, cf_instant_t* time) {
     if (stamp == nullptr || time == nullptr) {
         return cf::platform::fail(EINVAL, "cf_hlc_to_instant: stamp or time is NULL");
     }
-    *time = to_c_instant(cf::HlcStamp{stamp->word, stamp->node}.physical_time());
+    *time = to_c_instant(cf::capi::from_c_stamp(*stamp).physical_time());
     return CF_OK;
 }
 

@@ -7,6 +7,7 @@
 
 #include "engine/compute/chosen_table.hpp"
 #include "platform/os/last_error.hpp"
+#include "platform/os/log.hpp"
 
 namespace cf::compute {
 namespace {
@@ -98,7 +99,7 @@ IsaLevel best_supported() noexcept {
 const KernelTable* choose_from_environment() noexcept {
     char why[192];
     const IsaLevel level = choose_isa(std::getenv("CF_ISA"), why, sizeof why);
-    if (why[0] != '\0') std::fprintf(stderr, "chronofabric: %s\n", why);
+    if (why[0] != '\0') platform::log(platform::LogLevel::warning, "%s", why);
     return table_for(level);
 }
 

@@ -7,7 +7,8 @@
 namespace cf::compute {
 
 // The table in use. The first call picks it (cpu_features, then CF_ISA); later calls are one atomic load.
-// A CF_ISA naming an unknown ISA or one the CPU lacks is reported once on stderr and ignored.
+// A CF_ISA naming an unknown ISA or one the CPU lacks is reported once through the log sink
+// (platform/os/log.hpp) and ignored.
 const KernelTable& active_kernels() noexcept;
 
 platform::IsaLevel active_isa() noexcept;

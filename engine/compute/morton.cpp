@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -12,6 +11,7 @@
 #include "engine/compute/chosen_table.hpp"
 #include "platform/cpu/cpu_info.hpp"
 #include "platform/os/last_error.hpp"
+#include "platform/os/log.hpp"
 
 #if defined(__aarch64__)
 #include <arm_neon.h>
@@ -253,9 +253,9 @@ const MortonKernels* choose_from_environment() noexcept {
     if (const char* env = std::getenv("CF_MORTON"); env != nullptr && env[0] != '\0') {
         MortonImpl wanted{};
         if (parse_morton_impl(env, wanted) != 0) {
-            std::fprintf(stderr, "chronofabric: CF_MORTON=%s is not portable, bmi2 or neon; ignored\n", env);
+            platform::log(platform::LogLevel::warning, "CF_MORTON=%s is not portable, bmi2 or neon; ignored", env);
         } else if (!morton_impl_supported(wanted)) {
-            std::fprintf(stderr, "chronofabric: CF_MORTON=%s is not supported here; ignored\n", env);
+            platform::log(platform::LogLevel::warning, "CF_MORTON=%s is not supported here; ignored", env);
         } else {
             impl = wanted;
         }

@@ -198,7 +198,7 @@ MortonImpl choose_morton_impl(const platform::CpuInfo& cpu) noexcept;
 // What start-up picks on this machine (choose_morton_impl(cpu_info()), ignoring CF_MORTON).
 MortonImpl default_morton_impl() noexcept;
 // The implementation in use; the first call picks it (default_morton_impl(), then CF_MORTON; a bad CF_MORTON is
-// reported once on stderr and ignored). Later calls are one atomic load.
+// reported once through the log sink (platform/os/log.hpp) and ignored). Later calls are one atomic load.
 MortonImpl active_morton_impl() noexcept;
 const MortonKernels& active_morton_kernels() noexcept;
 // `impl`'s kernels, or nullptr when it is not supported (tests compare implementations directly).

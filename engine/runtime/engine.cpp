@@ -55,36 +55,56 @@ EngineTopic* Engine::find_topic(const char* name) noexcept {
     return nullptr;
 }
 
-int Engine::create_topic(const bus::TopicConfig& config, bool shared, std::uint32_t mode, std::uint32_t owner_uid,
-                         EngineTopic*& out) noexcept {
-    const std::size_t bytes = bus::Topic::bytes_needed(config);
-    if (bytes == 0) return -EINVAL;   // message set
+template <class Open>
+int Engine::add_topic(const char* name, bool shared, std::uint32_t mode, std::uint32_t owner_uid, EngineTopic*& out,
+                      Open&& open) noexcept {
     std::lock_guard<std::mutex> lock(topics_mutex_);
     for (const auto& topic : topics_) {
-        if (topic->name_ == config.name) return fail(EEXIST, "topic '%s' already exists in this engine", config.name);
+        if (topic->name_ == name) return fail(EEXIST, "topic '%s' already exists in this engine", name);
     }
     if (topics_.size() >= max_topics_) return fail(ENOSPC, "engine: all %u topics are in use", max_topics_);
     std::unique_ptr<EngineTopic> topic(new (std::nothrow) EngineTopic());
     if (!topic) return fail(ENOMEM, "engine: out of memory");
     try {
-        topic->name_ = config.name;
+        topic->name_ = name;
     } catch (...) {
         return fail(ENOMEM, "engine: out of memory");
     }
     topic->shared_ = shared;
+    topic->mode_ = mode;
+    topic->owner_uid_ = owner_uid;
     topic->engine_ = this;
-    int status = 0;
-    if (shared) {
-        status = bus::SharedTopic::open(config, mode, topic->shared_topic_, owner_uid);
-    } else {
-        status = platform::map_region(bytes, false, topic->region_);
-        if (status == 0) status = bus::Topic::format(topic->region_.base, topic->region_.bytes, config);
-        if (status == 0) status = bus::Topic::attach(topic->region_.base, topic->region_.bytes, topic->topic_);
-    }
-    if (status != 0) return status;
+    if (const int status = open(*topic); status != 0) return status;
     out = topic.get();
     topics_.push_back(std::move(topic));   // capacity reserved at create(): no allocation, no throw
     return 0;
+}
+
+int Engine::create_topic(const bus::TopicConfig& config, bool shared, std::uint32_t mode, std::uint32_t owner_uid,
+                         EngineTopic*& out) noexcept {
+    const std::size_t bytes = bus::Topic::bytes_needed(config);
+    if (bytes == 0) return -EINVAL;   // message set
+    return add_topic(config.name, shared, mode, owner_uid, out, [&](EngineTopic& topic) noexcept {
+        if (shared) return bus::SharedTopic::open(config, mode, topic.shared_topic_, owner_uid);
+        int status = platform::map_region(bytes, false, topic.region_);
+        if (status == 0) status = bus::Topic::format(topic.region_.base, topic.region_.bytes, config);
+        if (status == 0) status = bus::Topic::attach(topic.region_.base, topic.region_.bytes, topic.topic_);
+        return status;
+    });
+}
+
+int Engine::open_topic(const char* name, std::uint32_t mode, std::uint32_t owner_uid, EngineTopic*& out) noexcept {
+    if (name == nullptr) return fail(EINVAL, "open_topic: the name is NULL");
+    return add_topic(name, true, mode, owner_uid, out, [&](EngineTopic& topic) noexcept {
+        return bus::SharedTopic::open_existing(name, mode, topic.shared_topic_, owner_uid);
+    });
+}
+
+std::uint32_t Engine::list_topics(EngineTopic** out, std::uint32_t capacity) noexcept {
+    std::lock_guard<std::mutex> lock(topics_mutex_);
+    const auto count = static_cast<std::uint32_t>(topics_.size());
+    for (std::uint32_t i = 0; i < count && i < capacity; ++i) out[i] = topics_[i].get();
+    return count;
 }
 
 int Engine::close_topic(EngineTopic* topic, bool unlink) noexcept {

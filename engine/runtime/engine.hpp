@@ -37,6 +37,9 @@ public:
     bool shared() const noexcept { return shared_; }
     bus::SharedTopic& shared_topic() noexcept { return shared_topic_; }
     const std::string& name() const noexcept { return name_; }
+    // Shared topics: the mode asked for (0: 0600) and whose segment it is (kShmOwnerSelf: ours).
+    std::uint32_t mode() const noexcept { return mode_; }
+    std::uint32_t owner_uid() const noexcept { return owner_uid_; }
     std::atomic<std::uint32_t>& endpoints() noexcept { return endpoints_; }   // open publishers + subscribers
     class Engine& engine() const noexcept { return *engine_; }
     ~EngineTopic() { platform::unmap_region(region_); }
@@ -46,6 +49,8 @@ private:
     class Engine* engine_ = nullptr;
     std::string name_;
     bool shared_ = false;
+    std::uint32_t mode_ = 0;
+    std::uint32_t owner_uid_ = kShmOwnerSelf;
     platform::MappedRegion region_;
     bus::Topic topic_;
     bus::SharedTopic shared_topic_;
@@ -71,7 +76,12 @@ public:
     int create_topic(const bus::TopicConfig& config, bool shared, std::uint32_t mode, EngineTopic*& out) noexcept {
         return create_topic(config, shared, mode, kShmOwnerSelf, out);
     }
+    // Opens the existing shared topic `name` with the configuration its segment holds (SharedTopic::open_existing).
+    // -EEXIST if this engine holds a topic of that name already (find_topic() returns it), -ENOSPC as create_topic.
+    int open_topic(const char* name, std::uint32_t mode, std::uint32_t owner_uid, EngineTopic*& out) noexcept;
     EngineTopic* find_topic(const char* name) noexcept;
+    // The topics open now, in creation order: fills out[0 .. min(count, capacity)) and returns the count.
+    std::uint32_t list_topics(EngineTopic** out, std::uint32_t capacity) noexcept;
     // Closes a topic with no open endpoint (-EBUSY otherwise). A shared topic's segment stays for the other
     // processes; `unlink` also removes its name.
     int close_topic(EngineTopic* topic, bool unlink) noexcept;
@@ -84,6 +94,10 @@ public:
 
 private:
     Engine() = default;
+    // Adds a topic named `name` made by open(EngineTopic&) under the topics lock: the checks every topic passes.
+    template <class Open>
+    int add_topic(const char* name, bool shared, std::uint32_t mode, std::uint32_t owner_uid, EngineTopic*& out,
+                  Open&& open) noexcept;
 
     std::unique_ptr<HybridLogicalClock> clock_;
     std::unique_ptr<mem::Pool> pool_;

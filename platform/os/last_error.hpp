@@ -13,4 +13,8 @@ const char* last_error_message() noexcept;
 
 void clear_last_error() noexcept;
 
+// How many failures this thread has recorded (fail() calls): a caller that compares it before and after a call
+// learns whether that call left a message of its own (the C API makes sure every failure does).
+unsigned long long failure_count() noexcept;
+
 }  // namespace cf::platform

@@ -312,13 +312,13 @@ TEST_CASE("C API: cf_poll never returns a slot with a bad length, and cf_subscri
         REQUIRE(cf_publisher_create(topic, &publisher) == CF_OK);
         REQUIRE(cf_subscriber_create(topic, &subscriber) == CF_OK);
         void* data = nullptr;
-        REQUIRE(cf_claim(publisher, 3, &data) == CF_OK);
+        REQUIRE(cf_publisher_claim(publisher, 3, &data) == CF_OK);
         std::memcpy(data, "bad", 3);
-        REQUIRE(cf_commit(publisher, 3) == CF_OK);
+        REQUIRE(cf_publisher_commit(publisher, 3) == CF_OK);
         header_of(static_cast<std::byte*>(data)).length = bad;
-        REQUIRE(cf_publish(publisher, "good", 4) == CF_OK);
+        REQUIRE(cf_publisher_publish(publisher, "good", 4) == CF_OK);
         cf_message_t messages[8];
-        CHECK(cf_poll(subscriber, messages, 8) == 1);
+        CHECK(cf_subscriber_poll(subscriber, messages, 8) == 1);
         CHECK(messages[0].length == 4);
         CHECK(messages[0].sequence == 1);
         CHECK(std::memcmp(messages[0].data, "good", 4) == 0);
@@ -329,7 +329,7 @@ TEST_CASE("C API: cf_poll never returns a slot with a bad length, and cf_subscri
         CHECK(cf_subscriber_corrupt(subscriber, nullptr) == CF_EINVAL);
         CHECK(cf_subscriber_destroy(subscriber) == CF_OK);
         CHECK(cf_publisher_destroy(publisher) == CF_OK);
-        CHECK(cf_topic_close(topic, 0) == CF_OK);
+        CHECK(cf_topic_destroy(topic, 0) == CF_OK);
     }
     CHECK(cf_engine_destroy(engine) == CF_OK);
 }

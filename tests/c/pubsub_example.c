@@ -22,11 +22,11 @@ static int publish(cf_topic_t* topic, uint64_t count) {
     if (check(cf_publisher_create(topic, &publisher), "cf_publisher_create") < 0) return 1;
     for (uint64_t i = 0; i < count;) {
         void* slot = NULL;
-        const int status = cf_claim(publisher, sizeof i, &slot);   /* zero copy: write in place */
+        const int status = cf_publisher_claim(publisher, sizeof i, &slot);   /* zero copy: write in place */
         if (status == CF_EAGAIN) continue;                           /* full: the subscriber is behind */
-        if (check(status, "cf_claim") < 0) return 1;
+        if (check(status, "cf_publisher_claim") < 0) return 1;
         memcpy(slot, &i, sizeof i);
-        if (check(cf_commit(publisher, sizeof i), "cf_commit") < 0) return 1;
+        if (check(cf_publisher_commit(publisher, sizeof i), "cf_publisher_commit") < 0) return 1;
         ++i;
     }
     printf("published %llu messages\n", (unsigned long long)count);
@@ -37,19 +37,26 @@ static int subscribe(cf_engine_t* engine, cf_topic_t* topic, uint64_t count) {
     cf_subscriber_t* subscriber = NULL;
     if (check(cf_subscriber_create(topic, &subscriber), "cf_subscriber_create") < 0) return 1;
     uint64_t expected = 0, out_of_order = 0, polls = 0;
-    cf_hlc_t last = {0, 0};
+    cf_hlc_t last = {0, 0, 0};
     while (expected < count) {
         cf_message_t messages[32];
-        const int n = cf_poll(subscriber, messages, 32);
-        if (check(n, "cf_poll") < 0) return 1;
+        /* Spins, then pauses between empty polls; wakes up every 100 ms with nothing to do housekeeping. */
+        const int n = cf_subscriber_poll_wait(subscriber, messages, 32, 100000000u, CF_IDLE_SPIN_THEN_PAUSE);
+        if (n == CF_ETIMEDOUT) {
+            if (check(cf_engine_maintain(engine, NULL), "cf_engine_maintain") < 0) return 1;
+            continue;
+        }
+        if (check(n, "cf_subscriber_poll_wait") < 0) return 1;
         for (int i = 0; i < n; ++i) {
             uint64_t value;
             memcpy(&value, messages[i].data, sizeof value);
-            if (value != expected || cf_hlc_compare(&last, &messages[i].stamp) >= 0) ++out_of_order;
+            int order = 0;
+            if (check(cf_hlc_compare(&last, &messages[i].stamp, &order), "cf_hlc_compare") < 0) return 1;
+            if (value != expected || order >= 0) ++out_of_order;
             last = messages[i].stamp;
             ++expected;
         }
-        if ((++polls & 0xfffff) == 0) (void)cf_engine_maintain(engine, NULL);   /* housekeeping, now and then */
+        if ((++polls & 0xfffff) == 0 && check(cf_engine_maintain(engine, NULL), "cf_engine_maintain") < 0) return 1;
     }
     printf("received %llu messages, %llu out of order\n", (unsigned long long)expected,
            (unsigned long long)out_of_order);
@@ -84,7 +91,8 @@ int main(int argc, char** argv) {
     if (check(cf_topic_create(engine, &topic_config, &topic), "cf_topic_create") < 0) return 1;
 
     const int failed = strcmp(argv[1], "publish") == 0 ? publish(topic, count) : subscribe(engine, topic, count);
-    (void)cf_topic_close(topic, strcmp(argv[1], "subscribe") == 0);   /* the subscriber removes the name */
-    (void)cf_engine_destroy(engine);
+    /* The subscriber removes the name. */
+    if (check(cf_topic_destroy(topic, strcmp(argv[1], "subscribe") == 0), "cf_topic_destroy") < 0) return 1;
+    if (check(cf_engine_destroy(engine), "cf_engine_destroy") < 0) return 1;
     return failed;
 }
