@@ -103,11 +103,12 @@ public:
     bool was_reset() const noexcept { return segment_.was_reset(); }
     bool memory_locked() const noexcept { return segment_.memory_locked(); }
     const ShmSegment& segment() const noexcept { return segment_; }
+    // The ledger holder this process's endpoints are registered under.
+    EndpointHolder holder() const noexcept;
 
 private:
     // The last steps of every open: views the topic in the attached segment and registers this process.
     static int adopt_segment(SharedTopic& shared, const char* topic_name) noexcept;
-    EndpointHolder holder() const noexcept;
     // Gives back every place `holder` holds, broadcast readers first (see reclaim_places).
     void free_places(EndpointHolder holder, MaintainReport& report) noexcept;
 

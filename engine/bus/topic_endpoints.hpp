@@ -78,6 +78,16 @@ inline bool give_back_place(const Topic& topic, EndpointRole role, std::uint32_t
                                                                            std::memory_order_relaxed);
 }
 
+// Places of `role` that `holder` holds now (a snapshot): a process's (or an engine's) own open endpoints.
+inline std::uint32_t places_held(const TopicHeader& header, EndpointRole role, EndpointHolder holder) noexcept {
+    const std::atomic<std::uint64_t>* places = places_of(header, role);
+    std::uint32_t held = 0;
+    for (std::uint32_t i = 0; i < kMaxTopicEndpoints; ++i) {
+        if (places[i].load(std::memory_order_acquire) == holder) ++held;
+    }
+    return held;
+}
+
 // Places of `role` taken now (a snapshot).
 inline std::uint32_t places_taken(const TopicHeader& header, EndpointRole role) noexcept {
     const std::atomic<std::uint64_t>* places = places_of(header, role);

@@ -56,7 +56,6 @@ int create_endpoint(cf_topic_t* topic, Handle** out, const char* call, Open&& op
         return status_of(status);
     }
     handle->topic = target;
-    target->endpoints().fetch_add(1, std::memory_order_acq_rel);
     *out = handle;
     return 0;
 }
@@ -65,7 +64,6 @@ template <class Handle, class Close>
 int destroy_endpoint(Handle* handle, Close&& close) {
     if (handle == nullptr) return 0;
     close(*handle->topic, *handle);
-    handle->topic->endpoints().fetch_sub(1, std::memory_order_acq_rel);
     delete handle;
     return 0;
 }

@@ -109,13 +109,11 @@ void Bridge::close_endpoints() noexcept {
         Outbound& outbound = outbound_[i];
         if (outbound.topic->shared()) outbound.topic->shared_topic().close_subscriber(outbound.subscriber);
         else outbound.subscriber.close();
-        outbound.topic->endpoints().fetch_sub(1, std::memory_order_acq_rel);
     }
     for (std::uint32_t i = 0; i < inbound_count_; ++i) {
         Inbound& inbound = inbound_[i];
         if (inbound.topic->shared()) inbound.topic->shared_topic().close_publisher(inbound.publisher);
         else inbound.publisher.close();
-        inbound.topic->endpoints().fetch_sub(1, std::memory_order_acq_rel);
     }
     outbound_count_ = 0;
     inbound_count_ = 0;
@@ -144,7 +142,6 @@ int Bridge::forward(EngineTopic* topic, std::uint32_t topic_id) noexcept {
     outbound.topic = topic;
     outbound.id = topic_id;
     outbound.forwarded = outbound.too_large = outbound.dropped = 0;
-    topic->endpoints().fetch_add(1, std::memory_order_acq_rel);
     ++outbound_count_;
     return 0;
 }
@@ -171,7 +168,6 @@ int Bridge::republish(std::uint32_t topic_id, EngineTopic* topic) noexcept {
     inbound.depth = topic->topic().depth();
     inbound.window.clear();
     inbound.stats = BridgeTopicStats{};
-    topic->endpoints().fetch_add(1, std::memory_order_acq_rel);
     ++inbound_count_;
     return 0;
 }

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <new>
 
+#include "engine/bus/topic_endpoints.hpp"
 #include "platform/os/last_error.hpp"
 
 namespace cf {
@@ -111,9 +112,9 @@ int Engine::close_topic(EngineTopic* topic, bool unlink) noexcept {
     std::lock_guard<std::mutex> lock(topics_mutex_);
     for (auto it = topics_.begin(); it != topics_.end(); ++it) {
         if (it->get() != topic) continue;
-        if (topic->endpoints_.load(std::memory_order_acquire) != 0) {
+        if (topic->open_endpoints() != 0) {
             return fail(EBUSY, "topic '%s' still has %u open publishers/subscribers", topic->name_.c_str(),
-                        topic->endpoints_.load());
+                        topic->open_endpoints());
         }
         if (topic->shared_ && unlink) (void)topic->shared_topic_.unlink();
         topics_.erase(it);
@@ -122,10 +123,18 @@ int Engine::close_topic(EngineTopic* topic, bool unlink) noexcept {
     return fail(EINVAL, "close_topic: not a topic of this engine");
 }
 
+std::uint32_t EngineTopic::open_endpoints() const noexcept {
+    const bus::Topic& view = topic();
+    if (!view.valid()) return 0;
+    const bus::EndpointHolder holder = shared_ ? shared_topic_.holder() : bus::kInProcessHolder;
+    return bus::places_held(view.header(), bus::EndpointRole::publisher, holder) +
+           bus::places_held(view.header(), bus::EndpointRole::subscriber, holder);
+}
+
 std::uint32_t Engine::open_endpoints() noexcept {
     std::lock_guard<std::mutex> lock(topics_mutex_);
     std::uint32_t open = 0;
-    for (const auto& topic : topics_) open += topic->endpoints_.load(std::memory_order_acquire);
+    for (const auto& topic : topics_) open += topic->open_endpoints();
     return open;
 }
 

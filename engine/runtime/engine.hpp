@@ -40,7 +40,9 @@ public:
     // Shared topics: the mode asked for (0: 0600) and whose segment it is (kShmOwnerSelf: ours).
     std::uint32_t mode() const noexcept { return mode_; }
     std::uint32_t owner_uid() const noexcept { return owner_uid_; }
-    std::atomic<std::uint32_t>& endpoints() noexcept { return endpoints_; }   // open publishers + subscribers
+    // Publishers and subscribers this engine has open on the topic, read from the topic's endpoint ledger (the one
+    // record of who holds what), by this engine's holder.
+    std::uint32_t open_endpoints() const noexcept;
     class Engine& engine() const noexcept { return *engine_; }
     ~EngineTopic() { platform::unmap_region(region_); }
 
@@ -54,7 +56,6 @@ private:
     platform::MappedRegion region_;
     bus::Topic topic_;
     bus::SharedTopic shared_topic_;
-    std::atomic<std::uint32_t> endpoints_{0};
 };
 
 class Engine {
