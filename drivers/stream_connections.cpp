@@ -5,21 +5,18 @@
 #include <cstring>
 #include <new>
 
+#include "engine/wire/little_endian.hpp"
 #include "platform/os/last_error.hpp"
 
 namespace cf::drivers {
 namespace {
 
+static_assert(kFramePrefixBytes == sizeof(std::uint32_t), "the prefix is one little-endian uint32: the length");
+
 std::uint32_t round_up_pow2(std::uint32_t value) {
     std::uint32_t power = 1;
     while (power < value) power <<= 1;
     return power;
-}
-
-std::uint32_t read_prefix(const std::byte* at) {
-    const auto* bytes = reinterpret_cast<const std::uint8_t*>(at);
-    return std::uint32_t{bytes[0]} | std::uint32_t{bytes[1]} << 8 | std::uint32_t{bytes[2]} << 16 |
-           std::uint32_t{bytes[3]} << 24;
 }
 
 }  // namespace
@@ -132,10 +129,8 @@ bool StreamConnections::append_frame(StreamConnection& connection, const std::by
                                      std::uint32_t length) noexcept {
     const std::uint64_t whole = std::uint64_t{length} + kFramePrefixBytes;
     if (whole > tx_capacity_ - tx_pending(connection)) return false;
-    const std::uint8_t prefix[kFramePrefixBytes] = {static_cast<std::uint8_t>(length),
-                                                    static_cast<std::uint8_t>(length >> 8),
-                                                    static_cast<std::uint8_t>(length >> 16),
-                                                    static_cast<std::uint8_t>(length >> 24)};
+    std::byte prefix[kFramePrefixBytes];
+    wire::store_le<std::uint32_t>(prefix, length);
     // Two pieces, each copied in at most two runs (before and after the ring's end).
     const auto put = [&](const void* from, std::uint32_t bytes) {
         const std::uint32_t at = static_cast<std::uint32_t>(connection.tx_tail & (tx_capacity_ - 1));
@@ -188,7 +183,7 @@ FrameStatus StreamConnections::next_frame(StreamConnection& connection, PacketPo
     const std::uint32_t held = connection.rx_tail - connection.rx_head;
     if (held < kFramePrefixBytes) return FrameStatus::need_more;
     const std::byte* at = connection.rx + connection.rx_head;
-    const std::uint32_t length = read_prefix(at);
+    const std::uint32_t length = wire::load_le<std::uint32_t>(at);
     if (length > max_frame_bytes_) return FrameStatus::bad_length;
     if (held - kFramePrefixBytes < length) return FrameStatus::need_more;
     connection.framed = true;
@@ -204,7 +199,7 @@ FrameStatus StreamConnections::next_frame(StreamConnection& connection, PacketPo
 bool StreamConnections::frame_waiting(const StreamConnection& connection) const noexcept {
     const std::uint32_t held = connection.rx_tail - connection.rx_head;
     if (held < kFramePrefixBytes) return false;
-    const std::uint32_t length = read_prefix(connection.rx + connection.rx_head);
+    const std::uint32_t length = wire::load_le<std::uint32_t>(connection.rx + connection.rx_head);
     return length > max_frame_bytes_ || held - kFramePrefixBytes >= length;
 }
 

@@ -27,6 +27,7 @@
 
 #include "bench/cf-latency/udp_endpoints.hpp"
 #include "drivers/stream_driver.hpp"
+#include "engine/wire/little_endian.hpp"
 #include "platform/os/last_error.hpp"
 
 namespace cf::latency {
@@ -271,17 +272,10 @@ private:
     static_assert(kFrameBytes <= kReceiveBytes);
 
     void write_prefix() noexcept {
-        const auto length = static_cast<std::uint32_t>(N);
-        for (std::uint32_t i = 0; i < drivers::kFramePrefixBytes; ++i) {
-            outgoing_[i] = static_cast<std::byte>(length >> (8 * i));   // little-endian on every host
-        }
+        wire::store_le<std::uint32_t>(outgoing_, static_cast<std::uint32_t>(N));   // the drivers' length prefix
     }
     std::uint32_t frame_length() const noexcept {
-        std::uint32_t length = 0;
-        for (std::uint32_t i = 0; i < drivers::kFramePrefixBytes; ++i) {
-            length |= std::uint32_t{std::to_integer<std::uint8_t>(incoming_[head_ + i])} << (8 * i);
-        }
-        return length;
+        return wire::load_le<std::uint32_t>(incoming_ + head_);
     }
     // A frame longer than the buffer cannot come from the other endpoint; its length is never read as whole.
     bool whole_frame() const noexcept {

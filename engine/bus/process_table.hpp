@@ -6,9 +6,9 @@
 // at its own address. Nothing here is for the hot path: processes register once, heartbeat from their
 // housekeeping loop (not per message), and one of them scans now and then.
 //
-// A process is identified by (pid, start time): the start time is field 22 of /proc/PID/stat (clock ticks
-// since boot), so a pid the kernel recycled for another process is not mistaken for the one that registered.
-// All processes of a segment must therefore share one pid namespace (and see the same /proc).
+// A process is identified by (pid, start time) (platform/os/process_liveness.hpp), so a pid the kernel recycled
+// for another process is not mistaken for the one that registered. All processes of a segment must therefore
+// share one pid namespace (and see the same /proc).
 //
 // Each entry's `word` packs   sequence << 40 | actor pid << 8 | state:
 //   free --register (CAS)--> claiming --fields written, release store--> live
@@ -24,31 +24,17 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "platform/os/monotonic_clock.hpp"
+#include "platform/os/process_liveness.hpp"
+
 namespace cf {
 
-// Who a process is: its pid plus the start time that distinguishes it from a later process with the same pid.
-struct ProcessIdentity {
-    std::uint32_t pid = 0;
-    std::uint64_t start_time = 0;   // /proc/PID/stat field 22, clock ticks since boot; 0 = unknown
-    char state = '?';               // /proc/PID/stat field 3: R, S, D, T, Z, ...
-};
-
-// Reads /proc/PID/stat. 0; -ESRCH when there is no such process; another negative errno when /proc is not
-// readable (last_error_message() says why).
-int read_process_identity(std::uint32_t pid, ProcessIdentity& out) noexcept;
-
-// The calling process (read again after a fork, never cached across one).
-int self_identity(ProcessIdentity& out) noexcept;
-
-enum class Liveness : std::uint8_t {
-    alive,        // the pid exists with the recorded start time (or the start time is unknown)
-    dead,         // no such pid (kill(pid, 0) == ESRCH), or a zombie nobody has reaped yet
-    pid_reused,   // the pid exists but belongs to a process that started at another time
-};
-
-// The state of a recorded process. pid 0 (never a user process; kill(0, 0) would mean "my process group")
-// reads as dead. start_time 0 skips the reuse check. When /proc cannot be read, judged by kill() alone.
-Liveness process_liveness(std::uint32_t pid, std::uint64_t start_time) noexcept;
+// Identity and liveness come from platform/os; the bus and its users name them as cf::ProcessIdentity etc.
+using platform::Liveness;
+using platform::process_liveness;
+using platform::ProcessIdentity;
+using platform::read_process_identity;
+using platform::self_identity;
 
 struct alignas(64) ProcessEntry {
     std::atomic<std::uint64_t> word;          // sequence << 40 | actor pid << 8 | state (see the file comment)
@@ -169,7 +155,7 @@ public:
     static constexpr std::uint64_t sequence_of(std::uint64_t word) noexcept { return word >> 40; }
 
     // CLOCK_MONOTONIC in ns: the heartbeat clock, the same in every process of the host.
-    static std::uint64_t monotonic_ns() noexcept;
+    static std::uint64_t monotonic_ns() noexcept { return platform::monotonic_ns(); }
 
 private:
     ProcessTable() noexcept = default;   // only format_at constructs one, in place

@@ -1,12 +1,12 @@
-// Process table: who a process is (/proc/PID/stat), register/heartbeat/deregister, a full table, dead processes
-// (SIGKILLed, zombies, recycled pids) reported exactly once even by racing scanners, live processes that stopped
-// heartbeating reported as stale-but-alive and never reclaimed, and random operation sequences against a model.
+// Process table: register/heartbeat/deregister, a full table, dead processes (SIGKILLed, zombies, recycled pids)
+// reported exactly once even by racing scanners, live processes that stopped heartbeating reported as
+// stale-but-alive and never reclaimed, and random operation sequences against a model. (Who a process is and
+// whether it lives: tests/platform/process_liveness_test.cpp.)
 // Children of fork() never use doctest: they report by exit status.
 #include <doctest/doctest.h>
 
 #include <signal.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <array>
@@ -14,18 +14,15 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
-#include <fstream>
 #include <random>
-#include <sstream>
-#include <string>
 #include <thread>
 #include <vector>
 
 #include "engine/bus/process_table.hpp"
 #include "platform/os/last_error.hpp"
 #include "tests/bus/fork_support.hpp"
+#include "tests/platform/start_time_reference.hpp"
 
-using cf::Liveness;
 using cf::ProcessIdentity;
 using cf::ProcessTable;
 using cf::ProcessTicket;
@@ -87,86 +84,11 @@ ProcessIdentity self() {
     return identity;
 }
 
-// An independent reading of /proc/PID/stat field 22, for comparison.
-// The kernel's start time of `pid`, read independently of the code under test. "/proc/./" keeps qemu-user from
-// substituting its fake stat file for the calling process's own pid.
-std::uint64_t start_time_of(pid_t pid) {
-    std::ifstream file("/proc/./" + std::to_string(pid) + "/stat");
-    std::string line;
-    std::getline(file, line);
-    std::istringstream fields(line.substr(line.rfind(')') + 2));
-    std::string field;
-    for (int i = 3; i <= 22; ++i) fields >> field;
-    return std::stoull(field);
-}
-
 std::uint64_t free_word_sequence(const ProcessTable& table, std::uint32_t index) {
     return ProcessTable::sequence_of(table.entry(index).word.load());
 }
 
 }  // namespace
-
-TEST_CASE("identity: pid, state and start time from /proc/PID/stat") {
-    const ProcessIdentity me = self();
-    CHECK(me.pid == static_cast<std::uint32_t>(::getpid()));
-    CHECK(me.state == 'R');
-    CHECK(me.start_time == start_time_of(::getpid()));
-    CHECK(me.start_time > 0);
-
-    // A command name with spaces and parentheses must not shift the fields.
-    Pipe named, release;
-    const pid_t child = fork_child([&] {
-        named.close_read();
-        release.close_write();
-        ::prctl(PR_SET_NAME, "a) b (c ) d", 0, 0, 0);
-        named.send('n');
-        release.receive();
-        return 0;
-    });
-    named.close_write();
-    release.close_read();
-    REQUIRE(named.receive() == 'n');
-    ProcessIdentity other;
-    // Until it is blocked reading the pipe (it may still be on its way there).
-    for (int i = 0; i < 100000; ++i) {
-        REQUIRE(cf::read_process_identity(static_cast<std::uint32_t>(child), other) == 0);
-        if (other.state == 'S') break;
-        ::usleep(100);
-    }
-    CHECK(other.pid == static_cast<std::uint32_t>(child));
-    CHECK(other.state == 'S');
-    CHECK(other.start_time == start_time_of(child));
-    CHECK(other.start_time >= me.start_time);
-    CHECK(cf::process_liveness(other.pid, other.start_time) == Liveness::alive);
-    CHECK(cf::process_liveness(other.pid, other.start_time + 1) == Liveness::pid_reused);
-    CHECK(cf::process_liveness(other.pid, 0) == Liveness::alive);   // start time unknown: the pid decides
-
-    ::kill(child, SIGKILL);
-    // Killed but not reaped: a zombie, and dead for our purposes.
-    for (int i = 0; i < 100000; ++i) {
-        if (cf::read_process_identity(static_cast<std::uint32_t>(child), other) != 0 || other.state == 'Z') break;
-        ::usleep(100);
-    }
-    CHECK(other.state == 'Z');
-    CHECK(cf::process_liveness(static_cast<std::uint32_t>(child), other.start_time) == Liveness::dead);
-    REQUIRE(wait_child(child) == 128 + SIGKILL);
-    CHECK(cf::read_process_identity(static_cast<std::uint32_t>(child), other) == -ESRCH);
-    CHECK(cf::process_liveness(static_cast<std::uint32_t>(child), 0) == Liveness::dead);
-
-    CHECK(cf::process_liveness(0, 0) == Liveness::dead);                 // never "my process group"
-    CHECK(cf::process_liveness(0xffffffffu, 0) == Liveness::dead);       // never "every process"
-    CHECK(cf::read_process_identity(0, other) == -ESRCH);
-    CHECK(cf::process_liveness(me.pid, me.start_time) == Liveness::alive);
-    CHECK(cf::process_liveness(me.pid, me.start_time - 1) == Liveness::pid_reused);
-
-    const std::uint64_t before = ProcessTable::monotonic_ns();
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    const std::uint64_t after = ProcessTable::monotonic_ns();
-    const std::uint64_t direct = static_cast<std::uint64_t>(ts.tv_sec) * kSecond + static_cast<std::uint64_t>(ts.tv_nsec);
-    CHECK(before <= direct);
-    CHECK(direct <= after);
-}
 
 TEST_CASE("register, heartbeat, set a user word, deregister") {
     SharedTable shared;

@@ -29,8 +29,8 @@ case "$TARGET" in
     shm_topic)
         SOURCES="engine/bus/ring_layout.cpp engine/bus/spsc_ring.cpp engine/bus/mpsc_ring.cpp
                  engine/bus/broadcast_ring.cpp engine/bus/topic.cpp engine/bus/topic_protocols.cpp engine/bus/publisher.cpp
-                 engine/bus/subscriber.cpp
-                 engine/bus/process_table.cpp engine/time/hlc.cpp engine/time/counter_clock.cpp
+                 engine/bus/subscriber.cpp engine/bus/process_table.cpp platform/os/process_liveness.cpp engine/time/hlc.cpp
+                 engine/time/counter_clock.cpp
                  platform/cpu/cpu_info.cpp platform/os/last_error.cpp"
         LIBS="-lcpu_features"
         MAX_LEN=4096 ;;
