@@ -8,7 +8,7 @@ const std::vector<ScenarioEntry>& all_scenarios() {
     static const std::vector<ScenarioEntry> entries = {
         {"clock", "cost of one clock read: cf::CounterClock::now vs clock_gettime", run_clock_scenario},
         {"timer", "wake-up jitter of a deadline loop: busy-poll on our clock vs clock_nanosleep", run_timer_scenario},
-        {"hlc", "cost of HybridLogicalClock::now, one thread and two threads sharing a clock", run_hlc_scenario},
+        {"hlc", "cost of an HLC stamp: shared lane (CAS) and own clock lane, one and two threads", run_hlc_scenario},
         {"alloc", "allocation cost: cf::mem::Pool vs glibc malloc, mimalloc, jemalloc; same-thread and cross-thread",
          run_alloc_scenario},
         {"bus", "thread-to-thread latency, ping-pong and open-loop one-way, ours vs Boost/moodycamel/ZeroMQ",

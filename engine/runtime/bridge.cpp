@@ -414,8 +414,8 @@ void Bridge::publish(Inbound& inbound, const wire::DecodedFrame& frame) noexcept
         ++stats.too_large;
         return;
     }
-    HlcStamp merged;
-    if (engine_->clock().update(frame.fields.stamp, merged) != 0) ++stats.hlc_rejected;
+    // The receive rule, on this thread's clock lane: the publish below stamps after the frame's stamp.
+    if (engine_->clock().this_thread_lane().observe(frame.fields.stamp) != 0) ++stats.hlc_rejected;
 
     const std::uint64_t sequence = frame.fields.sequence;
     std::uint64_t position = publisher.next_position();

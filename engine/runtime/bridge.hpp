@@ -56,8 +56,8 @@
 //   - a message dropped because the local topic was full (publish_full) leaves its position to be filled by the
 //     next one, so it reads as a gap to local subscribers, as it is.
 //
-// HLC. Before a data frame is published its stamp is merged into the engine's clock (HybridLogicalClock::update),
-// so the republished message's stamp (taken at commit) is after the sender's. A stamp more than the engine's
+// HLC. Before a data frame is published its stamp is merged into this thread's lane of the engine's clock
+// (ClockLane::observe), so the republished message's stamp (taken at commit) is after the sender's. A stamp more than the engine's
 // hlc_max_drift ahead is not merged and counted (hlc_rejected), but the message is still delivered: the data is
 // good, only its clock is suspect, and dropping it would turn a clock problem into data loss. Its local stamp
 // then need not be after the sender's.

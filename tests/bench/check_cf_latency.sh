@@ -32,7 +32,7 @@ case $mode in
 run)
     cfl --scenario all --duration 0.4 --interval-us 200 --json "$tmp/r.json" --svg "$tmp/r.svg" >"$tmp/table" 2>"$tmp/err"
     for text in "CPU" "ISA level" "invariant TSC" "p99.99" "cf::CounterClock::now" "clock_gettime(CLOCK_MONOTONIC)" \
-                "clock_nanosleep" "HybridLogicalClock::now (2 threads, shared)" \
+                "clock_nanosleep" "own clock lane, 2 threads" \
                 "64 B ping-pong RTT/2: cf topic" "1 KiB one-way: boost::lockfree::spsc_queue" \
                 "moodycamel::ReaderWriterQueue" "SPSC: cf::bus::SpscRing:" "M msg/s" "MPSC: cf::bus::MpscRing:" \
                 "64 B ping-pong RTT/2: cf shared-memory topic" "1 KiB one-way: cf shared-memory topic" \
