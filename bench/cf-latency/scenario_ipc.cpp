@@ -40,6 +40,7 @@ public:
             in_topic_.open_subscriber(ends_.subscriber) != 0) {
             error_ = platform::last_error_message();
         }
+        ends_.subscriber.set_clock(&bench_process_clock());   // the receive rule, as the C API applies it
     }
     ~CfIpcEnd() {
         out_topic_.close_publisher(ends_.publisher);
