@@ -322,6 +322,7 @@ TEST_CASE("random allocate/free against a model: no overlap, contents kept, exha
     config.cache_blocks = 16;
     config.batch_blocks = 5;
     config.prefer_hugepages = false;
+    config.exact_requested_bytes = true;
     auto pool = make_pool(config);
 
     struct Live {
@@ -332,6 +333,7 @@ TEST_CASE("random allocate/free against a model: no overlap, contents kept, exha
     std::map<std::uintptr_t, Live> live;     // by address: neighbours show overlaps
     std::vector<std::uintptr_t> order;       // live addresses, for picking a random one to free
     std::vector<std::uint64_t> in_use(sizes.size()), requested(sizes.size()), failed(sizes.size());
+    std::vector<std::uint64_t> allocations(sizes.size()), allocations_requested(sizes.size());
     std::uint64_t out_of_range = 0;
     std::mt19937_64 rng(20240611);
     std::uint64_t next_tag = 1;
@@ -375,6 +377,8 @@ TEST_CASE("random allocate/free against a model: no overlap, contents kept, exha
             order.push_back(address);
             ++in_use[c];
             requested[c] += bytes;
+            ++allocations[c];
+            allocations_requested[c] += bytes;
         } else {
             const std::size_t pick = rng() % order.size();
             const std::uintptr_t address = order[pick];
@@ -396,6 +400,8 @@ TEST_CASE("random allocate/free against a model: no overlap, contents kept, exha
                 const ClassStats& s = stats.classes[c];
                 REQUIRE(s.in_use_blocks == in_use[c]);
                 REQUIRE(s.requested_bytes == requested[c]);
+                REQUIRE(s.allocations == allocations[c]);
+                REQUIRE(s.allocations_requested_bytes == allocations_requested[c]);
                 REQUIRE(s.failed_allocations == failed[c]);
                 REQUIRE(s.in_use_blocks + s.cached_blocks <= s.capacity_blocks);
                 REQUIRE(s.cached_blocks <= config.cache_blocks);
@@ -450,13 +456,15 @@ TEST_CASE("bad input: 0 bytes, too large, bad class index, nullptr and foreign f
     for (int c = 0; c < pool->class_count(); ++c) CHECK(drain_class(*pool, c).size() == 4);
 }
 
-TEST_CASE("stats are exact on a known sequence: in use, requested, cached, high water, failed, fragmentation") {
+TEST_CASE("exact accounting: stats are exact on a known sequence: in use, requested, cached, high water, failed, "
+          "fragmentation") {
     PoolConfig config;
     config.classes = {{64, 100, 0}, {1024, 0, 10 * 1024 + 1000}};   // the second by budget: 10 blocks
     config.max_threads = 2;
     config.cache_blocks = 8;
     config.batch_blocks = 4;
     config.prefer_hugepages = false;
+    config.exact_requested_bytes = true;
     auto pool = make_pool(config);
     REQUIRE(pool->class_capacity(1) == 10);
 
@@ -525,6 +533,109 @@ TEST_CASE("stats are exact on a known sequence: in use, requested, cached, high 
     REQUIRE(again != nullptr);
     CHECK(stats_of(*pool).classes[0].in_use_blocks == 1);
     pool->free(again);
+}
+
+TEST_CASE("default accounting: fragmentation from per-class counters, exact figures for a known sequence") {
+    PoolConfig config;
+    config.classes = {{64, 100, 0}, {1024, 10, 0}};
+    config.max_threads = 2;
+    config.cache_blocks = 8;
+    config.batch_blocks = 4;
+    config.prefer_hugepages = false;
+    auto pool = make_pool(config);
+    CHECK_FALSE(pool->exact_requested_bytes());
+
+    std::vector<void*> small, large;
+    for (int i = 0; i < 3; ++i) small.push_back(pool->allocate(40));
+    small.push_back(pool->allocate(64));
+    large.push_back(pool->allocate(1000));
+    large.push_back(pool->allocate(1000));
+    large.push_back(pool->allocate_class(1));   // counts as its block size
+    PoolStats stats = stats_of(*pool);
+    CHECK_FALSE(stats.exact_requested);
+    CHECK(stats.classes[0].allocations == 4);
+    CHECK(stats.classes[0].allocations_requested_bytes == 184);
+    CHECK(stats.classes[0].fragmentation_percent == doctest::Approx(28.125));   // 1 - 184 / (4 * 64)
+    CHECK(stats.classes[1].allocations == 3);
+    CHECK(stats.classes[1].allocations_requested_bytes == 3024);
+    CHECK(stats.classes[1].fragmentation_percent == doctest::Approx(1.5625));   // 1 - 3024 / 3072
+    CHECK(stats.total.allocations == 7);
+    CHECK(stats.total.allocations_requested_bytes == 3208);
+    CHECK(stats.total.fragmentation_percent == doctest::Approx(100.0 * (1 - 3208.0 / 3328)));
+    CHECK(stats.classes[0].requested_bytes == 0);   // not kept without the option
+    CHECK(stats.total.requested_bytes == 0);
+    CHECK(stats.classes[0].in_use_blocks == 4);
+    CHECK(stats.classes[1].in_use_blocks == 3);
+    for (int c = 2; c < stats.class_count; ++c) CHECK(stats.classes[c].allocations == 0);
+
+    // Frees change nothing of it (the figure is over the allocations served); failures do not count.
+    for (void* block : small) pool->free(block);
+    for (int i = 0; i < 8; ++i) {
+        if (void* block = pool->allocate(512)) large.push_back(block);   // 7 succeed, the 8th finds none
+    }
+    CHECK(large.size() == 10);
+    stats = stats_of(*pool);
+    CHECK(stats.classes[0].in_use_blocks == 0);
+    CHECK(stats.classes[0].allocations == 4);
+    CHECK(stats.classes[0].fragmentation_percent == doctest::Approx(28.125));
+    CHECK(stats.classes[1].allocations == 10);
+    CHECK(stats.classes[1].failed_allocations == 1);
+    CHECK(stats.classes[1].allocations_requested_bytes == 3024 + 7 * 512);
+    CHECK(stats.classes[1].fragmentation_percent == doctest::Approx(100.0 * (1 - 6608.0 / 10240)));
+
+    // A class nothing was allocated from reports 0, and an allocation on another thread (its own slot) adds in.
+    std::thread([&] { pool->free(pool->allocate(1)); }).join();
+    stats = stats_of(*pool);
+    CHECK(stats.classes[0].allocations == 5);
+    CHECK(stats.classes[0].allocations_requested_bytes == 185);
+    CHECK(stats.classes[2].fragmentation_percent == 0);
+    for (void* block : large) pool->free(block);
+}
+
+TEST_CASE("exact accounting on and off: the same sequence, the same counters, requested bytes only when on") {
+    for (const bool exact : {false, true}) {
+        CAPTURE(exact);
+        PoolConfig config = default_classes([](int) { return std::size_t{32}; });
+        config.exact_requested_bytes = exact;
+        auto pool = make_pool(config);
+        CHECK(pool->exact_requested_bytes() == exact);
+        std::mt19937_64 rng(77);
+        std::vector<std::pair<void*, std::size_t>> live;
+        std::uint64_t in_use_requested = 0, allocated_requested = 0, allocated_block_bytes = 0, allocations = 0;
+        for (int step = 0; step < 2000; ++step) {
+            if (live.empty() || rng() % 3 != 0) {
+                const std::size_t bytes = 1 + rng() % 200;   // classes 0..2
+                void* block = pool->allocate(bytes);
+                if (block == nullptr) continue;
+                live.emplace_back(block, bytes);
+                in_use_requested += bytes;
+                allocated_requested += bytes;
+                allocated_block_bytes += pool->class_block_bytes(pool->class_of(bytes));
+                ++allocations;
+            } else {
+                const std::size_t pick = rng() % live.size();
+                in_use_requested -= live[pick].second;
+                pool->free(live[pick].first);
+                live[pick] = live.back();
+                live.pop_back();
+            }
+        }
+        const PoolStats stats = stats_of(*pool);
+        CHECK(stats.exact_requested == exact);
+        CHECK(stats.total.allocations == allocations);
+        CHECK(stats.total.allocations_requested_bytes == allocated_requested);
+        CHECK(stats.total.in_use_blocks == live.size());
+        CHECK(stats.total.requested_bytes == (exact ? in_use_requested : 0));
+        std::uint64_t in_use_bytes = 0;
+        for (const auto& entry : live) in_use_bytes += pool->class_block_bytes(pool->class_of(entry.second));
+        CHECK(stats.total.in_use_bytes == in_use_bytes);
+        const double expected =
+            exact ? 100.0 * (1 - static_cast<double>(in_use_requested) / static_cast<double>(in_use_bytes))
+                  : 100.0 * (1 - static_cast<double>(allocated_requested) / static_cast<double>(allocated_block_bytes));
+        CHECK(stats.total.fragmentation_percent == doctest::Approx(expected));
+        for (const auto& entry : live) pool->free(entry.first);
+        CHECK(stats_of(*pool).total.requested_bytes == 0);
+    }
 }
 
 TEST_CASE("a thread's cached blocks return to the shared lists when it exits") {
