@@ -5,6 +5,7 @@
 #include <new>
 
 #include "platform/os/last_error.hpp"
+#include "platform/os/numa.hpp"
 
 namespace cf {
 
@@ -77,7 +78,8 @@ int Engine::create_topic(const bus::TopicConfig& config, bool shared, std::uint3
     if (shared) {
         status = bus::SharedTopic::open(config, mode, topic->shared_topic_, owner_uid);
     } else {
-        status = platform::map_region(bytes, false, topic->region_);
+        // On the creating thread's node (bound before the pages are faulted in): topics are owned by their creator.
+        status = platform::map_region(bytes, false, topic->region_, platform::current_numa_node());
         if (status == 0) status = bus::Topic::format(topic->region_.base, topic->region_.bytes, config);
         if (status == 0) status = bus::Topic::attach(topic->region_.base, topic->region_.bytes, topic->topic_);
     }

@@ -158,7 +158,7 @@ typedef struct cf_pool_stats {
     uint64_t in_use_blocks;
     uint64_t high_water_blocks;
     uint64_t failed_allocations;
-    double fragmentation_percent;    /**< 100 * (1 - requested / block bytes) over the blocks in use */
+    double fragmentation_percent;    /**< 100 * (1 - requested / block bytes) over every allocation served */
 } cf_pool_stats_t;
 CF_API int cf_pool_stats(const cf_engine_t* engine, cf_pool_stats_t* stats);
 
