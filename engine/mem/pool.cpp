@@ -1,6 +1,7 @@
 #include "engine/mem/pool.hpp"
 
 #include <cerrno>
+#include <bit>
 #include <cstdio>
 #include <new>
 
@@ -212,6 +213,7 @@ int Pool::create(const PoolConfig& config, std::unique_ptr<Pool>& pool) noexcept
             arena.block_bytes = static_cast<std::uint32_t>(sizes[i]);
             arena.count = static_cast<std::uint32_t>(blocks_of[i]);
             arena.reciprocal = UINT64_MAX / sizes[i] + 1;
+            arena.shift = std::has_single_bit(sizes[i]) ? static_cast<std::uint32_t>(std::countr_zero(sizes[i])) : 0;
             arena.links = reinterpret_cast<std::atomic<std::uint32_t>*>(base + start + link_offsets[i]);
             for (std::uint32_t block = 0; block < arena.count; ++block) {
                 new (&arena.links[block]) std::atomic<std::uint32_t>(block + 1 < arena.count ? block + 1 : kNil);
@@ -403,6 +405,9 @@ void Pool::push_chain(std::uint32_t arena_id, void* const* blocks, std::uint32_t
             bump(cache.failed);
             return nullptr;
         }
+        // The default statistics' sample: the request that found the cache empty (about one per batch).
+        bump(cache.sampled);
+        bump(cache.sampled_requested, requested);
     }
     return pop_cached(arena_id, cache, count, requested);
 }
@@ -440,8 +445,8 @@ void* Pool::take_uncached(std::uint32_t arena_id, std::uint32_t requested) noexc
     arena.links[arena.index_of(reinterpret_cast<std::uintptr_t>(block) - base_ - arena.offset)].store(
         kAllocated | requested, std::memory_order_relaxed);
     unpoison_block(block, requested);
-    list.allocations.fetch_add(1, std::memory_order_relaxed);
-    list.allocations_requested.fetch_add(requested, std::memory_order_relaxed);
+    list.sampled.fetch_add(1, std::memory_order_relaxed);   // without a cache, every allocation is sampled
+    list.sampled_requested.fetch_add(requested, std::memory_order_relaxed);
     if (exact_requested_) list.requested.fetch_add(requested, std::memory_order_relaxed);
     return block;
 }
@@ -522,16 +527,16 @@ void Pool::stats(PoolStats& out) const noexcept {
     // Blocks parked in caches, per node arena and class (a slot's caches belong to its holder's node arena).
     std::uint64_t cached[platform::kMaxNumaNodes][kMaxClasses] = {};
     ClassStats& total = out.total;
-    std::uint64_t total_allocated_block_bytes = 0;
-    std::uint64_t allocated_block_bytes[kMaxClasses] = {};
+    std::uint64_t total_sampled_block_bytes = 0;
+    std::uint64_t sampled_block_bytes[kMaxClasses] = {};
     for (int i = 0; i < class_count_; ++i) {
         ClassStats& s = out.classes[i];
         std::uint64_t requested = 0;   // modulo 2^64 until everything is summed
         for (int a = 0; a < node_arena_count_; ++a) {
             const SharedList& list = *arenas_[static_cast<std::uint32_t>(a) * kMaxClasses + static_cast<std::uint32_t>(i)].list;
             requested += load(list.requested);
-            s.allocations += load(list.allocations);
-            s.allocations_requested_bytes += load(list.allocations_requested);
+            s.sampled_allocations += load(list.sampled);
+            s.sampled_requested_bytes += load(list.sampled_requested);
             s.failed_allocations += load(list.failed);
         }
         for (std::uint32_t slot = 0; slot < max_threads_; ++slot) {
@@ -542,8 +547,8 @@ void Pool::stats(PoolStats& out) const noexcept {
             if (holder != 0 && holder <= static_cast<std::uint32_t>(node_arena_count_)) cached[holder - 1][i] += count;
             s.cached_blocks += count;
             requested += load(cache.requested);
-            s.allocations += load(cache.allocations);
-            s.allocations_requested_bytes += load(cache.allocations_requested);
+            s.sampled_allocations += load(cache.sampled);
+            s.sampled_requested_bytes += load(cache.sampled_requested);
             s.failed_allocations += load(cache.failed);
         }
         s.block_bytes = class_bytes_[i];
@@ -569,19 +574,19 @@ void Pool::stats(PoolStats& out) const noexcept {
         s.in_use_bytes = s.in_use_blocks * s.block_bytes;
         // A sum caught mid-operation may wrap below zero: read it as signed and clamp.
         if (exact_requested_) s.requested_bytes = static_cast<std::int64_t>(requested) > 0 ? requested : 0;
-        allocated_block_bytes[i] = s.allocations * s.block_bytes;
+        sampled_block_bytes[i] = s.sampled_allocations * s.block_bytes;
         s.fragmentation_percent = exact_requested_
                                       ? fragmentation_percent(s.requested_bytes, s.in_use_bytes)
-                                      : fragmentation_percent(s.allocations_requested_bytes, allocated_block_bytes[i]);
+                                      : fragmentation_percent(s.sampled_requested_bytes, sampled_block_bytes[i]);
 
         total.capacity_blocks += s.capacity_blocks;
         total.capacity_bytes += s.capacity_bytes;
         total.in_use_blocks += s.in_use_blocks;
         total.in_use_bytes += s.in_use_bytes;
         total.requested_bytes += s.requested_bytes;
-        total.allocations += s.allocations;
-        total.allocations_requested_bytes += s.allocations_requested_bytes;
-        total_allocated_block_bytes += allocated_block_bytes[i];
+        total.sampled_allocations += s.sampled_allocations;
+        total.sampled_requested_bytes += s.sampled_requested_bytes;
+        total_sampled_block_bytes += sampled_block_bytes[i];
         total.cached_blocks += s.cached_blocks;
         total.high_water_blocks += s.high_water_blocks;
         total.failed_allocations += s.failed_allocations;
@@ -593,8 +598,8 @@ void Pool::stats(PoolStats& out) const noexcept {
     total.failed_allocations += out.out_of_range_requests;
     total.fragmentation_percent = exact_requested_
                                       ? fragmentation_percent(total.requested_bytes, total.in_use_bytes)
-                                      : fragmentation_percent(total.allocations_requested_bytes,
-                                                              total_allocated_block_bytes);
+                                      : fragmentation_percent(total.sampled_requested_bytes,
+                                                              total_sampled_block_bytes);
 }
 
 }  // namespace cf::mem

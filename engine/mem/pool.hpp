@@ -9,9 +9,9 @@
 // Each node arena holds every class with the configured number of blocks (budgets are per node); every class's
 // blocks start on a segment. A block carries no header. free(p) finds its arena with arithmetic: (p - base) >>
 // segment_shift indexes a 16-bit table (segments are >= 4 KiB and a class never shares one, so each belongs to one
-// arena id = node arena * kMaxClasses + class), and the block index inside the arena is a multiply-high by a
-// precomputed reciprocal of the block size (exact for offsets below 2^64 / block size, hence the 16 TiB limit),
-// so the class and the node need neither a search nor a hash.
+// arena id = node arena * kMaxClasses + class), and the block index inside the arena is a shift for power-of-two
+// blocks, else a multiply-high by a precomputed reciprocal of the block size (exact for offsets below 2^64 / block
+// size, hence the 16 TiB limit), so the class and the node need neither a search nor a hash.
 //
 // NUMA. The topology (platform/os/numa.hpp; a test passes a fake one) says how many nodes there are and which node
 // the calling thread runs on. The pool keeps one node arena per node in use (PoolConfig::numa_nodes, default every
@@ -51,14 +51,14 @@
 // threads' caches are not stolen, so a class can report exhaustion while up to (threads - 1) * cache_blocks of its
 // blocks sit in other caches: size budgets with that slack, or set cache_blocks = 0 for exact-capacity classes.
 //
-// Statistics (pool_stats.hpp). By default the fast path keeps per-class counters only: each allocation adds one to
-// its slot's count and its requested size to the slot's sum (two plain stores on the thread's own cache line), and
-// fragmentation is reported from them, over every allocation the class served. PoolConfig::exact_requested_bytes
-// (a run-time option, off by default) also keeps the exact requested bytes of the blocks in use: free() then reads
-// the size back from the block's link word (below) and subtracts it, and fragmentation is over the blocks in use.
-// It is a run-time flag rather than a build option because its cost is one predicted branch on a field the fast
-// path loads anyway, and a run-time flag lets one build (and the tests) run both ways without the build-wide ODR
-// rule a macro that changes inline code needs (see CF_POOL_CHECKED).
+// Statistics (pool_stats.hpp). By default the fast path keeps no statistics: what decides exhaustion is counted per
+// batch on the shared lists, and fragmentation is estimated from per-class counters of a sample taken off the fast
+// path (the allocation that finds its cache empty, about one per batch). PoolConfig::exact_requested_bytes (a
+// run-time option, off by default) keeps the exact requested bytes of the blocks in use instead: allocate() adds
+// the size to the slot's share, free() reads it back from the block's link word (below) and subtracts it, and
+// fragmentation is over the blocks in use. It is a run-time flag rather than a build option because off it costs
+// one predicted branch on a field in the pool's first cache line, and a flag lets one build (and the tests) run
+// both ways without the build-wide rule a macro that changes inline code needs (see CF_POOL_CHECKED).
 //
 // Block state (for free_checked). While a block is in use its link word is idle: allocate() stores kAllocated |
 // requested size there (the top bit set), every free block holds a link below 2^31 (an index, or kNil): in a
@@ -248,8 +248,8 @@ private:
         std::atomic<std::int64_t> high_water{0};
         // Calls of threads without a cache (several writers: fetch_add / fetch_sub).
         std::atomic<std::uint64_t> requested{0};
-        std::atomic<std::uint64_t> allocations{0};
-        std::atomic<std::uint64_t> allocations_requested{0};
+        std::atomic<std::uint64_t> sampled{0};
+        std::atomic<std::uint64_t> sampled_requested{0};
         std::atomic<std::uint64_t> failed{0};
     };
 
@@ -261,8 +261,12 @@ private:
         std::uint64_t reciprocal = 0;        // floor(2^64 / block_bytes) + 1: index = (offset * reciprocal) >> 64
         std::atomic<std::uint32_t>* links = nullptr;
         SharedList* list = nullptr;
+        std::uint32_t shift = 0;             // log2(block_bytes) for a power of two (the default classes), else 0
 
+        // A shift for power-of-two blocks (a predicted branch: shorter than the multiply on the free path's
+        // dependency chain), the multiply-high otherwise.
         std::uint32_t index_of(std::uintptr_t arena_offset) const noexcept {
+            if (shift != 0) [[likely]] return static_cast<std::uint32_t>(arena_offset >> shift);
             __extension__ using U128 = unsigned __int128;
             return static_cast<std::uint32_t>((U128{arena_offset} * reciprocal) >> 64);
         }
@@ -288,7 +292,7 @@ private:
     }
 
     // The top block leaves a cache holding `count` (> 0): the allocated tag and requested size go into its idle
-    // link word, the request into the slot's counters.
+    // link word (and, with exact accounting, the size into the slot's share).
     void* pop_cached(std::uint32_t arena_id, ClassCache& cache, std::uint32_t count,
                      std::uint32_t requested) noexcept {
         void* block = cache.blocks[--count];
@@ -297,8 +301,6 @@ private:
         const std::uintptr_t offset = reinterpret_cast<std::uintptr_t>(block) - base_ - arena.offset;
         arena.links[arena.index_of(offset)].store(kAllocated | requested, std::memory_order_relaxed);
         unpoison_block(block, requested);
-        bump(cache.allocations);
-        bump(cache.allocations_requested, requested);
         if (exact_requested_) bump(cache.requested, requested);
         return block;
     }

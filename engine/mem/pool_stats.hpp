@@ -3,9 +3,8 @@
 // threads that allocate.
 //
 // Exactness. Every number is a sum of relaxed counters: per class and node arena, the blocks out of the shared free
-// list (updated per batch), and per thread cache its block count, its allocations and the sizes they asked for,
-// and its failures (updated per call by the owning thread, no locked instruction). in_use = out of the shared
-// lists - cached.
+// list (updated per batch), and per thread cache its block count, its sample of requests and its failures (updated
+// by the owning thread, no locked instruction). in_use = out of the shared lists - cached.
 // Once no thread is inside allocate()/free() and their effects are visible to the reader (after a join, or any
 // acquire that follows them) the numbers are exact. Read while threads run, each counter is some recent value, so
 // in_use and requested may be off by the operations in flight (both are clamped at 0).
@@ -16,12 +15,14 @@
 // do not overlap in time (one thread, or threads that take turns), and may miss a transient peak by the batches in
 // flight when they do. With several node arenas a class's peak is the sum of its arenas' peaks.
 //
-// Fragmentation. By default (PoolConfig::exact_requested_bytes off) it comes from per-class counters kept on the
-// allocate path only: 100 * (1 - sizes asked for / (allocations * block bytes)) over every allocation the class
-// served since create(), so it describes the requests the class sees, not only the blocks in use right now (the
-// two differ when blocks of some sizes live longer than others); requested_bytes is 0. With exact_requested_bytes
-// on, requested_bytes is exact: allocate() keeps each block's requested size in its free-list link word while the
-// block is in use and free() subtracts it, and fragmentation is over the blocks in use.
+// Fragmentation. By default (PoolConfig::exact_requested_bytes off) the fast path keeps no statistics at all, and
+// fragmentation comes from per-class counters of a sample kept off it: the allocation that finds its thread's
+// cache empty (about one in batch_blocks; every allocation of a thread without a cache) adds one and its requested
+// size. The figure is 100 * (1 - sampled sizes / (samples * block bytes)): an estimate over the requests the class
+// served since create(), exact when every allocation is sampled (cache_blocks = 0), and 0 before the first sample;
+// requested_bytes is 0. With exact_requested_bytes on, requested_bytes is exact: allocate() keeps each block's
+// requested size in its free-list link word while the block is in use, free() subtracts it, and fragmentation is
+// 100 * (1 - requested_bytes / in_use_bytes) over the blocks in use.
 #pragma once
 
 #include <cstddef>
@@ -39,12 +40,12 @@ struct ClassStats {
     std::uint64_t in_use_blocks = 0;        // handed to the application and not yet freed
     std::uint64_t in_use_bytes = 0;         // in_use_blocks * block_bytes
     std::uint64_t requested_bytes = 0;      // exact accounting only: sizes asked for by the blocks in use
-    std::uint64_t allocations = 0;          // successful allocations since create()
-    std::uint64_t allocations_requested_bytes = 0;   // the sizes they asked for (allocate_class: the block size)
+    std::uint64_t sampled_allocations = 0;      // allocations in the default statistics' sample (see above)
+    std::uint64_t sampled_requested_bytes = 0;  // the sizes they asked for (allocate_class: the block size)
     std::uint64_t cached_blocks = 0;        // free but parked in a thread's cache (out of the shared list)
     std::uint64_t high_water_blocks = 0;    // peak of in_use + cached, see above; total: sum of the class peaks
     std::uint64_t failed_allocations = 0;   // class exhausted; total: also requests of no class (0 B, too large)
-    // Default: 100 * (1 - allocations_requested_bytes / (allocations * block_bytes)), 0 before any allocation.
+    // Default: 100 * (1 - sampled_requested_bytes / (sampled_allocations * block_bytes)), 0 without a sample.
     // Exact accounting: 100 * (1 - requested_bytes / in_use_bytes), 0 when nothing is in use.
     double fragmentation_percent = 0;
 };

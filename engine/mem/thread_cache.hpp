@@ -39,8 +39,8 @@ struct alignas(64) ClassCache {
     // minus those of the blocks it freed, modulo 2^64: one thread's share may be "negative" (it frees what others
     // allocated), the sum over all threads is exact.
     std::atomic<std::uint64_t> requested{0};
-    std::atomic<std::uint64_t> allocations{0};             // successful allocations
-    std::atomic<std::uint64_t> allocations_requested{0};   // the sizes they asked for
+    std::atomic<std::uint64_t> sampled{0};                 // allocations that refilled the cache (off the fast path)
+    std::atomic<std::uint64_t> sampled_requested{0};       // the sizes they asked for
     std::atomic<std::uint64_t> failed{0};
     void* blocks[kMaxCacheBlocks] = {};
 };
