@@ -178,7 +178,11 @@ public:
     // A block of class `class_index` (no size lookup), or nullptr (counted) when exhausted or a bad index.
     [[nodiscard]] void* allocate_class(int class_index) noexcept {
         const auto index = static_cast<unsigned>(class_index);
-        if (index >= static_cast<unsigned>(class_count_)) [[unlikely]] return reject_request();
+        // The second test is implied by the first (class_count_ <= kMaxClasses); it keeps the optimiser from
+        // warning about class_bytes_[1000000] when a caller passes a constant.
+        if (index >= static_cast<unsigned>(class_count_) || index >= unsigned{kMaxClasses}) [[unlikely]] {
+            return reject_request();
+        }
         return take(index, class_bytes_[index]);
     }
 
