@@ -7,11 +7,16 @@
 // Each sample is one bracket of ordered counter reads around a batch of 32 pairs (or 32 allocations, or 32 frees),
 // minus the bracket's own cost, divided by 32, like the clock scenario. The contenders take turns in short rounds.
 //
-// Fairness: every contender, ours included, is called through a plain function pointer the compiler cannot see
-// through (one indirect call per operation). mimalloc and jemalloc (Debian's libmimalloc-dev, libjemalloc-dev)
-// export malloc/free themselves and would replace glibc's allocator for the whole process if linked, so they are
-// dlopen()ed with RTLD_LOCAL at run time and their entry points resolved from the handle; a peer that does not load
-// is reported as skipped, with the loader's reason.
+// Every allocator is called directly, the way a program that uses it calls it: each contender is a type the
+// measuring loops are instantiated for (no function pointer chosen per contender at run time), so our pool's
+// allocate()/free() are inlined into the loop as in an application, glibc's malloc/free are called by name, and
+// mimalloc's mi_malloc/mi_free and jemalloc's malloc/free through the address the dynamic linker resolved for the
+// symbol, kept in a global: the same one indirect call through a resolved slot that every call into a shared
+// library makes (PLT/GOT; exactly the code gcc emits with -fno-plt). Our free_checked() is out of line by design,
+// so the checked row has one real call per free. mimalloc and jemalloc (Debian's libmimalloc-dev,
+// libjemalloc-dev) export malloc/free themselves and would replace glibc's allocator for the whole process if
+// linked, so they are dlopen()ed with RTLD_LOCAL at run time and their entry points resolved from the handle; a
+// peer that does not load is reported as skipped, with the loader's reason.
 #include <dlfcn.h>
 
 #include <atomic>
@@ -40,24 +45,63 @@ constexpr std::size_t kCrossBytes = 64;
 using AllocateFn = void* (*)(std::size_t);
 using FreeFn = void (*)(void*);
 
+// The contenders. Each kind is a type with allocate() and release() that the loops below are instantiated for.
+enum class Kind { pool_inline, pool_checked, glibc, mimalloc, jemalloc };
+
 struct Contender {
     std::string name;
+    Kind kind;
+};
+
+// A peer's entry points as the dynamic linker resolved them (a dlopen()ed library's equivalent of its GOT slots).
+struct ResolvedSymbols {
     AllocateFn allocate = nullptr;
     FreeFn release = nullptr;
 };
+ResolvedSymbols mimalloc_symbols;
+ResolvedSymbols jemalloc_symbols;
 
-// Hides a function pointer's value from the optimiser, so every call stays an indirect call.
-template <class Function>
-Function opaque(Function function) noexcept {
-    asm volatile("" : "+r"(function));
-    return function;
+struct PoolInline {
+    mem::Pool* pool;
+    void* allocate(std::size_t bytes) const noexcept { return pool->allocate(bytes); }
+    void release(void* block) const noexcept { pool->free(block); }
+};
+
+struct PoolChecked {
+    mem::Pool* pool;
+    void* allocate(std::size_t bytes) const noexcept { return pool->allocate(bytes); }
+    void release(void* block) const noexcept { (void)pool->free_checked(block); }
+};
+
+struct GlibcMalloc {
+    void* allocate(std::size_t bytes) const noexcept { return std::malloc(bytes); }
+    void release(void* block) const noexcept { std::free(block); }
+};
+
+// Reads the slot at every call, as a call through the GOT does.
+template <const ResolvedSymbols& symbols>
+struct SharedLibraryAllocator {
+    void* allocate(std::size_t bytes) const noexcept {
+        const volatile AllocateFn& slot = symbols.allocate;
+        return slot(bytes);
+    }
+    void release(void* block) const noexcept {
+        const volatile FreeFn& slot = symbols.release;
+        slot(block);
+    }
+};
+
+// Calls `body` with the allocator object of `kind`: one switch per round or batch, never per operation.
+template <class Body>
+void with_allocator(Kind kind, mem::Pool* pool, Body body) {
+    switch (kind) {
+        case Kind::pool_inline: body(PoolInline{pool}); break;
+        case Kind::pool_checked: body(PoolChecked{pool}); break;
+        case Kind::glibc: body(GlibcMalloc{}); break;
+        case Kind::mimalloc: body(SharedLibraryAllocator<mimalloc_symbols>{}); break;
+        case Kind::jemalloc: body(SharedLibraryAllocator<jemalloc_symbols>{}); break;
+    }
 }
-
-// Ours behind the same kind of pointer as the others.
-mem::Pool* bench_pool = nullptr;
-void* pool_allocate(std::size_t bytes) { return bench_pool->allocate(bytes); }
-void pool_free(void* block) { bench_pool->free(block); }
-void pool_free_checked(void* block) { (void)bench_pool->free_checked(block); }
 
 std::string library_of(void* symbol) {
     Dl_info info{};
@@ -72,8 +116,8 @@ struct Peers {
     std::vector<std::string> notes;
 };
 
-void load_peer(Peers& peers, const char* name, const char* soname, const char* allocate_symbol,
-               const char* free_symbol) {
+void load_peer(Peers& peers, const char* name, Kind kind, ResolvedSymbols& symbols, const char* soname,
+               const char* allocate_symbol, const char* free_symbol) {
     void* handle = dlopen(soname, RTLD_LOCAL | RTLD_NOW);
     if (handle == nullptr) {
         const std::string error = dlerror();
@@ -98,22 +142,22 @@ void load_peer(Peers& peers, const char* name, const char* soname, const char* a
                               (allocate != nullptr ? library_of(allocate) : std::string("nothing")) + ")");
         return;
     }
-    peers.contenders.push_back({name, reinterpret_cast<AllocateFn>(allocate), reinterpret_cast<FreeFn>(release)});
+    symbols.allocate = reinterpret_cast<AllocateFn>(allocate);
+    symbols.release = reinterpret_cast<FreeFn>(release);
+    peers.contenders.push_back({name, kind});
 }
 
 const Peers& peers() {
     static const Peers loaded = [] {
         Peers result;
-        // glibc's malloc is the process's own; resolved the same way so it is called the same way.
+        // glibc's malloc is the process's own: called by name, after checking that the name is glibc's.
         void* allocate = dlsym(RTLD_DEFAULT, "malloc");
-        void* release = dlsym(RTLD_DEFAULT, "free");
         const std::string library = allocate != nullptr ? library_of(allocate) : "?";
         const bool glibc = library.rfind("libc.so", 0) == 0;
-        result.contenders.push_back({glibc ? "glibc malloc" : "malloc (" + library + ")",
-                                     reinterpret_cast<AllocateFn>(allocate), reinterpret_cast<FreeFn>(release)});
+        result.contenders.push_back({glibc ? "glibc malloc" : "malloc (" + library + ")", Kind::glibc});
         if (!glibc) result.notes.push_back("the process's malloc is not glibc's but " + library + "'s");
-        load_peer(result, "mimalloc", "libmimalloc.so.2", "mi_malloc", "mi_free");
-        load_peer(result, "jemalloc", "libjemalloc.so.2", "malloc", "free");
+        load_peer(result, "mimalloc", Kind::mimalloc, mimalloc_symbols, "libmimalloc.so.2", "mi_malloc", "mi_free");
+        load_peer(result, "jemalloc", Kind::jemalloc, jemalloc_symbols, "libjemalloc.so.2", "malloc", "free");
         return result;
     }();
     return loaded;
@@ -124,16 +168,15 @@ std::uint64_t net_ticks(std::uint64_t ticks, const TickRuler& ruler) {
 }
 
 // One round of same-thread pairs: allocate, free, allocate, free...
-void measure_pairs(const Contender& contender, std::size_t bytes, const TickRuler& ruler,
+template <class Allocator>
+void measure_pairs(const Allocator& allocator, std::size_t bytes, const TickRuler& ruler,
                    LatencyHistogram& histogram) {
-    const AllocateFn allocate = opaque(contender.allocate);
-    const FreeFn release = opaque(contender.release);
     for (int b = 0; b < kBatchesPerRound; ++b) {
         const std::uint64_t start = platform::read_cycles_ordered();
         for (int i = 0; i < kBatch; ++i) {
-            void* block = allocate(bytes);
+            void* block = allocator.allocate(bytes);
             keep(block);
-            release(block);
+            allocator.release(block);
         }
         const std::uint64_t ticks = platform::read_cycles_end() - start;
         histogram.record(ruler.to_picos(net_ticks(ticks, ruler)) / kBatch);
@@ -166,12 +209,18 @@ void wait_while(Blocked blocked) {
     }
 }
 
+// Times freeing one batch.
+template <class Allocator>
+std::uint64_t free_batch(const Allocator& allocator, void* const* blocks) {
+    const std::uint64_t start = platform::read_cycles_ordered();
+    for (int i = 0; i < kBatch; ++i) allocator.release(blocks[i]);
+    return platform::read_cycles_end() - start;
+}
+
 // The freeing side: takes batches off the ring and times freeing them, per contender.
-void free_side(Handoff& handoff, const std::vector<Contender>& contenders, const TickRuler& ruler, int cpu,
-               std::vector<LatencyHistogram>& histograms) {
+void free_side(Handoff& handoff, const std::vector<Contender>& contenders, mem::Pool* pool, const TickRuler& ruler,
+               int cpu, std::vector<LatencyHistogram>& histograms) {
     if (cpu >= 0) (void)platform::pin_current_thread(cpu);
-    std::vector<FreeFn> releases;
-    for (const Contender& contender : contenders) releases.push_back(opaque(contender.release));
     void* blocks[kBatch];
     std::uint64_t head = handoff.head.load(std::memory_order_relaxed);
     for (;;) {
@@ -183,21 +232,22 @@ void free_side(Handoff& handoff, const std::vector<Contender>& contenders, const
         head += kBatch;
         handoff.head.store(head, std::memory_order_release);
         if (first.contender == Handoff::kStop) return;
-        const FreeFn release = releases[first.contender];
-        const std::uint64_t start = platform::read_cycles_ordered();
-        for (int i = 0; i < kBatch; ++i) release(blocks[i]);
-        const std::uint64_t ticks = platform::read_cycles_end() - start;
+        std::uint64_t ticks = 0;
+        with_allocator(contenders[first.contender].kind, pool,
+                       [&](const auto& allocator) { ticks = free_batch(allocator, blocks); });
         if (first.record != 0) histograms[first.contender].record(ruler.to_picos(net_ticks(ticks, ruler)) / kBatch);
     }
 }
 
 // The allocating side (this thread): times allocating a batch, then hands it over.
-void allocate_batches(Handoff& handoff, std::uint64_t& tail, std::uint32_t contender_index, AllocateFn allocate,
-                      int batches, bool record, const TickRuler& ruler, LatencyHistogram& histogram) {
+template <class Allocator>
+void allocate_batches(const Allocator& allocator, Handoff& handoff, std::uint64_t& tail,
+                      std::uint32_t contender_index, int batches, bool record, const TickRuler& ruler,
+                      LatencyHistogram& histogram) {
     void* blocks[kBatch];
     for (int b = 0; b < batches; ++b) {
         const std::uint64_t start = platform::read_cycles_ordered();
-        for (int i = 0; i < kBatch; ++i) blocks[i] = allocate(kCrossBytes);
+        for (int i = 0; i < kBatch; ++i) blocks[i] = allocator.allocate(kCrossBytes);
         const std::uint64_t ticks = platform::read_cycles_end() - start;
         if (record) histogram.record(ruler.to_picos(net_ticks(ticks, ruler)) / kBatch);
         wait_while([&] {
@@ -230,13 +280,13 @@ ScenarioResult run_alloc_scenario(ScenarioContext& context) {
         return result;
     }
     if (pool->warning()[0] != '\0') result.notes.push_back(std::string("cf::mem::Pool: ") + pool->warning());
-    bench_pool = pool.get();
+    result.notes.push_back("cf::mem::Pool: default statistics (exact requested bytes off), " +
+                           std::to_string(pool->node_arena_count()) + " NUMA node arena(s)");
 
     // Ours first (the plain pool at 0), then the peers from kFirstPeer on.
     constexpr std::size_t kFirstPeer = 2;
     const std::string checked_name = "cf::mem::Pool (checked free, C API path)";
-    std::vector<Contender> contenders = {{"cf::mem::Pool", &pool_allocate, &pool_free},
-                                         {checked_name, &pool_allocate, &pool_free_checked}};
+    std::vector<Contender> contenders = {{"cf::mem::Pool", Kind::pool_inline}, {checked_name, Kind::pool_checked}};
     for (const Contender& peer : peers().contenders) contenders.push_back(peer);
     result.notes.insert(result.notes.end(), peers().notes.begin(), peers().notes.end());
     const std::size_t count = contenders.size();
@@ -252,12 +302,19 @@ ScenarioResult run_alloc_scenario(ScenarioContext& context) {
     {
         LatencyHistogram warm_up = make_picosecond_histogram();   // first touches (thread caches, arenas)
         for (const Contender& contender : contenders) {
-            for (const std::size_t bytes : kPairSizes) measure_pairs(contender, bytes, ruler, warm_up);
+            for (const std::size_t bytes : kPairSizes) {
+                with_allocator(contender.kind, pool.get(),
+                               [&](const auto& allocator) { measure_pairs(allocator, bytes, ruler, warm_up); });
+            }
         }
     }
     for (Duration elapsed; elapsed < half; elapsed = clock.now() - start) {
         for (std::size_t s = 0; s < std::size(kPairSizes); ++s) {
-            for (std::size_t c = 0; c < count; ++c) measure_pairs(contenders[c], kPairSizes[s], ruler, pairs[s][c]);
+            for (std::size_t c = 0; c < count; ++c) {
+                with_allocator(contenders[c].kind, pool.get(), [&](const auto& allocator) {
+                    measure_pairs(allocator, kPairSizes[s], ruler, pairs[s][c]);
+                });
+            }
         }
         context.progress.update(elapsed.to_seconds_f64());
     }
@@ -270,19 +327,21 @@ ScenarioResult run_alloc_scenario(ScenarioContext& context) {
         allocate_side.push_back(make_picosecond_histogram());
         free_side_histograms.push_back(make_picosecond_histogram());
     }
-    std::thread freeing([&] { free_side(*handoff, contenders, ruler, free_cpu, free_side_histograms); });
+    std::thread freeing([&] { free_side(*handoff, contenders, pool.get(), ruler, free_cpu, free_side_histograms); });
     std::uint64_t tail = 0;
-    std::vector<AllocateFn> allocates;
-    for (const Contender& contender : contenders) allocates.push_back(opaque(contender.allocate));
     for (std::size_t c = 0; c < count; ++c) {   // warm-up round, not recorded
-        allocate_batches(*handoff, tail, static_cast<std::uint32_t>(c), allocates[c], kBatchesPerRound, false, ruler,
-                         allocate_side[c]);
+        with_allocator(contenders[c].kind, pool.get(), [&](const auto& allocator) {
+            allocate_batches(allocator, *handoff, tail, static_cast<std::uint32_t>(c), kBatchesPerRound, false, ruler,
+                             allocate_side[c]);
+        });
     }
     const Instant cross_start = clock.now();
     for (Duration elapsed; elapsed < half; elapsed = clock.now() - cross_start) {
         for (std::size_t c = 0; c < count; ++c) {
-            allocate_batches(*handoff, tail, static_cast<std::uint32_t>(c), allocates[c], kBatchesPerRound, true,
-                             ruler, allocate_side[c]);
+            with_allocator(contenders[c].kind, pool.get(), [&](const auto& allocator) {
+                allocate_batches(allocator, *handoff, tail, static_cast<std::uint32_t>(c), kBatchesPerRound, true,
+                                 ruler, allocate_side[c]);
+            });
         }
         context.progress.update((clock.now() - start).to_seconds_f64());
     }
@@ -305,9 +364,10 @@ ScenarioResult run_alloc_scenario(ScenarioContext& context) {
     result.description = "cost of allocation (ns): same-thread alloc+free pairs (per pair) at 64 B and 1 KiB; 64 B "
                          "allocated on one thread and freed on another" +
                          std::string(free_cpu >= 0 ? " (two pinned CPUs)" : " (one CPU)") +
-                         " (per op, each side). Batches of 32 timed by the cycle counter; every allocator, ours "
-                         "included, called through a function pointer (one indirect call per op); our pool twice: "
-                         "inline free() and free_checked() (cf_pool_free's double-free check)";
+                         " (per op, each side). Batches of 32 timed by the cycle counter; every allocator called "
+                         "directly as a program calls it (ours inlined, glibc by name, mimalloc/jemalloc through "
+                         "their resolved symbol slot, as any call into a shared library); our pool twice: inline "
+                         "free() and free_checked() (cf_pool_free's double-free check)";
     for (std::size_t s = 0; s < std::size(kPairSizes); ++s) {
         const std::string label = size_label(kPairSizes[s]) + " alloc+free pair: ";
         const std::size_t ours = result.series.size();
@@ -337,7 +397,6 @@ ScenarioResult run_alloc_scenario(ScenarioContext& context) {
                                                result.series[ours], result.series[ours + c]));
         }
     }
-    bench_pool = nullptr;
     return result;
 }
 

@@ -13,7 +13,7 @@ using cf::platform::fail;
 namespace {
 
 // The smallest struct_size a caller may pass: the first published version of the struct.
-constexpr std::size_t kEngineConfigV1 = offsetof(cf_engine_config_t, reserved1) + sizeof(uint32_t);
+constexpr std::size_t kEngineConfigV1 = offsetof(cf_engine_config_t, pool_exact_accounting) + sizeof(uint32_t);
 constexpr std::size_t kPoolStatsV1 = offsetof(cf_pool_stats_t, fragmentation_percent) + sizeof(double);
 constexpr std::size_t kPoolClassStatsV1 = offsetof(cf_pool_class_stats_t, fragmentation_percent) + sizeof(double);
 
@@ -53,6 +53,7 @@ int cf_engine_create(const cf_engine_config_t* config, cf_engine_t** engine) {
     settings.pool_max_threads = config->pool_max_threads;
     settings.max_topics = config->max_topics;
     settings.prefer_hugepages = config->prefer_hugepages != 0;
+    settings.pool_exact_accounting = config->pool_exact_accounting != 0;
     const cf::capi::Call status_of("cf_engine_create");
     auto* handle = new (std::nothrow) cf_engine();
     if (handle == nullptr) return fail(ENOMEM, "cf_engine_create: out of memory");

@@ -1,17 +1,28 @@
 // Static memory pool: fixed-size blocks in size classes, all memory reserved and pre-faulted by create(), nothing
 // mapped, grown or locked afterwards.
 //
-// Layout. create() makes one map_region (explicit hugepages when free, else 4 KiB pages with THP advice and a
-// warning) and carves it into, in order:
-//     [arena class 0][arena class 1]...   blocks of each class back to back, every arena starting on a segment
-//     [links class 0][links class 1]...   one 32-bit word per block: free-list link / allocated tag + size
-//     [segment -> class table][slot flags][thread caches: max_threads x classes x ClassCache]
-// A block carries no header. free(p) finds its class with arithmetic: (p - base) >> segment_shift indexes a byte
-// table (segments are >= 4 KiB and an arena never shares one, so each belongs to exactly one class), and the block
-// index inside the arena is a multiply-high by a precomputed reciprocal of the block size (exact for offsets below
-// 2^64 / block size, hence the 16 TiB limit on the arenas), so the class needs neither a search nor a hash.
+// Layout. create() reserves one region (explicit hugepages when free, else 4 KiB pages with THP advice and a
+// warning), places its parts on NUMA nodes (below), then pre-faults it. It is carved into:
+//     node arena 0: [class 0 blocks][class 1 blocks]...[links class 0][links class 1]...[shared lists]
+//     node arena 1: the same, for the next node in use ...
+//     common:       [segment -> arena table][slot flags][arena descriptors][thread caches: max_threads x classes]
+// Each node arena holds every class with the configured number of blocks (budgets are per node); every class's
+// blocks start on a segment. A block carries no header. free(p) finds its arena with arithmetic: (p - base) >>
+// segment_shift indexes a 16-bit table (segments are >= 4 KiB and a class never shares one, so each belongs to one
+// arena id = node arena * kMaxClasses + class), and the block index inside the arena is a shift for power-of-two
+// blocks, else a multiply-high by a precomputed reciprocal of the block size (exact for offsets below 2^64 / block
+// size, hence the 16 TiB limit), so the class and the node need neither a search nor a hash.
 //
-// Shared free lists. Each class has a Treiber stack of block *indices*: the head is one 64-bit word
+// NUMA. The topology (platform/os/numa.hpp; a test passes a fake one) says how many nodes there are and which node
+// the calling thread runs on. The pool keeps one node arena per node in use (PoolConfig::numa_nodes, default every
+// node: one arena on a single-node machine) and binds each arena's memory to its node before pre-faulting it
+// (mbind MPOL_PREFERRED; the common part goes to the creating thread's node). A thread's first call records the
+// node it runs on: it allocates from that node's arena from then on (pin threads before their first call; a node
+// without an arena uses arena 0). A block freed on a thread of another node goes straight back to the shared list
+// of the arena it came from (one CAS, out of line), so every arena's blocks stay on its node. An arena that is
+// exhausted does not borrow from another node's.
+//
+// Shared free lists. Each arena has a Treiber stack of block *indices*: the head is one 64-bit word
 // {low 32: index of the top block or kNil, high 32: version tag}, and links[i] holds the index below block i.
 // Every successful CAS on the head bumps the tag, so a thread that read the head, walked the links and was
 // overtaken by pops and pushes of the same blocks fails its CAS instead of installing a stale link (ABA); an ABA
@@ -29,37 +40,48 @@
 // Thread caches (thread_cache.hpp). A thread's first call claims one of `max_threads` preallocated slots with an
 // atomic and keeps it until it exits (or calls release_thread_cache()); at exit its cached blocks go back to the
 // shared lists. allocate() pops from the thread's LIFO cache; an empty cache refills with one batch pop. free()
-// pushes onto the *freeing* thread's cache; a full cache flushes one batch with one CAS. So a block allocated on
-// thread A and freed on thread B travels B's cache -> shared list -> whoever refills next: lock-free, and no thread
-// ever touches another thread's cache. A thread that finds no free slot (more than max_threads threads) or already
-// uses kMaxOwnersPerThread pools works directly on the shared lists, one CAS per call.
+// pushes onto the *freeing* thread's cache when the block is of its node; a full cache flushes one batch with one
+// CAS. So a block allocated on thread A and freed on thread B travels B's cache -> shared list -> whoever refills
+// next: lock-free, and no thread ever touches another thread's cache. A thread that finds no free slot (more than
+// max_threads threads) or no free entry in its binding table (kMaxOwnersPerThread pools) works directly on the
+// shared lists, one CAS per call.
 //
-// Exhaustion. A class is exhausted for a thread when its cache and the shared list are both empty: allocate()
-// returns nullptr and counts a failed allocation; the pool never grows. Free blocks parked in *other* threads'
-// caches are not stolen, so a class can report exhaustion while up to (threads - 1) * cache_blocks of its blocks sit
-// in other caches: size budgets with that slack, or set cache_blocks = 0 for exact-capacity classes.
+// Exhaustion. A class is exhausted for a thread when its cache and its node arena's shared list are both empty:
+// allocate() returns nullptr and counts a failed allocation; the pool never grows. Free blocks parked in *other*
+// threads' caches are not stolen, so a class can report exhaustion while up to (threads - 1) * cache_blocks of its
+// blocks sit in other caches: size budgets with that slack, or set cache_blocks = 0 for exact-capacity classes.
 //
-// Requested sizes (for the fragmentation figure). While a block is in use its link word is idle, so allocate()
-// stores the requested size there and free() reads it back: stats report the exact requested bytes of the blocks in
-// use with no memory beyond the link word the free list needs anyway. allocate_class() records the block size.
+// Statistics (pool_stats.hpp). By default the fast path keeps no statistics: what decides exhaustion is counted per
+// batch on the shared lists, and fragmentation is estimated from per-class counters of a sample taken off the fast
+// path (the allocation that finds its cache empty, about one per batch). PoolConfig::exact_requested_bytes (a
+// run-time option, off by default) keeps the exact requested bytes of the blocks in use instead: allocate() adds
+// the size to the slot's share, free() reads it back from the block's link word (below) and subtracts it, and
+// fragmentation is over the blocks in use. It is a run-time flag rather than a build option because off it costs
+// one predicted branch on a field in the pool's first cache line, and a flag lets one build (and the tests) run
+// both ways without the build-wide rule a macro that changes inline code needs (see CF_POOL_CHECKED).
 //
-// Block state (for free_checked). The link word also says whether the block is in use: allocate() stores
-// kAllocated | size (the top bit set), every free block holds a link below 2^31 (an index, or kNil): in a shared
-// list its successor, in a thread cache kNil, which free() stores on its way into the cache. So "allocated" is one
-// bit every path keeps exact at the cost of an OR on allocate and a store to a word free() reads anyway.
-// free_checked() moves a block from allocated to free with one CAS on that word: of two frees of one block (a
-// double free, or two threads racing) exactly one wins, wherever the block goes next (cache or shared list).
-// free() stays unchecked (a store, no CAS) unless the build defines CF_POOL_CHECKED=1 (meson -Dpool_checked=true):
-// then free() is free_checked() with the status dropped (the rejection is counted in stats().rejected_frees).
+// Block state (for free_checked). While a block is in use its link word is idle: allocate() stores kAllocated |
+// requested size there (the top bit set), every free block holds a link below 2^31 (an index, or kNil): in a
+// shared list its successor, in a thread cache kNil, which free() stores on its way into the cache. So "allocated"
+// is one bit every path keeps exact at the cost of an OR on allocate and one store on free. free_checked() moves a
+// block from allocated to free with one CAS on that word: of two frees of one block (a double free, or two threads
+// racing) exactly one wins, wherever the block goes next (cache or shared list). free() stays unchecked (a store,
+// no CAS) unless the build defines CF_POOL_CHECKED=1 (meson -Dpool_checked=true): then free() is free_checked()
+// with the status dropped (the rejection is counted in stats().rejected_frees).
 //
 // Hot paths (allocate, allocate_class, free) are inline, noexcept, allocation-, lock- and syscall-free once the
-// thread holds its cache. The first call of a thread on a pool binds it (cold: a scan of the slot flags with CAS,
-// and once per thread the C++ runtime's registration of the thread-exit hook, which may allocate). The pool must
-// outlive every call on it; destroying it while threads still hold caches is fine (their caches die with it).
-// Under AddressSanitizer free blocks are poisoned, so use-after-free and overruns past the requested size report.
+// thread holds its cache: the thread finds its binding for this pool with one compare at an index the pool
+// computed at create(), and every branch off the fast path (a thread's first call, an empty or full cache, a
+// block of another node, a thread without a cache) is a tail jump to an out-of-line function, so the fast path
+// makes no call. The first call of a thread on a pool binds it (cold: the node query, a scan of the slot flags
+// with CAS, and once per thread the C++ runtime's registration of the thread-exit hook, which may allocate). The
+// pool must outlive every call on it; destroying it while threads still hold caches is fine (their caches die with
+// it). Under AddressSanitizer free blocks are poisoned, so use-after-free and overruns past the requested size
+// report.
 #pragma once
 
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -69,6 +91,7 @@
 #include "engine/mem/size_classes.hpp"
 #include "engine/mem/thread_cache.hpp"
 #include "platform/os/memory.hpp"
+#include "platform/os/numa.hpp"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
@@ -101,7 +124,7 @@ inline void unpoison_block(void* block, std::size_t bytes) noexcept {
 
 struct PoolClassConfig {
     std::size_t block_bytes = 0;    // a multiple of 64, classes strictly ascending
-    std::size_t blocks = 0;         // how many blocks; 0: budget_bytes / block_bytes
+    std::size_t blocks = 0;         // how many blocks (per node arena); 0: budget_bytes / block_bytes
     std::size_t budget_bytes = 0;
 };
 
@@ -111,6 +134,13 @@ struct PoolConfig {
     std::uint32_t cache_blocks = 32;      // per thread and class, at most kMaxCacheBlocks; 0: no thread caches
     std::uint32_t batch_blocks = 0;       // refill/flush size, 1..cache_blocks; 0: cache_blocks / 2 (at least 1)
     bool prefer_hugepages = true;
+    // Keep the requested bytes of the blocks in use exactly (free() reads each block's size back); off: stats
+    // report fragmentation from per-class allocation counters (see the top).
+    bool exact_requested_bytes = false;
+    // Nodes that get an arena, bit n for node n (< kMaxNumaNodes); 0: every node of the topology.
+    std::uint64_t numa_nodes = 0;
+    // The machine's nodes; nullptr: platform::system_numa_topology(). Tests pass a fake one. Must outlive create().
+    const platform::NumaTopology* topology = nullptr;
 
     // The default classes (powers of two 64 B .. 64 KiB), each with the same byte budget.
     static PoolConfig powers_of_two(std::size_t budget_bytes_per_class) {
@@ -128,31 +158,32 @@ public:
     static constexpr std::uint32_t kMaxThreads = 65536;
     static constexpr bool kCheckedFree = CF_POOL_CHECKED != 0;   // free() is free_checked() (see the top)
 
-    // Validates the config, maps and pre-faults the region, builds the free lists. 0, or -EINVAL (bad config),
-    // -ENOMEM (size overflow, no memory) or map_region's error, with last_error_message() saying why.
+    // Validates the config, reserves the region, places the node arenas, pre-faults, builds the free lists. 0, or
+    // -EINVAL (bad config), -ENOMEM (size overflow, no memory) or map_region's error, with last_error_message()
+    // saying why. Placement is best effort: stats().node_arenas[i].placement says how it went.
     static int create(const PoolConfig& config, std::unique_ptr<Pool>& pool) noexcept;
 
     ~Pool();
     Pool(const Pool&) = delete;
     Pool& operator=(const Pool&) = delete;
 
-    // A 64-byte aligned block of at least `bytes`, or nullptr (counted) when that class is exhausted, or for
-    // 0 bytes and more than the largest class.
+    // A 64-byte aligned block of at least `bytes` from the calling thread's node arena, or nullptr (counted) when
+    // that class is exhausted there, or for 0 bytes and more than the largest class.
     [[nodiscard]] void* allocate(std::size_t bytes) noexcept {
         const int class_index = classes_.class_of(bytes);
         if (class_index < 0) [[unlikely]] return reject_request();
-        return take(class_index, static_cast<std::uint32_t>(bytes));
+        return take(static_cast<std::uint32_t>(class_index), static_cast<std::uint32_t>(bytes));
     }
 
     // A block of class `class_index` (no size lookup), or nullptr (counted) when exhausted or a bad index.
     [[nodiscard]] void* allocate_class(int class_index) noexcept {
         const auto index = static_cast<unsigned>(class_index);
         // The second test is implied by the first (class_count_ <= kMaxClasses); it keeps the optimiser from
-        // warning about arenas_[1000000] when a caller passes a constant.
+        // warning about class_bytes_[1000000] when a caller passes a constant.
         if (index >= static_cast<unsigned>(class_count_) || index >= unsigned{kMaxClasses}) [[unlikely]] {
             return reject_request();
         }
-        return take(class_index, arenas_[class_index].block_bytes);
+        return take(index, class_bytes_[index]);
     }
 
     // Returns a block from allocate*() of this pool, from any thread. nullptr is a no-op; a pointer outside the
@@ -164,10 +195,10 @@ public:
         } else {
             if (block == nullptr) return;
             const std::uintptr_t offset = reinterpret_cast<std::uintptr_t>(block) - base_;
-            if (offset >= arena_bytes_) [[unlikely]] return reject_free();
-            const int class_index = segment_class_[offset >> segment_shift_];
-            if (class_index == kNoClass) [[unlikely]] return reject_free();
-            give(class_index, block, offset);
+            if (offset >= span_bytes_) [[unlikely]] return reject_free();
+            const std::uint32_t arena_id = segment_arena_[offset >> segment_shift_];
+            if (arena_id == kNoArena) [[unlikely]] return reject_free();
+            give(arena_id, block, offset);
         }
     }
 
@@ -181,11 +212,20 @@ public:
 
     int class_of(std::size_t bytes) const noexcept { return classes_.class_of(bytes); }
     int class_count() const noexcept { return class_count_; }
-    std::size_t class_block_bytes(int class_index) const noexcept { return arenas_[class_index].block_bytes; }
-    std::uint32_t class_capacity(int class_index) const noexcept { return arenas_[class_index].count; }
-    bool owns(const void* block) const noexcept {
-        return reinterpret_cast<std::uintptr_t>(block) - base_ < arena_bytes_;
+    std::size_t class_block_bytes(int class_index) const noexcept { return class_bytes_[class_index]; }
+    std::uint32_t class_capacity(int class_index) const noexcept {   // per node arena
+        return arenas_[class_index].count;
     }
+    bool owns(const void* block) const noexcept {
+        return reinterpret_cast<std::uintptr_t>(block) - base_ < span_bytes_;
+    }
+
+    // NUMA: the node arenas (one per node in use), the node each serves, and which arena a block of this pool
+    // belongs to (-1 for anything else, padding included).
+    int node_arena_count() const noexcept { return node_arena_count_; }
+    int node_of_arena(int arena) const noexcept { return arena_node_[arena]; }
+    int arena_of(const void* block) const noexcept;
+    bool exact_requested_bytes() const noexcept { return exact_requested_; }
 
     // A consistent-enough snapshot at any time, exact once no thread is mid-operation (see pool_stats.hpp).
     void stats(PoolStats& out) const noexcept;
@@ -195,67 +235,82 @@ public:
     bool hugepages() const noexcept { return region_.hugepages; }
 
     // Hands the calling thread's cache slot back now (cached blocks return to the shared lists) instead of at
-    // thread exit. The next call from this thread claims a slot again.
+    // thread exit. The next call from this thread claims a slot again (and looks up its node again).
     void release_thread_cache() noexcept;
 
 private:
     static constexpr std::uint32_t kNil = kMaxBlocksPerClass + 1;          // ends a list; a cached block's link
     static constexpr std::uint32_t kAllocated = std::uint32_t{1} << 31;    // link word of a block in use: | size
-    static constexpr std::uint8_t kNoClass = 0xff;
+    static constexpr std::uint16_t kNoArena = 0xffff;
+    static_assert(std::has_single_bit(static_cast<unsigned>(kMaxClasses)), "arena id = node arena * 32 + class");
+    static_assert(std::uint32_t{platform::kMaxNumaNodes} * kMaxClasses < kNoArena);
 
-    struct Arena {
-        std::uintptr_t offset = 0;           // from base_
-        std::uint32_t block_bytes = 0;
-        std::uint32_t count = 0;
-        std::uint64_t reciprocal = 0;        // floor(2^64 / block_bytes) + 1: index = (offset * reciprocal) >> 64
-        std::atomic<std::uint32_t>* links = nullptr;
-
-        std::uint32_t index_of(std::uintptr_t arena_offset) const noexcept {
-            __extension__ using U128 = unsigned __int128;
-            return static_cast<std::uint32_t>((U128{arena_offset} * reciprocal) >> 64);
-        }
-    };
-
-    // The contended part of a class: its own cache lines.
+    // The contended part of one class of one node arena: its own cache lines, on the arena's node.
     struct alignas(64) SharedList {
         std::atomic<std::uint64_t> head{0};          // {index, tag}
         std::atomic<std::int64_t> outstanding{0};    // blocks out of this list (in use + cached), batch granularity
         std::atomic<std::int64_t> high_water{0};
         // Calls of threads without a cache (several writers: fetch_add / fetch_sub).
         std::atomic<std::uint64_t> requested{0};
+        std::atomic<std::uint64_t> sampled{0};
+        std::atomic<std::uint64_t> sampled_requested{0};
         std::atomic<std::uint64_t> failed{0};
+    };
+
+    // One class of one node arena (id = node arena * kMaxClasses + class).
+    struct Arena {
+        std::uintptr_t offset = 0;           // of its first block, from base_
+        std::uint32_t block_bytes = 0;
+        std::uint32_t count = 0;
+        std::uint64_t reciprocal = 0;        // floor(2^64 / block_bytes) + 1: index = (offset * reciprocal) >> 64
+        std::atomic<std::uint32_t>* links = nullptr;
+        SharedList* list = nullptr;
+        std::uint32_t shift = 0;             // log2(block_bytes) for a power of two (the default classes), else 0
+
+        // A shift for power-of-two blocks (a predicted branch: shorter than the multiply on the free path's
+        // dependency chain), the multiply-high otherwise.
+        std::uint32_t index_of(std::uintptr_t arena_offset) const noexcept {
+            if (shift != 0) [[likely]] return static_cast<std::uint32_t>(arena_offset >> shift);
+            __extension__ using U128 = unsigned __int128;
+            return static_cast<std::uint32_t>((U128{arena_offset} * reciprocal) >> 64);
+        }
     };
 
     Pool() noexcept = default;
 
-    // The hot paths touch only this thread's cache, found in the first entry of its binding table; everything
-    // else (a thread's first call, an empty or full cache, a thread without a cache, or whose cache for this pool
-    // sits in a later entry because it uses several pools) is one out-of-line call in tail position, so the fast
-    // path saves no registers.
-    void* take(int class_index, std::uint32_t requested) noexcept {
-        ClassCache* caches = find_first_thread_caches(id_);
-        if (caches == nullptr) [[unlikely]] return take_slow(class_index, requested);
-        ClassCache& cache = caches[class_index];
-        std::uint32_t count = cache.count.load(std::memory_order_relaxed);
-        if (count == 0) [[unlikely]] return take_slow(class_index, requested);
-        return pop_cached(class_index, cache, count, requested);
+    static constexpr std::uint32_t class_of_arena(std::uint32_t arena_id) noexcept {
+        return arena_id & (kMaxClasses - 1);
     }
 
-    // The top block leaves a cache holding `count` (> 0): its requested size goes into its idle link word, and
-    // into the thread's share.
-    void* pop_cached(int class_index, ClassCache& cache, std::uint32_t count, std::uint32_t requested) noexcept {
+    // The hot paths touch only this thread's cache, found in the binding table's entry this pool prefers;
+    // everything else (a thread's first call, an empty or full cache, a block of another node, a thread without a
+    // cache or whose binding sits in another entry) is one out-of-line call in tail position, so the fast path
+    // saves no registers and makes no call.
+    void* take(std::uint32_t class_index, std::uint32_t requested) noexcept {
+        const ThreadBinding* binding = find_preferred_thread_binding(id_, binding_entry_);
+        if (binding == nullptr) [[unlikely]] return take_slow(class_index, requested);
+        ClassCache& cache = binding->caches[class_index];
+        const std::uint32_t count = cache.count.load(std::memory_order_relaxed);
+        if (count == 0) [[unlikely]] return take_slow(class_index, requested);
+        return pop_cached(binding->home + class_index, cache, count, requested);
+    }
+
+    // The top block leaves a cache holding `count` (> 0): the allocated tag and requested size go into its idle
+    // link word (and, with exact accounting, the size into the slot's share).
+    void* pop_cached(std::uint32_t arena_id, ClassCache& cache, std::uint32_t count,
+                     std::uint32_t requested) noexcept {
         void* block = cache.blocks[--count];
         cache.count.store(count, std::memory_order_relaxed);
-        const Arena& arena = arenas_[class_index];
+        const Arena& arena = arenas_[arena_id];
         const std::uintptr_t offset = reinterpret_cast<std::uintptr_t>(block) - base_ - arena.offset;
         arena.links[arena.index_of(offset)].store(kAllocated | requested, std::memory_order_relaxed);
         unpoison_block(block, requested);
-        bump(cache.requested, requested);
+        if (exact_requested_) bump(cache.requested, requested);
         return block;
     }
 
-    void give(int class_index, void* block, std::uintptr_t offset) noexcept {
-        const Arena& arena = arenas_[class_index];
+    void give(std::uint32_t arena_id, void* block, std::uintptr_t offset) noexcept {
+        const Arena& arena = arenas_[arena_id];
         const std::uintptr_t arena_offset = offset - arena.offset;
         const std::uint32_t index = arena.index_of(arena_offset);
         if (std::uintptr_t{index} * arena.block_bytes != arena_offset || index >= arena.count) [[unlikely]] {
@@ -263,64 +318,78 @@ private:
         }
         // The allocating thread stored the size; the application's hand-over of the block orders it before us.
         // Marked free before it joins a cache, so free_checked() sees cached blocks as free.
-        const std::uint32_t word = arena.links[index].load(std::memory_order_relaxed);
+        std::uint32_t requested = 0;
+        if (exact_requested_) requested = arena.links[index].load(std::memory_order_relaxed) & ~kAllocated;
         arena.links[index].store(kNil, std::memory_order_relaxed);
-        put_back(class_index, block, word & ~kAllocated);
+        put_back(arena_id, block, requested);
     }
 
-    // A block now marked free goes onto this thread's cache (or, cold, the shared list).
-    void put_back(int class_index, void* block, std::uint32_t requested) noexcept {
-        poison_block(block, arenas_[class_index].block_bytes);
-        ClassCache* caches = find_first_thread_caches(id_);
-        if (caches == nullptr) [[unlikely]] return give_slow(class_index, block, requested);
-        ClassCache& cache = caches[class_index];
+    // A block now marked free goes onto this thread's cache (or, cold, the shared list of its arena).
+    void put_back(std::uint32_t arena_id, void* block, std::uint32_t requested) noexcept {
+        const std::uint32_t class_index = class_of_arena(arena_id);
+        poison_block(block, class_bytes_[class_index]);
+        const ThreadBinding* binding = find_preferred_thread_binding(id_, binding_entry_);
+        if (binding == nullptr) [[unlikely]] return give_slow(arena_id, block, requested);
+        if (arena_id != binding->home + class_index) [[unlikely]] return give_slow(arena_id, block, requested);
+        ClassCache& cache = binding->caches[class_index];
         const std::uint32_t count = cache.count.load(std::memory_order_relaxed);
-        if (count == cache_blocks_) [[unlikely]] return give_slow(class_index, block, requested);
+        if (count == cache_blocks_) [[unlikely]] return give_slow(arena_id, block, requested);
         push_cached(cache, count, block, requested);
     }
 
     void push_cached(ClassCache& cache, std::uint32_t count, void* block, std::uint32_t requested) noexcept {
         cache.blocks[count] = block;
         cache.count.store(count + 1, std::memory_order_relaxed);
-        bump(cache.requested, std::uint64_t{0} - requested);   // modulo 2^64, see ClassCache
+        if (exact_requested_) bump(cache.requested, std::uint64_t{0} - requested);   // modulo 2^64, see ClassCache
     }
 
     // Cold paths (pool.cpp).
-    void* take_slow(int class_index, std::uint32_t requested) noexcept;
-    void give_slow(int class_index, void* block, std::uint32_t requested) noexcept;
-    ClassCache* thread_caches_or_bind() noexcept;
-    ClassCache* bind_thread() noexcept;
-    std::uint32_t refill(int class_index, ClassCache& cache) noexcept;                        // returns count
-    std::uint32_t flush(int class_index, ClassCache& cache, std::uint32_t blocks) noexcept;   // returns count
-    void* take_uncached(int class_index, std::uint32_t requested) noexcept;
-    void give_uncached(int class_index, void* block, std::uint32_t requested) noexcept;
+    void* take_slow(std::uint32_t class_index, std::uint32_t requested) noexcept;
+    void give_slow(std::uint32_t arena_id, void* block, std::uint32_t requested) noexcept;
+    const ThreadBinding* thread_binding_or_bind() noexcept;
+    const ThreadBinding* bind_thread() noexcept;
+    std::uint32_t home_arena_of_current_thread() const noexcept;   // first arena id of the thread's node arena
+    std::uint32_t refill(std::uint32_t arena_id, ClassCache& cache) noexcept;                        // count
+    std::uint32_t flush(std::uint32_t arena_id, ClassCache& cache, std::uint32_t blocks) noexcept;   // count
+    void* take_uncached(std::uint32_t arena_id, std::uint32_t requested) noexcept;
+    void give_uncached(std::uint32_t arena_id, void* block, std::uint32_t requested) noexcept;
     void* reject_request() noexcept;
     void reject_free() noexcept;
-    std::uint32_t pop_chain(int class_index, void** blocks, std::uint32_t most) noexcept;
-    void push_chain(int class_index, void* const* blocks, std::uint32_t count) noexcept;
+    std::uint32_t pop_chain(std::uint32_t arena_id, void** blocks, std::uint32_t most) noexcept;
+    void push_chain(std::uint32_t arena_id, void* const* blocks, std::uint32_t count) noexcept;
     static void release_slot(void* pool, std::uint32_t slot) noexcept;
 
-    // Read-mostly, together at the front.
+    // Read-mostly, together at the front: everything the fast paths read is in the first cache line.
     std::uintptr_t base_ = 0;
     std::uint64_t id_ = 0;                             // owner_.id, next to the other hot fields
-    std::uintptr_t arena_bytes_ = 0;
-    const std::uint8_t* segment_class_ = nullptr;
+    std::uintptr_t span_bytes_ = 0;                    // the node arenas: [base_, base_ + span_bytes_)
+    const std::uint16_t* segment_arena_ = nullptr;     // segment -> arena id, or kNoArena
+    const Arena* arenas_ = nullptr;                    // node arena * kMaxClasses + class
     int segment_shift_ = 0;
-    int class_count_ = 0;
+    std::uint32_t binding_entry_ = 0;                  // preferred_binding_entry(id_)
     std::uint32_t cache_blocks_ = 0;
+    int class_count_ = 0;
+    bool exact_requested_ = false;
+    SizeClassMap classes_;                             // its header (allocate's lookup) starts the next line
+    std::uint32_t class_bytes_[kMaxClasses] = {};
+
     std::uint32_t batch_blocks_ = 0;
     std::uint32_t max_threads_ = 0;
+    int node_arena_count_ = 0;
     ClassCache* caches_ = nullptr;                     // max_threads_ x class_count_
-    std::atomic<std::uint32_t>* slot_owned_ = nullptr;  // max_threads_ flags: 1 while a thread holds the slot
-    Arena arenas_[kMaxClasses];
-    SizeClassMap classes_;
+    // max_threads_ flags: 0 free, else 1 + the node arena of the thread that holds the slot.
+    std::atomic<std::uint32_t>* slot_owned_ = nullptr;
+    Arena* arena_table_ = nullptr;                     // arenas_, writable (create)
+    platform::NumaTopology topology_;
+    std::uint8_t arena_of_node_[platform::kMaxNumaNodes] = {};   // a node without an arena: 0
+    std::uint8_t arena_node_[platform::kMaxNumaNodes] = {};
+    int placement_[platform::kMaxNumaNodes] = {};                // per node arena: bind's status
 
     CacheOwner owner_;
     platform::MappedRegion region_;
     bool small_pages_fallback_ = false;
     char warning_[200] = "";
 
-    SharedList shared_[kMaxClasses];
     alignas(64) std::atomic<std::uint64_t> out_of_range_{0};
     std::atomic<std::uint64_t> rejected_frees_{0};
 };

@@ -11,11 +11,12 @@ std::mutex registry_mutex;
 CacheOwner* registry_head = nullptr;
 std::uint64_t registry_next_id = 1;
 
-bool is_live(const CacheOwner* owner, std::uint64_t id) {
-    for (const CacheOwner* live = registry_head; live != nullptr; live = live->next) {
-        if (live == owner && live->id == id) return true;
+// The live owner with this id, or nullptr (ids are never reused). Under registry_mutex.
+CacheOwner* live_owner(std::uint64_t id) {
+    for (CacheOwner* live = registry_head; live != nullptr; live = live->next) {
+        if (live->id == id) return live;
     }
-    return false;
+    return nullptr;
 }
 
 // Runs when the thread exits (after it first bound a cache): gives every slot back while holding the registry
@@ -27,8 +28,8 @@ struct ExitHook {
         bindings.exiting = true;
         const std::lock_guard lock(registry_mutex);
         for (ThreadBinding& entry : bindings.entries) {
-            if (entry.owner_id != 0 && is_live(entry.owner, entry.owner_id)) {
-                entry.owner->release_slot(entry.owner->context, entry.slot);
+            if (CacheOwner* owner = entry.owner_id != 0 ? live_owner(entry.owner_id) : nullptr) {
+                owner->release_slot(owner->context, entry.slot);
             }
             entry = {};
         }
@@ -60,9 +61,9 @@ void unregister_cache_owner(CacheOwner& owner) noexcept {
     owner.previous = owner.next = nullptr;
 }
 
-ClassCache* find_thread_caches(std::uint64_t owner_id) noexcept {
+const ThreadBinding* find_thread_binding(std::uint64_t owner_id) noexcept {
     for (const ThreadBinding& entry : tl_thread_bindings.entries) {
-        if (entry.owner_id == owner_id) return entry.caches;
+        if (entry.owner_id == owner_id) return &entry;
     }
     return nullptr;
 }
@@ -70,6 +71,16 @@ ClassCache* find_thread_caches(std::uint64_t owner_id) noexcept {
 ThreadBinding* reserve_thread_binding(const CacheOwner& owner) noexcept {
     ThreadBindings& bindings = tl_thread_bindings;
     if (bindings.exiting || bindings.refused_owner_id == owner.id) return nullptr;
+    // The preferred entry keeps the owner on the inline path; one of a dead owner is recycled for it.
+    ThreadBinding& preferred = bindings.entries[preferred_binding_entry(owner.id)];
+    if (preferred.owner_id != 0) {
+        const std::lock_guard lock(registry_mutex);
+        if (live_owner(preferred.owner_id) == nullptr) preferred = {};
+    }
+    if (preferred.owner_id == 0) {
+        arm_exit_hook();
+        return &preferred;
+    }
     for (int pass = 0; pass < 2; ++pass) {
         for (ThreadBinding& entry : bindings.entries) {
             if (entry.owner_id == 0) {
@@ -81,7 +92,7 @@ ThreadBinding* reserve_thread_binding(const CacheOwner& owner) noexcept {
             // Full: recycle the entries of owners destroyed since (their slots died with them).
             const std::lock_guard lock(registry_mutex);
             for (ThreadBinding& entry : bindings.entries) {
-                if (!is_live(entry.owner, entry.owner_id)) entry = {};
+                if (live_owner(entry.owner_id) == nullptr) entry = {};
             }
         }
     }

@@ -2,10 +2,13 @@
 //
 // An owner (a Pool) preallocates `max_threads` cache slots, each an array of ClassCache (one per size class).
 // A thread that touches the owner for the first time claims a free slot with an atomic (the owner's business) and
-// records {owner id, slot} in its thread-local binding table below; later calls find the slot with a compare or
-// two on thread-local memory: no lock, no allocation, no TLS guard (the table is constinit and trivially
-// destructible). The first binding also arms a thread-exit hook that hands every slot of the thread back to its
-// owner (which returns the cached blocks to the shared free lists), so short-lived threads leak nothing.
+// records {owner id, slot} in its thread-local binding table below, preferably in the entry the owner's id picks
+// (id % kMaxOwnersPerThread): later calls find it with one compare on thread-local memory, inline, at an index the
+// owner computed once. Owner ids are handed out in sequence, so up to kMaxOwnersPerThread owners created one after
+// another never share an entry; a binding that had to go elsewhere is found by a scan (out of line). No lock, no
+// allocation, no TLS guard (the table is constinit and trivially destructible). The first binding also arms a
+// thread-exit hook that hands every slot of the thread back to its owner (which returns the cached blocks to the
+// shared free lists), so short-lived threads leak nothing.
 //
 // Owners can die before the threads that used them: owner ids are never reused, so a stale entry never matches,
 // and the exit hook only calls owners still in the registry of live owners. That registry and its mutex are
@@ -27,13 +30,17 @@ inline void bump(std::atomic<std::uint64_t>& counter, std::uint64_t by = 1) noex
 }
 
 // One thread's cache of one size class: a LIFO stack of free blocks (the most recently freed, cache-warm block is
-// handed out first), and the thread's share of the class counters. Only the owner writes; stats() reads count,
-// requested and failed from any thread (relaxed), blocks[] is the owner's alone.
+// handed out first), and the thread's share of the class counters. Only the owner writes; stats() reads the
+// counters from any thread (relaxed), blocks[] is the owner's alone. The counters belong to the slot, not to the
+// thread: a later thread in the same slot adds to them, so sums over all slots stay right.
 struct alignas(64) ClassCache {
     std::atomic<std::uint32_t> count{0};                   // blocks[0, count) are free
-    // Requested sizes of the blocks this thread allocated minus those of the blocks it freed, modulo 2^64: one
-    // thread's share may be "negative" (it frees what others allocated), the sum over all threads is exact.
+    // Exact accounting only (PoolConfig::exact_requested_bytes): requested sizes of the blocks this slot allocated
+    // minus those of the blocks it freed, modulo 2^64: one thread's share may be "negative" (it frees what others
+    // allocated), the sum over all threads is exact.
     std::atomic<std::uint64_t> requested{0};
+    std::atomic<std::uint64_t> sampled{0};                 // allocations that refilled the cache (off the fast path)
+    std::atomic<std::uint64_t> sampled_requested{0};       // the sizes they asked for
     std::atomic<std::uint64_t> failed{0};
     void* blocks[kMaxCacheBlocks] = {};
 };
@@ -53,11 +60,12 @@ struct CacheOwner {
 void register_cache_owner(CacheOwner& owner) noexcept;
 void unregister_cache_owner(CacheOwner& owner) noexcept;
 
+// The owner itself is found by id in the registry when needed (cold), which keeps an entry at 24 bytes.
 struct ThreadBinding {
     std::uint64_t owner_id = 0;   // 0: free entry
-    CacheOwner* owner = nullptr;
     ClassCache* caches = nullptr; // the slot's caches, one per class
     std::uint32_t slot = 0;
+    std::uint32_t home = 0;       // the owner's: a pool keeps the first arena id of the thread's node here
 };
 
 struct ThreadBindings {
@@ -66,31 +74,40 @@ struct ThreadBindings {
     bool exiting = false;                 // the exit hook ran: no new bindings (thread_local destructors after it)
 };
 
-inline thread_local constinit ThreadBindings tl_thread_bindings{};
+// Initial-exec: position-independent code (the shared library, and the PIC static library tests and benchmarks
+// link) then reads the table at a fixed offset from the thread pointer instead of calling __tls_get_addr, which
+// would put a call on the fast path. The price: these ~400 bytes come from the static TLS block, so a program that
+// dlopen()s libchronofabric takes them from glibc's reserve for that (512 bytes by default, tunable with
+// GLIBC_TUNABLES=glibc.rtld.optional_static_tls); programs linked against it, the usual case, are unaffected.
+static_assert(sizeof(ThreadBindings) <= 400);
+[[gnu::tls_model("initial-exec")]] inline thread_local constinit ThreadBindings tl_thread_bindings{};
 
-// Hot: this thread's caches for `owner_id` if they are in the first entry of its table (a thread's first pool:
-// one compare), else nullptr.
-inline ClassCache* find_first_thread_caches(std::uint64_t owner_id) noexcept {
-    const ThreadBinding& first = tl_thread_bindings.entries[0];
-    return first.owner_id == owner_id ? first.caches : nullptr;
+// The entry an owner's binding goes to when it can: the owner computes it once and keeps it next to its id.
+constexpr std::uint32_t preferred_binding_entry(std::uint64_t owner_id) noexcept {
+    return static_cast<std::uint32_t>(owner_id % kMaxOwnersPerThread);
 }
 
-// This thread's caches for `owner_id` in any entry, or nullptr when the thread has none yet (or cannot have any).
-ClassCache* find_thread_caches(std::uint64_t owner_id) noexcept;
+// Hot: this thread's binding for `owner_id` if it sits in its preferred entry (one compare, inline), else nullptr.
+inline const ThreadBinding* find_preferred_thread_binding(std::uint64_t owner_id, std::uint32_t entry) noexcept {
+    const ThreadBinding& preferred = tl_thread_bindings.entries[entry];
+    return preferred.owner_id == owner_id ? &preferred : nullptr;
+}
 
 // Cold: a free entry of this thread's table for `owner` to fill once it has claimed a slot, with the exit hook
-// armed. nullptr when the thread is exiting, was refused by this owner before, or uses kMaxOwnersPerThread live
-// owners already (entries of dead owners are recycled first).
+// armed: the preferred entry when it is free or its owner is dead, else another. nullptr when the thread is
+// exiting, was refused by this owner before, or uses kMaxOwnersPerThread live owners already (entries of dead
+// owners are recycled first).
 ThreadBinding* reserve_thread_binding(const CacheOwner& owner) noexcept;
 
-// Cold: `owner` has no slot for this thread; find_thread_caches keeps missing, reserve_thread_binding says no
+// Cold: `owner` has no slot for this thread; find_thread_binding keeps missing, reserve_thread_binding says no
 // until forget_thread_binding(owner) is called.
 void refuse_thread_binding(const CacheOwner& owner) noexcept;
 
 // Cold: drop this thread's entry for `owner` (after the owner released the slot itself), and a refusal.
 void forget_thread_binding(const CacheOwner& owner) noexcept;
 
-// This thread's entry for `owner`, or nullptr.
+// This thread's entry for `owner` (any entry), or nullptr.
 ThreadBinding* find_thread_binding(const CacheOwner& owner) noexcept;
+const ThreadBinding* find_thread_binding(std::uint64_t owner_id) noexcept;
 
 }  // namespace cf::mem

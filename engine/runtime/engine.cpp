@@ -6,6 +6,7 @@
 
 #include "engine/bus/topic_endpoints.hpp"
 #include "platform/os/last_error.hpp"
+#include "platform/os/numa.hpp"
 
 namespace cf {
 
@@ -31,6 +32,7 @@ int Engine::create(const EngineConfig& config, std::unique_ptr<Engine>& out) noe
     }
     pool_config.max_threads = config.pool_max_threads;
     pool_config.prefer_hugepages = config.prefer_hugepages;
+    pool_config.exact_requested_bytes = config.pool_exact_accounting;
     if (const int status = mem::Pool::create(pool_config, engine->pool_); status != 0) return status;
     mem::PoolStats stats;
     engine->pool_->stats(stats);

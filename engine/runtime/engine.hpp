@@ -28,6 +28,7 @@ struct EngineConfig {
     std::uint32_t pool_max_threads = 64;
     std::uint32_t max_topics = 64;
     bool prefer_hugepages = true;
+    bool pool_exact_accounting = false;   // exact requested bytes in pool stats, at a store per allocate and free
 };
 
 // One topic as the engine holds it: in-process (a pre-faulted region of its own) or shared (a segment).

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "platform/os/last_error.hpp"
+#include "platform/os/numa.hpp"
 
 namespace cf::platform {
 
@@ -63,18 +64,19 @@ void prefault(void* base, std::size_t bytes, std::size_t page) {
 
 }  // namespace
 
-int map_region(std::size_t bytes, bool prefer_hugepages, MappedRegion& region) noexcept {
+int reserve_region(std::size_t bytes, bool prefer_hugepages, MappedRegion& region) noexcept {
     region = {};
     if (bytes == 0) return fail(EINVAL, "map_region: size is zero");
-    const int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE;
+    // No MAP_POPULATE: pages are faulted in by prefault_region, after the caller placed them. Explicit hugepages
+    // are reserved by mmap itself, so faulting them in later cannot fail.
+    const int flags = MAP_PRIVATE | MAP_ANONYMOUS;
     if (prefer_hugepages) {
         const HugepageFacts facts = hugepage_facts();
         if (facts.page_bytes != 0 && facts.free_pages * facts.page_bytes >= bytes) {
             const std::size_t rounded = round_up(bytes, facts.page_bytes);
             void* base = mmap(nullptr, rounded, PROT_READ | PROT_WRITE, flags | MAP_HUGETLB, -1, 0);
             if (base != MAP_FAILED) {
-                prefault(base, rounded, facts.page_bytes);
-                region = {base, rounded, true};
+                region = {base, rounded, facts.page_bytes, true};
                 return 0;
             }
         }
@@ -87,8 +89,20 @@ int map_region(std::size_t bytes, bool prefer_hugepages, MappedRegion& region) n
         return fail(err, "map_region: mmap of %zu bytes failed: %s", rounded, std::strerror(err));
     }
     madvise(base, rounded, MADV_HUGEPAGE);  // transparent hugepages where enabled; harmless otherwise
-    prefault(base, rounded, page);
-    region = {base, rounded, false};
+    region = {base, rounded, page, false};
+    return 0;
+}
+
+void prefault_region(const MappedRegion& region) noexcept {
+    if (region.base != nullptr) prefault(region.base, region.bytes, region.page_bytes);
+}
+
+int map_region(std::size_t bytes, bool prefer_hugepages, MappedRegion& region, int node) noexcept {
+    if (const int status = reserve_region(bytes, prefer_hugepages, region); status != 0) return status;
+    // Best effort: memory on another node is slower, not wrong (bind_region_to_node's message stays for a caller
+    // that wants to know).
+    if (node != kAnyNode) (void)bind_region_to_node(region.base, region.bytes, node);
+    prefault_region(region);
     return 0;
 }
 

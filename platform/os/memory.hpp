@@ -23,13 +23,23 @@ HugepageFacts hugepage_facts() noexcept;
 struct MappedRegion {
     void* base = nullptr;
     std::size_t bytes = 0;            // rounded up to the page size actually used
+    std::size_t page_bytes = 0;       // that page size (the hugepage size when hugepages)
     bool hugepages = false;           // true: backed by explicit hugepages (MAP_HUGETLB)
 };
 
+inline constexpr int kAnyNode = -1;
+
 // Maps `bytes` of zeroed, pre-faulted, private memory. Tries explicit hugepages first when `prefer_hugepages`,
 // and falls back to 4 KiB pages (advised for transparent hugepages) if none are free; the caller learns which
-// from region.hugepages and should warn. Returns 0 or a negative errno (last_error_message() says why).
-int map_region(std::size_t bytes, bool prefer_hugepages, MappedRegion& region) noexcept;
+// from region.hugepages and should warn. With a `node` (numa.hpp), the pages are bound to it before they are
+// faulted in, best effort (a machine without NUMA policy maps as without). Returns 0 or a negative errno
+// (last_error_message() says why).
+int map_region(std::size_t bytes, bool prefer_hugepages, MappedRegion& region, int node = kAnyNode) noexcept;
+
+// map_region in two steps, for a caller that places parts of one region on different nodes: reserve_region maps
+// (hugepages reserved, nothing faulted in yet), prefault_region touches every page after the caller bound them.
+int reserve_region(std::size_t bytes, bool prefer_hugepages, MappedRegion& region) noexcept;
+void prefault_region(const MappedRegion& region) noexcept;
 
 // Unmaps a region from map_region and clears it. Safe on an empty region.
 void unmap_region(MappedRegion& region) noexcept;

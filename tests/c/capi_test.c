@@ -1185,9 +1185,23 @@ static void test_hlc_restart_and_pool_classes(cf_engine_t* engine) {
     EXPECT(cf_pool_class_stats(engine, 0, &stats) == CF_OK && stats.block_bytes == 64 && stats.in_use_blocks == 0);
     EXPECT(stats.capacity_blocks == (1u << 20) / 64);
     EXPECT(cf_pool_class_stats(engine, 1, &stats) == CF_OK && stats.block_bytes == 128);
-    EXPECT(stats.in_use_blocks == 1 && stats.requested_bytes == 100);
+    EXPECT(stats.in_use_blocks == 1 && stats.requested_bytes == 0);   /* exact accounting is off by default */
     EXPECT(cf_pool_class_stats(engine, 11, &stats) == CF_EINVAL);
     EXPECT(cf_pool_free(engine, block) == CF_OK);
+
+    /* With exact accounting: the bytes asked for, and the fragmentation they imply (100 of 128: 21.875 %). */
+    cf_engine_config_t exact_config;
+    cf_engine_config_init(&exact_config);
+    exact_config.pool_bytes_per_class = 1u << 16;
+    exact_config.pool_exact_accounting = 1;
+    cf_engine_t* exact = NULL;
+    EXPECT(cf_engine_create(&exact_config, &exact) == CF_OK);
+    EXPECT(cf_pool_alloc(exact, 100, &block) == CF_OK);
+    EXPECT(cf_pool_class_stats(exact, 1, &stats) == CF_OK);
+    EXPECT(stats.in_use_blocks == 1 && stats.requested_bytes == 100 && stats.fragmentation_percent == 21.875);
+    EXPECT(cf_pool_free(exact, block) == CF_OK);
+    EXPECT(cf_pool_class_stats(exact, 1, &stats) == CF_OK && stats.in_use_blocks == 0 && stats.requested_bytes == 0);
+    EXPECT(cf_engine_destroy(exact) == CF_OK);
 }
 
 /* gemv with an empty inner dimension: y = beta * y, as the definition (and gemm with k == 0) says. */

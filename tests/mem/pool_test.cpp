@@ -322,6 +322,7 @@ TEST_CASE("random allocate/free against a model: no overlap, contents kept, exha
     config.cache_blocks = 16;
     config.batch_blocks = 5;
     config.prefer_hugepages = false;
+    config.exact_requested_bytes = true;
     auto pool = make_pool(config);
 
     struct Live {
@@ -332,6 +333,7 @@ TEST_CASE("random allocate/free against a model: no overlap, contents kept, exha
     std::map<std::uintptr_t, Live> live;     // by address: neighbours show overlaps
     std::vector<std::uintptr_t> order;       // live addresses, for picking a random one to free
     std::vector<std::uint64_t> in_use(sizes.size()), requested(sizes.size()), failed(sizes.size());
+    std::vector<std::uint64_t> allocations(sizes.size());
     std::uint64_t out_of_range = 0;
     std::mt19937_64 rng(20240611);
     std::uint64_t next_tag = 1;
@@ -375,6 +377,7 @@ TEST_CASE("random allocate/free against a model: no overlap, contents kept, exha
             order.push_back(address);
             ++in_use[c];
             requested[c] += bytes;
+            ++allocations[c];
         } else {
             const std::size_t pick = rng() % order.size();
             const std::uintptr_t address = order[pick];
@@ -396,6 +399,7 @@ TEST_CASE("random allocate/free against a model: no overlap, contents kept, exha
                 const ClassStats& s = stats.classes[c];
                 REQUIRE(s.in_use_blocks == in_use[c]);
                 REQUIRE(s.requested_bytes == requested[c]);
+                REQUIRE(s.sampled_allocations <= allocations[c]);
                 REQUIRE(s.failed_allocations == failed[c]);
                 REQUIRE(s.in_use_blocks + s.cached_blocks <= s.capacity_blocks);
                 REQUIRE(s.cached_blocks <= config.cache_blocks);
@@ -450,13 +454,15 @@ TEST_CASE("bad input: 0 bytes, too large, bad class index, nullptr and foreign f
     for (int c = 0; c < pool->class_count(); ++c) CHECK(drain_class(*pool, c).size() == 4);
 }
 
-TEST_CASE("stats are exact on a known sequence: in use, requested, cached, high water, failed, fragmentation") {
+TEST_CASE("exact accounting: stats are exact on a known sequence: in use, requested, cached, high water, failed, "
+          "fragmentation") {
     PoolConfig config;
     config.classes = {{64, 100, 0}, {1024, 0, 10 * 1024 + 1000}};   // the second by budget: 10 blocks
     config.max_threads = 2;
     config.cache_blocks = 8;
     config.batch_blocks = 4;
     config.prefer_hugepages = false;
+    config.exact_requested_bytes = true;
     auto pool = make_pool(config);
     REQUIRE(pool->class_capacity(1) == 10);
 
@@ -525,6 +531,125 @@ TEST_CASE("stats are exact on a known sequence: in use, requested, cached, high 
     REQUIRE(again != nullptr);
     CHECK(stats_of(*pool).classes[0].in_use_blocks == 1);
     pool->free(again);
+}
+
+TEST_CASE("default accounting: fragmentation from per-class counters of a sample, exact figures for a known "
+          "sequence") {
+    PoolConfig config;
+    config.classes = {{64, 100, 0}, {1024, 10, 0}};
+    config.max_threads = 2;
+    config.cache_blocks = 8;
+    config.batch_blocks = 4;
+    config.prefer_hugepages = false;
+    auto pool = make_pool(config);
+    CHECK_FALSE(pool->exact_requested_bytes());
+
+    // The sample is the allocation that finds this thread's cache empty: the first of each class here.
+    std::vector<void*> small, large;
+    for (int i = 0; i < 3; ++i) small.push_back(pool->allocate(40));
+    small.push_back(pool->allocate(64));
+    large.push_back(pool->allocate(1000));
+    large.push_back(pool->allocate(1000));
+    large.push_back(pool->allocate_class(1));
+    PoolStats stats = stats_of(*pool);
+    CHECK_FALSE(stats.exact_requested);
+    CHECK(stats.classes[0].sampled_allocations == 1);
+    CHECK(stats.classes[0].sampled_requested_bytes == 40);
+    CHECK(stats.classes[0].fragmentation_percent == doctest::Approx(37.5));      // 1 - 40 / 64
+    CHECK(stats.classes[1].sampled_allocations == 1);
+    CHECK(stats.classes[1].sampled_requested_bytes == 1000);
+    CHECK(stats.classes[1].fragmentation_percent == doctest::Approx(2.34375));   // 1 - 1000 / 1024
+    CHECK(stats.total.sampled_allocations == 2);
+    CHECK(stats.total.fragmentation_percent == doctest::Approx(100.0 * (1 - 1040.0 / 1088)));
+    CHECK(stats.classes[0].requested_bytes == 0);   // not kept without the option
+    CHECK(stats.total.requested_bytes == 0);
+    CHECK(stats.classes[0].in_use_blocks == 4);
+    CHECK(stats.classes[1].in_use_blocks == 3);
+    for (int c = 2; c < stats.class_count; ++c) CHECK(stats.classes[c].fragmentation_percent == 0);
+
+    // Class 1 has 1 block cached and 6 in its list: 8 requests of 512 B take the cached one, refill 4 (sampled),
+    // refill the last 2 (sampled), and fail once (not sampled). Frees change nothing of it.
+    for (void* block : small) pool->free(block);
+    for (int i = 0; i < 8; ++i) {
+        if (void* block = pool->allocate(512)) large.push_back(block);
+    }
+    CHECK(large.size() == 10);
+    stats = stats_of(*pool);
+    CHECK(stats.classes[0].in_use_blocks == 0);
+    CHECK(stats.classes[0].fragmentation_percent == doctest::Approx(37.5));
+    CHECK(stats.classes[1].sampled_allocations == 3);
+    CHECK(stats.classes[1].sampled_requested_bytes == 1000 + 512 + 512);
+    CHECK(stats.classes[1].failed_allocations == 1);
+    CHECK(stats.classes[1].fragmentation_percent == doctest::Approx(100.0 * (1 - 2024.0 / 3072)));
+
+    // Another thread's first allocation refills its own cache: one more sample.
+    std::thread([&] { pool->free(pool->allocate(1)); }).join();
+    stats = stats_of(*pool);
+    CHECK(stats.classes[0].sampled_allocations == 2);
+    CHECK(stats.classes[0].sampled_requested_bytes == 41);
+    CHECK(stats.classes[0].fragmentation_percent == doctest::Approx(100.0 * (1 - 41.0 / 128)));
+    for (void* block : large) pool->free(block);
+
+    // Without thread caches every allocation is in the sample: the figure is over all of them.
+    config.cache_blocks = 0;
+    config.batch_blocks = 0;
+    auto uncached = make_pool(config);
+    std::vector<void*> blocks;
+    for (const std::size_t bytes : {40, 40, 40, 64}) blocks.push_back(uncached->allocate(bytes));
+    stats = stats_of(*uncached);
+    CHECK(stats.classes[0].sampled_allocations == 4);
+    CHECK(stats.classes[0].sampled_requested_bytes == 184);
+    CHECK(stats.classes[0].fragmentation_percent == doctest::Approx(28.125));   // 1 - 184 / 256
+    for (void* block : blocks) uncached->free(block);
+}
+
+TEST_CASE("exact accounting on and off: the same sequence, the same counters, requested bytes only when on") {
+    for (const bool exact : {false, true}) {
+        CAPTURE(exact);
+        PoolConfig config = default_classes([](int) { return std::size_t{32}; });
+        config.exact_requested_bytes = exact;
+        auto pool = make_pool(config);
+        CHECK(pool->exact_requested_bytes() == exact);
+        std::mt19937_64 rng(77);
+        std::vector<std::pair<void*, std::size_t>> live;
+        std::uint64_t in_use_requested = 0, allocations = 0;
+        for (int step = 0; step < 2000; ++step) {
+            if (live.empty() || rng() % 3 != 0) {
+                const std::size_t bytes = 1 + rng() % 200;   // classes 0..2
+                void* block = pool->allocate(bytes);
+                if (block == nullptr) continue;
+                live.emplace_back(block, bytes);
+                in_use_requested += bytes;
+                ++allocations;
+            } else {
+                const std::size_t pick = rng() % live.size();
+                in_use_requested -= live[pick].second;
+                pool->free(live[pick].first);
+                live[pick] = live.back();
+                live.pop_back();
+            }
+        }
+        const PoolStats stats = stats_of(*pool);
+        CHECK(stats.exact_requested == exact);
+        CHECK(stats.total.sampled_allocations > 0);   // the same sample both ways: taken off the fast path
+        CHECK(stats.total.sampled_allocations < allocations);
+        CHECK(stats.total.in_use_blocks == live.size());
+        CHECK(stats.total.requested_bytes == (exact ? in_use_requested : 0));
+        std::uint64_t in_use_bytes = 0;
+        for (const auto& entry : live) in_use_bytes += pool->class_block_bytes(pool->class_of(entry.second));
+        CHECK(stats.total.in_use_bytes == in_use_bytes);
+        std::uint64_t sampled_block_bytes = 0;
+        for (int c = 0; c < stats.class_count; ++c) {
+            sampled_block_bytes += stats.classes[c].sampled_allocations * stats.classes[c].block_bytes;
+        }
+        const double expected =
+            exact ? 100.0 * (1 - static_cast<double>(in_use_requested) / static_cast<double>(in_use_bytes))
+                  : 100.0 * (1 - static_cast<double>(stats.total.sampled_requested_bytes) /
+                                     static_cast<double>(sampled_block_bytes));
+        CHECK(stats.total.fragmentation_percent == doctest::Approx(expected));
+        for (const auto& entry : live) pool->free(entry.first);
+        CHECK(stats_of(*pool).total.requested_bytes == 0);
+    }
 }
 
 TEST_CASE("a thread's cached blocks return to the shared lists when it exits") {

@@ -37,7 +37,10 @@ constexpr int kScale = 5;
 
 // 8 default classes of `blocks_per_class` blocks each.
 PoolConfig small_config(std::size_t blocks_per_class, std::uint32_t cache_blocks, std::uint32_t batch_blocks) {
-    return default_size_classes(8, [blocks_per_class](int) { return blocks_per_class; }, cache_blocks, batch_blocks);
+    PoolConfig config =
+        default_size_classes(8, [blocks_per_class](int) { return blocks_per_class; }, cache_blocks, batch_blocks);
+    config.exact_requested_bytes = true;   // so the cross-thread sums of requested sizes are checked too
+    return config;
 }
 
 // Who holds each block: one atomic per 64-byte granule of the arenas. Taking a block that someone else holds is

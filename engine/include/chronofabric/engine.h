@@ -27,7 +27,9 @@ typedef struct cf_engine_config {
     uint32_t pool_max_threads;       /**< threads that may hold a pool cache at once (64) */
     uint32_t max_topics;             /**< topics open at once (64) */
     uint32_t prefer_hugepages;       /**< 1: back the pool with hugepages when free, else 4 KiB pages (1) */
-    uint32_t reserved1;
+    uint32_t pool_exact_accounting;  /**< 1: pool stats count the exact bytes asked for (a store per allocate and
+                                          free); 0: fragmentation is estimated from a sample taken off the fast
+                                          path, and requested_bytes reads 0 (0) */
 } cf_engine_config_t;
 
 /** Fills @p config with the defaults and its struct_size (NULL: nothing). */

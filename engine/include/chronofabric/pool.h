@@ -32,7 +32,7 @@ typedef struct cf_pool_stats {
     uint64_t in_use_blocks;
     uint64_t high_water_blocks;
     uint64_t failed_allocations;
-    double fragmentation_percent;    /**< 100 * (1 - requested / block bytes) over the blocks in use */
+    double fragmentation_percent;    /**< 100 * (1 - requested / block bytes), sampled off the fast path (see README) */
 } cf_pool_stats_t;
 /** @return status: 0, or CF_EINVAL (NULL, struct_size not set). */
 CF_NODISCARD CF_API int cf_pool_stats(const cf_engine_t* engine, cf_pool_stats_t* stats);
@@ -50,8 +50,9 @@ typedef struct cf_pool_class_stats {
     uint64_t cached_blocks;          /**< free, parked in some thread's cache */
     uint64_t high_water_blocks;      /**< peak of in use + cached */
     uint64_t failed_allocations;     /**< requests refused because the class was exhausted */
-    uint64_t requested_bytes;        /**< what the blocks in use were asked for */
-    double fragmentation_percent;    /**< 100 * (1 - requested / block bytes) over the blocks in use */
+    uint64_t requested_bytes;        /**< what the blocks in use were asked for (pool_exact_accounting; else 0) */
+    double fragmentation_percent;    /**< 100 * (1 - requested / block bytes): exact with pool_exact_accounting,
+                                          else estimated from a sample taken off the fast path (see README) */
 } cf_pool_class_stats_t;
 /** @return status: 0; CF_EINVAL (NULL, struct_size not set, @p class_index >= the class count). */
 CF_NODISCARD CF_API int cf_pool_class_stats(const cf_engine_t* engine, uint32_t class_index,
