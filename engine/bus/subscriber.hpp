@@ -52,9 +52,12 @@ public:
     void set_clock(HybridLogicalClock* clock) noexcept { clock_ = clock; }
 
 protected:
-    // The slot at ring position `position`: true and `out` set for a message to deliver; false for an abandoned
-    // position, or a corrupt one (counted). Either way the position is consumed.
-    bool accept(const std::byte* slot, std::uint64_t position, Message& out) noexcept {
+    // The receiving thread's lane for the receive rule, looked up once per call (not per message), or nullptr.
+    ClockLane* receive_lane() const noexcept { return clock_ != nullptr ? &clock_->this_thread_lane() : nullptr; }
+
+    // The slot at ring position `position`: true and `out` set for a message to deliver (its stamp merged into
+    // `lane`, if any); false for an abandoned position, or a corrupt one (counted). Either way it is consumed.
+    bool accept(const std::byte* slot, std::uint64_t position, Message& out, ClockLane* lane) noexcept {
         // A cursor rewound in the block would deliver messages twice; one thrown past 2^63 (which no ring reaches in
         // centuries) would make next_ wrap around to 0.
         if (position < next_ || position >= kMaxPlausiblePosition) [[unlikely]] {
@@ -68,7 +71,7 @@ protected:
         }
         next_ = position + 1;
         if (verdict != SlotVerdict::message) return false;
-        if (clock_ != nullptr) (void)clock_->this_thread_lane().observe(out.stamp);
+        if (lane != nullptr) (void)lane->observe(out.stamp);
         return true;
     }
 
@@ -123,9 +126,10 @@ public:
     template <class F>
     std::uint32_t poll(std::uint32_t max, F&& f) {
         if (pending_ != 0) release();
+        ClockLane* const lane = receive_lane();
         auto deliver = [&](const std::byte* slot, std::uint64_t position) {
             Message message;
-            if (accept(slot, position, message)) f(message);
+            if (accept(slot, position, message, lane)) f(message);
         };
         if constexpr (Reader::kInPlace) return reader_.poll(max, deliver);
         else return reader_.poll_copy(max, scratch_.get(), deliver);
@@ -137,8 +141,9 @@ public:
     std::uint32_t receive(Message* out, std::uint32_t max) noexcept {
         release();
         std::uint32_t delivered = 0;
+        ClockLane* const lane = receive_lane();
         auto keep = [&](const std::byte* slot, std::uint64_t position) {
-            if (accept(slot, position, out[delivered])) ++delivered;
+            if (accept(slot, position, out[delivered], lane)) ++delivered;
         };
         if constexpr (Reader::kInPlace) {
             pending_ = reader_.take(max);
