@@ -21,6 +21,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <type_traits>
 
 #include "engine/bus/broadcast_ring.hpp"
 #include "engine/bus/message.hpp"
@@ -35,9 +36,11 @@ namespace cf::bus {
 template <class Ring>
 int attach_topic_ring(const Topic& topic, Ring& ring) noexcept;
 
-struct SpscWriter {
+// One writer: claims privately, publishes every outstanding claim with one release store.
+template <class Ring>
+struct SingleWriterOf {
     static constexpr bool kMultiWriter = false;
-    SpscRing ring;
+    Ring ring;
 
     int attach(const Topic& topic) noexcept { return attach_topic_ring(topic, ring); }
     std::byte* try_claim(std::uint64_t& position) noexcept {
@@ -57,55 +60,35 @@ struct SpscWriter {
     std::uint64_t next_position() const noexcept { return ring.claim_position(); }
 };
 
-struct BroadcastWriter {
-    static constexpr bool kMultiWriter = false;
-    BroadcastRing ring;
-
-    int attach(const Topic& topic) noexcept { return attach_topic_ring(topic, ring); }
-    std::byte* try_claim(std::uint64_t& position) noexcept {
-        position = ring.claim_position();
-        return ring.try_claim();
-    }
-    bool commit(std::uint64_t) noexcept {
-        ring.commit();
-        return true;
-    }
-    std::uint32_t try_claim_batch(std::uint32_t wanted, std::uint64_t& first) noexcept {
-        first = ring.claim_position();
-        return ring.try_claim_batch(wanted);
-    }
-    std::byte* claimed_slot(std::uint32_t i) const noexcept { return ring.claimed_slot(i); }
-    void commit_batch() noexcept { ring.commit(); }
-    std::uint64_t next_position() const noexcept { return ring.claim_position(); }
-};
-
-struct MpscWriter {
+// Several writers: claim with a CAS on the shared tail, commit each position with a CAS.
+template <class Ring>
+struct MultiWriterOf {
     static constexpr bool kMultiWriter = true;
-    MpscRing ring;
+    Ring ring;
 
     int attach(const Topic& topic) noexcept { return attach_topic_ring(topic, ring); }
     std::byte* try_claim(std::uint64_t& position) noexcept { return ring.try_claim(position); }
     bool commit(std::uint64_t position) noexcept { return ring.try_commit(position); }
     // The shared tail as it is now: another publisher may take it first.
-    std::uint64_t next_position() const noexcept { return ring.claimed_position(); }
+    std::uint64_t next_position() const noexcept {
+        if constexpr (std::is_same_v<Ring, MpscRing>) return ring.claimed_position();
+        else return ring.writer_position();
+    }
 };
 
-struct BroadcastMultiWriter {
-    static constexpr bool kMultiWriter = true;
-    BroadcastRing ring;
-
-    int attach(const Topic& topic) noexcept { return attach_topic_ring(topic, ring); }
-    std::byte* try_claim(std::uint64_t& position) noexcept { return ring.try_claim(position); }
-    bool commit(std::uint64_t position) noexcept { return ring.try_commit(position); }
-    std::uint64_t next_position() const noexcept { return ring.writer_position(); }
-};
+using SpscWriter = SingleWriterOf<SpscRing>;
+using BroadcastWriter = SingleWriterOf<BroadcastRing>;
+using MpscWriter = MultiWriterOf<MpscRing>;
+using BroadcastMultiWriter = MultiWriterOf<BroadcastRing>;
 
 // Readers: poll(max, f) calls f(slot, position) for each position that holds a message or an abandoned mark
 // (reclaimed positions are skipped) and releases them; take(max) / slot(i) / position(i) / release(n) read a batch
 // in place and keep it until released.
-struct SpscReader {
+// The one reader of an SPSC or MPSC ring (MPSC positions a subscriber reclaimed carry no message).
+template <class Ring>
+struct SingleReaderOf {
     static constexpr bool kInPlace = true;
-    SpscRing ring;
+    Ring ring;
 
     int attach(const Topic& topic, int) noexcept { return attach_topic_ring(topic, ring); }
     template <class F>
@@ -114,28 +97,17 @@ struct SpscReader {
     }
     std::uint32_t take(std::uint32_t max) noexcept { return ring.available(max); }
     const std::byte* slot(std::uint32_t i) const noexcept { return ring.slot(i); }
-    bool reclaimed(std::uint32_t) const noexcept { return false; }
-    std::uint64_t first_position() const noexcept { return ring.read_position(); }
-    void release(std::uint32_t n) noexcept { ring.release(n); }
-    int reader() const noexcept { return -1; }
-};
-
-struct MpscReader {
-    static constexpr bool kInPlace = true;
-    MpscRing ring;
-
-    int attach(const Topic& topic, int) noexcept { return attach_topic_ring(topic, ring); }
-    template <class F>
-    std::uint32_t poll(std::uint32_t max, F&& f) noexcept(kNothrowPollCallback<F>) {
-        return ring.poll(max, f);
+    bool reclaimed(std::uint32_t i) const noexcept {
+        if constexpr (std::is_same_v<Ring, MpscRing>) return ring.reclaimed(i);
+        else return false;
     }
-    std::uint32_t take(std::uint32_t max) noexcept { return ring.available(max); }
-    const std::byte* slot(std::uint32_t i) const noexcept { return ring.slot(i); }
-    bool reclaimed(std::uint32_t i) const noexcept { return ring.reclaimed(i); }
     std::uint64_t first_position() const noexcept { return ring.read_position(); }
     void release(std::uint32_t n) noexcept { ring.release(n); }
     int reader() const noexcept { return -1; }
 };
+
+using SpscReader = SingleReaderOf<SpscRing>;
+using MpscReader = SingleReaderOf<MpscRing>;
 
 struct BroadcastReader {
     static constexpr bool kInPlace = true;

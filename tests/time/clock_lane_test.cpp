@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/time/hlc.hpp"
+#include "tests/time/fake_physical.hpp"
 
 using cf::ClockLane;
 using cf::Duration;
@@ -18,23 +19,9 @@ using cf::Instant;
 
 namespace {
 
-constexpr std::uint64_t kUnitsPerSecond = std::uint64_t{1} << 24;
-
-struct FakePhysical {
-    std::uint64_t units = 0;
-    static Instant read(void* context) {
-        return HlcStamp::from_parts(static_cast<FakePhysical*>(context)->units, 0, 0).physical_time();
-    }
-};
-
-HybridLogicalClock::Config fake_config(FakePhysical& physical, std::uint16_t node, Duration max_drift) {
-    HybridLogicalClock::Config config;
-    config.node_id = node;
-    config.max_drift = max_drift;
-    config.source = &FakePhysical::read;
-    config.source_context = &physical;
-    return config;
-}
+using cf::test::fake_config;
+using cf::test::FakePhysical;
+using cf::test::kUnitsPerSecond;
 
 }  // namespace
 

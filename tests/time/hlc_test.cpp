@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "engine/time/hlc.hpp"
+#include "tests/time/fake_physical.hpp"
 
 namespace doctest {
 template <>
@@ -30,24 +31,11 @@ using cf::Instant;
 
 namespace {
 
-constexpr std::uint64_t kUnitsPerSecond = std::uint64_t{1} << 24;
-
-// Physical time the test sets by hand, in HLC units.
-struct FakePhysical {
-    std::uint64_t units = 0;
-    static Instant read(void* context) {
-        const auto units = static_cast<FakePhysical*>(context)->units;
-        return HlcStamp::from_parts(units, 0, 0).physical_time();
-    }
-};
+using cf::test::FakePhysical;
+using cf::test::kUnitsPerSecond;
 
 HybridLogicalClock::Config fake_config(FakePhysical& physical, Duration max_drift = Duration::from_seconds(1)) {
-    HybridLogicalClock::Config config;
-    config.node_id = 7;
-    config.max_drift = max_drift;
-    config.source = &FakePhysical::read;
-    config.source_context = &physical;
-    return config;
+    return cf::test::fake_config(physical, 7, max_drift);
 }
 
 HlcStamp stamp(std::uint64_t l, std::uint32_t c, std::uint16_t node = 1) { return HlcStamp::from_parts(l, c, node); }
