@@ -5,6 +5,8 @@
 // updated with a compare-and-swap, for any number of threads. Either way each lane's stamps strictly increase,
 // and the lane id in the stamp keeps stamps of different lanes apart.
 //
+// Lanes are 128 bytes apart, so neither false sharing nor the adjacent-line prefetcher couples two threads.
+//
 // The receive rule: a thread that gets a message stamped m calls observe(m) (or merge(m) to stamp the receive
 // event itself), so every stamp it takes afterwards is larger than m. The drift bound holds on both: a remote
 // stamp whose physical time is more than max_drift ahead of ours is rejected (-ERANGE) and counted.
@@ -16,7 +18,7 @@
 
 namespace cf {
 
-class alignas(64) ClockLane {
+class alignas(128) ClockLane {
 public:
     // A local or send event.
     HlcStamp now() noexcept { return now_batch(1); }
