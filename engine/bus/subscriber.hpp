@@ -224,6 +224,7 @@ public:
     void release() noexcept {
         visit(0, [](auto& s) { s.release(); return 0; });
     }
+    // SubscriberState::set_clock, on an open subscriber (open() starts without a clock; set it after opening).
     void set_clock(HybridLogicalClock* clock) noexcept {
         visit(0, [&](auto& s) { s.set_clock(clock); return 0; });
     }
