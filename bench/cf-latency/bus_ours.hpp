@@ -97,6 +97,18 @@ inline HybridLogicalClock& bench_process_clock() {
     return clock;
 }
 
+// A clock whose physical time never moves: its stamps cost the lane's compares but no counter read. Only for the
+// row that shows what the counter read costs a topic (every stamp is then logical ticks above one instant).
+inline Instant fixed_physical_time(void*) { return Instant::from_unix_nanos(1'700'000'000'000'000'000); }
+inline HybridLogicalClock& bench_fixed_clock() {
+    static HybridLogicalClock clock{[] {
+        HybridLogicalClock::Config config;
+        config.source = &fixed_physical_time;
+        return config;
+    }()};
+    return clock;
+}
+
 // A publisher and a subscriber as one channel end: what CfTopicChannel and the ipc scenario's ends share.
 template <std::size_t N>
 struct TopicEnds {
@@ -116,11 +128,15 @@ struct TopicEnds {
     }
 };
 
-template <std::size_t N>
+// kCounterClock false: the same topic stamped from bench_fixed_clock(), to measure the counter read's share.
+template <std::size_t N, bool kCounterClock = true>
 class CfTopicChannel {
 public:
-    static constexpr const char* kName = "cf topic (publish/poll, HLC stamp)";
+    static constexpr const char* kName = kCounterClock
+                                             ? "cf topic (publish/poll, HLC stamp)"
+                                             : "cf topic, HLC stamp without the counter read (fixed physical time)";
     explicit CfTopicChannel(std::uint32_t depth) {
+        HybridLogicalClock& clock = kCounterClock ? bench_process_clock() : bench_fixed_clock();
         bus::TopicConfig config;
         config.name = "bench";
         config.max_message_bytes = static_cast<std::uint32_t>(N);
@@ -129,11 +145,11 @@ public:
         block_ = allocate_block(bytes);
         bus::Topic topic;
         if (bus::Topic::format(block_.get(), bytes, config) != 0 || bus::Topic::attach(block_.get(), bytes, topic) != 0 ||
-            bus::Publisher::open(topic, bench_process_clock(), ends_.publisher) != 0 ||
+            bus::Publisher::open(topic, clock, ends_.publisher) != 0 ||
             bus::Subscriber::open(topic, ends_.subscriber) != 0) {
             error_ = platform::last_error_message();
         }
-        ends_.subscriber.set_clock(&bench_process_clock());
+        ends_.subscriber.set_clock(&clock);
     }
     bool ok() const { return error_.empty(); }
     std::string error() const { return error_; }

@@ -1,6 +1,8 @@
 // alloc: what one allocation costs, our static pool (cf::mem::Pool) against glibc malloc, mimalloc and jemalloc.
-// The pool runs twice: with the inline free() and with free_checked() (what the C API's cf_pool_free calls), so
-// the price of the double-free check shows as one ratio.
+// The pool runs twice: as a C++ program uses it by default (inline allocate() and free(), no block states), and
+// as the C API does (a pool that keeps block states, freed with free_checked(), which is cf_pool_free), so the
+// price of the double-free check shows as one ratio. A last row times the same loops with no allocator at all:
+// the harness's own floor, and the tail (p99.99) this host gives any code.
 //  - same thread: alloc+free pairs at 64 B and 1 KiB, timed per pair;
 //  - cross-thread: 64 B blocks allocated on one pinned thread, handed over an SPSC ring and freed on another pinned
 //    thread; each side times only its own calls, per operation.
@@ -46,7 +48,13 @@ using AllocateFn = void* (*)(std::size_t);
 using FreeFn = void (*)(void*);
 
 // The contenders. Each kind is a type with allocate() and release() that the loops below are instantiated for.
-enum class Kind { pool_inline, pool_checked, glibc, mimalloc, jemalloc };
+enum class Kind { pool_inline, pool_checked, glibc, mimalloc, jemalloc, none };
+
+// Our two pools: the default one, and one that keeps block states (detect_double_free), as the C API's.
+struct Pools {
+    mem::Pool* plain;
+    mem::Pool* checked;
+};
 
 struct Contender {
     std::string name;
@@ -78,6 +86,15 @@ struct GlibcMalloc {
     void release(void* block) const noexcept { std::free(block); }
 };
 
+// No allocation: the loops' own cost. The block is a fixed address the loops pass around like a real one.
+struct NoAllocation {
+    void* allocate(std::size_t) const noexcept {
+        static char placeholder;
+        return &placeholder;
+    }
+    void release(void*) const noexcept {}
+};
+
 // Reads the slot at every call, as a call through the GOT does.
 template <const ResolvedSymbols& symbols>
 struct SharedLibraryAllocator {
@@ -93,10 +110,11 @@ struct SharedLibraryAllocator {
 
 // Calls `body` with the allocator object of `kind`: one switch per round or batch, never per operation.
 template <class Body>
-void with_allocator(Kind kind, mem::Pool* pool, Body body) {
+void with_allocator(Kind kind, const Pools& pools, Body body) {
     switch (kind) {
-        case Kind::pool_inline: body(PoolInline{pool}); break;
-        case Kind::pool_checked: body(PoolChecked{pool}); break;
+        case Kind::pool_inline: body(PoolInline{pools.plain}); break;
+        case Kind::pool_checked: body(PoolChecked{pools.checked}); break;
+        case Kind::none: body(NoAllocation{}); break;
         case Kind::glibc: body(GlibcMalloc{}); break;
         case Kind::mimalloc: body(SharedLibraryAllocator<mimalloc_symbols>{}); break;
         case Kind::jemalloc: body(SharedLibraryAllocator<jemalloc_symbols>{}); break;
@@ -218,7 +236,7 @@ std::uint64_t free_batch(const Allocator& allocator, void* const* blocks) {
 }
 
 // The freeing side: takes batches off the ring and times freeing them, per contender.
-void free_side(Handoff& handoff, const std::vector<Contender>& contenders, mem::Pool* pool, const TickRuler& ruler,
+void free_side(Handoff& handoff, const std::vector<Contender>& contenders, const Pools& pools, const TickRuler& ruler,
                int cpu, std::vector<LatencyHistogram>& histograms) {
     if (cpu >= 0) (void)platform::pin_current_thread(cpu);
     void* blocks[kBatch];
@@ -233,7 +251,7 @@ void free_side(Handoff& handoff, const std::vector<Contender>& contenders, mem::
         handoff.head.store(head, std::memory_order_release);
         if (first.contender == Handoff::kStop) return;
         std::uint64_t ticks = 0;
-        with_allocator(contenders[first.contender].kind, pool,
+        with_allocator(contenders[first.contender].kind, pools,
                        [&](const auto& allocator) { ticks = free_batch(allocator, blocks); });
         if (first.record != 0) histograms[first.contender].record(ruler.to_picos(net_ticks(ticks, ruler)) / kBatch);
     }
@@ -270,24 +288,28 @@ ScenarioResult run_alloc_scenario(ScenarioContext& context) {
     const TickRuler ruler;
     CounterClock& clock = context.clock;
 
-    // Our pool: the default classes, 2 MiB each (32768 blocks of 64 B: far more than the ring can hold).
-    std::unique_ptr<mem::Pool> pool;
+    // Our pools: the default classes, 2 MiB each (32768 blocks of 64 B: far more than the ring can hold).
+    std::unique_ptr<mem::Pool> pool, checked_pool;
     mem::PoolConfig config = mem::PoolConfig::powers_of_two(std::size_t{2} << 20);
     config.max_threads = 4;
-    if (mem::Pool::create(config, pool) != 0) {
+    mem::PoolConfig checked_config = config;
+    checked_config.detect_double_free = true;
+    if (mem::Pool::create(config, pool) != 0 || mem::Pool::create(checked_config, checked_pool) != 0) {
         result.description = "allocation cost: not measured";
         result.notes.push_back(std::string("cf::mem::Pool::create failed: ") + platform::last_error_message());
         return result;
     }
+    const Pools pools{pool.get(), checked_pool.get()};
     if (pool->warning()[0] != '\0') result.notes.push_back(std::string("cf::mem::Pool: ") + pool->warning());
     result.notes.push_back("cf::mem::Pool: default statistics (exact requested bytes off), " +
                            std::to_string(pool->node_arena_count()) + " NUMA node arena(s)");
 
     // Ours first (the plain pool at 0), then the peers from kFirstPeer on.
     constexpr std::size_t kFirstPeer = 2;
-    const std::string checked_name = "cf::mem::Pool (checked free, C API path)";
+    const std::string checked_name = "cf::mem::Pool (block states + checked free, C API path)";
     std::vector<Contender> contenders = {{"cf::mem::Pool", Kind::pool_inline}, {checked_name, Kind::pool_checked}};
     for (const Contender& peer : peers().contenders) contenders.push_back(peer);
+    contenders.push_back({"no allocation (harness floor)", Kind::none});
     result.notes.insert(result.notes.end(), peers().notes.begin(), peers().notes.end());
     const std::size_t count = contenders.size();
 
@@ -303,7 +325,7 @@ ScenarioResult run_alloc_scenario(ScenarioContext& context) {
         LatencyHistogram warm_up = make_picosecond_histogram();   // first touches (thread caches, arenas)
         for (const Contender& contender : contenders) {
             for (const std::size_t bytes : kPairSizes) {
-                with_allocator(contender.kind, pool.get(),
+                with_allocator(contender.kind, pools,
                                [&](const auto& allocator) { measure_pairs(allocator, bytes, ruler, warm_up); });
             }
         }
@@ -311,7 +333,7 @@ ScenarioResult run_alloc_scenario(ScenarioContext& context) {
     for (Duration elapsed; elapsed < half; elapsed = clock.now() - start) {
         for (std::size_t s = 0; s < std::size(kPairSizes); ++s) {
             for (std::size_t c = 0; c < count; ++c) {
-                with_allocator(contenders[c].kind, pool.get(), [&](const auto& allocator) {
+                with_allocator(contenders[c].kind, pools, [&](const auto& allocator) {
                     measure_pairs(allocator, kPairSizes[s], ruler, pairs[s][c]);
                 });
             }
@@ -327,10 +349,10 @@ ScenarioResult run_alloc_scenario(ScenarioContext& context) {
         allocate_side.push_back(make_picosecond_histogram());
         free_side_histograms.push_back(make_picosecond_histogram());
     }
-    std::thread freeing([&] { free_side(*handoff, contenders, pool.get(), ruler, free_cpu, free_side_histograms); });
+    std::thread freeing([&] { free_side(*handoff, contenders, pools, ruler, free_cpu, free_side_histograms); });
     std::uint64_t tail = 0;
     for (std::size_t c = 0; c < count; ++c) {   // warm-up round, not recorded
-        with_allocator(contenders[c].kind, pool.get(), [&](const auto& allocator) {
+        with_allocator(contenders[c].kind, pools, [&](const auto& allocator) {
             allocate_batches(allocator, *handoff, tail, static_cast<std::uint32_t>(c), kBatchesPerRound, false, ruler,
                              allocate_side[c]);
         });
@@ -338,7 +360,7 @@ ScenarioResult run_alloc_scenario(ScenarioContext& context) {
     const Instant cross_start = clock.now();
     for (Duration elapsed; elapsed < half; elapsed = clock.now() - cross_start) {
         for (std::size_t c = 0; c < count; ++c) {
-            with_allocator(contenders[c].kind, pool.get(), [&](const auto& allocator) {
+            with_allocator(contenders[c].kind, pools, [&](const auto& allocator) {
                 allocate_batches(allocator, *handoff, tail, static_cast<std::uint32_t>(c), kBatchesPerRound, true,
                                  ruler, allocate_side[c]);
             });
@@ -367,7 +389,8 @@ ScenarioResult run_alloc_scenario(ScenarioContext& context) {
                          " (per op, each side). Batches of 32 timed by the cycle counter; every allocator called "
                          "directly as a program calls it (ours inlined, glibc by name, mimalloc/jemalloc through "
                          "their resolved symbol slot, as any call into a shared library); our pool twice: inline "
-                         "free() and free_checked() (cf_pool_free's double-free check)";
+                         "allocate()/free() as C++ uses it by default, and with block states and free_checked() "
+                         "(cf_pool_free's double-free check); last, the loops with no allocator (the floor)";
     for (std::size_t s = 0; s < std::size(kPairSizes); ++s) {
         const std::string label = size_label(kPairSizes[s]) + " alloc+free pair: ";
         const std::size_t ours = result.series.size();
@@ -376,6 +399,7 @@ ScenarioResult run_alloc_scenario(ScenarioContext& context) {
         result.ratios.push_back(make_ratio(label + checked_name + " / cf::mem::Pool", result.series[ours + 1],
                                            result.series[ours]));
         for (std::size_t c = kFirstPeer; c < count; ++c) {
+            if (contenders[c].kind == Kind::none) continue;
             result.ratios.push_back(make_ratio(label + "cf::mem::Pool / " + contenders[c].name, result.series[ours],
                                                result.series[ours + c]));
         }
@@ -393,6 +417,7 @@ ScenarioResult run_alloc_scenario(ScenarioContext& context) {
         result.ratios.push_back(make_ratio(std::string(side.label) + checked_name + " / cf::mem::Pool",
                                            result.series[ours + 1], result.series[ours]));
         for (std::size_t c = kFirstPeer; c < count; ++c) {
+            if (contenders[c].kind == Kind::none) continue;
             result.ratios.push_back(make_ratio(std::string(side.label) + "cf::mem::Pool / " + contenders[c].name,
                                                result.series[ours], result.series[ours + c]));
         }

@@ -229,6 +229,9 @@ ScenarioResult run_bus_throughput_scenario(ScenarioContext& context) {
     add_spsc(burst + CfTopicBurstChannel<64>::kName, std::make_shared<CfTopicBurstChannel<64>>(kDepth));
     add_spsc(burst + BoostSpscBurstChannel<64>::kName, std::make_shared<BoostSpscBurstChannel<64>>(kDepth));
 
+    // Last (after the MPSC rows, so the indices above stay): the topic without the stamp's counter read.
+    using UnclockedTopic = CfTopicChannel<64, false>;
+    const std::size_t unclocked_index = contenders.size() + 3;
     auto ours_mpsc = std::make_shared<CfMpscChannel<64>>(kDepth);
     contenders.push_back({std::string("MPSC: ") + CfMpscChannel<64>::kName,
                           [&, ours_mpsc](const BusLoopSetup& setup, std::vector<double>& rates) {
@@ -259,6 +262,7 @@ ScenarioResult run_bus_throughput_scenario(ScenarioContext& context) {
                    [&](std::uint64_t& p, std::uint64_t& seq) { return take_tagged(*moody_queue, p, seq); }, errors,
                    rates);
     }, {}});
+    add_spsc(std::string("SPSC: ") + UnclockedTopic::kName, std::make_shared<UnclockedTopic>(kDepth));
 
     const BusLoopSetup setup{ruler, ticks_per_second,
                              context.duration_s / static_cast<double>(contenders.size() * kRounds),
@@ -285,6 +289,7 @@ ScenarioResult run_bus_throughput_scenario(ScenarioContext& context) {
     };
     add_ratio(std::string("SPSC ratio ") + CfTopicChannel<64>::kName + " / boost", topic, boost);
     add_ratio(std::string("SPSC ratio ") + CfTopicChannel<64>::kName + " / moodycamel", topic, moody);
+    add_ratio(std::string("SPSC ratio ") + UnclockedTopic::kName + " / moodycamel", rate(unclocked_index), moody);
     add_ratio(std::string("SPSC ratio ") + CfSpscChannel<64>::kName + " / boost", rate(0), boost);
     add_ratio(std::string("SPSC ratio ") + CfSpscChannel<64>::kName + " / moodycamel", rate(0), moody);
     add_ratio(burst + "ratio " + CfTopicBurstChannel<64>::kName + " / boost", topic_burst, boost_burst);

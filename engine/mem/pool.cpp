@@ -1,7 +1,8 @@
 #include "engine/mem/pool.hpp"
 
-#include <cerrno>
+#include <algorithm>
 #include <bit>
+#include <cerrno>
 #include <cstdio>
 #include <new>
 
@@ -125,7 +126,15 @@ int Pool::create(const PoolConfig& config, std::unique_ptr<Pool>& pool) noexcept
     bool fits = true;
     std::size_t offset = 0;
     std::size_t class_offsets[kMaxClasses];
+    // A power-of-two class starts at a multiple of its block size (free()'s fast check, SegmentEntry), which
+    // segments already give for blocks up to the segment size; larger blocks pad to their size. Node arenas
+    // start at multiples of the largest such alignment.
+    std::size_t class_alignment = segment_bytes;
     for (int i = 0; i < class_count; ++i) {
+        const std::size_t alignment = std::has_single_bit(sizes[i]) ? std::max(sizes[i], segment_bytes)
+                                                                      : segment_bytes;
+        class_alignment = std::max(class_alignment, alignment);
+        fits = fits && round_up(offset, alignment);
         class_offsets[i] = offset;
         std::size_t padded = arena_bytes[i];
         fits = fits && round_up(padded, segment_bytes) && add_to(offset, padded);
@@ -142,7 +151,7 @@ int Pool::create(const PoolConfig& config, std::unique_ptr<Pool>& pool) noexcept
     // Each node arena starts on a segment, and on a (huge)page when there are several, so that binding one
     // arena's pages to its node never touches a neighbour's.
     std::size_t stride = offset;
-    std::size_t arena_alignment = segment_bytes;
+    std::size_t arena_alignment = class_alignment;
     if (arena_count > 1) {
         const std::size_t huge = config.prefer_hugepages ? platform::hugepage_facts().page_bytes : 0;
         if (huge > arena_alignment) arena_alignment = huge;
@@ -157,7 +166,7 @@ int Pool::create(const PoolConfig& config, std::unique_ptr<Pool>& pool) noexcept
     offset = span;
     const std::size_t segment_table_offset = offset;
     const std::size_t segment_count = span >> segment_shift;
-    std::size_t segment_table_bytes = segment_count * sizeof(std::uint16_t);
+    std::size_t segment_table_bytes = segment_count * sizeof(SegmentEntry);
     fits = fits && round_up(segment_table_bytes, 64) && add_to(offset, segment_table_bytes);
     const std::size_t slots_offset = offset;
     std::size_t slot_bytes = std::size_t{config.max_threads} * sizeof(std::atomic<std::uint32_t>);
@@ -195,11 +204,13 @@ int Pool::create(const PoolConfig& config, std::unique_ptr<Pool>& pool) noexcept
     p.base_ = reinterpret_cast<std::uintptr_t>(base);
     p.span_bytes_ = span;
     p.segment_shift_ = segment_shift;
+    p.segment_mask_ = static_cast<std::uint32_t>(segment_bytes - 1);
     p.class_count_ = class_count;
     p.cache_blocks_ = config.cache_blocks;
     p.batch_blocks_ = batch;
     p.max_threads_ = config.max_threads;
     p.exact_requested_ = config.exact_requested_bytes;
+    p.tracks_blocks_ = config.exact_requested_bytes || config.detect_double_free || kCheckedFree;
     for (int i = 0; i < class_count; ++i) p.class_bytes_[i] = static_cast<std::uint32_t>(sizes[i]);
 
     // Arena descriptors and free lists: every block free, chained in address order (0 -> 1 -> ... -> kNil).
@@ -227,20 +238,29 @@ int Pool::create(const PoolConfig& config, std::unique_ptr<Pool>& pool) noexcept
     p.arenas_ = p.arena_table_;
 
     // Segment -> arena id: a segment holding any block of a class maps to it; padding, links and lists map to
-    // kNoArena.
-    auto* segment_arena = reinterpret_cast<std::uint16_t*>(base + segment_table_offset);
+    // kNoArena. A power-of-two class's segments also get the fast check's shift and limit (past the last block
+    // start in the segment), when segments are small enough for a 32-bit limit.
+    auto* segments = reinterpret_cast<SegmentEntry*>(base + segment_table_offset);
     for (std::size_t segment = 0; segment < segment_count; ++segment) {
         const std::size_t start = segment << segment_shift;
         const std::size_t a = start / stride;
-        segment_arena[segment] = kNoArena;
+        SegmentEntry& entry = *new (&segments[segment]) SegmentEntry();
         for (int i = 0; i < class_count; ++i) {
             const Arena& arena = p.arena_table_[a * kMaxClasses + static_cast<std::size_t>(i)];
-            if (start >= arena.offset && start < arena.offset + arena_bytes[i]) {
-                segment_arena[segment] = static_cast<std::uint16_t>(a * kMaxClasses + static_cast<std::size_t>(i));
+            const std::size_t end = arena.offset + arena_bytes[i];
+            if (start < arena.offset || start >= end) continue;
+            entry.arena = static_cast<std::uint16_t>(a * kMaxClasses + static_cast<std::size_t>(i));
+            if (arena.shift == 0 || segment_shift > 31 || arena.offset % arena.block_bytes != 0) continue;
+            entry.block_shift = static_cast<std::uint8_t>(arena.shift);
+            // Blocks end exactly at `end`: the last block start is end - block_bytes. A segment inside a block
+            // larger than a segment keeps limit 0 (nothing starts there).
+            const std::size_t last_start = end - arena.block_bytes;
+            if (last_start >= start) {
+                entry.limit = static_cast<std::uint32_t>(std::min(last_start - start + 1, segment_bytes));
             }
         }
     }
-    p.segment_arena_ = segment_arena;
+    p.segments_ = segments;
 
     p.slot_owned_ = reinterpret_cast<std::atomic<std::uint32_t>*>(base + slots_offset);
     for (std::uint32_t slot = 0; slot < config.max_threads; ++slot) {
@@ -409,7 +429,52 @@ void Pool::push_chain(std::uint32_t arena_id, void* const* blocks, std::uint32_t
         bump(cache.sampled);
         bump(cache.sampled_requested, requested);
     }
-    return pop_cached(arena_id, cache, count, requested);
+    void* block = pop_cached(cache, count);
+    if (tracks_blocks_) return track_taken(arena_id, cache, block, requested);
+    unpoison_block(block, requested);
+    return block;
+}
+
+// allocate() of a pool that tracks block states: the allocated tag and requested size go into the block's idle
+// link word (and, with exact accounting, the size into the slot's share).
+void* Pool::track_taken(std::uint32_t arena_id, ClassCache& cache, void* block, std::uint32_t requested) noexcept {
+    const Arena& arena = arenas_[arena_id];
+    const std::uintptr_t offset = reinterpret_cast<std::uintptr_t>(block) - base_ - arena.offset;
+    arena.links[arena.index_of(offset)].store(kAllocated | requested, std::memory_order_relaxed);
+    if (exact_requested_) bump(cache.requested, requested);
+    unpoison_block(block, requested);
+    return block;
+}
+
+// free() of what its inline check did not take: a block of a class that is not a power of two, of a pool that
+// tracks block states, or no block at all (refused and counted). A double free stays undefined, as inline.
+void Pool::give_checking(void* block, std::uintptr_t offset) noexcept {
+    BlockPlace place;
+    if (locate(offset, place) != Misplaced::no) return reject_free();
+    if (!tracks_blocks_) return put_back<false>(place.arena_id, block, 0);
+    // The allocating thread stored the size; the application's hand-over of the block orders it before us.
+    // Marked free before it joins a cache, so free_checked() sees cached blocks as free.
+    std::atomic<std::uint32_t>& link = arenas_[place.arena_id].links[place.index];
+    const std::uint32_t word = link.load(std::memory_order_relaxed);
+    link.store(kNil, std::memory_order_relaxed);
+    put_back_tracked(place.arena_id, block, word & ~kAllocated);
+}
+
+Pool::Misplaced Pool::locate(std::uintptr_t offset, BlockPlace& place) const noexcept {
+    if (offset >= span_bytes_) return Misplaced::outside;
+    place.arena_id = segments_[offset >> segment_shift_].arena;
+    if (place.arena_id == kNoArena) return Misplaced::padding;
+    const Arena& arena = arenas_[place.arena_id];
+    const std::uintptr_t arena_offset = offset - arena.offset;
+    place.index = arena.index_of(arena_offset);
+    if (place.index >= arena.count) return Misplaced::past_end;
+    place.inside = arena_offset - std::uintptr_t{place.index} * arena.block_bytes;
+    return place.inside == 0 ? Misplaced::no : Misplaced::inside;
+}
+
+void Pool::put_back_tracked(std::uint32_t arena_id, void* block, std::uint32_t requested) noexcept {
+    if (exact_requested_) return put_back<true>(arena_id, block, requested);
+    put_back<false>(arena_id, block, requested);
 }
 
 // A thread's first call, a full cache (flush one batch), a block of another node arena, or no cache at all.
@@ -426,7 +491,8 @@ void Pool::push_chain(std::uint32_t arena_id, void* const* blocks, std::uint32_t
     }
     std::uint32_t count = cache.count.load(std::memory_order_relaxed);
     if (count == cache_blocks_) count = flush(arena_id, cache, batch_blocks_);
-    push_cached(cache, count, block, requested);
+    push_cached(cache, count, block);
+    if (exact_requested_) bump(cache.requested, std::uint64_t{0} - requested);   // modulo 2^64, see ClassCache
 }
 
 const ThreadBinding* Pool::thread_binding_or_bind() noexcept {
@@ -442,8 +508,10 @@ void* Pool::take_uncached(std::uint32_t arena_id, std::uint32_t requested) noexc
         list.failed.fetch_add(1, std::memory_order_relaxed);
         return nullptr;
     }
-    arena.links[arena.index_of(reinterpret_cast<std::uintptr_t>(block) - base_ - arena.offset)].store(
-        kAllocated | requested, std::memory_order_relaxed);
+    if (tracks_blocks_) {
+        arena.links[arena.index_of(reinterpret_cast<std::uintptr_t>(block) - base_ - arena.offset)].store(
+            kAllocated | requested, std::memory_order_relaxed);
+    }
     unpoison_block(block, requested);
     list.sampled.fetch_add(1, std::memory_order_relaxed);   // without a cache, every allocation is sampled
     list.sampled_requested.fetch_add(requested, std::memory_order_relaxed);
@@ -457,53 +525,52 @@ void Pool::give_uncached(std::uint32_t arena_id, void* block, std::uint32_t requ
 }
 
 int Pool::arena_of(const void* block) const noexcept {
-    const std::uintptr_t offset = reinterpret_cast<std::uintptr_t>(block) - base_;
-    if (offset >= span_bytes_) return -1;
-    const std::uint32_t arena_id = segment_arena_[offset >> segment_shift_];
-    if (arena_id == kNoArena) return -1;
-    const Arena& arena = arenas_[arena_id];
-    if (offset - arena.offset >= std::uintptr_t{arena.count} * arena.block_bytes) return -1;
-    return static_cast<int>(arena_id / kMaxClasses);
+    BlockPlace place;
+    const Misplaced misplaced = locate(reinterpret_cast<std::uintptr_t>(block) - base_, place);
+    if (misplaced != Misplaced::no && misplaced != Misplaced::inside) return -1;
+    return static_cast<int>(place.arena_id / kMaxClasses);
 }
 
 int Pool::free_checked(void* block) noexcept {
     if (block == nullptr) return 0;
-    const std::uintptr_t offset = reinterpret_cast<std::uintptr_t>(block) - base_;
-    if (offset >= span_bytes_) {
+    BlockPlace place;
+    const Misplaced misplaced = locate(reinterpret_cast<std::uintptr_t>(block) - base_, place);
+    if (misplaced != Misplaced::no) {
         reject_free();
-        return platform::fail(EINVAL, "pool: %p is not a block of this pool (outside its arenas)", block);
+        const std::uint32_t block_bytes = misplaced == Misplaced::outside || misplaced == Misplaced::padding
+                                              ? 0 : arenas_[place.arena_id].block_bytes;
+        switch (misplaced) {
+            case Misplaced::outside:
+                return platform::fail(EINVAL, "pool: %p is not a block of this pool (outside its arenas)", block);
+            case Misplaced::padding:
+                return platform::fail(EINVAL, "pool: %p is not a block of this pool (padding between arenas)",
+                                      block);
+            case Misplaced::past_end:
+                return platform::fail(EINVAL, "pool: %p is not a block of this pool (past the last %u-byte block)",
+                                      block, block_bytes);
+            default:
+                return platform::fail(EINVAL, "pool: %p points %zu bytes into a %u-byte block (%s), not at its "
+                                      "start", block, static_cast<std::size_t>(place.inside), block_bytes,
+                                      place.inside % 64 != 0 ? "misaligned" : "an interior pointer");
+        }
     }
-    const std::uint32_t arena_id = segment_arena_[offset >> segment_shift_];
-    if (arena_id == kNoArena) {
-        reject_free();
-        return platform::fail(EINVAL, "pool: %p is not a block of this pool (padding between arenas)", block);
-    }
-    const Arena& arena = arenas_[arena_id];
-    const std::uintptr_t arena_offset = offset - arena.offset;
-    const std::uint32_t index = arena.index_of(arena_offset);
-    if (index >= arena.count) {
-        reject_free();
-        return platform::fail(EINVAL, "pool: %p is not a block of this pool (past the last %u-byte block)", block,
-                              arena.block_bytes);
-    }
-    if (const std::uintptr_t inside = arena_offset - std::uintptr_t{index} * arena.block_bytes; inside != 0) {
-        reject_free();
-        return platform::fail(EINVAL, "pool: %p points %zu bytes into a %u-byte block (%s), not at its start", block,
-                              static_cast<std::size_t>(inside), arena.block_bytes,
-                              inside % 64 != 0 ? "misaligned" : "an interior pointer");
+    // Without block states there is nothing more to check: the block goes back as with free().
+    if (!tracks_blocks_) {
+        put_back<false>(place.arena_id, block, 0);
+        return 0;
     }
     // allocated -> free in one CAS: of two frees of this block (a double free, or threads racing) one wins. Relaxed:
     // the word orders nothing else; the winner's own stores (cache, lists) are ordered as in free().
-    std::atomic<std::uint32_t>& link = arena.links[index];
+    std::atomic<std::uint32_t>& link = arenas_[place.arena_id].links[place.index];
     std::uint32_t word = link.load(std::memory_order_relaxed);
     do {
         if ((word & kAllocated) == 0) {
             reject_free();
             return platform::fail(EINVAL, "pool: %p (a %u-byte block) is not allocated: a double free, or never "
-                                  "allocated", block, arena.block_bytes);
+                                  "allocated", block, arenas_[place.arena_id].block_bytes);
         }
     } while (!link.compare_exchange_weak(word, kNil, std::memory_order_relaxed, std::memory_order_relaxed));
-    put_back(arena_id, block, word & ~kAllocated);
+    put_back_tracked(place.arena_id, block, word & ~kAllocated);
     return 0;
 }
 

@@ -7,11 +7,14 @@
 //     node arena 1: the same, for the next node in use ...
 //     common:       [segment -> arena table][slot flags][arena descriptors][thread caches: max_threads x classes]
 // Each node arena holds every class with the configured number of blocks (budgets are per node); every class's
-// blocks start on a segment. A block carries no header. free(p) finds its arena with arithmetic: (p - base) >>
-// segment_shift indexes a 16-bit table (segments are >= 4 KiB and a class never shares one, so each belongs to one
-// arena id = node arena * kMaxClasses + class), and the block index inside the arena is a shift for power-of-two
-// blocks, else a multiply-high by a precomputed reciprocal of the block size (exact for offsets below 2^64 / block
-// size, hence the 16 TiB limit), so the class and the node need neither a search nor a hash.
+// blocks start on a segment, and a power-of-two class's on a multiple of its block size. A block carries no
+// header. free(p) finds its arena with arithmetic: (p - base) >> segment_shift indexes a table of 8-byte entries
+// (segments are >= 4 KiB and a class never shares one, so each belongs to one arena id = node arena * kMaxClasses
+// + class). For a power-of-two class the entry also says where block starts lie (a multiple of the block size,
+// below a limit inside the segment), so free() checks the pointer with a mask and a compare; other classes and
+// anything that fails go to the full check out of line, where the block index inside the arena is a shift or a
+// multiply-high by a precomputed reciprocal of the block size (exact for offsets below 2^64 / block size, hence
+// the 16 TiB limit). The class and the node need neither a search nor a hash.
 //
 // NUMA. The topology (platform/os/numa.hpp; a test passes a fake one) says how many nodes there are and which node
 // the calling thread runs on. The pool keeps one node arena per node in use (PoolConfig::numa_nodes, default every
@@ -60,14 +63,19 @@
 // one predicted branch on a field in the pool's first cache line, and a flag lets one build (and the tests) run
 // both ways without the build-wide rule a macro that changes inline code needs (see CF_POOL_CHECKED).
 //
-// Block state (for free_checked). While a block is in use its link word is idle: allocate() stores kAllocated |
-// requested size there (the top bit set), every free block holds a link below 2^31 (an index, or kNil): in a
-// shared list its successor, in a thread cache kNil, which free() stores on its way into the cache. So "allocated"
-// is one bit every path keeps exact at the cost of an OR on allocate and one store on free. free_checked() moves a
-// block from allocated to free with one CAS on that word: of two frees of one block (a double free, or two threads
-// racing) exactly one wins, wherever the block goes next (cache or shared list). free() stays unchecked (a store,
-// no CAS) unless the build defines CF_POOL_CHECKED=1 (meson -Dpool_checked=true): then free() is free_checked()
-// with the status dropped (the rejection is counted in stats().rejected_frees).
+// Block state (PoolConfig::detect_double_free, off by default; the engine's pool, which the C API frees into, has
+// it). While a block is in use its link word is idle: allocate() stores kAllocated | requested size there (the
+// top bit set), every free block holds a link below 2^31 (an index, or kNil): in a shared list its successor, in a
+// thread cache kNil, which free() stores on its way into the cache. So "allocated" is one bit every path keeps
+// exact. free_checked() moves a block from allocated to free with one CAS on that word: of two frees of one block
+// (a double free, or two threads racing) exactly one wins, wherever the block goes next (cache or shared list).
+// It is an option because the two stores sit on the fast path's critical chain: measured with cf-latency's alloc
+// scenario, an alloc+free pair took about twice as long with them. Off, a block's link word is left as it was
+// (the shared lists' walks tolerate stale links; the versioned CAS refuses them), and free_checked() still refuses
+// foreign, interior and misaligned pointers but cannot tell a double free. Exact accounting keeps the words too.
+// free() stays unchecked (a store, no CAS) unless the build defines CF_POOL_CHECKED=1 (meson
+// -Dpool_checked=true): then free() is free_checked() with the status dropped (the rejection is counted in
+// stats().rejected_frees) and every pool keeps block states.
 //
 // Hot paths (allocate, allocate_class, free) are inline, noexcept, allocation-, lock- and syscall-free once the
 // thread holds its cache: the thread finds its binding for this pool with one compare at an index the pool
@@ -137,6 +145,10 @@ struct PoolConfig {
     // Keep the requested bytes of the blocks in use exactly (free() reads each block's size back); off: stats
     // report fragmentation from per-class allocation counters (see the top).
     bool exact_requested_bytes = false;
+    // Keep each block's state (allocated or free) so that free_checked() refuses a double free wherever the block
+    // sits; off, free_checked() still refuses foreign, interior and misaligned pointers (see Block state at the
+    // top). The engine's pool, which the C API's cf_pool_free frees into, always has it.
+    bool detect_double_free = false;
     // Nodes that get an arena, bit n for node n (< kMaxNumaNodes); 0: every node of the topology.
     std::uint64_t numa_nodes = 0;
     // The machine's nodes; nullptr: platform::system_numa_topology(). Tests pass a fake one. Must outlive create().
@@ -196,17 +208,24 @@ public:
             if (block == nullptr) return;
             const std::uintptr_t offset = reinterpret_cast<std::uintptr_t>(block) - base_;
             if (offset >= span_bytes_) [[unlikely]] return reject_free();
-            const std::uint32_t arena_id = segment_arena_[offset >> segment_shift_];
-            if (arena_id == kNoArena) [[unlikely]] return reject_free();
-            give(arena_id, block, offset);
+            // A block start of a power-of-two class, read off its segment's entry without touching the arena
+            // descriptor; everything else (other classes, padding, interior pointers, tracked pools) is checked
+            // out of line.
+            const SegmentEntry entry = segments_[offset >> segment_shift_];
+            const std::uintptr_t block_mask = (std::uintptr_t{1} << entry.block_shift) - 1;
+            if ((offset & segment_mask_) >= entry.limit || (offset & block_mask) != 0 || tracks_blocks_)
+                [[unlikely]] {
+                return give_checking(block, offset);
+            }
+            put_back<false>(entry.arena, block, 0);
         }
     }
 
     // free() that refuses what it cannot take: 0 (also for nullptr), or -EINVAL, counted in
     // stats().rejected_frees, with last_error_message() saying why, for a pointer outside this pool's arenas
-    // (another pool's block, say), inside or misaligned in a block, or a block that is not allocated (a double
-    // free, even while the block sits in a thread cache, or a block never handed out). Of two threads freeing the
-    // same block at once exactly one gets 0. Out of line: a CAS and the checks cost a few nanoseconds (the C API's
+    // (another pool's block, say), inside or misaligned in a block, and, when the pool keeps block states
+    // (detect_double_free), a block that is not allocated (a double free, even while the block sits in a thread
+    // cache, or a block never handed out). Of two threads freeing the same block at once exactly one gets 0. Out of line: a CAS and the checks cost a few nanoseconds (the C API's
     // cf_pool_free is this).
     [[nodiscard]] int free_checked(void* block) noexcept;
 
@@ -257,6 +276,17 @@ private:
         std::atomic<std::uint64_t> failed{0};
     };
 
+    // What free() needs of the segment a pointer falls in. A block of a power-of-two class starts at an offset
+    // from base_ that is a multiple of its size (create() aligns those arenas), so a pointer is a block start of
+    // this segment's arena when offset % 2^block_shift == 0 and it lies below `limit` bytes into the segment (the
+    // last block start there + 1). limit 0: no fast answer (no arena, padding, a class of another size).
+    struct SegmentEntry {
+        std::uint16_t arena = kNoArena;
+        std::uint8_t block_shift = 0;
+        std::uint8_t reserved = 0;
+        std::uint32_t limit = 0;
+    };
+
     // One class of one node arena (id = node arena * kMaxClasses + class).
     struct Arena {
         std::uintptr_t offset = 0;           // of its first block, from base_
@@ -292,39 +322,22 @@ private:
         ClassCache& cache = binding->caches[class_index];
         const std::uint32_t count = cache.count.load(std::memory_order_relaxed);
         if (count == 0) [[unlikely]] return take_slow(class_index, requested);
-        return pop_cached(binding->home + class_index, cache, count, requested);
-    }
-
-    // The top block leaves a cache holding `count` (> 0): the allocated tag and requested size go into its idle
-    // link word (and, with exact accounting, the size into the slot's share).
-    void* pop_cached(std::uint32_t arena_id, ClassCache& cache, std::uint32_t count,
-                     std::uint32_t requested) noexcept {
-        void* block = cache.blocks[--count];
-        cache.count.store(count, std::memory_order_relaxed);
-        const Arena& arena = arenas_[arena_id];
-        const std::uintptr_t offset = reinterpret_cast<std::uintptr_t>(block) - base_ - arena.offset;
-        arena.links[arena.index_of(offset)].store(kAllocated | requested, std::memory_order_relaxed);
+        void* block = pop_cached(cache, count);
+        if (tracks_blocks_) [[unlikely]] return track_taken(binding->home + class_index, cache, block, requested);
         unpoison_block(block, requested);
-        if (exact_requested_) bump(cache.requested, requested);
         return block;
     }
 
-    void give(std::uint32_t arena_id, void* block, std::uintptr_t offset) noexcept {
-        const Arena& arena = arenas_[arena_id];
-        const std::uintptr_t arena_offset = offset - arena.offset;
-        const std::uint32_t index = arena.index_of(arena_offset);
-        if (std::uintptr_t{index} * arena.block_bytes != arena_offset || index >= arena.count) [[unlikely]] {
-            return reject_free();
-        }
-        // The allocating thread stored the size; the application's hand-over of the block orders it before us.
-        // Marked free before it joins a cache, so free_checked() sees cached blocks as free.
-        std::uint32_t requested = 0;
-        if (exact_requested_) requested = arena.links[index].load(std::memory_order_relaxed) & ~kAllocated;
-        arena.links[index].store(kNil, std::memory_order_relaxed);
-        put_back(arena_id, block, requested);
+    // The top block leaves a cache holding `count` (> 0).
+    static void* pop_cached(ClassCache& cache, std::uint32_t count) noexcept {
+        void* block = cache.blocks[--count];
+        cache.count.store(count, std::memory_order_relaxed);
+        return block;
     }
 
-    // A block now marked free goes onto this thread's cache (or, cold, the shared list of its arena).
+    // A free block goes onto this thread's cache (or, cold, the shared list of its arena). With exact accounting
+    // `requested` leaves the slot's share (the slow path reads the pool's flag itself).
+    template <bool kExactAccounting>
     void put_back(std::uint32_t arena_id, void* block, std::uint32_t requested) noexcept {
         const std::uint32_t class_index = class_of_arena(arena_id);
         poison_block(block, class_bytes_[class_index]);
@@ -334,14 +347,28 @@ private:
         ClassCache& cache = binding->caches[class_index];
         const std::uint32_t count = cache.count.load(std::memory_order_relaxed);
         if (count == cache_blocks_) [[unlikely]] return give_slow(arena_id, block, requested);
-        push_cached(cache, count, block, requested);
+        push_cached(cache, count, block);
+        if constexpr (kExactAccounting) bump(cache.requested, std::uint64_t{0} - requested);   // modulo 2^64
     }
 
-    void push_cached(ClassCache& cache, std::uint32_t count, void* block, std::uint32_t requested) noexcept {
+    static void push_cached(ClassCache& cache, std::uint32_t count, void* block) noexcept {
         cache.blocks[count] = block;
         cache.count.store(count + 1, std::memory_order_relaxed);
-        if (exact_requested_) bump(cache.requested, std::uint64_t{0} - requested);   // modulo 2^64, see ClassCache
     }
+
+    // Out of line: the block-state word (and exact accounting) of pools that keep them, and free()'s full check.
+    void* track_taken(std::uint32_t arena_id, ClassCache& cache, void* block, std::uint32_t requested) noexcept;
+    void give_checking(void* block, std::uintptr_t offset) noexcept;
+
+    // Where an offset from base_ falls: a block start (no), or why not. `place` is filled as far as known.
+    enum class Misplaced { no, outside, padding, past_end, inside };
+    struct BlockPlace {
+        std::uint32_t arena_id = kNoArena;
+        std::uint32_t index = 0;
+        std::uintptr_t inside = 0;   // bytes past the block start
+    };
+    Misplaced locate(std::uintptr_t offset, BlockPlace& place) const noexcept;
+    void put_back_tracked(std::uint32_t arena_id, void* block, std::uint32_t requested) noexcept;
 
     // Cold paths (pool.cpp).
     void* take_slow(std::uint32_t class_index, std::uint32_t requested) noexcept;
@@ -363,13 +390,15 @@ private:
     std::uintptr_t base_ = 0;
     std::uint64_t id_ = 0;                             // owner_.id, next to the other hot fields
     std::uintptr_t span_bytes_ = 0;                    // the node arenas: [base_, base_ + span_bytes_)
-    const std::uint16_t* segment_arena_ = nullptr;     // segment -> arena id, or kNoArena
+    const SegmentEntry* segments_ = nullptr;           // by offset >> segment_shift_
     const Arena* arenas_ = nullptr;                    // node arena * kMaxClasses + class
     int segment_shift_ = 0;
+    std::uint32_t segment_mask_ = 0;                   // segment bytes - 1 (segments are at most 2 GiB)
     std::uint32_t binding_entry_ = 0;                  // preferred_binding_entry(id_)
     std::uint32_t cache_blocks_ = 0;
     int class_count_ = 0;
     bool exact_requested_ = false;
+    bool tracks_blocks_ = false;                       // detect_double_free or exact_requested_: see Block state
     SizeClassMap classes_;                             // its header (allocate's lookup) starts the next line
     std::uint32_t class_bytes_[kMaxClasses] = {};
 

@@ -33,6 +33,7 @@ int Engine::create(const EngineConfig& config, std::unique_ptr<Engine>& out) noe
     pool_config.max_threads = config.pool_max_threads;
     pool_config.prefer_hugepages = config.prefer_hugepages;
     pool_config.exact_requested_bytes = config.pool_exact_accounting;
+    pool_config.detect_double_free = true;   // the C API frees into this pool with cf_pool_free (always checked)
     if (const int status = mem::Pool::create(pool_config, engine->pool_); status != 0) return status;
     mem::PoolStats stats;
     engine->pool_->stats(stats);

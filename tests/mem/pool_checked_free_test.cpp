@@ -27,9 +27,12 @@ using namespace cf::test;
 
 namespace {
 
-// Four default classes (64 B .. 512 B) of `blocks` each.
-PoolConfig small_pool(std::size_t blocks, std::uint32_t cache_blocks, std::uint32_t batch_blocks) {
-    return default_size_classes(4, [blocks](int) { return blocks; }, cache_blocks, batch_blocks);
+// Four default classes (64 B .. 512 B) of `blocks` each, keeping block states (free_checked sees double frees).
+PoolConfig small_pool(std::size_t blocks, std::uint32_t cache_blocks, std::uint32_t batch_blocks,
+                      bool detect_double_free = true) {
+    PoolConfig config = default_size_classes(4, [blocks](int) { return blocks; }, cache_blocks, batch_blocks);
+    config.detect_double_free = detect_double_free;
+    return config;
 }
 
 char* bytes(void* block) { return static_cast<char*>(block); }
@@ -75,42 +78,46 @@ TEST_CASE("a double free is refused, and the next two allocations are two differ
 }
 
 TEST_CASE("interior, misaligned, outside and another pool's pointers are refused; the lists stay whole") {
-    auto pool = create_pool(small_pool(3, 8, 4));
-    auto other = create_pool(small_pool(3, 8, 4));
-    void* block = pool->allocate(256);   // a 256 B block
-    REQUIRE(block != nullptr);
-    expect_refused(*pool, bytes(block) + 64, "an interior pointer");
-    expect_refused(*pool, bytes(block) + 128, "an interior pointer");
-    expect_refused(*pool, bytes(block) + 1, "misaligned");
-    expect_refused(*pool, bytes(block) + 8, "misaligned");
-    expect_refused(*pool, bytes(block) + 255, "misaligned");
-    int on_stack = 0;
-    expect_refused(*pool, &on_stack, "outside its arenas");
-    const auto on_heap = std::make_unique<char[]>(64);
-    expect_refused(*pool, on_heap.get(), "outside its arenas");
-    void* foreign = other->allocate(256);
-    REQUIRE(foreign != nullptr);
-    expect_refused(*pool, foreign, "outside its arenas");
-    // Past the last of the 3 blocks of 64 B, in the padding up to the next arena's segment.
-    void* small[3];
-    for (void*& b : small) REQUIRE((b = pool->allocate(64)) != nullptr);
-    char* const highest = bytes(std::max({small[0], small[1], small[2]}, std::less<void*>()));
-    expect_refused(*pool, highest + 64, "past the last 64-byte block");
-    CHECK(rejected(*pool) == 9);
-    CHECK(stats_of(*other).rejected_frees == 0);
+    // With and without block states: these checks need none.
+    for (const bool detect_double_free : {true, false}) {
+        CAPTURE(detect_double_free);
+        auto pool = create_pool(small_pool(3, 8, 4, detect_double_free));
+        auto other = create_pool(small_pool(3, 8, 4, detect_double_free));
+        void* block = pool->allocate(256);   // a 256 B block
+        REQUIRE(block != nullptr);
+        expect_refused(*pool, bytes(block) + 64, "an interior pointer");
+        expect_refused(*pool, bytes(block) + 128, "an interior pointer");
+        expect_refused(*pool, bytes(block) + 1, "misaligned");
+        expect_refused(*pool, bytes(block) + 8, "misaligned");
+        expect_refused(*pool, bytes(block) + 255, "misaligned");
+        int on_stack = 0;
+        expect_refused(*pool, &on_stack, "outside its arenas");
+        const auto on_heap = std::make_unique<char[]>(64);
+        expect_refused(*pool, on_heap.get(), "outside its arenas");
+        void* foreign = other->allocate(256);
+        REQUIRE(foreign != nullptr);
+        expect_refused(*pool, foreign, "outside its arenas");
+        // Past the last of the 3 blocks of 64 B, in the padding up to the next arena's segment.
+        void* small[3];
+        for (void*& b : small) REQUIRE((b = pool->allocate(64)) != nullptr);
+        char* const highest = bytes(std::max({small[0], small[1], small[2]}, std::less<void*>()));
+        expect_refused(*pool, highest + 64, "past the last 64-byte block");
+        CHECK(rejected(*pool) == 9);
+        CHECK(stats_of(*other).rejected_frees == 0);
 
-    // None of it freed anything: the real frees all succeed, then every class gives its full capacity again.
-    CHECK(stats_of(*pool).total.in_use_blocks == 4);
-    CHECK(pool->free_checked(block) == 0);
-    for (void* b : small) CHECK(pool->free_checked(b) == 0);
-    CHECK(other->free_checked(foreign) == 0);
-    for (int c = 0; c < pool->class_count(); ++c) {
-        std::set<void*> seen;
-        while (void* b = pool->allocate_class(c)) CHECK(seen.insert(b).second);
-        CHECK(seen.size() == 3);
-        for (void* b : seen) CHECK(pool->free_checked(b) == 0);
+        // None of it freed anything: the real frees all succeed, then every class gives its full capacity again.
+        CHECK(stats_of(*pool).total.in_use_blocks == 4);
+        CHECK(pool->free_checked(block) == 0);
+        for (void* b : small) CHECK(pool->free_checked(b) == 0);
+        CHECK(other->free_checked(foreign) == 0);
+        for (int c = 0; c < pool->class_count(); ++c) {
+            std::set<void*> seen;
+            while (void* b = pool->allocate_class(c)) CHECK(seen.insert(b).second);
+            CHECK(seen.size() == 3);
+            for (void* b : seen) CHECK(pool->free_checked(b) == 0);
+        }
+        CHECK(rejected(*pool) == 9);
     }
-    CHECK(rejected(*pool) == 9);
 }
 
 TEST_CASE("a block freed and handed out again frees normally (no false positive), many times over") {
@@ -262,4 +269,68 @@ TEST_CASE("a CF_POOL_CHECKED build: plain free() refuses a double free and an in
     pool->free(first);
     pool->free(second);
     CHECK(stats_of(*pool).total.in_use_blocks == 0);
+}
+
+TEST_CASE("without block states free_checked() cannot see a double free, and says so only through the config") {
+    // What PoolConfig::detect_double_free documents: off, the double free is taken (as free() takes it).
+    auto pool = create_pool(small_pool(4, 8, 4, false));
+    void* block = pool->allocate(64);
+    REQUIRE(block != nullptr);
+    CHECK(pool->free_checked(block) == 0);
+    CHECK(pool->free_checked(block) == 0);
+    CHECK(rejected(*pool) == 0);
+}
+
+TEST_CASE("every pointer that is not a block start is refused by free() and free_checked(), in every kind of class") {
+    // Classes below, at and above the 4 KiB segment, and two that are not powers of two (the inline check leaves
+    // those to the full one); block counts leave the last segment of each class partly empty.
+    for (const int variant : {0, 1, 2, 3}) {
+        const bool detect_double_free = (variant & 1) != 0;
+        const bool checked = (variant & 2) != 0;
+        CAPTURE(detect_double_free);
+        CAPTURE(checked);
+        PoolConfig config;
+        for (const std::size_t bytes : {64u, 192u, 4096u, 8192u, 12288u, 65536u}) {
+            config.classes.push_back({bytes, bytes >= 8192 ? 3u : 37u, 0});
+        }
+        config.max_threads = 4;
+        config.cache_blocks = 8;
+        config.prefer_hugepages = false;
+        config.detect_double_free = detect_double_free;
+        auto pool = create_pool(config);
+
+        // Every block out, so a wrongly accepted pointer would show up as a block handed out twice below.
+        std::set<char*> starts;
+        std::vector<std::size_t> capacity;
+        for (int c = 0; c < pool->class_count(); ++c) {
+            const auto blocks = drain_class(*pool, c);
+            capacity.push_back(blocks.size());
+            for (void* b : blocks) starts.insert(bytes(b));
+        }
+        REQUIRE(starts.size() == 37 * 3 + 3 * 3);
+        char* const lowest = *starts.begin();
+        char* const end = *starts.rbegin() + 2 * 65536;
+        std::uint64_t expected_rejections = 0;
+        for (char* p = lowest; p < end; p += 64) {
+            for (char* candidate : {p, p + 8}) {
+                if (starts.count(candidate) != 0) continue;
+                if (checked) {
+                    CHECK(pool->free_checked(candidate) == -EINVAL);
+                } else {
+                    pool->free(candidate);
+                }
+                ++expected_rejections;
+            }
+        }
+        CHECK(rejected(*pool) == expected_rejections);
+        CHECK(stats_of(*pool).total.in_use_blocks == starts.size());
+        for (char* b : starts) pool->free(b);
+        for (int c = 0; c < pool->class_count(); ++c) {
+            const auto again = drain_class(*pool, c);
+            CHECK(again.size() == capacity[static_cast<std::size_t>(c)]);
+            CHECK(std::set<void*>(again.begin(), again.end()).size() == again.size());
+            for (void* b : again) pool->free(b);
+        }
+        CHECK(rejected(*pool) == expected_rejections);
+    }
 }

@@ -65,13 +65,6 @@ bool pattern_intact(const void* block, std::size_t bytes, std::uint64_t tag) {
     return true;
 }
 
-// Allocates class `class_index` until it fails; returns the blocks.
-std::vector<void*> drain_class(Pool& pool, int class_index) {
-    std::vector<void*> blocks;
-    while (void* block = pool.allocate_class(class_index)) blocks.push_back(block);
-    return blocks;
-}
-
 }  // namespace
 
 TEST_CASE("size_class_of: powers of two from 64 B to 64 KiB, exactly") {

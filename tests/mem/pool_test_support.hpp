@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "engine/mem/pool.hpp"
 #include "platform/os/last_error.hpp"
@@ -33,6 +34,13 @@ cf::mem::PoolConfig default_size_classes(int class_count, Blocks blocks, std::ui
     config.batch_blocks = batch_blocks;
     config.prefer_hugepages = false;
     return config;
+}
+
+// Allocates class `class_index` until it fails; returns the blocks.
+inline std::vector<void*> drain_class(cf::mem::Pool& pool, int class_index) {
+    std::vector<void*> blocks;
+    while (void* block = pool.allocate_class(class_index)) blocks.push_back(block);
+    return blocks;
 }
 
 // A snapshot of the pool's statistics.
