@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "platform/os/last_error.hpp"
+#include "platform/os/numa.hpp"
 
 namespace cf {
 namespace {
@@ -21,6 +22,12 @@ namespace {
 using platform::fail;
 
 constexpr std::size_t kPathBytes = ShmSegment::kMaxPathLength + 1;
+constexpr std::size_t kPageBytes = 4096;   // tmpfs pages; the file is a multiple of it
+#ifdef MADV_POPULATE_WRITE
+constexpr int kMadvisePopulateWrite = MADV_POPULATE_WRITE;
+#else
+constexpr int kMadvisePopulateWrite = 23;   // Linux 5.14's value; older kernels answer EINVAL (handled)
+#endif
 // Rounds of create()/attach() that found the name changing under them (reset, unlinked) before giving up.
 // Rounds that wait for a creator between two syscalls are bounded by the deadline instead.
 constexpr int kMaxRounds = 64;
@@ -360,6 +367,8 @@ ShmSegment& ShmSegment::operator=(ShmSegment&& other) noexcept {
         creator_ = std::exchange(other.creator_, false);
         reset_ = std::exchange(other.reset_, false);
         locked_ = std::exchange(other.locked_, false);
+        placement_ = std::exchange(other.placement_, -ENOENT);
+        node_ = std::exchange(other.node_, -1);
         std::memcpy(name_, other.name_, sizeof name_);
         std::memcpy(path_, other.path_, sizeof path_);
         other.name_[0] = '\0';
@@ -418,6 +427,11 @@ int ShmSegment::create(const ShmSegmentConfig& config, ShmSegment& out) noexcept
     if (owner != static_cast<std::uint32_t>(::geteuid())) {
         return fail(EINVAL, "segment '%s': only its owner (uid %u) creates it; this process is uid %u: attach "
                             "instead", name, owner, static_cast<unsigned>(::geteuid()));
+    }
+    const int node = config.numa_node == kShmCreatorNode ? platform::current_numa_node() : config.numa_node;
+    if (node < 0 || node >= platform::numa_node_count()) {
+        return fail(EINVAL, "segment '%s': NUMA node %d does not exist (this machine has %d)", name,
+                    config.numa_node, platform::numa_node_count());
     }
     ProcessIdentity self;
     if (const int status = self_identity(self); status < 0) return status;
@@ -484,15 +498,33 @@ int ShmSegment::create(const ShmSegmentConfig& config, ShmSegment& out) noexcept
         const int err = errno;
         return fail(err, "segment '%s': cannot size it to %zu bytes: %s", name, total, std::strerror(err));
     }
-    // Reserve the pages now: tmpfs would otherwise allocate on first touch, and a full /dev/shm would be a
-    // SIGBUS in the hot path instead of an error here.
-    if (const int err = ::posix_fallocate(fd, 0, static_cast<off_t>(total)); err != 0 && err != EOPNOTSUPP) {
-        return fail(err, "segment '%s': cannot reserve %zu bytes in /dev/shm: %s", name, total, std::strerror(err));
-    }
-    void* base = ::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+    void* base = ::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED) {
         const int err = errno;
         return fail(err, "segment '%s': mmap of %zu bytes failed: %s", name, total, std::strerror(err));
+    }
+    struct Unmapper {
+        void* base;
+        std::size_t bytes;
+        bool armed = true;
+        ~Unmapper() {
+            if (armed) ::munmap(base, bytes);
+        }
+    } unmapper{base, total};
+    // Placed before any page exists: tmpfs allocates the file's pages by the policy mbind leaves on it, so they
+    // are born on the node (nothing to move), for every process that maps the file later.
+    int placement = platform::bind_region_to_node(base, total, node);
+    if (placement != 0) platform::clear_last_error();   // reported by numa_placement(), not an error
+    // Reserve the pages now: tmpfs would otherwise allocate on first touch, and a full /dev/shm would be a
+    // SIGBUS in the hot path instead of an error here. Then map them all (MAP_POPULATE did this before placement
+    // existed; the madvise needs Linux 5.14, older kernels fault them in here by a write of the zero they hold).
+    if (const int err = ::posix_fallocate(fd, 0, static_cast<off_t>(total)); err != 0 && err != EOPNOTSUPP) {
+        return fail(err, "segment '%s': cannot reserve %zu bytes in /dev/shm: %s", name, total, std::strerror(err));
+    }
+    if (::madvise(base, total, kMadvisePopulateWrite) != 0) {
+        for (std::size_t offset = 0; offset < total; offset += kPageBytes) {
+            static_cast<volatile char*>(base)[offset] = 0;
+        }
     }
     const bool locked = config.lock_memory && ::mlock(base, total) == 0;
 
@@ -514,7 +546,10 @@ int ShmSegment::create(const ShmSegmentConfig& config, ShmSegment& out) noexcept
     ::flock(fd, LOCK_UN);
 
     unlinker.armed = false;
+    unmapper.armed = false;
     out.adopt(fd_guard.release(), header, total, name, path, true, reset, locked);
+    out.placement_ = placement;
+    out.node_ = node;
     return 0;
 }
 
@@ -665,6 +700,8 @@ void ShmSegment::detach() noexcept {
     creator_ = false;
     reset_ = false;
     locked_ = false;
+    placement_ = -ENOENT;
+    node_ = -1;
     name_[0] = '\0';
     path_[0] = '\0';
 }

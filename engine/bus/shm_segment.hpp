@@ -87,6 +87,8 @@ inline constexpr Duration kShmDefaultWaitTimeout = Duration::from_seconds(2);
 // The effective uid of the calling process: the default owner of the segments it creates and attaches to.
 inline constexpr std::uint32_t kShmOwnerSelf = UINT32_MAX;
 
+inline constexpr int kShmCreatorNode = -1;
+
 struct ShmSegmentConfig {
     const char* name = nullptr;         // 1..200 of [A-Za-z0-9._-]; the file is <directory of owner>/<name>
     std::size_t payload_bytes = 0;      // 1..kMaxPayloadBytes, rounded up to 4096
@@ -96,6 +98,11 @@ struct ShmSegmentConfig {
     std::uint32_t owner_uid = kShmOwnerSelf;   // only the owner creates; another uid here is refused (-EINVAL)
     ShmIfExists if_exists = ShmIfExists::reset_if_stale;
     bool lock_memory = true;            // try mlock; failure shows in memory_locked(), it is not an error
+    // The NUMA node the pages prefer (mbind MPOL_PREFERRED before they are allocated; the policy lives with the
+    // file, so it holds for every process): kShmCreatorNode is the node the creating thread runs on. A node the
+    // machine does not have is refused (-EINVAL); a kernel or sandbox without NUMA policy skips placement (see
+    // numa_placement()), which is not an error.
+    int numa_node = kShmCreatorNode;
     // How long to wait for another process that holds the name's lock or is between creating and sizing it;
     // a name still unsized after this is taken as abandoned by a creator that died.
     Duration wait_timeout = kShmDefaultWaitTimeout;
@@ -175,6 +182,11 @@ public:
     bool is_creator() const noexcept { return creator_; }
     bool was_reset() const noexcept { return reset_; }          // create() replaced a stale segment
     bool memory_locked() const noexcept { return locked_; }     // mlock succeeded
+    // The creator's placement of the pages on numa_node(): 0 bound, -EOPNOTSUPP no NUMA policy here (skipped),
+    // another negative errno if mbind failed (the segment works, its pages sit wherever the kernel put them).
+    // -ENOENT for a segment this handle attached: its creator placed it.
+    int numa_placement() const noexcept { return placement_; }
+    int numa_node() const noexcept { return node_; }            // creator only; -1 after attach
     const char* name() const noexcept { return name_; }
     const char* path() const noexcept { return path_; }
     int fd() const noexcept { return fd_; }
@@ -193,6 +205,8 @@ private:
     bool creator_ = false;
     bool reset_ = false;
     bool locked_ = false;
+    int placement_ = -ENOENT;
+    int node_ = -1;
     char name_[kMaxNameLength + 1] = {};
     char path_[kMaxPathLength + 1] = {};
 };

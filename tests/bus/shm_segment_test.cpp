@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <grp.h>
+#include <numaif.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -21,6 +22,7 @@
 
 #include "engine/bus/shm_segment.hpp"
 #include "platform/os/last_error.hpp"
+#include "platform/os/numa.hpp"
 #include "tests/bus/fork_support.hpp"
 
 using cf::Duration;
@@ -756,4 +758,53 @@ TEST_CASE("another user can neither squat our names nor feed us a segment of the
     CHECK(message_contains("mode 0666"));
     ::unlink(legacy.c_str());
     remove_other_users(name.c_str());
+}
+
+TEST_CASE("NUMA: a segment's pages are born on its node, for the creator and for an attacher; a missing node is "
+          "refused") {
+    const int node = cf::platform::current_numa_node();
+    TestName name("numa");
+    ShmSegment creator;
+    REQUIRE(ShmSegment::create(config_for(name, 64 * 1024), creator) == 0);
+    CHECK(creator.numa_node() == node);
+    if (creator.numa_placement() == -EOPNOTSUPP) {
+        MESSAGE("no NUMA policy calls here: placement not checked");
+        return;
+    }
+    REQUIRE(creator.numa_placement() == 0);
+    int mode = -1, first = -2;
+    REQUIRE(cf::platform::numa_policy_of(creator.payload(), mode, first) == 0);
+    CHECK(mode == MPOL_PREFERRED);
+    CHECK(first == node);
+    // Every page exists already (reserved and mapped at create) and sits on the node; an attacher maps the same
+    // pages, and its mapping has the file's policy too.
+    REQUIRE(creator.mark_ready() == 0);
+    ShmSegment attacher;
+    REQUIRE(ShmSegment::attach(name.c_str(), 0x1234, attacher) == 0);
+    CHECK(attacher.numa_placement() == -ENOENT);
+    CHECK(attacher.numa_node() == -1);
+    for (const ShmSegment* segment : {&creator, &attacher}) {
+        std::vector<const void*> pages;
+        const auto* base = reinterpret_cast<const char*>(segment->header());
+        for (std::size_t offset = 0; offset < ShmSegment::kPayloadOffset + 64 * 1024; offset += 4096) {
+            pages.push_back(base + offset);
+        }
+        std::vector<int> nodes(pages.size(), -100);
+        REQUIRE(cf::platform::numa_nodes_of_pages(pages.data(), pages.size(), nodes.data()) == 0);
+        for (const int page_node : nodes) CHECK(page_node == node);
+    }
+    REQUIRE(cf::platform::numa_policy_of(attacher.payload(), mode, first) == 0);
+    CHECK(mode == MPOL_PREFERRED);
+    CHECK(first == node);
+
+    // A node this machine does not have: refused before anything is created.
+    TestName missing("numa-missing");
+    ShmSegmentConfig config = config_for(missing);
+    config.numa_node = cf::platform::numa_node_count();
+    ShmSegment refused;
+    CHECK(ShmSegment::create(config, refused) == -EINVAL);
+    CHECK(message_contains("NUMA node"));
+    CHECK(::access(missing.path().c_str(), F_OK) != 0);
+    config.numa_node = -2;
+    CHECK(ShmSegment::create(config, refused) == -EINVAL);
 }
