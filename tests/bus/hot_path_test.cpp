@@ -5,7 +5,8 @@
 // thread with a seccomp filter whose SIGSYS handler counts the call and makes it fail with -ENOSYS. The counters
 // move only inside a measured window on the thread that opened it. The window opens after each thread's set-up
 // (its first publish and poll, which bind a clock lane and a pool cache) and covers 10^6 messages through every
-// topic kind, both sides on one thread, two threads on SPSC, the C API, and 10^6 pool allocate/free pairs. A first
+// topic kind, both sides on one thread (in process, and through two mappings of a shared-memory topic), two threads
+// on SPSC, the C API, and 10^6 pool allocate/free pairs. A first
 // test case proves each counter moves for a deliberate malloc, lock and getpid, so the zeros mean something.
 //
 // A seccomp filter stays with its thread until the thread ends, so every window runs on a thread of its own; outside
@@ -42,6 +43,7 @@
 
 #include "chronofabric/chronofabric.h"
 #include "engine/bus/publisher.hpp"
+#include "engine/bus/shared_topic.hpp"
 #include "engine/bus/subscriber.hpp"
 #include "engine/mem/pool.hpp"
 #include "engine/time/hlc.hpp"
@@ -744,6 +746,50 @@ TEST_CASE("hot path: 10^6 messages through every topic kind and way of publishin
                 CHECK(subscribers[s].lost() == 0);
                 CHECK(subscribers[s].corrupt() == 0);
             }
+        }
+    }
+}
+
+TEST_CASE("hot path: 10^6 messages through every kind of shared-memory topic (SharedTopic), two mappings") {
+    // The publishers write through one mapping of the segment and the subscribers read through another, as two
+    // processes would: the shared path is the in-process one on other memory, plus the ledger and process table,
+    // which only open and close touch.
+    for (const test::KindCase& kind : test::every_kind(kMaxBytes, kDepth)) {
+        for (const Mode mode : {Mode::publish_poll, Mode::claim_receive, Mode::batch_poll}) {
+            const std::string what = std::string(kind.name) + ", " + name_of(mode);
+            INFO(what);
+            const std::string name = "hot" + std::to_string(::getpid()) + "." + std::string(1, kind.name[0]) +
+                                     std::to_string(kind.config.max_publishers * 10 + kind.config.max_subscribers) + std::to_string(static_cast<int>(mode));
+            TopicConfig config = kind.config;
+            config.name = name.c_str();
+            SharedTopic writers, readers;
+            REQUIRE(SharedTopic::open(config, 0600, writers) == 0);
+            REQUIRE(SharedTopic::open(config, 0600, readers) == 0);
+            HybridLogicalClock clock(test::clock_config(5));
+            Publisher publishers[2];
+            Subscriber subscribers[2];
+            Endpoints endpoints{publishers, static_cast<int>(config.max_publishers), subscribers,
+                                static_cast<int>(config.max_subscribers)};
+            for (int p = 0; p < endpoints.publisher_count; ++p) {
+                REQUIRE(writers.open_publisher(clock, publishers[p]) == 0);
+            }
+            for (int s = 0; s < endpoints.subscriber_count; ++s) {
+                REQUIRE(readers.open_subscriber(subscribers[s]) == 0);
+                subscribers[s].set_clock(&clock);
+            }
+            TopicRun run;
+            on_measuring_thread([&] { run_alternating(endpoints, mode, run); });
+            check_no_counts(run.window);
+            CHECK_MESSAGE(run.send_failures == 0, "first failure: ", run.first_failure);
+            for (int s = 0; s < endpoints.subscriber_count; ++s) {
+                CAPTURE(s);
+                check_arrivals(run.arrivals[s]);
+                CHECK(subscribers[s].lost() == 0);
+                CHECK(subscribers[s].corrupt() == 0);
+            }
+            for (Publisher& publisher : publishers) writers.close_publisher(publisher);
+            for (Subscriber& subscriber : subscribers) readers.close_subscriber(subscriber);
+            CHECK(writers.unlink() == 0);
         }
     }
 }
