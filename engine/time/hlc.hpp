@@ -160,7 +160,6 @@ public:
     // Remote stamps rejected for drift, by every lane.
     std::uint64_t rejected_count() const noexcept;
     std::uint16_t node_id() const noexcept { return parameters_.node_id; }
-    const HlcParameters& parameters() const noexcept { return parameters_; }
 
 private:
     ClockLane& bind_thread_lane() noexcept;
