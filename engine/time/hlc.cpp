@@ -6,7 +6,6 @@
 namespace cf {
 namespace {
 
-constexpr std::uint64_t kMaxUnits = (std::uint64_t{1} << (64 - HlcStamp::kLogicalBits)) - 1;
 
 // The stamps' order comes from the lane's word, not from the clock read, so the cheaper unordered read will do.
 Instant default_source(void*) noexcept { return default_clock().now_unordered(); }
@@ -31,13 +30,6 @@ HybridLogicalClock* live_clock(std::uint64_t serial) {
 
 }  // namespace
 
-std::uint64_t hlc_units_from_instant(Instant time) noexcept {
-    const Femtos fs = time.femtos();
-    if (fs <= 0) return 0;
-    // The quotient fits in 64 bits for any time before 2106, so this is a single 128/64-bit division.
-    const Femtos units = (fs << 24) / 1'000'000'000'000'000;
-    return units > static_cast<Femtos>(kMaxUnits) ? kMaxUnits : static_cast<std::uint64_t>(units);
-}
 
 HybridLogicalClock::HybridLogicalClock(const Config& config) noexcept {
     parameters_.node_id = config.node_id;

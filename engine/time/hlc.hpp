@@ -55,8 +55,36 @@ struct HlcStamp {
     friend constexpr auto operator<=>(const HlcStamp&, const HlcStamp&) noexcept = default;  // word, node, lane
 };
 
-// Physical time -> HLC units (floor); times before 1970 read as 0 and after 2106 saturate.
-std::uint64_t hlc_units_from_instant(Instant time) noexcept;
+namespace hlc_detail {
+inline constexpr std::uint64_t kMaxUnits = (std::uint64_t{1} << (64 - HlcStamp::kLogicalBits)) - 1;
+__extension__ using U128 = unsigned __int128;
+
+// floor(dividend / divisor) when the quotient fits in 64 bits (the caller makes sure): one DIV on x86-64, where
+// the compiler would otherwise call libgcc's generic 128-bit division.
+inline std::uint64_t divide_to_64(U128 dividend, std::uint64_t divisor) noexcept {
+#if defined(__x86_64__)
+    std::uint64_t quotient = 0, remainder = 0;
+    asm("divq %4"
+        : "=a"(quotient), "=d"(remainder)
+        : "a"(static_cast<std::uint64_t>(dividend)), "d"(static_cast<std::uint64_t>(dividend >> 64)), "rm"(divisor)
+        : "cc");
+    return quotient;
+#else
+    return static_cast<std::uint64_t>(dividend / divisor);
+#endif
+}
+}  // namespace hlc_detail
+
+// Physical time -> HLC units (floor); times before 1970 read as 0 and after 2106 saturate. On every stamp, so
+// inline, and units = fs * 2^24 / 10^15 = (fs << 9) / 5^15 is a single 128/64-bit division: below 2^88 fs the
+// dividend's high word stays under 5^15, so the quotient fits in 64 bits.
+inline std::uint64_t hlc_units_from_instant(Instant time) noexcept {
+    const Femtos fs = time.femtos();
+    if (fs <= 0) return 0;
+    if (fs >= (Femtos{1} << 88)) return hlc_detail::kMaxUnits;
+    const std::uint64_t units = hlc_detail::divide_to_64(static_cast<hlc_detail::U128>(fs) << 9, 30'517'578'125);   // 5^15
+    return units > hlc_detail::kMaxUnits ? hlc_detail::kMaxUnits : units;
+}
 
 // What every lane of a clock reads: the node id, the drift bound and the physical time source. Immutable once the
 // clock is constructed.

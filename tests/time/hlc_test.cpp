@@ -80,6 +80,33 @@ TEST_CASE("units: 2^24 per second since the Unix epoch, exact both ways") {
     CHECK(cf::hlc_units_from_instant(back - Duration::from_femtos(1)) == units - 1);
 }
 
+TEST_CASE("units: the single-division conversion equals the generic 128-bit division, at random and at the edges") {
+    // The reference: what hlc_units_from_instant computed before (fs * 2^24 / 10^15 with the compiler's 128-bit
+    // division, saturating at 2^56 - 1).
+    const auto reference = [](cf::Femtos fs) -> std::uint64_t {
+        const cf::Femtos top = (cf::Femtos{1} << 56) - 1;
+        if (fs <= 0) return 0;
+        if (fs >= cf::Femtos{1} << 100) return static_cast<std::uint64_t>(top);   // fs << 24 would overflow
+        const cf::Femtos units = (fs << 24) / 1'000'000'000'000'000;
+        return static_cast<std::uint64_t>(units > top ? top : units);
+    };
+    const auto at = [](cf::Femtos fs) { return Instant::epoch() + Duration::from_femtos(fs); };
+    std::mt19937_64 random(20261207);
+    for (int i = 0; i < 200000; ++i) {
+        // Every magnitude from 1 fs to past the saturation point (2^82 fs, 2106) and the divide guard (2^88).
+        const int bits = 1 + static_cast<int>(random() % 95);
+        const cf::Femtos fs = (cf::Femtos{random() >> 1} << 64 | random()) & ((cf::Femtos{1} << bits) - 1);
+        INFO("bits ", bits);
+        REQUIRE(cf::hlc_units_from_instant(at(fs)) == reference(fs));
+    }
+    const cf::Femtos edges[] = {1, 59'604'644, 59'604'645, (cf::Femtos{1} << 81), (cf::Femtos{1} << 82),
+                                (cf::Femtos{1} << 88) - 1, cf::Femtos{1} << 88, cf::time_detail::kMaxFemtos};
+    for (const cf::Femtos fs : edges) {
+        CHECK(cf::hlc_units_from_instant(at(fs)) == reference(fs));
+        CHECK(cf::hlc_units_from_instant(at(fs - 1)) == reference(fs - 1));
+    }
+}
+
 TEST_CASE("stamps order by l, then c, then node") {
     CHECK(stamp(5, 0) < stamp(5, 1));
     CHECK(stamp(5, 255) < stamp(6, 0));
