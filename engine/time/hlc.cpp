@@ -36,6 +36,7 @@ HybridLogicalClock::HybridLogicalClock(const Config& config) noexcept {
     parameters_.max_drift_units =
         config.max_drift <= Duration::zero() ? 0 : hlc_units_from_instant(Instant::epoch() + config.max_drift);
     parameters_.source = config.source != nullptr ? config.source : default_source;
+    if (config.source == nullptr) parameters_.counter = &default_clock();
     parameters_.source_context = config.source_context;
     shared_.parameters_ = &parameters_;
     shared_.shared_ = true;

@@ -95,10 +95,12 @@ struct HlcParameters {
     std::uint64_t max_drift_units = 0;
     PhysicalSource source = nullptr;
     void* source_context = nullptr;
+    const CounterClock* counter = nullptr;   // the default source, read inline (no call through `source`)
 
     // The physical time as an HLC word (units << 8, counter 0).
     std::uint64_t physical_word() const noexcept {
-        return hlc_units_from_instant(source(source_context)) << HlcStamp::kLogicalBits;
+        const Instant now = counter != nullptr ? counter->now_unordered() : source(source_context);
+        return hlc_units_from_instant(now) << HlcStamp::kLogicalBits;
     }
     // Whether a remote stamp's physical time is within max_drift of `physical` (a word from physical_word()).
     bool within_drift(std::uint64_t remote_word, std::uint64_t physical) const noexcept {
