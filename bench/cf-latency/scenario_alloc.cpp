@@ -1,8 +1,10 @@
 // alloc: what one allocation costs, our static pool (cf::mem::Pool) against glibc malloc, mimalloc and jemalloc.
 // The pool runs twice: as a C++ program uses it by default (inline allocate() and free(), no block states), and
 // as the C API does (a pool that keeps block states, freed with free_checked(), which is cf_pool_free), so the
-// price of the double-free check shows as one ratio. A last row times the same loops with no allocator at all:
-// the harness's own floor, and the tail (p99.99) this host gives any code.
+// price of the double-free check shows as one ratio. Two last rows time the same loops with no allocator: with
+// nothing in them (the harness's floor), and with a chain of dependent adds about as long as a pool pair, whose
+// tail (p99.99) is what this host gives any code of that length: a batch timed while an interrupt or the
+// scheduler takes the CPU shows up there, whatever the code.
 //  - same thread: alloc+free pairs at 64 B and 1 KiB, timed per pair;
 //  - cross-thread: 64 B blocks allocated on one pinned thread, handed over an SPSC ring and freed on another pinned
 //    thread; each side times only its own calls, per operation.
@@ -48,7 +50,7 @@ using AllocateFn = void* (*)(std::size_t);
 using FreeFn = void (*)(void*);
 
 // The contenders. Each kind is a type with allocate() and release() that the loops below are instantiated for.
-enum class Kind { pool_inline, pool_checked, glibc, mimalloc, jemalloc, none };
+enum class Kind { pool_inline, pool_checked, glibc, mimalloc, jemalloc, none, spin };
 
 // Our two pools: the default one, and one that keeps block states (detect_double_free), as the C API's.
 struct Pools {
@@ -87,13 +89,21 @@ struct GlibcMalloc {
 };
 
 // No allocation: the loops' own cost. The block is a fixed address the loops pass around like a real one.
+// kChain > 0: allocate() also runs that many dependent adds, which the compiler cannot fold.
+template <int kChain>
 struct NoAllocation {
-    void* allocate(std::size_t) const noexcept {
+    void* allocate(std::size_t bytes) const noexcept {
         static char placeholder;
+        for (int i = 0; i < kChain; ++i) {
+            asm volatile("" : "+r"(bytes));   // opaque: every add stays, each waiting for the one before
+            ++bytes;
+        }
+        keep(bytes);
         return &placeholder;
     }
     void release(void*) const noexcept {}
 };
+constexpr int kSpinAdds = 24;   // about a 64 B pool pair at this machine's clock (see the rows' p50)
 
 // Reads the slot at every call, as a call through the GOT does.
 template <const ResolvedSymbols& symbols>
@@ -114,7 +124,8 @@ void with_allocator(Kind kind, const Pools& pools, Body body) {
     switch (kind) {
         case Kind::pool_inline: body(PoolInline{pools.plain}); break;
         case Kind::pool_checked: body(PoolChecked{pools.checked}); break;
-        case Kind::none: body(NoAllocation{}); break;
+        case Kind::none: body(NoAllocation<0>{}); break;
+        case Kind::spin: body(NoAllocation<kSpinAdds>{}); break;
         case Kind::glibc: body(GlibcMalloc{}); break;
         case Kind::mimalloc: body(SharedLibraryAllocator<mimalloc_symbols>{}); break;
         case Kind::jemalloc: body(SharedLibraryAllocator<jemalloc_symbols>{}); break;
@@ -310,6 +321,8 @@ ScenarioResult run_alloc_scenario(ScenarioContext& context) {
     std::vector<Contender> contenders = {{"cf::mem::Pool", Kind::pool_inline}, {checked_name, Kind::pool_checked}};
     for (const Contender& peer : peers().contenders) contenders.push_back(peer);
     contenders.push_back({"no allocation (harness floor)", Kind::none});
+    contenders.push_back({"no allocation, " + std::to_string(kSpinAdds) + " dependent adds (a floor as long as a pair)",
+                          Kind::spin});
     result.notes.insert(result.notes.end(), peers().notes.begin(), peers().notes.end());
     const std::size_t count = contenders.size();
 
@@ -399,7 +412,7 @@ ScenarioResult run_alloc_scenario(ScenarioContext& context) {
         result.ratios.push_back(make_ratio(label + checked_name + " / cf::mem::Pool", result.series[ours + 1],
                                            result.series[ours]));
         for (std::size_t c = kFirstPeer; c < count; ++c) {
-            if (contenders[c].kind == Kind::none) continue;
+            if (contenders[c].kind == Kind::none || contenders[c].kind == Kind::spin) continue;
             result.ratios.push_back(make_ratio(label + "cf::mem::Pool / " + contenders[c].name, result.series[ours],
                                                result.series[ours + c]));
         }
@@ -417,7 +430,7 @@ ScenarioResult run_alloc_scenario(ScenarioContext& context) {
         result.ratios.push_back(make_ratio(std::string(side.label) + checked_name + " / cf::mem::Pool",
                                            result.series[ours + 1], result.series[ours]));
         for (std::size_t c = kFirstPeer; c < count; ++c) {
-            if (contenders[c].kind == Kind::none) continue;
+            if (contenders[c].kind == Kind::none || contenders[c].kind == Kind::spin) continue;
             result.ratios.push_back(make_ratio(std::string(side.label) + "cf::mem::Pool / " + contenders[c].name,
                                                result.series[ours], result.series[ours + c]));
         }
