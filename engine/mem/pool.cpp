@@ -581,6 +581,10 @@ void* Pool::reject_request() noexcept {
 
 void Pool::reject_free() noexcept { rejected_frees_.fetch_add(1, std::memory_order_relaxed); }
 
+void Pool::reject_outside(const void* block) noexcept {
+    if (block != nullptr) reject_free();
+}
+
 void Pool::stats(PoolStats& out) const noexcept {
     out = PoolStats{};
     out.class_count = class_count_;

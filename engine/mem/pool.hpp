@@ -205,9 +205,9 @@ public:
         if constexpr (kCheckedFree) {
             (void)free_checked(block);
         } else {
-            if (block == nullptr) return;
             const std::uintptr_t offset = reinterpret_cast<std::uintptr_t>(block) - base_;
-            if (offset >= span_bytes_) [[unlikely]] return reject_free();
+            // nullptr lands here too (its offset is -base_): a no-op, not counted, and no test on the fast path.
+            if (offset >= span_bytes_) [[unlikely]] return reject_outside(block);
             // A block start of a power-of-two class, read off its segment's entry without touching the arena
             // descriptor; everything else (other classes, padding, interior pointers, tracked pools) is checked
             // out of line.
@@ -225,8 +225,8 @@ public:
     // stats().rejected_frees, with last_error_message() saying why, for a pointer outside this pool's arenas
     // (another pool's block, say), inside or misaligned in a block, and, when the pool keeps block states
     // (detect_double_free), a block that is not allocated (a double free, even while the block sits in a thread
-    // cache, or a block never handed out). Of two threads freeing the same block at once exactly one gets 0. Out of line: a CAS and the checks cost a few nanoseconds (the C API's
-    // cf_pool_free is this).
+    // cache, or a block never handed out). Of two threads freeing the same block at once exactly one gets 0. Out
+    // of line: a CAS and the checks cost a few nanoseconds (the C API's cf_pool_free is this).
     [[nodiscard]] int free_checked(void* block) noexcept;
 
     int class_of(std::size_t bytes) const noexcept { return classes_.class_of(bytes); }
@@ -343,7 +343,10 @@ private:
         poison_block(block, class_bytes_[class_index]);
         const ThreadBinding* binding = find_preferred_thread_binding(id_, binding_entry_);
         if (binding == nullptr) [[unlikely]] return give_slow(arena_id, block, requested);
-        if (arena_id != binding->home + class_index) [[unlikely]] return give_slow(arena_id, block, requested);
+        // Another node arena's block (home is the first arena id of this thread's node arena).
+        if ((arena_id & ~std::uint32_t{kMaxClasses - 1}) != binding->home) [[unlikely]] {
+            return give_slow(arena_id, block, requested);
+        }
         ClassCache& cache = binding->caches[class_index];
         const std::uint32_t count = cache.count.load(std::memory_order_relaxed);
         if (count == cache_blocks_) [[unlikely]] return give_slow(arena_id, block, requested);
@@ -382,6 +385,7 @@ private:
     void give_uncached(std::uint32_t arena_id, void* block, std::uint32_t requested) noexcept;
     void* reject_request() noexcept;
     void reject_free() noexcept;
+    void reject_outside(const void* block) noexcept;   // reject_free(), except for nullptr
     std::uint32_t pop_chain(std::uint32_t arena_id, void** blocks, std::uint32_t most) noexcept;
     void push_chain(std::uint32_t arena_id, void* const* blocks, std::uint32_t count) noexcept;
     static void release_slot(void* pool, std::uint32_t slot) noexcept;
