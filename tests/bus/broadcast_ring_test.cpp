@@ -1,4 +1,5 @@
-// Broadcast ring: layout and sizes, bad options and bad blocks refused, reader slots (join at the writer position,
+// Broadcast ring: layout and sizes, bad options and bad blocks refused, a typed view refused by a block of another
+// mode (and, at compile time, each mode's calls only on its view), reader slots (join at the writer position,
 // -EBUSY when full, leave and rejoin), back-pressure and lossy policies with one or several writers against a model
 // in one thread (exact loss accounting), then threads: readers that each see everything in order, a reader that
 // joins and leaves during traffic, lossy readers (one deliberately slow) whose delivered + lost is exactly what was
@@ -60,6 +61,90 @@ struct TestRing {
     Block block;
     Ring ring;
 };
+
+// Each mode's calls compile on its own view only.
+template <class Ring>
+concept OneWriterCalls = requires(Ring& ring, std::uint64_t position) {
+    ring.try_claim();
+    ring.try_claim_batch(1u);
+    ring.claimed_slot(0u);
+    ring.claim_position();
+    ring.commit();
+};
+template <class Ring>
+concept ManyWriterCalls = requires(Ring& ring, std::uint64_t position) {
+    ring.try_claim(position);
+    ring.commit(position);
+    ring.try_commit(position);
+    ring.reclaim(position);
+    ring.waits_at_claim(0, position);
+    ring.slot_of_claim(position);
+};
+template <class Ring>
+concept InPlaceReaderCalls = requires(Ring& ring) {
+    ring.available(0, 1u);
+    ring.slot(0, 0u);
+    ring.reclaimed(0, 0u);
+    ring.release(0, 1u);
+    ring.poll(0, 1u, [](const std::byte*) {});
+};
+template <class Ring>
+concept CopyReaderCalls = requires(Ring& ring, std::byte* scratch) {
+    ring.poll_copy(0, 1u, scratch, [](const std::byte*) {});
+};
+template <class Ring, bool kMulti, bool kLossy>
+constexpr bool kHasItsModesCalls = OneWriterCalls<Ring> == !kMulti && ManyWriterCalls<Ring> == kMulti &&
+                                   InPlaceReaderCalls<Ring> == !kLossy && CopyReaderCalls<Ring>;
+static_assert(kHasItsModesCalls<BroadcastRingOneWriter, false, false>);
+static_assert(kHasItsModesCalls<BroadcastRingManyWriters, true, false>);
+static_assert(kHasItsModesCalls<LossyBroadcastRingOneWriter, false, true>);
+static_assert(kHasItsModesCalls<LossyBroadcastRingManyWriters, true, true>);
+// The mode-agnostic view has none of them.
+static_assert(!OneWriterCalls<BroadcastRing> && !ManyWriterCalls<BroadcastRing> && !InPlaceReaderCalls<BroadcastRing> &&
+              !CopyReaderCalls<BroadcastRing>);
+
+const char* writers_name(bool multi) { return multi ? "multi-writer" : "single-writer"; }
+const char* policy_name(OverflowPolicy policy) {
+    return policy == OverflowPolicy::lossy ? "lossy" : "back-pressure";
+}
+
+// Formats a block in each of the four modes and attaches a Ring view to it: 0 for its own mode, -EPROTO and a
+// message naming both modes for the three others (the view stays detached). Returns how many it refused.
+template <class Ring>
+int attach_every_mode(const RingGeometry& geometry) {
+    int refused = 0;
+    for (const bool multi : {false, true}) {
+        for (const OverflowPolicy policy : {OverflowPolicy::back_pressure, OverflowPolicy::lossy}) {
+            CAPTURE(multi);
+            CAPTURE(static_cast<int>(policy));
+            const BroadcastOptions opts = options(3, policy, multi);
+            Block block(BroadcastRing::bytes_needed(geometry, opts));
+            REQUIRE(BroadcastRing::format(block.data, block.bytes, geometry, opts) == 0);
+            Ring ring;
+            const int status = Ring::attach(block.data, block.bytes, ring);
+            if (multi == Ring::kMultiWriter && policy == Ring::kPolicy) {
+                CHECK(status == 0);
+                CHECK(ring.attached());
+                CHECK(ring.max_readers() == 3);
+                continue;
+            }
+            ++refused;
+            CHECK(status == -EPROTO);
+            CHECK_FALSE(ring.attached());
+            const std::string expected = std::string("broadcast ring is ") + writers_name(multi) + ", " +
+                                         policy_name(policy) + "; this view is for a " +
+                                         writers_name(Ring::kMultiWriter) + ", " + policy_name(Ring::kPolicy) +
+                                         " ring";
+            CHECK(last_error() == expected);
+            // The block is untouched: a view of its own mode still attaches.
+            BroadcastRing any;
+            CHECK(BroadcastRing::attach(block.data, block.bytes, any) == 0);
+            CHECK(any.multi_writer() == multi);
+            CHECK(any.policy() == policy);
+        }
+    }
+    return refused;
+}
 
 }  // namespace
 
@@ -126,6 +211,16 @@ TEST_CASE("format and attach refuse bad options and bad blocks") {
         CHECK(ring.capacity() == 8);
         CHECK(ring.slot_bytes() == 32);
     }
+}
+
+TEST_CASE("a typed view refuses a block formatted for another mode: all 4 x 3 wrong pairs") {
+    const RingGeometry geometry{8, 32};
+    int refused = 0;
+    refused += attach_every_mode<BroadcastRingOneWriter>(geometry);
+    refused += attach_every_mode<BroadcastRingManyWriters>(geometry);
+    refused += attach_every_mode<LossyBroadcastRingOneWriter>(geometry);
+    refused += attach_every_mode<LossyBroadcastRingManyWriters>(geometry);
+    CHECK(refused == 12);
 }
 
 TEST_CASE("readers: join at the writer position, -EBUSY when all are taken, leave and rejoin") {
