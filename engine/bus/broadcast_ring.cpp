@@ -92,7 +92,7 @@ int BroadcastRing::attach(void* memory, std::size_t bytes, BroadcastRing& out) n
 template <bool MultiWriter, bool Lossy>
 int BroadcastRingOf<MultiWriter, Lossy>::attach(void* memory, std::size_t bytes, BroadcastRingOf& out) noexcept {
     BroadcastRingOf view;
-    if (const int rc = BroadcastRing::attach(memory, bytes, view); rc != 0) return rc;
+    if (const int rc = BroadcastRing::attach(memory, bytes, static_cast<BroadcastRing&>(view)); rc != 0) return rc;
     if (view.multi_writer_ != MultiWriter || view.lossy_ != Lossy) {
         return fail(EPROTO, "broadcast ring is %s, %s; this view is for a %s, %s ring",
                     writers_name(view.multi_writer_), policy_name(view.lossy_), writers_name(MultiWriter),

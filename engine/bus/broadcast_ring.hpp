@@ -61,6 +61,10 @@ public:
     static int format(void* memory, std::size_t bytes, const RingGeometry& geometry,
                       const BroadcastOptions& options = {}) noexcept;
     static int attach(void* memory, std::size_t bytes, BroadcastRing& out) noexcept;
+    // A typed view attaches through its own attach, which checks the mode and sets up its writer's state.
+    template <class Typed>
+        requires(!std::is_same_v<Typed, BroadcastRing>)
+    static int attach(void* memory, std::size_t bytes, Typed& out) noexcept = delete;
 
     BroadcastRing() noexcept = default;
 

@@ -103,6 +103,13 @@ static_assert(kHasItsModesCalls<LossyBroadcastRingManyWriters, true, true>);
 static_assert(!OneWriterCalls<BroadcastRing> && !ManyWriterCalls<BroadcastRing> && !InPlaceReaderCalls<BroadcastRing> &&
               !CopyReaderCalls<BroadcastRing>);
 
+// A typed view cannot be attached as the mode-agnostic one (which would skip the mode check).
+template <class Ring>
+concept AttachesWithoutMode = requires(void* memory, Ring& ring) { BroadcastRing::attach(memory, 0, ring); };
+static_assert(AttachesWithoutMode<BroadcastRing>);
+static_assert(!AttachesWithoutMode<BroadcastRingOneWriter> && !AttachesWithoutMode<BroadcastRingManyWriters> &&
+              !AttachesWithoutMode<LossyBroadcastRingOneWriter> && !AttachesWithoutMode<LossyBroadcastRingManyWriters>);
+
 const char* writers_name(bool multi) { return multi ? "multi-writer" : "single-writer"; }
 const char* policy_name(OverflowPolicy policy) {
     return policy == OverflowPolicy::lossy ? "lossy" : "back-pressure";
