@@ -23,6 +23,9 @@ int layout_of(const RingGeometry& geometry, const BroadcastOptions& options, Rin
     return compute_ring_layout(RingKind::broadcast, geometry, options.max_readers, flags_of(options), out);
 }
 
+const char* writers_name(bool multi_writer) { return multi_writer ? "multi-writer" : "single-writer"; }
+const char* policy_name(bool lossy) { return lossy ? "lossy" : "back-pressure"; }
+
 }  // namespace
 
 std::size_t BroadcastRing::bytes_needed(const RingGeometry& geometry, const BroadcastOptions& options) noexcept {
@@ -65,7 +68,6 @@ int BroadcastRing::attach(void* memory, std::size_t bytes, BroadcastRing& out) n
     view.max_readers_ = layout.max_readers;
     view.lossy_ = (layout.flags & kRingFlagLossy) != 0;
     view.multi_writer_ = (layout.flags & kRingFlagMultiWriter) != 0;
-    view.marks_slots_ = view.lossy_ || view.multi_writer_;
 
     // Every reader is in a known state and not ahead of the writers (its cursor is read first: both only grow).
     for (std::uint32_t i = 0; i < view.max_readers_; ++i) {
@@ -83,18 +85,37 @@ int BroadcastRing::attach(void* memory, std::size_t bytes, BroadcastRing& out) n
         }
     }
 
-    // A read-modify-write (of the same value) for the same reason as in shared_gate_position: the gate scan below
-    // may then rely on it against readers joining meanwhile. A single writer never races it with a store.
-    view.published_ = view.control_->published.cursor.fetch_add(0, std::memory_order_acq_rel);
-    view.claim_ = view.published_;
-    view.batch_start_ = view.published_;
-    view.gate_ = view.multi_writer_ ? 0 : view.gate_position(view.published_);
     out = view;
     return 0;
 }
 
+template <bool MultiWriter, bool Lossy>
+int BroadcastRingOf<MultiWriter, Lossy>::attach(void* memory, std::size_t bytes, BroadcastRingOf& out) noexcept {
+    BroadcastRingOf view;
+    if (const int rc = BroadcastRing::attach(memory, bytes, static_cast<BroadcastRing&>(view)); rc != 0) return rc;
+    if (view.multi_writer_ != MultiWriter || view.lossy_ != Lossy) {
+        return fail(EPROTO, "broadcast ring is %s, %s; this view is for a %s, %s ring",
+                    writers_name(view.multi_writer_), policy_name(view.lossy_), writers_name(MultiWriter),
+                    policy_name(Lossy));
+    }
+    if constexpr (!MultiWriter) {
+        // A read-modify-write (of the same value) for the same reason as in shared_gate_position: the gate scan
+        // below may then rely on it against readers joining meanwhile. A single writer never races it with a store.
+        view.claims_.published = view.control_->published.cursor.fetch_add(0, std::memory_order_acq_rel);
+        view.claims_.next = view.claims_.published;
+        view.claims_.batch_start = view.claims_.published;
+        view.claims_.gate = view.writer_gate();
+    }
+    out = view;
+    return 0;
+}
+
+template int BroadcastRingOneWriter::attach(void*, std::size_t, BroadcastRingOneWriter&) noexcept;
+template int BroadcastRingManyWriters::attach(void*, std::size_t, BroadcastRingManyWriters&) noexcept;
+template int LossyBroadcastRingOneWriter::attach(void*, std::size_t, LossyBroadcastRingOneWriter&) noexcept;
+template int LossyBroadcastRingManyWriters::attach(void*, std::size_t, LossyBroadcastRingManyWriters&) noexcept;
+
 std::uint64_t BroadcastRing::gate_position(std::uint64_t bound) const noexcept {
-    if (lossy_) return bound;
     // Pairs with the fence in add_reader (Dekker): the writers' last position store (the cursor, or the
     // fetch_add on the tail) precedes this fence, the reader's "active" store precedes its fence. Either we see
     // the reader active below, or its second load of the writer position sees at least `bound`.
@@ -177,8 +198,7 @@ int BroadcastRing::remove_reader(int reader) noexcept {
     return fail(EINVAL, "broadcast ring reader %d is not active", reader);
 }
 
-int BroadcastRing::reclaim(std::uint64_t position) noexcept {
-    assert(multi_writer_);
+int BroadcastRing::reclaim_position(std::uint64_t position) noexcept {
     SlotTrailer& trailer = trailer_at(position);
     std::uint64_t expected = 2 * position + 1;
     // Acquire pairs with the claiming writer's fence: its cleared flag is ordered before our mark.

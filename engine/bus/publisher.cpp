@@ -45,7 +45,9 @@ void TopicPublisher<Writer>::close() noexcept {
 template class TopicPublisher<SpscWriter>;
 template class TopicPublisher<MpscWriter>;
 template class TopicPublisher<BroadcastWriter>;
+template class TopicPublisher<LossyBroadcastWriter>;
 template class TopicPublisher<BroadcastMultiWriter>;
+template class TopicPublisher<LossyBroadcastMultiWriter>;
 
 namespace {
 
@@ -65,9 +67,15 @@ int Publisher::open(const Topic& topic, HybridLogicalClock& clock, EndpointHolde
     switch (topic.kind()) {
         case RingKind::spsc: return open_typed<SpscWriter>(topic, clock, holder, out.typed_);
         case RingKind::mpsc: return open_typed<MpscWriter>(topic, clock, holder, out.typed_);
-        case RingKind::broadcast:
-            return topic.max_publishers() > 1 ? open_typed<BroadcastMultiWriter>(topic, clock, holder, out.typed_)
-                                               : open_typed<BroadcastWriter>(topic, clock, holder, out.typed_);
+        case RingKind::broadcast: {
+            const bool lossy = topic.overflow() == OverflowPolicy::lossy;
+            if (topic.max_publishers() > 1) {
+                return lossy ? open_typed<LossyBroadcastMultiWriter>(topic, clock, holder, out.typed_)
+                             : open_typed<BroadcastMultiWriter>(topic, clock, holder, out.typed_);
+            }
+            return lossy ? open_typed<LossyBroadcastWriter>(topic, clock, holder, out.typed_)
+                         : open_typed<BroadcastWriter>(topic, clock, holder, out.typed_);
+        }
     }
     return platform::fail(EINVAL, "publisher: unknown topic kind");
 }

@@ -210,6 +210,8 @@ public:
             case 2: return f(*std::get_if<2>(&typed_));
             case 3: return f(*std::get_if<3>(&typed_));
             case 4: return f(*std::get_if<4>(&typed_));
+            case 5: return f(*std::get_if<5>(&typed_));
+            case 6: return f(*std::get_if<6>(&typed_));
             default: return closed;
         }
     }
@@ -249,8 +251,10 @@ private:
     }
 
     std::variant<std::monostate, TopicPublisher<SpscWriter>, TopicPublisher<MpscWriter>,
-                 TopicPublisher<BroadcastWriter>, TopicPublisher<BroadcastMultiWriter>>
+                 TopicPublisher<BroadcastWriter>, TopicPublisher<LossyBroadcastWriter>,
+                 TopicPublisher<BroadcastMultiWriter>, TopicPublisher<LossyBroadcastMultiWriter>>
         typed_;
+    static_assert(std::variant_size_v<decltype(typed_)> == 7, "visit() has one case per protocol");
 };
 
 }  // namespace cf::bus

@@ -112,16 +112,17 @@ int TopicSubscriber<Reader>::recover_stalled_claim(std::uint64_t now_ns, std::ui
         if (ring.claimed_position() <= position) return 0;     // empty, nothing claimed
         return recover_claim(position, ring.slot(0), now_ns, stuck_ns,
                              [&](std::uint64_t p) { return ring.reclaim(p); });
+    } else if constexpr (!decltype(reader_.ring)::kMultiWriter) {
+        return -ENOTSUP;   // one publisher: nobody else's claim can hold us up
     } else {
-        BroadcastRing& ring = reader_.ring;
-        if (!ring.multi_writer()) return -ENOTSUP;
+        auto& ring = reader_.ring;
         release();
         std::uint64_t position = 0;
         if (!ring.waits_at_claim(reader_.index, position)) {   // messages flow, or nothing is claimed
             not_stuck();
             return 0;
         }
-        return recover_claim(position, ring.slot(reader_.index, 0), now_ns, stuck_ns,
+        return recover_claim(position, ring.slot_of_claim(position), now_ns, stuck_ns,
                              [&](std::uint64_t p) { return ring.reclaim(p); });
     }
 }
@@ -129,7 +130,9 @@ int TopicSubscriber<Reader>::recover_stalled_claim(std::uint64_t now_ns, std::ui
 template class TopicSubscriber<SpscReader>;
 template class TopicSubscriber<MpscReader>;
 template class TopicSubscriber<BroadcastReader>;
+template class TopicSubscriber<BroadcastMultiReader>;
 template class TopicSubscriber<LossyReader>;
+template class TopicSubscriber<LossyMultiReader>;
 
 namespace {
 
@@ -149,9 +152,15 @@ int Subscriber::open(const Topic& topic, EndpointHolder holder, Subscriber& out)
     switch (topic.kind()) {
         case RingKind::spsc: return open_typed<SpscReader>(topic, holder, out.typed_);
         case RingKind::mpsc: return open_typed<MpscReader>(topic, holder, out.typed_);
-        case RingKind::broadcast:
-            return topic.overflow() == OverflowPolicy::lossy ? open_typed<LossyReader>(topic, holder, out.typed_)
-                                                              : open_typed<BroadcastReader>(topic, holder, out.typed_);
+        case RingKind::broadcast: {
+            const bool lossy = topic.overflow() == OverflowPolicy::lossy;
+            if (topic.max_publishers() > 1) {
+                return lossy ? open_typed<LossyMultiReader>(topic, holder, out.typed_)
+                             : open_typed<BroadcastMultiReader>(topic, holder, out.typed_);
+            }
+            return lossy ? open_typed<LossyReader>(topic, holder, out.typed_)
+                         : open_typed<BroadcastReader>(topic, holder, out.typed_);
+        }
     }
     return platform::fail(EINVAL, "subscriber: unknown topic kind");
 }

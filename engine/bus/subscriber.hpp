@@ -206,6 +206,8 @@ public:
             case 2: return f(*std::get_if<2>(&typed_));
             case 3: return f(*std::get_if<3>(&typed_));
             case 4: return f(*std::get_if<4>(&typed_));
+            case 5: return f(*std::get_if<5>(&typed_));
+            case 6: return f(*std::get_if<6>(&typed_));
             default: return closed;
         }
     }
@@ -254,8 +256,10 @@ public:
 
 private:
     std::variant<std::monostate, TopicSubscriber<SpscReader>, TopicSubscriber<MpscReader>,
-                 TopicSubscriber<BroadcastReader>, TopicSubscriber<LossyReader>>
+                 TopicSubscriber<BroadcastReader>, TopicSubscriber<BroadcastMultiReader>,
+                 TopicSubscriber<LossyReader>, TopicSubscriber<LossyMultiReader>>
         typed_;
+    static_assert(std::variant_size_v<decltype(typed_)> == 7, "visit() has one case per protocol");
 };
 
 }  // namespace cf::bus

@@ -9,7 +9,7 @@ int attach_topic_ring(const Topic& topic, Ring& ring) noexcept {
     Ring view;
     if (const int status = Ring::attach(topic.ring_memory(), topic.ring_bytes(), view); status != 0) return status;
     bool matches = view.capacity() == topic.depth() && view.slot_bytes() == kMessageHeaderBytes + topic.max_message_bytes();
-    if constexpr (std::is_same_v<Ring, BroadcastRing>) {
+    if constexpr (std::is_base_of_v<BroadcastRing, Ring>) {
         matches = matches && topic.kind() == RingKind::broadcast && view.max_readers() == topic.max_subscribers() &&
                   view.policy() == topic.overflow() && view.multi_writer() == (topic.max_publishers() > 1);
     } else if constexpr (std::is_same_v<Ring, MpscRing>) {
@@ -25,10 +25,15 @@ int attach_topic_ring(const Topic& topic, Ring& ring) noexcept {
 template int attach_topic_ring(const Topic&, SpscRing&) noexcept;
 template int attach_topic_ring(const Topic&, MpscRing&) noexcept;
 template int attach_topic_ring(const Topic&, BroadcastRing&) noexcept;
+template int attach_topic_ring(const Topic&, BroadcastRingOneWriter&) noexcept;
+template int attach_topic_ring(const Topic&, BroadcastRingManyWriters&) noexcept;
+template int attach_topic_ring(const Topic&, LossyBroadcastRingOneWriter&) noexcept;
+template int attach_topic_ring(const Topic&, LossyBroadcastRingManyWriters&) noexcept;
 
 namespace {
 
-int join_reader(const Topic& topic, BroadcastRing& ring, int place, int& index) noexcept {
+template <class Ring>
+int join_reader(const Topic& topic, Ring& ring, int place, int& index) noexcept {
     if (const int status = attach_topic_ring(topic, ring); status != 0) return status;
     // Our place is ours alone, so its reader region is free unless the ledger and the ring disagree (memory
     // another process corrupted).
@@ -42,7 +47,18 @@ int join_reader(const Topic& topic, BroadcastRing& ring, int place, int& index) 
 
 }  // namespace
 
-int BroadcastReader::attach(const Topic& topic, int place) noexcept { return join_reader(topic, ring, place, index); }
-int LossyReader::attach(const Topic& topic, int place) noexcept { return join_reader(topic, ring, place, index); }
+template <class Ring>
+int BroadcastReaderOf<Ring>::attach(const Topic& topic, int place) noexcept {
+    return join_reader(topic, ring, place, index);
+}
+template <class Ring>
+int LossyReaderOf<Ring>::attach(const Topic& topic, int place) noexcept {
+    return join_reader(topic, ring, place, index);
+}
+
+template struct BroadcastReaderOf<BroadcastRingOneWriter>;
+template struct BroadcastReaderOf<BroadcastRingManyWriters>;
+template struct LossyReaderOf<LossyBroadcastRingOneWriter>;
+template struct LossyReaderOf<LossyBroadcastRingManyWriters>;
 
 }  // namespace cf::bus

@@ -1,17 +1,22 @@
 // The ring protocols a topic can run, one type each, so that publishers and subscribers pick theirs once, when
-// they open (publisher.hpp, subscriber.hpp), and their per-message code has no switch on the kind.
+// they open (publisher.hpp, subscriber.hpp), and their per-message code has no switch on the kind. A broadcast
+// ring's mode (one writer or several, back-pressure or lossy) is in its view's type too (broadcast_ring.hpp).
 //
-//     writer              ring                                  claim / commit
-//     SpscWriter          SpscRing                              private position, one release store per commit
-//     MpscWriter          MpscRing                              CAS on the shared tail, per-slot commit (CAS)
-//     BroadcastWriter     BroadcastRing, one writer             private position, one release store per commit
-//     BroadcastMultiWriter BroadcastRing, several writers       CAS on the shared tail, per-slot commit (CAS)
+//     writer                     ring                                  claim / commit
+//     SpscWriter                 SpscRing                              private position, one release store per commit
+//     MpscWriter                 MpscRing                              CAS on the shared tail, per-slot commit (CAS)
+//     BroadcastWriter            BroadcastRingOneWriter                private position, one release store per commit
+//     LossyBroadcastWriter       LossyBroadcastRingOneWriter           as BroadcastWriter, each slot marked (seqlock)
+//     BroadcastMultiWriter       BroadcastRingManyWriters              CAS on the shared tail, per-slot commit (CAS)
+//     LossyBroadcastMultiWriter  LossyBroadcastRingManyWriters         as BroadcastMultiWriter, never waits for readers
 //
-//     reader              ring                                  read
-//     SpscReader          SpscRing                              in place
-//     MpscReader          MpscRing                              in place, reclaimed positions skipped
-//     BroadcastReader     BroadcastRing, back-pressure          in place, reader i of the ring
-//     LossyReader         BroadcastRing, lossy                  copied out and checked (seqlock), losses counted
+//     reader                     ring                                  read
+//     SpscReader                 SpscRing                              in place
+//     MpscReader                 MpscRing                              in place, reclaimed positions skipped
+//     BroadcastReader            BroadcastRingOneWriter                in place, reader i of the ring
+//     BroadcastMultiReader       BroadcastRingManyWriters              in place, reader i, reclaimed positions skipped
+//     LossyReader                LossyBroadcastRingOneWriter           copied out and checked (seqlock), losses counted
+//     LossyMultiReader           LossyBroadcastRingManyWriters         as LossyReader, reclaimed positions skipped
 //
 // Every protocol attaches its ring from a topic and checks that the ring's header describes the ring the topic's
 // validated configuration calls for (-EPROTO otherwise): from then on the view's geometry is the topic's.
@@ -31,8 +36,9 @@
 
 namespace cf::bus {
 
-// Attaches `ring` (SpscRing, MpscRing or BroadcastRing) from the topic's ring memory and checks its geometry, and
-// for a broadcast ring its options, against the topic's configuration. 0, the ring's attach error, or -EPROTO.
+// Attaches `ring` (SpscRing, MpscRing, a BroadcastRingOf or the mode-agnostic BroadcastRing) from the topic's ring
+// memory and checks its geometry, and for a broadcast ring its options, against the topic's configuration. 0, the
+// ring's attach error, or -EPROTO.
 template <class Ring>
 int attach_topic_ring(const Topic& topic, Ring& ring) noexcept;
 
@@ -77,9 +83,11 @@ struct MultiWriterOf {
 };
 
 using SpscWriter = SingleWriterOf<SpscRing>;
-using BroadcastWriter = SingleWriterOf<BroadcastRing>;
+using BroadcastWriter = SingleWriterOf<BroadcastRingOneWriter>;
+using LossyBroadcastWriter = SingleWriterOf<LossyBroadcastRingOneWriter>;
 using MpscWriter = MultiWriterOf<MpscRing>;
-using BroadcastMultiWriter = MultiWriterOf<BroadcastRing>;
+using BroadcastMultiWriter = MultiWriterOf<BroadcastRingManyWriters>;
+using LossyBroadcastMultiWriter = MultiWriterOf<LossyBroadcastRingManyWriters>;
 
 // Readers: poll(max, f) calls f(slot, position) for each position that holds a message or an abandoned mark
 // (reclaimed positions are skipped) and releases them; take(max) / slot(i) / position(i) / release(n) read a batch
@@ -109,9 +117,12 @@ struct SingleReaderOf {
 using SpscReader = SingleReaderOf<SpscRing>;
 using MpscReader = SingleReaderOf<MpscRing>;
 
-struct BroadcastReader {
+// Reader `index` of a back-pressure broadcast ring, in place. Reclaimed positions (several writers) are skipped.
+template <class Ring>
+struct BroadcastReaderOf {
+    static_assert(!Ring::kLossy, "lossy rings are read by copy: LossyReaderOf");
     static constexpr bool kInPlace = true;
-    BroadcastRing ring;
+    Ring ring;
     int index = -1;
 
     // Joins as reader `place` (a topic's subscriber place i is reader i).
@@ -129,9 +140,11 @@ struct BroadcastReader {
 };
 
 // Lossy topics cannot be read in place: each message is copied into the subscriber's scratch (poll_copy).
-struct LossyReader {
+template <class Ring>
+struct LossyReaderOf {
+    static_assert(Ring::kLossy, "back-pressure rings are read in place: BroadcastReaderOf");
     static constexpr bool kInPlace = false;
-    BroadcastRing ring;
+    Ring ring;
     int index = -1;
 
     int attach(const Topic& topic, int place) noexcept;
@@ -141,5 +154,10 @@ struct LossyReader {
     }
     int reader() const noexcept { return index; }
 };
+
+using BroadcastReader = BroadcastReaderOf<BroadcastRingOneWriter>;
+using BroadcastMultiReader = BroadcastReaderOf<BroadcastRingManyWriters>;
+using LossyReader = LossyReaderOf<LossyBroadcastRingOneWriter>;
+using LossyMultiReader = LossyReaderOf<LossyBroadcastRingManyWriters>;
 
 }  // namespace cf::bus

@@ -1,4 +1,5 @@
-// Broadcast ring: layout and sizes, bad options and bad blocks refused, reader slots (join at the writer position,
+// Broadcast ring: layout and sizes, bad options and bad blocks refused, a typed view refused by a block of another
+// mode (and, at compile time, each mode's calls only on its view), reader slots (join at the writer position,
 // -EBUSY when full, leave and rejoin), back-pressure and lossy policies with one or several writers against a model
 // in one thread (exact loss accounting), then threads: readers that each see everything in order, a reader that
 // joins and leaves during traffic, lossy readers (one deliberately slow) whose delivered + lost is exactly what was
@@ -21,6 +22,10 @@
 
 using cf::bus::BroadcastOptions;
 using cf::bus::BroadcastRing;
+using cf::bus::BroadcastRingManyWriters;
+using cf::bus::BroadcastRingOneWriter;
+using cf::bus::LossyBroadcastRingManyWriters;
+using cf::bus::LossyBroadcastRingOneWriter;
 using cf::bus::OverflowPolicy;
 using cf::bus::RingGeometry;
 using namespace cf::test;
@@ -44,17 +49,109 @@ BroadcastOptions options(std::uint32_t readers, OverflowPolicy policy, bool mult
     return result;
 }
 
-// A formatted ring in its own heap block, with one view attached.
+// A ring formatted for Ring's mode in its own heap block, with one view attached.
+template <class Ring>
 struct TestRing {
-    TestRing(const RingGeometry& geometry, const BroadcastOptions& opts)
-        : block(BroadcastRing::bytes_needed(geometry, opts)) {
+    TestRing(const RingGeometry& geometry, std::uint32_t readers)
+        : block(BroadcastRing::bytes_needed(geometry, Ring::options(readers))) {
         REQUIRE(block.bytes != 0);
-        REQUIRE(BroadcastRing::format(block.data, block.bytes, geometry, opts) == 0);
-        REQUIRE(BroadcastRing::attach(block.data, block.bytes, ring) == 0);
+        REQUIRE(BroadcastRing::format(block.data, block.bytes, geometry, Ring::options(readers)) == 0);
+        REQUIRE(Ring::attach(block.data, block.bytes, ring) == 0);
     }
     Block block;
-    BroadcastRing ring;
+    Ring ring;
 };
+
+// Each mode's calls compile on its own view only.
+template <class Ring>
+concept OneWriterCalls = requires(Ring& ring, std::uint64_t position) {
+    ring.try_claim();
+    ring.try_claim_batch(1u);
+    ring.claimed_slot(0u);
+    ring.claim_position();
+    ring.commit();
+};
+template <class Ring>
+concept ManyWriterCalls = requires(Ring& ring, std::uint64_t position) {
+    ring.try_claim(position);
+    ring.commit(position);
+    ring.try_commit(position);
+    ring.reclaim(position);
+    ring.waits_at_claim(0, position);
+    ring.slot_of_claim(position);
+};
+template <class Ring>
+concept InPlaceReaderCalls = requires(Ring& ring) {
+    ring.available(0, 1u);
+    ring.slot(0, 0u);
+    ring.reclaimed(0, 0u);
+    ring.release(0, 1u);
+    ring.poll(0, 1u, [](const std::byte*) {});
+};
+template <class Ring>
+concept CopyReaderCalls = requires(Ring& ring, std::byte* scratch) {
+    ring.poll_copy(0, 1u, scratch, [](const std::byte*) {});
+};
+template <class Ring, bool kMulti, bool kLossy>
+constexpr bool kHasItsModesCalls = OneWriterCalls<Ring> == !kMulti && ManyWriterCalls<Ring> == kMulti &&
+                                   InPlaceReaderCalls<Ring> == !kLossy && CopyReaderCalls<Ring>;
+static_assert(kHasItsModesCalls<BroadcastRingOneWriter, false, false>);
+static_assert(kHasItsModesCalls<BroadcastRingManyWriters, true, false>);
+static_assert(kHasItsModesCalls<LossyBroadcastRingOneWriter, false, true>);
+static_assert(kHasItsModesCalls<LossyBroadcastRingManyWriters, true, true>);
+// The mode-agnostic view has none of them.
+static_assert(!OneWriterCalls<BroadcastRing> && !ManyWriterCalls<BroadcastRing> && !InPlaceReaderCalls<BroadcastRing> &&
+              !CopyReaderCalls<BroadcastRing>);
+
+// A typed view cannot be attached as the mode-agnostic one (which would skip the mode check).
+template <class Ring>
+concept AttachesWithoutMode = requires(void* memory, Ring& ring) { BroadcastRing::attach(memory, 0, ring); };
+static_assert(AttachesWithoutMode<BroadcastRing>);
+static_assert(!AttachesWithoutMode<BroadcastRingOneWriter> && !AttachesWithoutMode<BroadcastRingManyWriters> &&
+              !AttachesWithoutMode<LossyBroadcastRingOneWriter> && !AttachesWithoutMode<LossyBroadcastRingManyWriters>);
+
+const char* writers_name(bool multi) { return multi ? "multi-writer" : "single-writer"; }
+const char* policy_name(OverflowPolicy policy) {
+    return policy == OverflowPolicy::lossy ? "lossy" : "back-pressure";
+}
+
+// Formats a block in each of the four modes and attaches a Ring view to it: 0 for its own mode, -EPROTO and a
+// message naming both modes for the three others (the view stays detached). Returns how many it refused.
+template <class Ring>
+int attach_every_mode(const RingGeometry& geometry) {
+    int refused = 0;
+    for (const bool multi : {false, true}) {
+        for (const OverflowPolicy policy : {OverflowPolicy::back_pressure, OverflowPolicy::lossy}) {
+            CAPTURE(multi);
+            CAPTURE(static_cast<int>(policy));
+            const BroadcastOptions opts = options(3, policy, multi);
+            Block block(BroadcastRing::bytes_needed(geometry, opts));
+            REQUIRE(BroadcastRing::format(block.data, block.bytes, geometry, opts) == 0);
+            Ring ring;
+            const int status = Ring::attach(block.data, block.bytes, ring);
+            if (multi == Ring::kMultiWriter && policy == Ring::kPolicy) {
+                CHECK(status == 0);
+                CHECK(ring.attached());
+                CHECK(ring.max_readers() == 3);
+                continue;
+            }
+            ++refused;
+            CHECK(status == -EPROTO);
+            CHECK_FALSE(ring.attached());
+            const std::string expected = std::string("broadcast ring is ") + writers_name(multi) + ", " +
+                                         policy_name(policy) + "; this view is for a " +
+                                         writers_name(Ring::kMultiWriter) + ", " + policy_name(Ring::kPolicy) +
+                                         " ring";
+            CHECK(last_error() == expected);
+            // The block is untouched: a view of its own mode still attaches.
+            BroadcastRing any;
+            CHECK(BroadcastRing::attach(block.data, block.bytes, any) == 0);
+            CHECK(any.multi_writer() == multi);
+            CHECK(any.policy() == policy);
+        }
+    }
+    return refused;
+}
 
 }  // namespace
 
@@ -123,9 +220,19 @@ TEST_CASE("format and attach refuse bad options and bad blocks") {
     }
 }
 
+TEST_CASE("a typed view refuses a block formatted for another mode: all 4 x 3 wrong pairs") {
+    const RingGeometry geometry{8, 32};
+    int refused = 0;
+    refused += attach_every_mode<BroadcastRingOneWriter>(geometry);
+    refused += attach_every_mode<BroadcastRingManyWriters>(geometry);
+    refused += attach_every_mode<LossyBroadcastRingOneWriter>(geometry);
+    refused += attach_every_mode<LossyBroadcastRingManyWriters>(geometry);
+    CHECK(refused == 12);
+}
+
 TEST_CASE("readers: join at the writer position, -EBUSY when all are taken, leave and rejoin") {
-    TestRing t({4, 16}, options(3, OverflowPolicy::back_pressure, false));
-    BroadcastRing& ring = t.ring;
+    TestRing<BroadcastRingOneWriter> t({4, 16}, 3);
+    BroadcastRingOneWriter& ring = t.ring;
     // No readers: the writer never waits, messages go nowhere.
     for (std::uint64_t i = 0; i < 10; ++i) {
         std::byte* slot = ring.try_claim();
@@ -209,13 +316,16 @@ struct Model {
     }
 };
 
-void run_model(const RingGeometry& geometry, OverflowPolicy policy, bool multi, std::uint64_t seed) {
+template <class Ring>
+void run_model(const RingGeometry& geometry, std::uint64_t seed) {
+    constexpr OverflowPolicy policy = Ring::kPolicy;
+    constexpr bool multi = Ring::kMultiWriter;
     CAPTURE(geometry.capacity);
     CAPTURE(static_cast<int>(policy));
     CAPTURE(multi);
     constexpr std::uint32_t kReaders = 3;
-    TestRing t(geometry, options(kReaders, policy, multi));
-    BroadcastRing& ring = t.ring;
+    TestRing<Ring> t(geometry, kReaders);
+    Ring& ring = t.ring;
     const std::uint32_t capacity = geometry.capacity;
     Model model;
     model.capacity = capacity;
@@ -230,7 +340,7 @@ void run_model(const RingGeometry& geometry, OverflowPolicy policy, bool multi, 
     for (int step = 0; step < 12000; ++step) {
         const auto op = random() % 10;
         if (op < (multi ? 2u : 3u)) {   // claim (several writers commit more often: they commit one by one)
-            if (!multi) {
+            if constexpr (!multi) {
                 if (random() % 2 == 0) {
                     const bool expected = model.may_claim();
                     std::byte* slot = ring.try_claim();
@@ -266,7 +376,7 @@ void run_model(const RingGeometry& geometry, OverflowPolicy policy, bool multi, 
                 }
             }
         } else if (op < 5) {   // commit
-            if (!multi) {
+            if constexpr (!multi) {
                 ring.commit();
                 model.published = model.claimed;
                 pending.clear();
@@ -313,7 +423,7 @@ void run_model(const RingGeometry& geometry, OverflowPolicy policy, bool multi, 
             std::uint64_t& cursor = it->second;
             if (reader == 0 && random() % 4 != 0) continue;   // reader 0 is slow: it falls behind, lossy rings drop
             const auto max = static_cast<std::uint32_t>(random() % (capacity + 2));
-            if (!model.lossy) {
+            if constexpr (policy == OverflowPolicy::back_pressure) {
                 const std::uint32_t expected = model.ready(cursor, max);
                 if (op == 6) {   // available, slot, partial release
                     REQUIRE(ring.available(reader, max) == expected);
@@ -374,81 +484,89 @@ void run_model(const RingGeometry& geometry, OverflowPolicy policy, bool multi, 
 }  // namespace
 
 TEST_CASE("back-pressure, one writer: random claims, batches, joins and reads match the model") {
-    run_model({2, 8}, OverflowPolicy::back_pressure, false, 1);
-    run_model({8, 40}, OverflowPolicy::back_pressure, false, 2);
-    run_model({256, 16}, OverflowPolicy::back_pressure, false, 3);
+    run_model<BroadcastRingOneWriter>({2, 8}, 1);
+    run_model<BroadcastRingOneWriter>({8, 40}, 2);
+    run_model<BroadcastRingOneWriter>({256, 16}, 3);
 }
 
 TEST_CASE("back-pressure, several writers: out-of-order commits are read in position order") {
-    run_model({2, 8}, OverflowPolicy::back_pressure, true, 4);
-    run_model({8, 40}, OverflowPolicy::back_pressure, true, 5);
-    run_model({256, 16}, OverflowPolicy::back_pressure, true, 6);
+    run_model<BroadcastRingManyWriters>({2, 8}, 4);
+    run_model<BroadcastRingManyWriters>({8, 40}, 5);
+    run_model<BroadcastRingManyWriters>({256, 16}, 6);
 }
 
-TEST_CASE("several writers: a reader reclaims a dead claim once; a late commit fails; the slot is reused") {
-    for (const OverflowPolicy policy : {OverflowPolicy::back_pressure, OverflowPolicy::lossy}) {
-        CAPTURE(static_cast<int>(policy));
-        TestRing t({4, 16}, options(2, policy, true));
-        const int first = t.ring.add_reader(), second = t.ring.add_reader();
-        REQUIRE((first >= 0 && second >= 0));
-        std::uint64_t dead = 0, live = 0, waiting = 99;
-        REQUIRE(t.ring.try_claim(dead) != nullptr);
-        std::byte* slot = t.ring.try_claim(live);
-        REQUIRE(slot != nullptr);
-        fill_pattern(slot, 16, 7);
-        t.ring.commit(live);
-        std::byte scratch[16];
-        auto read_all = [&](int reader, std::vector<std::uint64_t>& values) {
-            return t.ring.poll_copy(reader, 8, scratch, [&](const std::byte* p) { values.push_back(value_of(p)); });
-        };
-        std::vector<std::uint64_t> values;
-        CHECK(read_all(first, values) == 0);                     // held up by the dead claim
-        CHECK(t.ring.waits_at_claim(first, waiting));
-        CHECK(waiting == dead);
-        CHECK(t.ring.reclaim(live) == -EALREADY);                // published: nothing to reclaim
-        CHECK(t.ring.reclaim(dead) == 0);
-        CHECK(t.ring.reclaim(dead) == -EALREADY);                // the second reader was not first
-        CHECK_FALSE(t.ring.try_commit(dead));                    // the dead writer's late commit is refused
-        CHECK_FALSE(t.ring.waits_at_claim(first, waiting));
+namespace {
+
+template <class Ring>
+void reclaim_dead_claim() {
+    CAPTURE(static_cast<int>(Ring::kPolicy));
+    TestRing<Ring> t({4, 16}, 2);
+    const int first = t.ring.add_reader(), second = t.ring.add_reader();
+    REQUIRE((first >= 0 && second >= 0));
+    std::uint64_t dead = 0, live = 0, waiting = 99;
+    REQUIRE(t.ring.try_claim(dead) != nullptr);
+    std::byte* slot = t.ring.try_claim(live);
+    REQUIRE(slot != nullptr);
+    fill_pattern(slot, 16, 7);
+    t.ring.commit(live);
+    std::byte scratch[16];
+    auto read_all = [&](int reader, std::vector<std::uint64_t>& values) {
+        return t.ring.poll_copy(reader, 8, scratch, [&](const std::byte* p) { values.push_back(value_of(p)); });
+    };
+    std::vector<std::uint64_t> values;
+    CHECK(read_all(first, values) == 0);                     // held up by the dead claim
+    CHECK(t.ring.waits_at_claim(first, waiting));
+    CHECK(waiting == dead);
+    CHECK(t.ring.reclaim(live) == -EALREADY);                // published: nothing to reclaim
+    CHECK(t.ring.reclaim(dead) == 0);
+    CHECK(t.ring.reclaim(dead) == -EALREADY);                // the second reader was not first
+    CHECK_FALSE(t.ring.try_commit(dead));                    // the dead writer's late commit is refused
+    CHECK_FALSE(t.ring.waits_at_claim(first, waiting));
+    for (const int reader : {first, second}) {
+        values.clear();
+        read_all(reader, values);
+        CHECK(values == std::vector<std::uint64_t>{7});      // the reclaimed position is skipped
+    }
+    // The next laps reuse the slot normally: every value arrives.
+    for (std::uint64_t v = 100; v < 110; ++v) {
+        std::uint64_t position = 0;
+        std::byte* next = t.ring.try_claim(position);
+        REQUIRE(next != nullptr);
+        fill_pattern(next, 16, v);
+        CHECK(t.ring.try_commit(position));
         for (const int reader : {first, second}) {
             values.clear();
             read_all(reader, values);
-            CHECK(values == std::vector<std::uint64_t>{7});      // the reclaimed position is skipped
+            CHECK(values == std::vector<std::uint64_t>{v});
         }
-        // The next laps reuse the slot normally: every value arrives.
-        for (std::uint64_t v = 100; v < 110; ++v) {
-            std::uint64_t position = 0;
-            std::byte* next = t.ring.try_claim(position);
-            REQUIRE(next != nullptr);
-            fill_pattern(next, 16, v);
-            CHECK(t.ring.try_commit(position));
-            for (const int reader : {first, second}) {
-                values.clear();
-                read_all(reader, values);
-                CHECK(values == std::vector<std::uint64_t>{v});
-            }
-        }
-        std::uint64_t not_claimed = 0;
-        CHECK_FALSE(t.ring.waits_at_claim(first, not_claimed));
-        CHECK(t.ring.reclaim(1000) == -EINVAL);                  // never claimed
     }
+    std::uint64_t not_claimed = 0;
+    CHECK_FALSE(t.ring.waits_at_claim(first, not_claimed));
+    CHECK(t.ring.reclaim(1000) == -EINVAL);                  // never claimed
+}
+
+}  // namespace
+
+TEST_CASE("several writers: a reader reclaims a dead claim once; a late commit fails; the slot is reused") {
+    reclaim_dead_claim<BroadcastRingManyWriters>();
+    reclaim_dead_claim<LossyBroadcastRingManyWriters>();
 }
 
 TEST_CASE("lossy, one writer: readers that fall behind skip to the oldest intact slot and count the loss") {
-    run_model({2, 8}, OverflowPolicy::lossy, false, 7);
-    run_model({8, 40}, OverflowPolicy::lossy, false, 8);
-    run_model({64, 200}, OverflowPolicy::lossy, false, 9);
+    run_model<LossyBroadcastRingOneWriter>({2, 8}, 7);
+    run_model<LossyBroadcastRingOneWriter>({8, 40}, 8);
+    run_model<LossyBroadcastRingOneWriter>({64, 200}, 9);
 }
 
 TEST_CASE("lossy, several writers: the loss accounting stays exact with out-of-order commits") {
-    run_model({2, 8}, OverflowPolicy::lossy, true, 10);
-    run_model({8, 40}, OverflowPolicy::lossy, true, 11);
-    run_model({16, 200}, OverflowPolicy::lossy, true, 12);
+    run_model<LossyBroadcastRingManyWriters>({2, 8}, 10);
+    run_model<LossyBroadcastRingManyWriters>({8, 40}, 11);
+    run_model<LossyBroadcastRingManyWriters>({16, 200}, 12);
 }
 
 TEST_CASE("lossy: exact numbers for a reader that never read") {
-    TestRing t({4, 16}, options(2, OverflowPolicy::lossy, false));
-    BroadcastRing& ring = t.ring;
+    TestRing<LossyBroadcastRingOneWriter> t({4, 16}, 2);
+    LossyBroadcastRingOneWriter& ring = t.ring;
     const int reader = ring.add_reader();
     REQUIRE(reader == 0);
     for (std::uint64_t i = 0; i < 10; ++i) {
@@ -496,13 +614,14 @@ struct StressResult {
     std::uint64_t out_of_order = 0;
 };
 
-void stress(BroadcastRing& writer_view, std::vector<BroadcastRing*> reader_views, int writers,
-            std::uint64_t total, std::uint32_t slot_bytes, std::uint32_t slow_reader = ~0u) {
-    const bool lossy = writer_view.policy() == OverflowPolicy::lossy;
+template <class Ring>
+void stress(Ring& writer_view, std::vector<Ring*> reader_views, int writers, std::uint64_t total,
+            std::uint32_t slot_bytes, std::uint32_t slow_reader = ~0u) {
+    const bool lossy = Ring::kLossy;
     const std::uint64_t base = writer_view.writer_position();   // readers join here
     const std::uint64_t end = base + total;
     std::vector<int> readers;
-    for (BroadcastRing* view : reader_views) {
+    for (Ring* view : reader_views) {
         const int reader = view->add_reader();
         REQUIRE(reader >= 0);
         readers.push_back(reader);
@@ -511,7 +630,7 @@ void stress(BroadcastRing& writer_view, std::vector<BroadcastRing*> reader_views
     std::vector<std::thread> threads;
     for (std::size_t r = 0; r < reader_views.size(); ++r) {
         threads.emplace_back([&, r] {
-            BroadcastRing& ring = *reader_views[r];
+            Ring& ring = *reader_views[r];
             const int reader = readers[r];
             StressResult& result = results[r];
             std::vector<std::byte> scratch(slot_bytes);
@@ -536,9 +655,9 @@ void stress(BroadcastRing& writer_view, std::vector<BroadcastRing*> reader_views
     std::atomic<std::uint64_t> next_position{0};   // multi writer: how many claims are left to make
     for (int w = 0; w < writers; ++w) {
         writer_threads.emplace_back([&, w] {
-            BroadcastRing& ring = writer_view;
+            Ring& ring = writer_view;
             std::mt19937 random(static_cast<unsigned>(50 + w));
-            if (!ring.multi_writer()) {
+            if constexpr (!Ring::kMultiWriter) {
                 std::uint64_t position = base;
                 while (position < end) {
                     const auto wanted =
@@ -548,19 +667,19 @@ void stress(BroadcastRing& writer_view, std::vector<BroadcastRing*> reader_views
                     if (got != 0) ring.commit();
                     else std::this_thread::yield();
                 }
-                return;
-            }
-            // Several writers: each takes a ticket for one more message, then claims until it gets a slot.
-            while (next_position.fetch_add(1) < total) {
-                for (;;) {
-                    std::uint64_t position = 0;
-                    std::byte* slot = ring.try_claim(position);
-                    if (slot != nullptr) {
-                        fill_pattern(slot, slot_bytes, position);
-                        ring.commit(position);
-                        break;
+            } else {
+                // Several writers: each takes a ticket for one more message, then claims until it gets a slot.
+                while (next_position.fetch_add(1) < total) {
+                    for (;;) {
+                        std::uint64_t position = 0;
+                        std::byte* slot = ring.try_claim(position);
+                        if (slot != nullptr) {
+                            fill_pattern(slot, slot_bytes, position);
+                            ring.commit(position);
+                            break;
+                        }
+                        std::this_thread::yield();
                     }
-                    std::this_thread::yield();
                 }
             }
         });
@@ -584,120 +703,140 @@ void stress(BroadcastRing& writer_view, std::vector<BroadcastRing*> reader_views
 TEST_CASE("threads, back-pressure, one writer: three readers each see everything in order") {
     for (const RingGeometry geometry : {RingGeometry{2, 24}, RingGeometry{64, 136}}) {
         CAPTURE(geometry.capacity);
-        TestRing t(geometry, options(4, OverflowPolicy::back_pressure, false));
+        TestRing<BroadcastRingOneWriter> t(geometry, 4);
         stress(t.ring, {&t.ring, &t.ring, &t.ring}, 1, geometry.capacity == 2 ? kStressMessages / 4 : kStressMessages,
                geometry.slot_bytes);
     }
 }
 
 TEST_CASE("threads, back-pressure, two writers: two readers see every position once, in order") {
-    TestRing t({16, 64}, options(2, OverflowPolicy::back_pressure, true));
+    TestRing<BroadcastRingManyWriters> t({16, 64}, 2);
     stress(t.ring, {&t.ring, &t.ring}, 2, kStressMessages / 4, 64);
 }
 
 TEST_CASE("threads, lossy, one writer and a slow reader: delivered + lost == published, in order, intact") {
     for (const RingGeometry geometry : {RingGeometry{4, 200}, RingGeometry{64, 64}}) {
         CAPTURE(geometry.capacity);
-        TestRing t(geometry, options(3, OverflowPolicy::lossy, false));
+        TestRing<LossyBroadcastRingOneWriter> t(geometry, 3);
         stress(t.ring, {&t.ring, &t.ring, &t.ring}, 1, kStressMessages, geometry.slot_bytes, 2);
     }
 }
 
 TEST_CASE("threads, lossy, two writers: the same invariants") {
-    TestRing t({8, 200}, options(2, OverflowPolicy::lossy, true));
+    TestRing<LossyBroadcastRingManyWriters> t({8, 200}, 2);
     stress(t.ring, {&t.ring, &t.ring}, 2, kStressMessages / 4, 200, 1);
 }
 
-TEST_CASE("threads: a reader that joins and leaves during traffic gets a contiguous, intact run each time") {
-    for (const bool multi : {false, true}) {
-        CAPTURE(multi);
-        const RingGeometry geometry{8, 96};
-        TestRing t(geometry, options(2, OverflowPolicy::back_pressure, multi));
-        BroadcastRing& ring = t.ring;
-        const std::uint64_t total = kStressMessages / 4;
-        std::atomic<bool> done{false};
-        std::uint64_t sessions = 0, bad = 0, gaps = 0;
-        std::thread joiner([&] {
-            std::mt19937 random(3);
-            while (!done.load()) {
-                const int reader = ring.add_reader();
-                if (reader < 0) {
-                    ++bad;
-                    break;
-                }
-                const std::uint64_t start = ring.reader_position(reader);
-                std::uint64_t expected = start;
-                const std::uint64_t want = 1 + random() % 50;
-                while (expected - start < want && !done.load()) {
-                    if (ring.poll(reader, 8, [&](const std::byte* p) {
-                            if (!intact(p, geometry.slot_bytes)) ++bad;
-                            if (value_of(p) != expected) ++gaps;
-                            expected = value_of(p) + 1;
-                        }) == 0) {
-                        std::this_thread::yield();
-                    }
-                }
-                if (ring.remove_reader(reader) != 0) ++bad;
-                ++sessions;
+namespace {
+
+template <class Ring>
+void join_and_leave_during_traffic() {
+    constexpr bool multi = Ring::kMultiWriter;
+    CAPTURE(multi);
+    const RingGeometry geometry{8, 96};
+    TestRing<Ring> t(geometry, 2);
+    Ring& ring = t.ring;
+    const std::uint64_t total = kStressMessages / 4;
+    std::atomic<bool> done{false};
+    std::uint64_t sessions = 0, bad = 0, gaps = 0;
+    std::thread joiner([&] {
+        std::mt19937 random(3);
+        while (!done.load()) {
+            const int reader = ring.add_reader();
+            if (reader < 0) {
+                ++bad;
+                break;
             }
-        });
-        std::thread writer([&] {
-            for (std::uint64_t written = 0; written < total;) {
-                std::uint64_t position = written;
-                std::byte* slot = multi ? ring.try_claim(position) : ring.try_claim();
-                if (slot == nullptr) {
+            const std::uint64_t start = ring.reader_position(reader);
+            std::uint64_t expected = start;
+            const std::uint64_t want = 1 + random() % 50;
+            while (expected - start < want && !done.load()) {
+                if (ring.poll(reader, 8, [&](const std::byte* p) {
+                        if (!intact(p, geometry.slot_bytes)) ++bad;
+                        if (value_of(p) != expected) ++gaps;
+                        expected = value_of(p) + 1;
+                    }) == 0) {
                     std::this_thread::yield();
-                    continue;
                 }
-                fill_pattern(slot, geometry.slot_bytes, position);
-                if (multi) ring.commit(position);
-                else ring.commit();
-                ++written;
             }
-            done.store(true);
-        });
-        writer.join();
-        joiner.join();
-        CHECK(bad == 0);
-        CHECK(gaps == 0);
-        CHECK(sessions > 0);
-    }
+            if (ring.remove_reader(reader) != 0) ++bad;
+            ++sessions;
+        }
+    });
+    std::thread writer([&] {
+        for (std::uint64_t written = 0; written < total;) {
+            std::uint64_t position = written;
+            std::byte* slot = nullptr;
+            if constexpr (multi) slot = ring.try_claim(position);
+            else slot = ring.try_claim();
+            if (slot == nullptr) {
+                std::this_thread::yield();
+                continue;
+            }
+            fill_pattern(slot, geometry.slot_bytes, position);
+            if constexpr (multi) ring.commit(position);
+            else ring.commit();
+            ++written;
+        }
+        done.store(true);
+    });
+    writer.join();
+    joiner.join();
+    CHECK(bad == 0);
+    CHECK(gaps == 0);
+    CHECK(sessions > 0);
 }
 
-TEST_CASE("a writer and readers on two mappings of one block (different addresses, as two processes)") {
+}  // namespace
+
+TEST_CASE("threads: a reader that joins and leaves during traffic gets a contiguous, intact run each time") {
+    join_and_leave_during_traffic<BroadcastRingOneWriter>();
+    join_and_leave_during_traffic<BroadcastRingManyWriters>();
+}
+
+namespace {
+
+template <class Ring>
+void two_mappings() {
     const RingGeometry geometry{32, 80};
-    for (const OverflowPolicy policy : {OverflowPolicy::back_pressure, OverflowPolicy::lossy}) {
-        const BroadcastOptions opts = options(4, policy, false);
-        const std::size_t bytes = BroadcastRing::bytes_needed(geometry, opts);
-        DoubleMapping mapping(bytes);
-        REQUIRE(BroadcastRing::format(mapping.first, bytes, geometry, opts) == 0);
-        BroadcastRing writer, reader_a, reader_b;
-        REQUIRE(BroadcastRing::attach(mapping.second, bytes, writer) == 0);
-        REQUIRE(BroadcastRing::attach(mapping.first, bytes, reader_a) == 0);
-        REQUIRE(BroadcastRing::attach(mapping.first, bytes, reader_b) == 0);
+    CAPTURE(static_cast<int>(Ring::kPolicy));
+    const BroadcastOptions opts = Ring::options(4);
+    const std::size_t bytes = BroadcastRing::bytes_needed(geometry, opts);
+    DoubleMapping mapping(bytes);
+    REQUIRE(BroadcastRing::format(mapping.first, bytes, geometry, opts) == 0);
+    Ring writer, reader_a, reader_b;
+    REQUIRE(Ring::attach(mapping.second, bytes, writer) == 0);
+    REQUIRE(Ring::attach(mapping.first, bytes, reader_a) == 0);
+    REQUIRE(Ring::attach(mapping.first, bytes, reader_b) == 0);
 
-        const int reader = reader_a.add_reader();
-        REQUIRE(reader == 0);
-        CHECK(writer.reader_active(0));   // the writer's view sees the reader region the other view took
-        std::byte* slot = writer.try_claim();
-        REQUIRE(slot != nullptr);
-        CHECK(reinterpret_cast<std::uintptr_t>(slot) - reinterpret_cast<std::uintptr_t>(mapping.second) ==
-              128 + 2 * 128 + 4 * 128);
-        fill_pattern(slot, geometry.slot_bytes, 0);
-        writer.commit();
-        std::vector<std::byte> scratch(geometry.slot_bytes);
-        std::vector<std::uint64_t> seen;
-        CHECK(reader_a.poll_copy(reader, 4, scratch.data(), [&](const std::byte* p) {
-            CHECK(check_pattern(p, geometry.slot_bytes, 0));
-            seen.push_back(value_of(p));
-        }) == 1);
-        CHECK(seen == std::vector<std::uint64_t>{0});
-        REQUIRE(reader_a.remove_reader(reader) == 0);
+    const int reader = reader_a.add_reader();
+    REQUIRE(reader == 0);
+    CHECK(writer.reader_active(0));   // the writer's view sees the reader region the other view took
+    std::byte* slot = writer.try_claim();
+    REQUIRE(slot != nullptr);
+    CHECK(reinterpret_cast<std::uintptr_t>(slot) - reinterpret_cast<std::uintptr_t>(mapping.second) ==
+          128 + 2 * 128 + 4 * 128);
+    fill_pattern(slot, geometry.slot_bytes, 0);
+    writer.commit();
+    std::vector<std::byte> scratch(geometry.slot_bytes);
+    std::vector<std::uint64_t> seen;
+    CHECK(reader_a.poll_copy(reader, 4, scratch.data(), [&](const std::byte* p) {
+        CHECK(check_pattern(p, geometry.slot_bytes, 0));
+        seen.push_back(value_of(p));
+    }) == 1);
+    CHECK(seen == std::vector<std::uint64_t>{0});
+    REQUIRE(reader_a.remove_reader(reader) == 0);
 
-        // The writer view was attached first; its position continues in the block.
-        BroadcastRing late_writer;
-        REQUIRE(BroadcastRing::attach(mapping.second, bytes, late_writer) == 0);
-        CHECK(late_writer.writer_position() == 1);
-        stress(writer, {&reader_a, &reader_b}, 1, kStressMessages / 8 + 1, geometry.slot_bytes);
-    }
+    // The writer view was attached first; its position continues in the block.
+    Ring late_writer;
+    REQUIRE(Ring::attach(mapping.second, bytes, late_writer) == 0);
+    CHECK(late_writer.writer_position() == 1);
+    stress(writer, {&reader_a, &reader_b}, 1, kStressMessages / 8 + 1, geometry.slot_bytes);
+}
+
+}  // namespace
+
+TEST_CASE("a writer and readers on two mappings of one block (different addresses, as two processes)") {
+    two_mappings<BroadcastRingOneWriter>();
+    two_mappings<LossyBroadcastRingOneWriter>();
 }

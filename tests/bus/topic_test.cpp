@@ -1,6 +1,6 @@
 // Topics: configuration checks, the ring each configuration gets, publish/claim/commit and poll/receive on every
-// kind, the header each message carries (sequence, HLC stamp at commit), back-pressure, lossy accounting, limits
-// on publishers and subscribers, and a model-checked random run.
+// kind, the protocol each kind and broadcast mode opens, the header each message carries (sequence, HLC stamp at
+// commit), back-pressure, lossy accounting, limits on publishers and subscribers, and a model-checked random run.
 #include <doctest/doctest.h>
 
 #include <unistd.h>
@@ -15,6 +15,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "engine/bus/idle_strategy.hpp"
@@ -61,6 +62,41 @@ TEST_CASE("configuration: each kind of topic gets its ring; bad configurations a
     CHECK(topic_layout_id(config_of(64, 8)) != topic_layout_id(config_of(64, 16)));
     CHECK(topic_layout_id(config_of(64, 8)) != topic_layout_id(config_of(65, 8)));
     CHECK(topic_layout_id(config_of(64, 8, 1, 2)) != topic_layout_id(config_of(64, 8, 1, 3)));
+}
+
+namespace {
+
+// Whether `endpoint` (a Publisher or Subscriber) runs the protocol `Typed`, by the typed object visit() hands out.
+template <class Typed, class Endpoint>
+bool runs(Endpoint& endpoint) {
+    return endpoint.visit(false, [](auto& typed) { return std::is_same_v<std::decay_t<decltype(typed)>, Typed>; });
+}
+
+template <class Writer, class Reader>
+void check_protocols(const char* name, const TopicConfig& config) {
+    CAPTURE(name);
+    TopicBlock block(config);
+    HybridLogicalClock clock(clock_config(1));
+    Publisher publisher;
+    Subscriber subscriber;
+    REQUIRE(Publisher::open(block.topic, clock, publisher) == 0);
+    REQUIRE(Subscriber::open(block.topic, subscriber) == 0);
+    CHECK(runs<TopicPublisher<Writer>>(publisher));
+    CHECK(runs<TopicSubscriber<Reader>>(subscriber));
+    CHECK(publisher.publish("x", 1) == 0);
+    CHECK(drain(subscriber) == std::vector<std::string>{"x"});
+}
+
+}  // namespace
+
+TEST_CASE("each kind of topic opens the protocol of its ring, and a broadcast topic the one of its mode") {
+    check_protocols<SpscWriter, SpscReader>("spsc", config_of(16, 8));
+    check_protocols<MpscWriter, MpscReader>("mpsc", config_of(16, 8, 2, 1));
+    check_protocols<BroadcastWriter, BroadcastReader>("broadcast", config_of(16, 8, 1, 2));
+    check_protocols<BroadcastMultiWriter, BroadcastMultiReader>("broadcast multi-writer", config_of(16, 8, 2, 2));
+    check_protocols<LossyBroadcastWriter, LossyReader>("lossy", config_of(16, 8, 1, 2, OverflowPolicy::lossy));
+    check_protocols<LossyBroadcastMultiWriter, LossyMultiReader>("lossy multi-writer",
+                                                                 config_of(16, 8, 2, 2, OverflowPolicy::lossy));
 }
 
 TEST_CASE("attach refuses blocks that are not topics") {
