@@ -568,6 +568,21 @@ struct Endpoints {
     int subscriber_count;
 };
 
+// Messages first .. first + count - 1 (count <= kBatch), laid out as publish_batch takes them.
+struct BatchPayloads {
+    std::byte payloads[kBatch][kMaxBytes];
+    const void* data[kBatch];
+    std::uint32_t lengths[kBatch];
+
+    void fill(std::uint64_t first, std::uint32_t count) noexcept {
+        for (std::uint32_t i = 0; i < count; ++i) {
+            write_payload(payloads[i], first + i);
+            data[i] = payloads[i];
+            lengths[i] = length_of(first + i);
+        }
+    }
+};
+
 // Publishes messages first .. first + count - 1 (count <= kMaxPollBatch) the way `mode` says, spreading them over
 // the publishers. False (and counted) on any failure.
 bool send_burst(Endpoints& e, Mode mode, std::uint64_t first, std::uint32_t count, TopicRun& run) noexcept {
@@ -576,16 +591,10 @@ bool send_burst(Endpoints& e, Mode mode, std::uint64_t first, std::uint32_t coun
         return false;
     };
     if (mode == Mode::batch_poll) {
-        std::byte payloads[kBatch][kMaxBytes];
-        const void* data[kBatch];
-        std::uint32_t lengths[kBatch];
-        for (std::uint32_t i = 0; i < count; ++i) {
-            write_payload(payloads[i], first + i);
-            data[i] = payloads[i];
-            lengths[i] = length_of(first + i);
-        }
+        BatchPayloads batch;
+        batch.fill(first, count);
         Publisher& publisher = e.publishers[(first / kBatch) % static_cast<std::uint64_t>(e.publisher_count)];
-        const int published = publisher.publish_batch(data, lengths, count);
+        const int published = publisher.publish_batch(batch.data, batch.lengths, count);
         return published == static_cast<int>(count) || failed(published);
     }
     for (std::uint64_t n = first; n < first + count; ++n) {
@@ -912,15 +921,9 @@ TEST_CASE("hot path: 10^6 messages through the C API on SPSC") {
         };
         auto send = [&](std::uint64_t first, std::uint32_t count, int way) {
             if (way == 2) {
-                std::byte payloads[kBatch][kMaxBytes];
-                const void* data[kBatch];
-                std::uint32_t lengths[kBatch];
-                for (std::uint32_t i = 0; i < count; ++i) {
-                    write_payload(payloads[i], first + i);
-                    data[i] = payloads[i];
-                    lengths[i] = length_of(first + i);
-                }
-                const int published = cf_publisher_publish_batch(publisher, data, lengths, count);
+                BatchPayloads batch;
+                batch.fill(first, count);
+                const int published = cf_publisher_publish_batch(publisher, batch.data, batch.lengths, count);
                 return published == static_cast<int>(count) || fail(published);
             }
             for (std::uint64_t n = first; n < first + count; ++n) {
