@@ -180,6 +180,41 @@ bool take_tagged(boost::lockfree::queue<Tagged>& queue, std::uint64_t& producer,
     return true;
 }
 
+// One thread sends kBurst messages, then receives them: what each side costs the CPU per message with no other
+// core involved (no cache line travels between cores). Medians of `rounds` batches, in nanoseconds, for each
+// channel in `channels`, the channels taking turns batch by batch.
+struct SideCosts {
+    std::vector<double> send_ns, receive_ns;
+};
+
+template <class... Channels>
+std::vector<SideCosts> single_thread_costs(const TickRuler& ruler, int rounds, Channels&... channels) {
+    std::vector<SideCosts> costs(sizeof...(Channels));
+    std::uint64_t sequence = 0;
+    const auto net_ns = [&](std::uint64_t ticks) {
+        const std::uint64_t net = ticks > ruler.overhead_ticks() ? ticks - ruler.overhead_ticks() : 0;
+        return static_cast<double>(ruler.to_picos(net)) / 1000.0 / kBurst;
+    };
+    for (int round = 0; round < rounds; ++round) {
+        std::size_t index = 0;
+        const auto measure = [&](auto& channel) {
+            std::uint64_t stamp = 0, received = 0;
+            const std::uint64_t start = platform::read_cycles_ordered();
+            for (std::uint32_t i = 0; i < kBurst; ++i) (void)channel.try_send(0, sequence++);
+            const std::uint64_t sent = platform::read_cycles_end();
+            const std::uint64_t receive_start = platform::read_cycles_ordered();
+            for (std::uint32_t i = 0; i < kBurst; ++i) (void)channel.try_receive(stamp, received);
+            const std::uint64_t end = platform::read_cycles_end();
+            keep(received);
+            costs[index].send_ns.push_back(net_ns(sent - start));
+            costs[index].receive_ns.push_back(net_ns(end - receive_start));
+            ++index;
+        };
+        (measure(channels), ...);
+    }
+    return costs;
+}
+
 }  // namespace
 
 ScenarioResult run_bus_throughput_scenario(ScenarioContext& context) {
@@ -281,6 +316,26 @@ ScenarioResult run_bus_throughput_scenario(ScenarioContext& context) {
     const double topic = rate(1), boost = rate(2), moody = rate(3), ring_burst = rate(4), topic_burst = rate(5),
                  boost_burst = rate(6), mpsc = rate(7), boost_mpsc = rate(8), moody_mpsc = rate(9);
     context.progress.end();
+
+    // The same 64 B channels on one thread: the CPU cost of each side per message, apart from what crossing
+    // cores adds. Our topic is stamped from the counter, and from a fixed time (the counter read's share).
+    {
+        CfTopicChannel<64> topic_channel(kDepth);
+        UnclockedTopic unclocked_channel(kDepth);
+        CfSpscChannel<64> ring_channel(kDepth);
+        BoostSpscChannel<64> boost_channel(kDepth);
+        MoodycamelChannel<64> moody_channel(kDepth);
+        const std::vector<SideCosts> costs = single_thread_costs(ruler, 20000, topic_channel, unclocked_channel,
+                                                                 ring_channel, boost_channel, moody_channel);
+        const char* names[] = {CfTopicChannel<64>::kName, UnclockedTopic::kName, CfSpscChannel<64>::kName,
+                               BoostSpscChannel<64>::kName, MoodycamelChannel<64>::kName};
+        for (std::size_t i = 0; i < costs.size(); ++i) {
+            result.figures.push_back({std::string("SPSC one thread, send, per message: ") + names[i],
+                                      median(costs[i].send_ns), "ns"});
+            result.figures.push_back({std::string("SPSC one thread, receive, per message: ") + names[i],
+                                      median(costs[i].receive_ns), "ns"});
+        }
+    }
     // Throughput ratios: above 1.0 means ours moves more messages per second. A contender that moved nothing
     // (possible in very short runs where producers are time-sliced on one CPU) gets a note instead of a ratio.
     const auto add_ratio = [&](const std::string& label, double ours, double peer) {
