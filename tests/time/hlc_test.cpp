@@ -80,7 +80,7 @@ TEST_CASE("units: 2^24 per second since the Unix epoch, exact both ways") {
     CHECK(cf::hlc_units_from_instant(back - Duration::from_femtos(1)) == units - 1);
 }
 
-TEST_CASE("units: the single-division conversion equals the generic 128-bit division, at random and at the edges") {
+TEST_CASE("units: the division-free conversion equals the generic 128-bit division, at random and at the edges") {
     // The reference: what hlc_units_from_instant computed before (fs * 2^24 / 10^15 with the compiler's 128-bit
     // division, saturating at 2^56 - 1).
     const auto reference = [](cf::Femtos fs) -> std::uint64_t {
@@ -105,6 +105,33 @@ TEST_CASE("units: the single-division conversion equals the generic 128-bit divi
         CHECK(cf::hlc_units_from_instant(at(fs)) == reference(fs));
         CHECK(cf::hlc_units_from_instant(at(fs - 1)) == reference(fs - 1));
     }
+}
+
+TEST_CASE("units: the reciprocal and its corrections are exact over the whole range, next to every quotient step") {
+    // Below the saturation point hlc_units_from_instant only reaches 2^56 units; the helper is meant for all
+    // fs < 2^88, so it is checked there directly, at random and where a quotient steps (n = fs << 9 next to k * 5^15,
+    // the remainders that need a correction, or none).
+    using cf::hlc_detail::U128;
+    const auto units = [](U128 fs) {
+        return cf::hlc_detail::units_from_femtos(static_cast<std::uint64_t>(fs >> 24), static_cast<std::uint64_t>(fs) << 9);
+    };
+    const auto reference = [](U128 fs) { return static_cast<std::uint64_t>((fs << 9) / 30'517'578'125); };
+    std::mt19937_64 random(7121);
+    std::uint64_t corrected = 0;
+    for (int i = 0; i < 200000; ++i) {
+        const int bits = 1 + static_cast<int>(random() % 88);
+        const U128 fs = ((U128{random()} << 64) | random()) & ((U128{1} << bits) - 1);
+        REQUIRE(units(fs) == reference(fs));
+        const U128 k = U128{random()} >> (2 + random() % 62);   // a quotient below 2^62
+        const U128 step = k * 30'517'578'125 / 512;            // fs whose n is just below or at k * 5^15
+        for (const U128 near : {step - 1, step, step + 1, step + 2}) {
+            if (near >= (U128{1} << 88)) continue;
+            REQUIRE(units(near) == reference(near));
+            const U128 estimate = ((near >> 24) * cf::hlc_detail::kUnitReciprocal) >> 64;
+            if (estimate != reference(near)) ++corrected;
+        }
+    }
+    CHECK(corrected > 1000);   // the corrections were exercised, not only the first estimate
 }
 
 TEST_CASE("stamps order by l, then c, then node") {
