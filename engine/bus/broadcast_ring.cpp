@@ -45,8 +45,9 @@ int BroadcastRing::format(void* memory, std::size_t bytes, const RingGeometry& g
         ::new (base + layout.readers_offset + i * kIndexSpacing) IndexRegion<ReaderWords>{};
     }
     // Sequence 0: never written (position p reads 2p + 1 while written, 2p + 2 once published).
-    for (std::uint64_t p = 0; p < layout.geometry.capacity; ++p) {
-        ::new (base + layout.slots_offset + p * layout.slot_stride + layout.trailer_offset) SlotTrailer{};
+    const SlotArray slots = SlotArray::of(memory, layout);
+    for (std::uint64_t p = 0; p < slots.capacity; ++p) {
+        ::new (slots.at(p) + slots.trailer_offset) SlotTrailer{};
     }
     publish_ring_block(memory);
     return 0;
@@ -59,12 +60,7 @@ int BroadcastRing::attach(void* memory, std::size_t bytes, BroadcastRing& out) n
     BroadcastRing view;
     view.control_ = reinterpret_cast<Control*>(base + kControlOffset);
     view.readers_ = reinterpret_cast<IndexRegion<ReaderWords>*>(base + layout.readers_offset);
-    view.slots_ = base + layout.slots_offset;
-    view.mask_ = layout.geometry.capacity - 1;
-    view.stride_ = layout.slot_stride;
-    view.trailer_offset_ = layout.trailer_offset;
-    view.capacity_ = layout.geometry.capacity;
-    view.slot_bytes_ = layout.geometry.slot_bytes;
+    view.slots_ = SlotArray::of(memory, layout);
     view.max_readers_ = layout.max_readers;
     view.lossy_ = (layout.flags & kRingFlagLossy) != 0;
     view.multi_writer_ = (layout.flags & kRingFlagMultiWriter) != 0;

@@ -99,8 +99,8 @@ public:
         return multi_writer_ ? control_->writers.tail.load(std::memory_order_acquire)
                              : control_->published.cursor.load(std::memory_order_acquire);
     }
-    std::uint32_t capacity() const noexcept { return capacity_; }
-    std::uint32_t slot_bytes() const noexcept { return slot_bytes_; }
+    std::uint32_t capacity() const noexcept { return slots_.capacity; }
+    std::uint32_t slot_bytes() const noexcept { return slots_.slot_bytes; }
     std::uint32_t max_readers() const noexcept { return max_readers_; }
     OverflowPolicy policy() const noexcept { return lossy_ ? OverflowPolicy::lossy : OverflowPolicy::back_pressure; }
     bool multi_writer() const noexcept { return multi_writer_; }
@@ -131,10 +131,8 @@ public:
     static_assert(sizeof(IndexRegion<ReaderWords>) == kIndexSpacing);
 
 protected:
-    std::byte* slot_at(std::uint64_t position) const noexcept { return slots_ + (position & mask_) * stride_; }
-    SlotTrailer& trailer_at(std::uint64_t position) const noexcept {
-        return *reinterpret_cast<SlotTrailer*>(slot_at(position) + trailer_offset_);
-    }
+    std::byte* slot_at(std::uint64_t position) const noexcept { return slots_.at(position); }
+    SlotTrailer& trailer_at(std::uint64_t position) const noexcept { return slots_.trailer<SlotTrailer>(position); }
     ReaderWords& reader_at(int reader) const noexcept {
         assert(reader >= 0 && static_cast<std::uint32_t>(reader) < max_readers_);
         return readers_[reader];
@@ -151,12 +149,7 @@ protected:
     // Shared by all sides, read-only after attach.
     Control* control_ = nullptr;
     IndexRegion<ReaderWords>* readers_ = nullptr;
-    std::byte* slots_ = nullptr;
-    std::uint64_t mask_ = 0;
-    std::uint64_t stride_ = 0;
-    std::uint32_t trailer_offset_ = 0;
-    std::uint32_t capacity_ = 0;
-    std::uint32_t slot_bytes_ = 0;
+    SlotArray slots_;
     std::uint32_t max_readers_ = 0;
     bool lossy_ = false;          // the block's mode, for the queries and cold code: hot paths have it in the type
     bool multi_writer_ = false;
@@ -191,18 +184,18 @@ public:
     // As SpscRing::try_claim: the next free slot or nullptr (back_pressure: some active reader has not released
     // the slot yet; lossy: `capacity` claims are already outstanding).
     std::byte* try_claim() noexcept requires(!MultiWriter) {
-        if (claims_.next - claims_.gate >= capacity_) {
+        if (claims_.next - claims_.gate >= slots_.capacity) {
             claims_.gate = writer_gate();
-            if (claims_.next - claims_.gate >= capacity_) return nullptr;
+            if (claims_.next - claims_.gate >= slots_.capacity) return nullptr;
         }
         return begin_write(claims_.next++);
     }
     std::uint32_t try_claim_batch(std::uint32_t wanted) noexcept requires(!MultiWriter) {
         // The gate comes from the readers' cursors in shared memory: one a lap behind reads as a full ring.
-        std::uint64_t free = bounded_free(claims_.next, claims_.gate, capacity_);
+        std::uint64_t free = bounded_free(claims_.next, claims_.gate, slots_.capacity);
         if (free < wanted) {
             claims_.gate = writer_gate();
-            free = bounded_free(claims_.next, claims_.gate, capacity_);
+            free = bounded_free(claims_.next, claims_.gate, slots_.capacity);
         }
         const auto count = static_cast<std::uint32_t>(free < wanted ? free : wanted);
         claims_.batch_start = claims_.next;
@@ -239,14 +232,14 @@ public:
             if constexpr (!Lossy) {
                 // Acquire pairs with shared_gate_position's release: the readers' reads that gate vouches for
                 // happen before our writes, though another writer did the scan.
-                if (pos >= control_->writers.gate.load(std::memory_order_acquire) + capacity_ &&
-                    pos >= shared_gate_position() + capacity_) {
+                if (pos >= control_->writers.gate.load(std::memory_order_acquire) + slots_.capacity &&
+                    pos >= shared_gate_position() + slots_.capacity) {
                     return nullptr;
                 }
             }
             // Pairs with the previous lap's commit: that writer is done with the slot.
             const std::uint64_t sequence = trailer_at(pos).sequence.load(std::memory_order_acquire);
-            const std::uint64_t previous_lap = pos >= capacity_ ? 2 * (pos - capacity_) + 2 : 0;
+            const std::uint64_t previous_lap = pos >= slots_.capacity ? 2 * (pos - slots_.capacity) + 2 : 0;
             if (sequence == previous_lap) {
                 if (tail.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed, std::memory_order_relaxed)) {
                     position = pos;
@@ -314,20 +307,20 @@ public:
         ReaderWords& words = reader_at(reader);
         const std::uint64_t cursor = words.cursor.load(std::memory_order_relaxed);   // only this reader writes it
         std::uint64_t end = words.end.load(std::memory_order_relaxed);
-        std::uint64_t ready = bounded_ready(end, cursor, capacity_);
+        std::uint64_t ready = bounded_ready(end, cursor, slots_.capacity);
         if (ready < max) {
             if constexpr (!MultiWriter) {
                 end = control_->published.cursor.load(std::memory_order_acquire);   // pairs with commit()
             } else {
-                if (end - cursor > capacity_) end = cursor;   // a corrupt cached end: scan again from the cursor
+                if (end - cursor > slots_.capacity) end = cursor;   // a corrupt cached end: scan again from the cursor
                 // Pairs with commit(position): stop at the first position not published yet.
-                while (end - cursor < max && end - cursor < capacity_ &&
+                while (end - cursor < max && end - cursor < slots_.capacity &&
                        trailer_at(end).sequence.load(std::memory_order_acquire) == 2 * end + 2) {
                     ++end;
                 }
             }
             words.end.store(end, std::memory_order_relaxed);
-            ready = bounded_ready(end, cursor, capacity_);
+            ready = bounded_ready(end, cursor, slots_.capacity);
         }
         return static_cast<std::uint32_t>(ready < max ? ready : max);
     }
@@ -405,7 +398,7 @@ private:
         // Every position looked at is delivered, or skipped (reclaimed, torn, overwritten), which a sane ring does
         // at most a lap's worth of times per call. Sequences rewritten in the block could keep the reader skipping
         // for 2^64 positions: the budget ends the call instead (the next one goes on from there).
-        std::uint64_t budget = std::uint64_t{max} + capacity_;
+        std::uint64_t budget = std::uint64_t{max} + slots_.capacity;
         while (delivered < max && budget-- != 0) {
             SlotTrailer& trailer = trailer_at(cursor);
             const std::uint64_t published = 2 * cursor + 2;
@@ -414,7 +407,7 @@ private:
             if (before == published && (trailer.flags.load(std::memory_order_relaxed) & kSlotReclaimed) != 0) {
                 ++cursor;   // a reclaimed claim: no message, nothing lost (a next lap would have moved `before`)
             } else if (before == published) {
-                copy_racing_payload(scratch, slot_at(cursor), slot_bytes_);
+                copy_racing_payload(scratch, slot_at(cursor), slots_.slot_bytes);
                 // ...unless the writer started the next lap meanwhile: the copy's loads stay before this re-check
                 // (Boehm's seqlock reader), and the writer marks the slot before writing it.
                 std::atomic_thread_fence(std::memory_order_acquire);
@@ -430,7 +423,7 @@ private:
             } else {
                 // Overwritten by a later lap: jump to the oldest position that may still be intact.
                 const std::uint64_t head = writer_position();
-                std::uint64_t next = head > capacity_ ? head - capacity_ : 0;
+                std::uint64_t next = head > slots_.capacity ? head - slots_.capacity : 0;
                 if (next <= cursor) next = cursor + 1;
                 skipped += next - cursor;
                 cursor = next;

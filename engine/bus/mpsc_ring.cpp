@@ -22,9 +22,9 @@ int MpscRing::format(void* memory, std::size_t bytes, const RingGeometry& geomet
     auto* base = static_cast<std::byte*>(memory);
     ::new (base + kControlOffset) Control{};
     // Slot p starts free for position p (its first lap).
-    for (std::uint64_t p = 0; p < layout.geometry.capacity; ++p) {
-        std::byte* slot = base + layout.slots_offset + p * layout.slot_stride;
-        auto* trailer = ::new (slot + layout.trailer_offset) SlotTrailer{};
+    const SlotArray slots = SlotArray::of(memory, layout);
+    for (std::uint64_t p = 0; p < slots.capacity; ++p) {
+        auto* trailer = ::new (slots.at(p) + slots.trailer_offset) SlotTrailer{};
         trailer->sequence.store(p, std::memory_order_relaxed);
     }
     publish_ring_block(memory);
@@ -47,12 +47,7 @@ int MpscRing::attach(void* memory, std::size_t bytes, MpscRing& out) noexcept {
     }
     MpscRing view;
     view.control_ = control;
-    view.slots_ = base + layout.slots_offset;
-    view.mask_ = layout.geometry.capacity - 1;
-    view.stride_ = layout.slot_stride;
-    view.trailer_offset_ = layout.trailer_offset;
-    view.capacity_ = layout.geometry.capacity;
-    view.slot_bytes_ = layout.geometry.slot_bytes;
+    view.slots_ = SlotArray::of(memory, layout);
     view.read_ = head_again;
     view.ready_ = head_again;
     out = view;

@@ -62,7 +62,7 @@ public:
     // Claims up to `wanted` consecutive positions at once (first one in `first`); returns how many, 0 when full.
     // Commit each position with commit(); their payloads are claimed_slot(first + i).
     std::uint32_t try_claim_batch(std::uint32_t wanted, std::uint64_t& first) noexcept {
-        if (wanted > capacity_) wanted = capacity_;
+        if (wanted > slots_.capacity) wanted = slots_.capacity;
         if (wanted == 0) return 0;
         std::uint64_t pos = control_->producers.tail.load(std::memory_order_relaxed);
         for (;;) {
@@ -110,7 +110,8 @@ public:
     // first position that is claimed but not committed. Reclaimed positions count (see reclaimed()). The positions
     // are the consumer's own; only the slots' sequences come from the block, each compared for equality.
     std::uint32_t available(std::uint32_t max) noexcept {
-        if (max > capacity_) max = capacity_;   // a sequence rewritten while we scan cannot make us lap the ring
+        // A sequence rewritten while we scan cannot make us lap the ring.
+        if (max > slots_.capacity) max = slots_.capacity;
         while (ready_ - read_ < max) {
             // Pairs with commit()'s (or reclaim()'s) release: the payload is complete.
             if (trailer_at(ready_).sequence.load(std::memory_order_acquire) != ready_ + 1) break;
@@ -135,7 +136,7 @@ public:
         for (std::uint32_t i = 0; i < n; ++i) {
             SlotTrailer& trailer = trailer_at(read_ + i);
             trailer.flags.store(0, std::memory_order_relaxed);
-            trailer.sequence.store(read_ + i + capacity_, std::memory_order_release);
+            trailer.sequence.store(read_ + i + slots_.capacity, std::memory_order_release);
         }
         read_ += n;
         control_->consumer.head.store(read_, std::memory_order_release);
@@ -177,8 +178,8 @@ public:
     std::uint64_t reclaimed_count() const noexcept {
         return control_->consumer.reclaimed.load(std::memory_order_relaxed);
     }
-    std::uint32_t capacity() const noexcept { return capacity_; }
-    std::uint32_t slot_bytes() const noexcept { return slot_bytes_; }
+    std::uint32_t capacity() const noexcept { return slots_.capacity; }
+    std::uint32_t slot_bytes() const noexcept { return slots_.slot_bytes; }
     bool attached() const noexcept { return control_ != nullptr; }
 
     struct ProducerWords {
@@ -205,19 +206,12 @@ private:
         return true;
     }
 
-    std::byte* slot_at(std::uint64_t position) const noexcept { return slots_ + (position & mask_) * stride_; }
-    SlotTrailer& trailer_at(std::uint64_t position) const noexcept {
-        return *reinterpret_cast<SlotTrailer*>(slot_at(position) + trailer_offset_);
-    }
+    std::byte* slot_at(std::uint64_t position) const noexcept { return slots_.at(position); }
+    SlotTrailer& trailer_at(std::uint64_t position) const noexcept { return slots_.trailer<SlotTrailer>(position); }
 
     // Shared by all sides, read-only after attach.
     Control* control_ = nullptr;
-    std::byte* slots_ = nullptr;
-    std::uint64_t mask_ = 0;
-    std::uint64_t stride_ = 0;
-    std::uint32_t trailer_offset_ = 0;
-    std::uint32_t capacity_ = 0;
-    std::uint32_t slot_bytes_ = 0;
+    SlotArray slots_;
 
     // Consumer's private state.
     alignas(kIndexSpacing) std::uint64_t read_ = 0;   // next position to read

@@ -110,6 +110,28 @@ struct RingLayout {
     std::uint64_t total_bytes = 0;
 };
 
+// A ring's slots as every view addresses them, read-only after attach: position -> slot (positions wrap by the
+// power-of-two capacity), and the trailer word inside a slot for the rings that have one.
+struct SlotArray {
+    std::byte* base = nullptr;
+    std::uint64_t mask = 0;             // capacity - 1
+    std::uint64_t stride = 0;           // bytes from one slot to the next
+    std::uint32_t trailer_offset = 0;   // 0 for rings without a trailer
+    std::uint32_t capacity = 0;
+    std::uint32_t slot_bytes = 0;       // payload bytes a slot holds
+
+    static SlotArray of(void* block, const RingLayout& layout) noexcept {
+        return SlotArray{static_cast<std::byte*>(block) + layout.slots_offset,
+                         std::uint64_t{layout.geometry.capacity} - 1, layout.slot_stride, layout.trailer_offset,
+                         layout.geometry.capacity, layout.geometry.slot_bytes};
+    }
+    std::byte* at(std::uint64_t position) const noexcept { return base + (position & mask) * stride; }
+    template <class Trailer>
+    Trailer& trailer(std::uint64_t position) const noexcept {
+        return *reinterpret_cast<Trailer*>(at(position) + trailer_offset);
+    }
+};
+
 // Validates the geometry (capacity, slot size, and for broadcast rings max_readers in [1, 64] and known flags;
 // other kinds need both 0) and computes the layout. 0, or -EINVAL with a message.
 int compute_ring_layout(RingKind kind, const RingGeometry& geometry, std::uint32_t max_readers, std::uint32_t flags,

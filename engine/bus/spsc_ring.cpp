@@ -40,11 +40,7 @@ int SpscRing::attach(void* memory, std::size_t bytes, SpscRing& out) noexcept {
     }
     SpscRing view;
     view.control_ = control;
-    view.slots_ = base + layout.slots_offset;
-    view.mask_ = layout.geometry.capacity - 1;
-    view.stride_ = layout.slot_stride;
-    view.capacity_ = layout.geometry.capacity;
-    view.slot_bytes_ = layout.geometry.slot_bytes;
+    view.slots_ = SlotArray::of(memory, layout);
     view.claim_ = tail_again;
     view.cached_head_ = head_again;
     view.batch_start_ = tail_again;

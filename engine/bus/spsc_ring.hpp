@@ -45,10 +45,10 @@ public:
     // The next free slot (payload pointer, 8-byte aligned, slot_bytes() usable), or nullptr when the ring is
     // full. Several claims may be outstanding; none is visible to the consumer before commit().
     std::byte* try_claim() noexcept {
-        if (claim_ - cached_head_ >= capacity_) {
+        if (claim_ - cached_head_ >= slots_.capacity) {
             // Pairs with the consumer's release in release(): its reads of the slot are done before we reuse it.
             cached_head_ = control_->consumer.head.load(std::memory_order_acquire);
-            if (claim_ - cached_head_ >= capacity_) return nullptr;
+            if (claim_ - cached_head_ >= slots_.capacity) return nullptr;
         }
         return slot_at(claim_++);
     }
@@ -57,10 +57,10 @@ public:
     // is the payload of the i-th of them (positions are consecutive, addresses wrap around the ring).
     std::uint32_t try_claim_batch(std::uint32_t wanted) noexcept {
         // The head comes from shared memory: a corrupt one (ahead of our claims, or a lap behind) reads as full.
-        std::uint64_t free = bounded_free(claim_, cached_head_, capacity_);
+        std::uint64_t free = bounded_free(claim_, cached_head_, slots_.capacity);
         if (free < wanted) {
             cached_head_ = control_->consumer.head.load(std::memory_order_acquire);   // as in try_claim
-            free = bounded_free(claim_, cached_head_, capacity_);
+            free = bounded_free(claim_, cached_head_, slots_.capacity);
         }
         const auto count = static_cast<std::uint32_t>(free < wanted ? free : wanted);
         batch_start_ = claim_;
@@ -84,7 +84,7 @@ public:
         std::uint64_t ready = cached_tail_ - read_;
         if (ready < max) {
             // Pairs with commit()'s release: the payloads written before it are visible.
-            ready = bounded_ready(control_->producer.tail.load(std::memory_order_acquire), read_, capacity_);
+            ready = bounded_ready(control_->producer.tail.load(std::memory_order_acquire), read_, slots_.capacity);
             cached_tail_ = read_ + ready;
         }
         return static_cast<std::uint32_t>(ready < max ? ready : max);
@@ -123,8 +123,8 @@ public:
     std::uint64_t consumer_position() const noexcept {
         return control_->consumer.head.load(std::memory_order_acquire);
     }
-    std::uint32_t capacity() const noexcept { return capacity_; }
-    std::uint32_t slot_bytes() const noexcept { return slot_bytes_; }
+    std::uint32_t capacity() const noexcept { return slots_.capacity; }
+    std::uint32_t slot_bytes() const noexcept { return slots_.slot_bytes; }
     bool attached() const noexcept { return control_ != nullptr; }
 
     // The block's control words (public so tests and tools can inspect a block; not an API to write through).
@@ -141,17 +141,11 @@ public:
     static_assert(sizeof(Control) == 2 * kIndexSpacing);
 
 private:
-    std::byte* slot_at(std::uint64_t position) const noexcept {
-        return slots_ + (position & mask_) * stride_;
-    }
+    std::byte* slot_at(std::uint64_t position) const noexcept { return slots_.at(position); }
 
     // Shared by both sides, read-only after attach.
     Control* control_ = nullptr;
-    std::byte* slots_ = nullptr;
-    std::uint64_t mask_ = 0;
-    std::uint64_t stride_ = 0;
-    std::uint32_t capacity_ = 0;
-    std::uint32_t slot_bytes_ = 0;
+    SlotArray slots_;
 
     // Producer's private state.
     alignas(kIndexSpacing) std::uint64_t claim_ = 0;   // next position to claim
