@@ -205,15 +205,7 @@ public:
     // closed publisher: one dispatch, then a loop inside f runs with none.
     template <class Result, class F>
     Result visit(Result closed, F&& f) noexcept {
-        switch (typed_.index()) {
-            case 1: return f(*std::get_if<1>(&typed_));
-            case 2: return f(*std::get_if<2>(&typed_));
-            case 3: return f(*std::get_if<3>(&typed_));
-            case 4: return f(*std::get_if<4>(&typed_));
-            case 5: return f(*std::get_if<5>(&typed_));
-            case 6: return f(*std::get_if<6>(&typed_));
-            default: return closed;
-        }
+        return visit_protocol(typed_, closed, static_cast<F&&>(f));
     }
 
     int try_claim(std::uint32_t length, std::byte*& data) noexcept {
@@ -254,7 +246,6 @@ private:
                  TopicPublisher<BroadcastWriter>, TopicPublisher<LossyBroadcastWriter>,
                  TopicPublisher<BroadcastMultiWriter>, TopicPublisher<LossyBroadcastMultiWriter>>
         typed_;
-    static_assert(std::variant_size_v<decltype(typed_)> == 7, "visit() has one case per protocol");
 };
 
 }  // namespace cf::bus

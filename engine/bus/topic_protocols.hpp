@@ -27,6 +27,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <type_traits>
+#include <variant>
 
 #include "engine/bus/broadcast_ring.hpp"
 #include "engine/bus/message.hpp"
@@ -35,6 +36,22 @@
 #include "engine/bus/topic.hpp"
 
 namespace cf::bus {
+
+// Calls f with the protocol a Publisher's or Subscriber's variant holds (alternatives 1..6) and returns what it
+// returns, or `closed` for alternative 0 (std::monostate: not open). A switch, so the dispatch is one indexed jump.
+template <class Result, class Variant, class F>
+Result visit_protocol(Variant& typed, Result closed, F&& f) {
+    static_assert(std::variant_size_v<std::remove_const_t<Variant>> == 7, "one case per protocol");
+    switch (typed.index()) {
+        case 1: return f(*std::get_if<1>(&typed));
+        case 2: return f(*std::get_if<2>(&typed));
+        case 3: return f(*std::get_if<3>(&typed));
+        case 4: return f(*std::get_if<4>(&typed));
+        case 5: return f(*std::get_if<5>(&typed));
+        case 6: return f(*std::get_if<6>(&typed));
+        default: return closed;
+    }
+}
 
 // Attaches `ring` (SpscRing, MpscRing, a BroadcastRingOf or the mode-agnostic BroadcastRing) from the topic's ring
 // memory and checks its geometry, and for a broadcast ring its options, against the topic's configuration. 0, the
