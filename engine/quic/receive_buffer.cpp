@@ -32,34 +32,13 @@ TransportError ReceiveBuffer::receive(std::uint64_t offset, const std::uint8_t* 
     // What is new: the part at or above the read offset.
     const std::uint64_t start = offset > read_offset_ ? offset : read_offset_;
     if (start >= end) return TransportError::no_error;   // all of it was read already (or an empty frame)
-    if (!add_range(start, end)) {
+    if (!received_.add(start, end)) {
         ++dropped_;
         if (stored != nullptr) *stored = false;
         return TransportError::no_error;
     }
     copy_in(start, data + (start - offset), static_cast<std::size_t>(end - start));
     return TransportError::no_error;
-}
-
-// Merges [start, end) into the sorted ranges; false (nothing changed) if it would need more than kMaxRanges.
-bool ReceiveBuffer::add_range(std::uint64_t start, std::uint64_t end) noexcept {
-    std::uint32_t first = 0;   // the first range that ends at or after start (touching counts)
-    while (first < range_count_ && ranges_[first].end < start) ++first;
-    std::uint32_t last = first;   // one past the last range that starts at or before end
-    while (last < range_count_ && ranges_[last].start <= end) ++last;
-    if (first == last) {   // touches none: a new range at `first`
-        if (range_count_ == kMaxRanges) return false;
-        std::memmove(&ranges_[first + 1], &ranges_[first], (range_count_ - first) * sizeof(Range));
-        ranges_[first] = Range{start, end};
-        ++range_count_;
-        return true;
-    }
-    const Range merged{start < ranges_[first].start ? start : ranges_[first].start,
-                       end > ranges_[last - 1].end ? end : ranges_[last - 1].end};
-    ranges_[first] = merged;
-    std::memmove(&ranges_[first + 1], &ranges_[last], (range_count_ - last) * sizeof(Range));
-    range_count_ -= last - first - 1;
-    return true;
 }
 
 void ReceiveBuffer::copy_in(std::uint64_t offset, const std::uint8_t* data, std::size_t length) noexcept {
@@ -70,8 +49,8 @@ void ReceiveBuffer::copy_in(std::uint64_t offset, const std::uint8_t* data, std:
 }
 
 std::size_t ReceiveBuffer::readable() const noexcept {
-    if (range_count_ == 0 || ranges_[0].start != read_offset_) return 0;
-    return static_cast<std::size_t>(ranges_[0].end - read_offset_);
+    if (received_.empty() || received_[0].start != read_offset_) return 0;
+    return static_cast<std::size_t>(received_[0].end - read_offset_);
 }
 
 ReceiveBuffer::Spans ReceiveBuffer::peek() const noexcept {
@@ -93,12 +72,7 @@ void ReceiveBuffer::consume(std::size_t bytes) noexcept {
     if (bytes > size) bytes = size;
     if (bytes == 0) return;
     read_offset_ += bytes;
-    if (read_offset_ == ranges_[0].end) {
-        std::memmove(&ranges_[0], &ranges_[1], (range_count_ - 1) * sizeof(Range));
-        --range_count_;
-    } else {
-        ranges_[0].start = read_offset_;
-    }
+    received_.trim_below(read_offset_);
 }
 
 }  // namespace cf::quic

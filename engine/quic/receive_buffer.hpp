@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "engine/quic/range_set.hpp"
 #include "engine/quic/transport_error.hpp"
 
 namespace cf::quic {
@@ -52,14 +53,10 @@ public:
     std::uint64_t final_size() const noexcept { return final_size_; }
     // Every byte up to the final size was read.
     bool finished() const noexcept { return final_known_ && read_offset_ == final_size_; }
-    std::uint32_t ranges() const noexcept { return range_count_; }
+    std::uint32_t ranges() const noexcept { return received_.size(); }
     std::uint64_t dropped_frames() const noexcept { return dropped_; }
 
 private:
-    struct Range {
-        std::uint64_t start, end;   // [start, end), absolute stream offsets
-    };
-    bool add_range(std::uint64_t start, std::uint64_t end) noexcept;
     void copy_in(std::uint64_t offset, const std::uint8_t* data, std::size_t length) noexcept;
 
     std::uint8_t* ring_ = nullptr;
@@ -68,8 +65,7 @@ private:
     std::uint64_t highest_ = 0;       // the largest end of any data received
     std::uint64_t final_size_ = 0;
     bool final_known_ = false;
-    std::uint32_t range_count_ = 0;
-    Range ranges_[kMaxRanges] = {};   // sorted, disjoint, not touching; all at or above read_offset_
+    RangeSet<kMaxRanges> received_;   // what arrived at or above read_offset_
     std::uint64_t dropped_ = 0;
 };
 

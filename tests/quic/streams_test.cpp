@@ -185,7 +185,7 @@ TEST_CASE("receive buffer: a frame needing a range beyond the cap is dropped and
 
 TEST_CASE("receive buffer property: random frames of a random stream (fixed seed) against the stream itself") {
     std::mt19937_64 random(777);
-    for (int trial = 0; trial < 100; ++trial) {
+    for (int trial = 0; trial < 60; ++trial) {
         const std::uint32_t capacity = 16u << (random() % 8);
         std::vector<std::uint8_t> ring(capacity);
         ReceiveBuffer buffer;
@@ -221,4 +221,47 @@ TEST_CASE("receive buffer property: random frames of a random stream (fixed seed
         REQUIRE(read == stream);
         CHECK(buffer.finished());
     }
+}
+
+TEST_CASE("range set property: random adds and subtracts (fixed seed) against a set of offsets") {
+    std::mt19937_64 random(31337);
+    for (int trial = 0; trial < 200; ++trial) {
+        RangeSet<8> set;
+        std::vector<bool> model(200, false);
+        for (int step = 0; step < 60; ++step) {
+            const std::uint64_t start = random() % 200;
+            const std::uint64_t end = start + random() % (201 - start);
+            const bool adding = random() % 3 != 0;
+            RangeSet<8> before = set;
+            const bool done = adding ? set.add(start, end) : set.subtract(start, end);
+            if (!done) {   // over capacity: nothing changed
+                REQUIRE(set.size() == before.size());
+                for (std::uint32_t i = 0; i < set.size(); ++i) REQUIRE(set[i] == before[i]);
+                continue;
+            }
+            for (std::uint64_t x = start; x < end; ++x) model[x] = adding;
+            // The ranges are exactly the runs of the model: sorted, disjoint, not touching, none empty.
+            std::vector<OffsetRange> runs;
+            for (std::uint64_t x = 0; x < 200; ++x) {
+                if (!model[x]) continue;
+                if (!runs.empty() && runs.back().end == x) runs.back().end = x + 1;
+                else runs.push_back({x, x + 1});
+            }
+            REQUIRE(std::vector<OffsetRange>(set.begin(), set.end()) == runs);
+            const std::uint64_t probe = random() % 200;
+            REQUIRE(set.contains(probe) == model[probe]);
+        }
+    }
+    RangeSet<2> tiny;
+    CHECK(tiny.add(0, 10));
+    CHECK(tiny.add(20, 30));
+    CHECK_FALSE(tiny.add(40, 50));      // a third range
+    CHECK(tiny.add(10, 20));            // bridges the two: one range
+    CHECK(tiny.size() == 1);
+    CHECK(tiny.subtract(5, 6));
+    CHECK_FALSE(tiny.subtract(7, 8));   // a second hole would make three
+    CHECK(tiny.size() == 2);
+    tiny.trim_below(25);
+    CHECK(tiny.size() == 1);
+    CHECK(tiny[0] == OffsetRange{25, 30});
 }
