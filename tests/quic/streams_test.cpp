@@ -6,9 +6,11 @@
 #include <vector>
 
 #include "engine/quic/flow_control.hpp"
+#include "engine/quic/message_framing.hpp"
 #include "engine/quic/receive_buffer.hpp"
 #include "engine/quic/send_buffer.hpp"
 #include "engine/quic/stream_id.hpp"
+#include "engine/quic/stream_limits.hpp"
 
 using namespace cf::quic;
 
@@ -417,4 +419,108 @@ TEST_CASE("send buffer: more holes than the lost set holds: everything from the 
         CHECK(resent[offset]);
     }
     CHECK_FALSE(buffer.has_lost());
+}
+
+TEST_CASE("stream limits: ours stop at the peer's credit; the peer's past ours is STREAM_LIMIT_ERROR; credit recycles") {
+    OpenedStreams ours(2);
+    std::uint64_t index = 99;
+    CHECK(ours.open(index));
+    CHECK(index == 0);
+    CHECK(ours.open(index));
+    CHECK(index == 1);
+    CHECK_FALSE(ours.open(index));
+    CHECK(ours.take_blocked_signal());
+    CHECK_FALSE(ours.take_blocked_signal());
+    ours.on_peer_limit(1);   // lower: ignored
+    ours.on_peer_limit(3);
+    CHECK(ours.open(index));
+    CHECK(index == 2);
+    ours.on_peer_limit(kMaxStreamCount + 5);
+    CHECK(ours.limit() == kMaxStreamCount);
+
+    PeerStreams theirs(4);
+    CHECK(theirs.on_stream(2) == TransportError::no_error);   // opens 0, 1, 2
+    CHECK(theirs.opened() == 3);
+    CHECK(theirs.on_stream(4) == TransportError::stream_limit_error);
+    CHECK_FALSE(theirs.update_due());
+    theirs.on_closed();
+    CHECK_FALSE(theirs.update_due());
+    theirs.on_closed();   // half the window finished
+    REQUIRE(theirs.update_due());
+    CHECK(theirs.next_limit() == 6);
+    theirs.on_update_sent();
+    CHECK(theirs.on_stream(5) == TransportError::no_error);
+    CHECK(theirs.on_stream(6) == TransportError::stream_limit_error);
+    // A peer that opens and closes one stream after another never runs dry.
+    PeerStreams churn(3);
+    for (std::uint64_t i = 0; i < 1000; ++i) {
+        REQUIRE(churn.on_stream(i) == TransportError::no_error);
+        churn.on_closed();
+        if (churn.update_due()) churn.on_update_sent();
+    }
+}
+
+TEST_CASE("message framing: whole messages in order, in place or copied across the wrap; all or nothing; bounds") {
+    std::vector<std::uint8_t> send_ring(256), receive_ring(256), scratch(100);
+    SendBuffer sender;
+    ReceiveBuffer receiver;
+    REQUIRE(sender.init(send_ring.data(), 256) == 0);
+    REQUIRE(receiver.init(receive_ring.data(), 256) == 0);
+    MessageReader reader;
+    reader.init(scratch.data(), 100);
+    std::mt19937_64 random(5150);
+    std::vector<std::vector<std::uint8_t>> sent, got;
+    std::size_t copies = 0, in_place = 0;
+    for (int step = 0; step < 22000; ++step) {
+        if (step < 20000) {   // then only what is under way drains
+            std::vector<std::uint8_t> message(random() % 101);
+            for (auto& b : message) b = static_cast<std::uint8_t>(random());
+            const std::size_t room_before = sender.room();
+            const int rc = write_message(sender, message.data(), message.size(), 100);
+            if (rc == 0) sent.push_back(message);
+            else REQUIRE((rc == -EAGAIN && sender.room() == room_before));
+        }
+        // The bytes arrive in random pieces.
+        SendBuffer::Chunk chunk;
+        const std::uint64_t limit = receiver.read_offset() + 256;
+        if (sender.next_chunk(1 + random() % 80, limit - std::min(limit, sender.sent_offset()), chunk)) {
+            sender.on_sent(chunk);
+            const Frame frame = frame_of(chunk);
+            REQUIRE(receiver.receive(frame.offset, frame.data.data(), frame.data.size(), false) == TransportError::no_error);
+            sender.on_acked(frame.offset, frame.data.size(), false);
+        }
+        const std::uint8_t* data = nullptr;
+        std::size_t length = 0;
+        for (int rc2; (rc2 = reader.next(receiver, data, length)) == 1;) {
+            got.emplace_back(data, data + length);
+            (data == scratch.data() ? copies : in_place) += 1;
+        }
+        reader.release(receiver);
+    }
+    REQUIRE(got.size() == sent.size());
+    for (std::size_t i = 0; i < got.size(); ++i) REQUIRE(got[i] == sent[i]);
+    CHECK(copies > 100);     // both ways were exercised
+    CHECK(in_place > 1000);
+    std::uint8_t big[101] = {};
+    CHECK(write_message(sender, big, 101, 100) == -EMSGSIZE);
+
+    // A length above the maximum breaks the reader for good.
+    ReceiveBuffer hostile;
+    REQUIRE(hostile.init(receive_ring.data(), 256) == 0);
+    const std::uint8_t announce[] = {0x40, 101};   // a two-byte varint: 101
+    REQUIRE(hostile.receive(0, announce, 2, false) == TransportError::no_error);
+    MessageReader strict;
+    strict.init(scratch.data(), 100);
+    const std::uint8_t* data = nullptr;
+    std::size_t length = 0;
+    CHECK(strict.next(hostile, data, length) == -EMSGSIZE);
+    CHECK(strict.broken());
+    CHECK(strict.next(hostile, data, length) == -EMSGSIZE);
+    // A header cut in the middle waits.
+    ReceiveBuffer partial;
+    REQUIRE(partial.init(receive_ring.data(), 256) == 0);
+    REQUIRE(partial.receive(0, announce, 1, false) == TransportError::no_error);
+    MessageReader patient;
+    patient.init(scratch.data(), 200);
+    CHECK(patient.next(partial, data, length) == 0);
 }
