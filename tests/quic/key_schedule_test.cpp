@@ -6,7 +6,9 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <random>
@@ -37,20 +39,23 @@ std::vector<std::uint8_t> expand_label(HkdfHash hash, const std::vector<std::uin
 std::vector<std::uint8_t> reference_expand_label(gnutls_mac_algorithm_t mac, std::size_t hash_len,
                                                  const std::vector<std::uint8_t>& secret, const std::string& label,
                                                  const std::vector<std::uint8_t>& context, std::size_t length) {
-    std::vector<std::uint8_t> info;
-    info.push_back(static_cast<std::uint8_t>(length >> 8));
-    info.push_back(static_cast<std::uint8_t>(length & 0xff));
     const std::string full = "tls13 " + label;
-    info.push_back(static_cast<std::uint8_t>(full.size()));
-    info.insert(info.end(), full.begin(), full.end());
-    info.push_back(static_cast<std::uint8_t>(context.size()));
-    info.insert(info.end(), context.begin(), context.end());
+    // Sized up front: uint16 length, the label with its length byte, the context with its length byte.
+    std::vector<std::uint8_t> info(2 + 1 + full.size() + 1 + context.size());
+    std::size_t at = 0;
+    info[at++] = static_cast<std::uint8_t>(length >> 8);
+    info[at++] = static_cast<std::uint8_t>(length & 0xff);
+    info[at++] = static_cast<std::uint8_t>(full.size());
+    for (const char c : full) info[at++] = static_cast<std::uint8_t>(c);
+    info[at++] = static_cast<std::uint8_t>(context.size());
+    for (const std::uint8_t byte : context) info[at++] = byte;
     std::vector<std::uint8_t> out;
     std::vector<std::uint8_t> previous;
     for (std::uint8_t counter = 1; out.size() < length; ++counter) {
-        std::vector<std::uint8_t> message = previous;
-        message.insert(message.end(), info.begin(), info.end());
-        message.push_back(counter);
+        std::vector<std::uint8_t> message(previous.size() + info.size() + 1);
+        std::copy(previous.begin(), previous.end(), message.begin());
+        std::copy(info.begin(), info.end(), message.begin() + static_cast<std::ptrdiff_t>(previous.size()));
+        message.back() = counter;
         previous.assign(hash_len, 0);
         REQUIRE(gnutls_hmac_fast(mac, secret.data(), secret.size(), message.data(), message.size(),
                                  previous.data()) == 0);

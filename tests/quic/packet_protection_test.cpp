@@ -246,6 +246,23 @@ TEST_CASE("protection: RFC 9001 A.5, a ChaCha20-Poly1305 short header packet byt
     CHECK(short_packet == before);
 }
 
+TEST_CASE("protection: AES header protection masks are AES-ECB blocks (FIPS-197 appendix C.1 and C.3)") {
+    // The RFC's examples only cover AES-128; AES-256's mask is checked against the AES standard's own example.
+    const std::vector<std::uint8_t> key = hex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
+    const std::vector<std::uint8_t> block = hex("00112233445566778899aabbccddeeff");
+    std::uint8_t mask[kHpMaskBytes];
+    HeaderProtectionKey aes128;
+    REQUIRE(aes128.install(CipherSuite::aes_128_gcm_sha256, key.data()) == 0);
+    REQUIRE(aes128.mask(block.data(), mask) == 0);
+    CHECK(bytes_of(mask, 5) == hex("69c4e0d86a"));   // of 69c4e0d86a7b0430d8cdb78070b4c55a
+    HeaderProtectionKey aes256;
+    REQUIRE(aes256.install(CipherSuite::aes_256_gcm_sha384, key.data()) == 0);
+    for (int again = 0; again < 3; ++again) {   // the CBC state is reset for every mask
+        REQUIRE(aes256.mask(block.data(), mask) == 0);
+        CHECK(bytes_of(mask, 5) == hex("8ea2b7ca51"));   // of 8ea2b7ca516745bfeafc49904b496089
+    }
+}
+
 TEST_CASE("protection: random round trips at every suite match a reference seal") {
     std::mt19937_64 random(0x9001'0a11);
     for (const CipherSuite suite : kAllSuites) {
