@@ -20,11 +20,12 @@
 // (derived ahead with "quic ku" so that a packet with the other Key Phase bit can be opened at once) and, after an
 // update, the previous one. update_keys() makes next current, current previous, and derives a new next (one
 // GnuTLS handle made, the old previous one freed: payload_key.hpp says why it is not re-keyed in place); the
-// header protection key never changes. What the connection
-// decides (RFC 9001 section 6): when to update (not before the handshake is confirmed, not again before a packet of
-// the current phase is acknowledged), which key a received packet's Key Phase bit selects (the other bit means
-// `next` for packet numbers above those of the current phase and `previous` below them), and when to call
-// discard_previous() (about three PTOs after the update). A write-side protector simply never opens with previous.
+// header protection key never changes. What the connection decides (RFC 9001 section 6): when to update (not
+// before the handshake is confirmed, not again before a packet of the current phase is acknowledged), which key a
+// received packet's Key Phase bit selects (the other bit means `next` for packet numbers above those of the
+// current phase and `previous` below them), when to call update_keys() on the read side (after a packet opened
+// with `next`), when to call discard_previous() (about three PTOs after the update), and the AEAD limits
+// (cipher_suite.hpp). Read and write sides are separate protectors, updated together by the connection.
 //
 // Errors (negative errno, noexcept, no exceptions): -EINVAL for a caller's mistake, with a message;
 // -EMSGSIZE (too short for the tag or the header protection sample) and -EBADMSG (the tag does not verify) for a
