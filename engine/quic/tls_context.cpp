@@ -15,14 +15,15 @@ namespace {
 using platform::fail;
 
 // TLS 1.3 only, and without the compatibility mode's legacy session id, which QUIC forbids (RFC 9001 section 8.4).
-std::string priority_string(const std::vector<TlsCipher>& ciphers) {
+std::string priority_string(const std::vector<CipherSuite>& ciphers) {
     std::string priority = "%DISABLE_TLS13_COMPAT_MODE:NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL";
-    const std::vector<TlsCipher> all = {TlsCipher::aes_128_gcm, TlsCipher::aes_256_gcm, TlsCipher::chacha20_poly1305};
-    for (const TlsCipher cipher : ciphers.empty() ? all : ciphers) {
+    const std::vector<CipherSuite> all = {CipherSuite::aes_128_gcm_sha256, CipherSuite::aes_256_gcm_sha384,
+                                          CipherSuite::chacha20_poly1305_sha256};
+    for (const CipherSuite cipher : ciphers.empty() ? all : ciphers) {
         switch (cipher) {
-            case TlsCipher::aes_128_gcm: priority += ":+AES-128-GCM"; break;
-            case TlsCipher::aes_256_gcm: priority += ":+AES-256-GCM"; break;
-            case TlsCipher::chacha20_poly1305: priority += ":+CHACHA20-POLY1305"; break;
+            case CipherSuite::aes_128_gcm_sha256: priority += ":+AES-128-GCM"; break;
+            case CipherSuite::aes_256_gcm_sha384: priority += ":+AES-256-GCM"; break;
+            case CipherSuite::chacha20_poly1305_sha256: priority += ":+CHACHA20-POLY1305"; break;
         }
     }
     return priority;

@@ -20,12 +20,11 @@
 #include <string>
 #include <vector>
 
+#include "engine/quic/cipher_suite.hpp"
+
 namespace cf::quic {
 
 enum class TlsRole : std::uint8_t { client, server };
-
-// The AEAD a TLS 1.3 cipher suite protects packets with (RFC 9001 section 5.3).
-enum class TlsCipher : std::uint8_t { aes_128_gcm, aes_256_gcm, chacha20_poly1305 };
 
 using PublicKeyPin = std::array<std::uint8_t, 32>;   // SHA-256 of a SubjectPublicKeyInfo
 
@@ -39,7 +38,7 @@ struct TlsConfig {
     std::vector<std::string> alpn;      // client: offered in order; server: accepted (a client must offer one)
     bool require_client_certificate = false;   // server
     bool verify_peer = true;            // false: accept any server (interop tests against peers without a CA)
-    std::vector<TlsCipher> ciphers;     // empty: all three
+    std::vector<CipherSuite> ciphers;     // empty: all three
 };
 
 class TlsContext {

@@ -20,11 +20,11 @@ constexpr std::uint8_t kAlertUnexpectedMessage = 10;
 
 gnutls_session_t native(void* session) { return static_cast<gnutls_session_t>(session); }
 
-bool cipher_of(gnutls_cipher_algorithm_t algorithm, TlsCipher& out) {
+bool cipher_of(gnutls_cipher_algorithm_t algorithm, CipherSuite& out) {
     switch (algorithm) {
-        case GNUTLS_CIPHER_AES_128_GCM: out = TlsCipher::aes_128_gcm; return true;
-        case GNUTLS_CIPHER_AES_256_GCM: out = TlsCipher::aes_256_gcm; return true;
-        case GNUTLS_CIPHER_CHACHA20_POLY1305: out = TlsCipher::chacha20_poly1305; return true;
+        case GNUTLS_CIPHER_AES_128_GCM: out = CipherSuite::aes_128_gcm_sha256; return true;
+        case GNUTLS_CIPHER_AES_256_GCM: out = CipherSuite::aes_256_gcm_sha384; return true;
+        case GNUTLS_CIPHER_CHACHA20_POLY1305: out = CipherSuite::chacha20_poly1305_sha256; return true;
         default: return false;
     }
 }
@@ -68,7 +68,7 @@ struct TlsSession::Callbacks {
             return refuse(tls, crypto_error(kAlertMissingExtension),
                           "the peer sent no QUIC transport parameters (TLS extension 0x39)");
         }
-        TlsCipher cipher{};
+        CipherSuite cipher{};
         const gnutls_cipher_algorithm_t algorithm =
             our_level == EncryptionLevel::early_data ? gnutls_early_cipher_get(session) : gnutls_cipher_get(session);
         if (!cipher_of(algorithm, cipher)) {
@@ -305,8 +305,8 @@ std::string TlsSession::alpn() const {
     return std::string(reinterpret_cast<const char*>(selected.data), selected.size);
 }
 
-TlsCipher TlsSession::cipher() const noexcept {
-    TlsCipher cipher = TlsCipher::aes_128_gcm;
+CipherSuite TlsSession::cipher() const noexcept {
+    CipherSuite cipher = CipherSuite::aes_128_gcm_sha256;
     (void)cipher_of(gnutls_cipher_get(native(session_)), cipher);
     return cipher;
 }

@@ -41,7 +41,7 @@ class TlsEvents {
 public:
     virtual std::uint64_t on_handshake_bytes(EncryptionLevel level, const std::uint8_t* data,
                                              std::size_t size) noexcept = 0;
-    virtual std::uint64_t on_secret(EncryptionLevel level, SecretDirection direction, TlsCipher cipher,
+    virtual std::uint64_t on_secret(EncryptionLevel level, SecretDirection direction, CipherSuite cipher,
                                     const std::uint8_t* secret, std::size_t size) noexcept = 0;
     virtual std::uint64_t on_peer_transport_parameters(const std::uint8_t* data, std::size_t size) noexcept = 0;
 
@@ -82,7 +82,7 @@ public:
     // The ALPN protocol agreed on ("" before the handshake completes, or without ALPN).
     std::string alpn() const;
     // The negotiated cipher (valid once a handshake secret came out).
-    TlsCipher cipher() const noexcept;
+    CipherSuite cipher() const noexcept;
     bool peer_authenticated() const noexcept { return peer_authenticated_; }
 
 private:

@@ -91,7 +91,7 @@ struct End : TlsEvents {
         box.insert(box.end(), data, data + size);
         return 0;
     }
-    std::uint64_t on_secret(EncryptionLevel level, SecretDirection direction, TlsCipher, const std::uint8_t* secret,
+    std::uint64_t on_secret(EncryptionLevel level, SecretDirection direction, CipherSuite, const std::uint8_t* secret,
                             std::size_t size) noexcept override {
         secrets[{static_cast<int>(level), static_cast<int>(direction)}].assign(secret, secret + size);
         return 0;
@@ -181,7 +181,7 @@ TEST_CASE("tls: an Ed25519 handshake verified against the CA: both ends agree on
     CHECK(h.server.peer_parameters == kClientParameters);
     CHECK(h.client.peer_parameters == kServerParameters);
     CHECK(h.client.session->cipher() == h.server.session->cipher());
-    check_keys_agree(h.client, h.server, h.client.session->cipher() == TlsCipher::aes_256_gcm ? 48 : 32);
+    check_keys_agree(h.client, h.server, h.client.session->cipher() == CipherSuite::aes_256_gcm_sha384 ? 48 : 32);
     // Nothing left unsent, and no secret for 0-RTT without a ticket.
     for (End* end : {&h.client, &h.server}) {
         for (const auto& [level, bytes] : end->outbox) CHECK(bytes.empty());
@@ -190,8 +190,8 @@ TEST_CASE("tls: an Ed25519 handshake verified against the CA: both ends agree on
 }
 
 TEST_CASE("tls: each cipher suite alone, with its secret size (SHA-256 or SHA-384)") {
-    const std::pair<TlsCipher, std::size_t> suites[] = {
-        {TlsCipher::aes_128_gcm, 32}, {TlsCipher::aes_256_gcm, 48}, {TlsCipher::chacha20_poly1305, 32}};
+    const std::pair<CipherSuite, std::size_t> suites[] = {
+        {CipherSuite::aes_128_gcm_sha256, 32}, {CipherSuite::aes_256_gcm_sha384, 48}, {CipherSuite::chacha20_poly1305_sha256, 32}};
     for (const auto& [cipher, secret_bytes] : suites) {
         TlsConfig client = client_config();
         client.ciphers = {cipher};
