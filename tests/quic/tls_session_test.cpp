@@ -181,7 +181,7 @@ TEST_CASE("tls: an Ed25519 handshake verified against the CA: both ends agree on
     CHECK(h.server.peer_parameters == kClientParameters);
     CHECK(h.client.peer_parameters == kServerParameters);
     CHECK(h.client.session->cipher() == h.server.session->cipher());
-    check_keys_agree(h.client, h.server, h.client.session->cipher() == CipherSuite::aes_256_gcm_sha384 ? 48 : 32);
+    check_keys_agree(h.client, h.server, secret_bytes(h.client.session->cipher()));
     // Nothing left unsent, and no secret for 0-RTT without a ticket.
     for (End* end : {&h.client, &h.server}) {
         for (const auto& [level, bytes] : end->outbox) CHECK(bytes.empty());
@@ -191,7 +191,9 @@ TEST_CASE("tls: an Ed25519 handshake verified against the CA: both ends agree on
 
 TEST_CASE("tls: each cipher suite alone, with its secret size (SHA-256 or SHA-384)") {
     const std::pair<CipherSuite, std::size_t> suites[] = {
-        {CipherSuite::aes_128_gcm_sha256, 32}, {CipherSuite::aes_256_gcm_sha384, 48}, {CipherSuite::chacha20_poly1305_sha256, 32}};
+        {CipherSuite::aes_128_gcm_sha256, 32},
+        {CipherSuite::aes_256_gcm_sha384, 48},
+        {CipherSuite::chacha20_poly1305_sha256, 32}};
     for (const auto& [cipher, secret_bytes] : suites) {
         TlsConfig client = client_config();
         client.ciphers = {cipher};
