@@ -55,8 +55,9 @@ Bytes client_initial() {
 
 // A Handshake packet to `dcid` with Length `length` and zeros for packet number and payload.
 Bytes handshake_packet(const Bytes& dcid, std::size_t length) {
+    // Built byte by byte: gcc 12 -O3 flags vector::insert after a short initializer list (-Warray-bounds).
     Bytes out = {0xe0, 0, 0, 0, 1, static_cast<std::uint8_t>(dcid.size())};
-    out.insert(out.end(), dcid.begin(), dcid.end());
+    for (const std::uint8_t byte : dcid) out.push_back(byte);
     out.push_back(0);   // SCID length
     out.push_back(static_cast<std::uint8_t>(0x40 | length >> 8));
     out.push_back(static_cast<std::uint8_t>(length));
@@ -66,7 +67,7 @@ Bytes handshake_packet(const Bytes& dcid, std::size_t length) {
 
 Bytes short_packet(const Bytes& dcid, std::size_t after_dcid) {
     Bytes out = {0x41};
-    out.insert(out.end(), dcid.begin(), dcid.end());
+    for (const std::uint8_t byte : dcid) out.push_back(byte);
     out.resize(out.size() + after_dcid, 0x5a);
     return out;
 }
