@@ -331,6 +331,8 @@ public:
     std::uint64_t error_frame_type() const noexcept { return error_frame_type_; }
     // Where the bad frame starts in the payload.
     std::size_t error_offset() const noexcept { return error_offset_; }
+    // Payload bytes read so far: after a true next(), where the frame just returned ends.
+    std::size_t offset() const noexcept { return reader_.offset(); }
 
     // About the frames read so far (the whole packet once next() returned false without failing):
     bool ack_eliciting() const noexcept { return ack_eliciting_; }

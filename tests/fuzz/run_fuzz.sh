@@ -3,7 +3,8 @@
 # runtime) and runs it for a bounded time over a copy of its seed corpus (tests/fuzz/corpus/<target>).
 #   run_fuzz.sh <target> <source-root> <work-dir> [seconds]      (default 60 seconds)
 # Targets: wire_frame (engine/wire frame reader), shm_topic (a topic's read side under a writing attacker),
-# bridge_control (the bridge's receive path: MAC, clock-probe answers, data sequences).
+# bridge_control (the bridge's receive path: MAC, clock-probe answers, data sequences), quic_frames (the QUIC frame
+# parser and encoders).
 # Exit status: 0 no crash; 1 a crash, sanitizer report, oracle failure, timeout or out-of-memory (the reproducer
 # is left in <work-dir> as crash-*/timeout-*/oom-*), or the target does not build; 2 bad arguments;
 # 77 clang++ or libFuzzer is missing (Meson counts the test as skipped).
@@ -11,7 +12,7 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: run_fuzz.sh <wire_frame|shm_topic|bridge_control> <source-root> <work-dir> [seconds]" >&2
+    echo "usage: run_fuzz.sh <wire_frame|shm_topic|bridge_control|quic_frames> <source-root> <work-dir> [seconds]" >&2
     exit 2
 }
 if [ $# -lt 3 ] || [ $# -gt 4 ]; then usage; fi
@@ -39,6 +40,10 @@ case "$TARGET" in
                  engine/wire/datagram_auth.cpp engine/runtime/clock_probes.cpp engine/time/offset_estimator.cpp"
         LIBS="-lisal -lgnutls"
         MAX_LEN=65536 ;;
+    quic_frames)
+        SOURCES="engine/quic/frames.cpp engine/quic/frame_encoding.cpp engine/quic/transport_error.cpp"
+        LIBS=""
+        MAX_LEN=4096 ;;
     *) echo "run_fuzz.sh: unknown target '$TARGET'" >&2; usage ;;
 esac
 [[ $RUN_SECONDS =~ ^[1-9][0-9]*$ ]] || { echo "run_fuzz.sh: seconds must be a positive integer" >&2; exit 2; }
