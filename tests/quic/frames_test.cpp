@@ -411,7 +411,7 @@ TEST_CASE("quic frames: truncation at every byte of every frame type is a FRAME_
     FrameGenerator generator(77);
     for (std::size_t index = 0; index < kKinds; ++index) {
         CAPTURE(frame_kind_name(kind_at(index)));
-        for (int i = 0; i < 40; ++i) {
+        for (int i = 0; i < 25; ++i) {
             const Frame frame = generator.make(kind_at(index));
             const Buffer bytes = encoded(frame);
             for (std::size_t cut = 1; cut < bytes.size(); ++cut) {
@@ -588,8 +588,11 @@ TEST_CASE("quic frames: STREAM and CRYPTO data that fits, against growing the fr
     static const Buffer zeros(20000, 0);
     for (int i = 0; i < 300; ++i) {
         const std::uint64_t id = generator.varint();
-        const std::uint64_t offset = generator.below(10) == 0 ? kMaxVarint - generator.below(100) : generator.varint();
-        const std::size_t available = generator.below(2) == 0 ? generator.below(100) : generator.below(17000);
+        // Near the 2^62 - 1 limit the answer is small and the search below long, so `available` stays small there.
+        const bool near_limit = generator.below(10) == 0;
+        const std::uint64_t offset = near_limit ? kMaxVarint - generator.below(100) : generator.varint();
+        const std::size_t available = near_limit || generator.below(2) == 0 ? generator.below(300)
+                                                                            : generator.below(17000);
         const bool with_length = generator.below(2) == 0;
         CAPTURE(id);
         CAPTURE(offset);
