@@ -39,12 +39,12 @@
 // lowest is safe: a packet whose acknowledgement is dropped stays unacknowledged on our side, so at worst it is
 // declared lost and its data sent again; nothing is ever taken as acknowledged that was not.
 //
-// Encoding. encode_frame() and the per-frame encode() append one frame to a ByteWriter and return false (writing
-// nothing useful) when the frame is invalid (every value the parser rejects is refused, so what we write parses)
-// or does not fit (then the writer is failed()). frame_size() says beforehand how many bytes a frame takes, and
-// stream_data_that_fits() / crypto_data_that_fits() / ack_ranges_that_fit() how much of a frame fits in the room
-// left in a packet. Types are always written in their shortest encoding; STREAM's offset field is left out when
-// the offset is 0.
+// Encoding. encode_frame() and the per-frame encode() append one frame to a ByteWriter and return false, writing
+// nothing, when the frame is invalid (every value the parser rejects is refused, so what we write parses back to
+// the same frame) or does not fit (then the writer is failed()). frame_size() says beforehand how many bytes a
+// frame takes (0: invalid), and stream_data_that_fits() / crypto_data_that_fits() / ack_ranges_that_fit() how much
+// of a frame fits in the room left in a packet. Types are always written in their shortest encoding; STREAM's
+// offset field is left out when the offset is 0.
 //
 // Not thread-safe (one parser per payload); nothing here blocks or allocates.
 #pragma once

@@ -76,7 +76,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* input, std::size_t siz
         FrameParser again(Bytes(buffer, writer.size()), packet);
         Frame back;
         if (!again.next(back)) fail("a re-encoded frame is rejected", code_of(again.error()));
-        if (!(back == expected_copy(frame))) fail("a re-encoded frame parses to another", kind_of(frame) == kind_of(back));
+        if (!(back == expected_copy(frame)))
+            fail("a re-encoded frame parses to another", static_cast<unsigned>(kind_of(frame)),
+                 static_cast<unsigned>(kind_of(back)));
         if (again.next(back) || again.failed()) fail("a re-encoded frame is followed by more");
         frames.push_back(frame);
     }
@@ -85,7 +87,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* input, std::size_t siz
     if (summary.error != parser.error() || summary.frames != parser.frames())
         fail("scan_payload disagrees with the parser", code_of(summary.error), code_of(parser.error()));
     if (parser.failed()) {
-        if (parser.error() != TransportError::frame_encoding_error && parser.error() != TransportError::protocol_violation)
+        if (parser.error() != TransportError::frame_encoding_error &&
+            parser.error() != TransportError::protocol_violation)
             fail("an unexpected error code", code_of(parser.error()));
         if (parser.error_offset() > payload.size()) fail("error offset past the payload", parser.error_offset());
         return 0;

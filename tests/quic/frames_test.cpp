@@ -511,7 +511,8 @@ TEST_CASE("quic frames: packet-level facts: ack-eliciting, in flight, probing on
         {padding, false, true, true},
     };
     for (const auto& c : cases) {
-        const PayloadSummary summary = scan_payload(Bytes(c.payload.data(), c.payload.size()), FramePacketType::one_rtt);
+        const PayloadSummary summary =
+            scan_payload(Bytes(c.payload.data(), c.payload.size()), FramePacketType::one_rtt);
         CHECK(summary.error == TE::no_error);
         CHECK(summary.ack_eliciting == c.ack_eliciting);
         CHECK(summary.in_flight == c.in_flight);
