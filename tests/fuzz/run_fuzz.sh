@@ -4,7 +4,8 @@
 #   run_fuzz.sh <target> <source-root> <work-dir> [seconds]      (default 60 seconds)
 # Targets: wire_frame (engine/wire frame reader), shm_topic (a topic's read side under a writing attacker),
 # bridge_control (the bridge's receive path: MAC, clock-probe answers, data sequences), quic_packet_header (a
-# datagram's coalesced QUIC packets), quic_transport_parameters (QUIC transport parameters decode/encode).
+# datagram's coalesced QUIC packets), quic_transport_parameters (QUIC transport parameters decode/encode),
+# quic_frames (the QUIC frame parser and encoders).
 # Exit status: 0 no crash; 1 a crash, sanitizer report, oracle failure, timeout or out-of-memory (the reproducer
 # is left in <work-dir> as crash-*/timeout-*/oom-*), or the target does not build; 2 bad arguments;
 # 77 clang++ or libFuzzer is missing (Meson counts the test as skipped).
@@ -12,8 +13,8 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: run_fuzz.sh <wire_frame|shm_topic|bridge_control|quic_packet_header|quic_transport_parameters>" \
-        "<source-root> <work-dir> [seconds]" >&2
+    local targets="wire_frame|shm_topic|bridge_control|quic_packet_header|quic_transport_parameters|quic_frames"
+    echo "usage: run_fuzz.sh <$targets> <source-root> <work-dir> [seconds]" >&2
     exit 2
 }
 if [ $# -lt 3 ] || [ $# -gt 4 ]; then usage; fi
@@ -50,6 +51,10 @@ case "$TARGET" in
         SOURCES="engine/quic/transport_parameters.cpp engine/quic/transport_error.cpp"
         LIBS=""
         MAX_LEN=2048 ;;
+    quic_frames)
+        SOURCES="engine/quic/frames.cpp engine/quic/frame_encoding.cpp engine/quic/transport_error.cpp"
+        LIBS=""
+        MAX_LEN=4096 ;;
     *) echo "run_fuzz.sh: unknown target '$TARGET'" >&2; usage ;;
 esac
 [[ $RUN_SECONDS =~ ^[1-9][0-9]*$ ]] || { echo "run_fuzz.sh: seconds must be a positive integer" >&2; exit 2; }
