@@ -37,20 +37,20 @@ int file_error(int gnutls_code, const char* what, const std::string& file) {
 }  // namespace
 
 int TlsContext::create(const TlsConfig& config, std::unique_ptr<TlsContext>& out) noexcept {
-    if (config.role == TlsRole::server && (config.certificate_file.empty() || config.key_file.empty())) {
+    if (config.role == EndpointRole::server && (config.certificate_file.empty() || config.key_file.empty())) {
         return fail(EINVAL, "TLS: a server needs a certificate and its key");
     }
     if (config.certificate_file.empty() != config.key_file.empty()) {
         return fail(EINVAL, "TLS: a certificate needs its key, and a key its certificate");
     }
     const bool authenticates = !config.ca_file.empty() || !config.pinned_keys.empty();
-    if (config.role == TlsRole::client && config.verify_peer && !authenticates) {
+    if (config.role == EndpointRole::client && config.verify_peer && !authenticates) {
         return fail(EINVAL, "TLS: a client needs a CA file or pinned keys to verify the server (or verify_peer off)");
     }
-    if (config.role == TlsRole::server && config.require_client_certificate && !authenticates) {
+    if (config.role == EndpointRole::server && config.require_client_certificate && !authenticates) {
         return fail(EINVAL, "TLS: requiring client certificates needs a CA file or pinned keys to check them with");
     }
-    if (config.role == TlsRole::client && config.alpn.empty()) {
+    if (config.role == EndpointRole::client && config.alpn.empty()) {
         return fail(EINVAL, "TLS: a QUIC client must offer at least one ALPN protocol (RFC 9001 section 8.1)");
     }
     for (const std::string& protocol : config.alpn) {

@@ -21,15 +21,14 @@
 #include <vector>
 
 #include "engine/quic/cipher_suite.hpp"
+#include "engine/quic/endpoint_role.hpp"
 
 namespace cf::quic {
-
-enum class TlsRole : std::uint8_t { client, server };
 
 using PublicKeyPin = std::array<std::uint8_t, 32>;   // SHA-256 of a SubjectPublicKeyInfo
 
 struct TlsConfig {
-    TlsRole role = TlsRole::client;
+    EndpointRole role = EndpointRole::client;
     std::string certificate_file;       // PEM; a server needs one, a client only for mutual authentication
     std::string key_file;               // PEM, the certificate's private key
     std::string ca_file;                // PEM: the peer's chain must verify against it (unless its key is pinned)

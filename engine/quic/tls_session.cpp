@@ -62,7 +62,7 @@ struct TlsSession::Callbacks {
         const auto our_level = static_cast<EncryptionLevel>(level);
         // The peer's transport parameters come before these keys: ClientHello before the server's handshake keys,
         // EncryptedExtensions before the client's application keys. A peer that sent none is refused now.
-        const bool server = tls.context_.config().role == TlsRole::server;
+        const bool server = tls.context_.config().role == EndpointRole::server;
         if (!tls.peer_parameters_seen_ && ((server && our_level == EncryptionLevel::handshake) ||
                                            (!server && our_level == EncryptionLevel::application))) {
             return refuse(tls, crypto_error(kAlertMissingExtension),
@@ -114,7 +114,7 @@ struct TlsSession::Callbacks {
     static int verify(gnutls_session_t session) {
         TlsSession& tls = of(session);
         const TlsConfig& config = tls.context_.config();
-        const bool client = config.role == TlsRole::client;
+        const bool client = config.role == EndpointRole::client;
         unsigned count = 0;
         const gnutls_datum_t* chain = gnutls_certificate_get_peers(session, &count);
         if (chain == nullptr || count == 0) {
@@ -151,7 +151,7 @@ int TlsSession::create(const TlsContext& context, TlsEvents& events, std::unique
     const TlsConfig& config = context.config();
     std::unique_ptr<TlsSession> tls(new (std::nothrow) TlsSession(context, events));
     if (tls == nullptr) return platform::fail(ENOMEM, "TLS: out of memory");
-    const bool server = config.role == TlsRole::server;
+    const bool server = config.role == EndpointRole::server;
     // Early data is negotiated per connection later; TLS's EndOfEarlyData does not exist in QUIC (RFC 9001 8.3).
     const unsigned flags = (server ? GNUTLS_SERVER | GNUTLS_NO_AUTO_SEND_TICKET : GNUTLS_CLIENT) |
                            GNUTLS_ENABLE_EARLY_DATA | GNUTLS_NO_END_OF_EARLY_DATA;
@@ -223,7 +223,7 @@ std::uint64_t TlsSession::fail(std::uint64_t code, const char* why, const char* 
 
 std::uint64_t TlsSession::start() noexcept {
     if (error_ != 0) return error_;
-    if (context_.config().role != TlsRole::client) return fail(code_of(TransportError::internal_error), "TLS: start() is for clients");
+    if (context_.config().role != EndpointRole::client) return fail(code_of(TransportError::internal_error), "TLS: start() is for clients");
     return drive();
 }
 
@@ -256,7 +256,7 @@ std::uint64_t TlsSession::receive(EncryptionLevel level, const std::uint8_t* dat
     if (static_cast<unsigned>(level) > 3 || (readable_levels_ & (1u << static_cast<unsigned>(level))) == 0) {
         return fail(code_of(TransportError::protocol_violation), "TLS: handshake bytes at a level without read keys");
     }
-    if (complete_ && context_.config().role == TlsRole::server) {
+    if (complete_ && context_.config().role == EndpointRole::server) {
         return fail(crypto_error(kAlertUnexpectedMessage), "TLS: a client sent a post-handshake message");
     }
     if (const std::uint64_t code = check_message_sizes(level, data, size); code != 0) return code;

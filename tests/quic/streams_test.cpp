@@ -15,20 +15,20 @@
 using namespace cf::quic;
 
 TEST_CASE("stream ids: initiator, direction, index, and who may send or receive") {
-    CHECK(stream_id(StreamInitiator::client, StreamDirection::bidirectional, 0) == 0);
-    CHECK(stream_id(StreamInitiator::server, StreamDirection::bidirectional, 0) == 1);
-    CHECK(stream_id(StreamInitiator::client, StreamDirection::unidirectional, 0) == 2);
-    CHECK(stream_id(StreamInitiator::server, StreamDirection::unidirectional, 5) == 23);
+    CHECK(stream_id(EndpointRole::client, StreamDirection::bidirectional, 0) == 0);
+    CHECK(stream_id(EndpointRole::server, StreamDirection::bidirectional, 0) == 1);
+    CHECK(stream_id(EndpointRole::client, StreamDirection::unidirectional, 0) == 2);
+    CHECK(stream_id(EndpointRole::server, StreamDirection::unidirectional, 5) == 23);
     CHECK(index_of(23) == 5);
-    CHECK(initiator_of(23) == StreamInitiator::server);
+    CHECK(initiator_of(23) == EndpointRole::server);
     CHECK(direction_of(23) == StreamDirection::unidirectional);
     // A client's unidirectional stream: the client sends, the server receives, and not the other way.
-    CHECK(can_send(2, StreamInitiator::client));
-    CHECK_FALSE(can_receive(2, StreamInitiator::client));
-    CHECK(can_receive(2, StreamInitiator::server));
-    CHECK_FALSE(can_send(2, StreamInitiator::server));
-    CHECK(can_send(1, StreamInitiator::client));
-    CHECK(can_receive(1, StreamInitiator::client));
+    CHECK(can_send(2, EndpointRole::client));
+    CHECK_FALSE(can_receive(2, EndpointRole::client));
+    CHECK(can_receive(2, EndpointRole::server));
+    CHECK_FALSE(can_send(2, EndpointRole::server));
+    CHECK(can_send(1, EndpointRole::client));
+    CHECK(can_receive(1, EndpointRole::client));
 }
 
 TEST_CASE("receive credit: data past the advertised limit is FLOW_CONTROL_ERROR; updates once half is consumed") {

@@ -107,7 +107,7 @@ struct End : TlsEvents {
 
 TlsConfig server_config(const std::string& name = "server") {
     TlsConfig config;
-    config.role = TlsRole::server;
+    config.role = EndpointRole::server;
     config.certificate_file = pki().path(name + ".pem");
     config.key_file = pki().path(name + ".key");
     config.alpn = {"cf-test"};
@@ -116,7 +116,7 @@ TlsConfig server_config(const std::string& name = "server") {
 
 TlsConfig client_config() {
     TlsConfig config;
-    config.role = TlsRole::client;
+    config.role = EndpointRole::client;
     config.ca_file = pki().path("ca.pem");
     config.server_name = "localhost";
     config.alpn = {"cf-test"};
