@@ -3,7 +3,7 @@
 namespace cf::quic {
 
 bool AckTracker::on_packet(std::uint64_t packet_number, bool ack_eliciting, bool ecn_ce, std::uint64_t now_ns) noexcept {
-    if (packet_number < floor_ || received_.contains(packet_number)) {
+    if (seen(packet_number)) {
         ++duplicates_;
         return false;
     }

@@ -25,6 +25,10 @@ public:
 
     explicit AckTracker(std::uint64_t max_ack_delay_ns = 25'000'000) noexcept : max_ack_delay_ns_(max_ack_delay_ns) {}
 
+    // Whether `packet_number` arrived before (or lies below what is still tracked): a duplicate to drop unread.
+    bool seen(std::uint64_t packet_number) const noexcept {
+        return packet_number < floor_ || received_.contains(packet_number);
+    }
     // A packet whose protection was removed: false if it is a duplicate (drop it, do not process its frames).
     bool on_packet(std::uint64_t packet_number, bool ack_eliciting, bool ecn_ce, std::uint64_t now_ns) noexcept;
 

@@ -21,9 +21,11 @@
 
 namespace cf::quic {
 
+inline constexpr std::size_t kMaxConnectionIdBytes = 20;   // QUIC version 1 (section 17.2)
+
 class ConnectionId {
 public:
-    static constexpr std::size_t kMaxLength = 20;
+    static constexpr std::size_t kMaxLength = kMaxConnectionIdBytes;
 
     constexpr ConnectionId() noexcept = default;
 

@@ -55,6 +55,8 @@
 #include <span>
 #include <variant>
 
+#include "engine/quic/connection_id.hpp"
+#include "engine/quic/stream_id.hpp"
 #include "engine/quic/transport_error.hpp"
 #include "engine/quic/varint.hpp"
 
@@ -98,8 +100,6 @@ inline constexpr std::uint64_t kStreamBitFin = 0x01;
 inline constexpr std::uint64_t kStreamBitLen = 0x02;
 inline constexpr std::uint64_t kStreamBitOff = 0x04;
 
-inline constexpr std::uint64_t kMaxStreamsLimit = std::uint64_t{1} << 60;   // MAX_STREAMS, STREAMS_BLOCKED
-inline constexpr std::size_t kMaxConnectionIdBytes = 20;
 inline constexpr std::size_t kStatelessResetTokenBytes = 16;
 inline constexpr std::size_t kPathDataBytes = 8;
 inline constexpr std::size_t kMaxAckRanges = 64;

@@ -15,11 +15,10 @@
 #include <cstdint>
 
 #include "engine/quic/cipher_suite.hpp"
+#include "engine/quic/connection_id.hpp"
 
 namespace cf::quic {
 
-inline constexpr std::uint32_t kQuicVersion1 = 0x00000001;
-inline constexpr std::size_t kMaxConnectionIdBytes = 20;   // RFC 9000 section 17.2, QUIC version 1
 inline constexpr std::size_t kInitialSecretBytes = 32;
 inline constexpr CipherSuite kInitialCipherSuite = CipherSuite::aes_128_gcm_sha256;
 inline constexpr std::uint8_t kQuicV1InitialSalt[20] = {0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17,

@@ -20,12 +20,12 @@
 #include <cstdint>
 
 #include "engine/quic/cipher_suite.hpp"
+#include "engine/quic/packet_number.hpp"
 
 namespace cf::quic {
 
 struct PacketKeys;
 
-inline constexpr std::uint64_t kMaxPacketNumber = (std::uint64_t{1} << 62) - 1;
 
 class PayloadKey {
 public:

@@ -18,7 +18,7 @@ static_assert(static_cast<int>(EndpointRole::client) == 0 && static_cast<int>(En
 enum class StreamDirection : std::uint8_t { bidirectional = 0, unidirectional = 1 };
 
 // The largest stream count MAX_STREAMS may announce: a higher one could not be encoded as a stream ID (section 4.6).
-inline constexpr std::uint64_t kMaxStreamCount = std::uint64_t{1} << 60;
+inline constexpr std::uint64_t kMaxStreamsLimit = std::uint64_t{1} << 60;
 
 constexpr EndpointRole initiator_of(StreamId id) noexcept { return static_cast<EndpointRole>(id & 1); }
 constexpr StreamDirection direction_of(StreamId id) noexcept { return static_cast<StreamDirection>((id >> 1) & 1); }

@@ -27,7 +27,7 @@ public:
         return true;
     }
     void on_peer_limit(std::uint64_t limit) noexcept {
-        if (limit > limit_) limit_ = limit < kMaxStreamCount ? limit : kMaxStreamCount;
+        if (limit > limit_) limit_ = limit < kMaxStreamsLimit ? limit : kMaxStreamsLimit;
     }
     bool take_blocked_signal() noexcept {
         if (opened_ < limit_ || blocked_signalled_at_ == limit_ + 1) return false;
@@ -65,7 +65,7 @@ public:
     }
     std::uint64_t next_limit() const noexcept {
         const std::uint64_t next = closed_ + window_;
-        return next < kMaxStreamCount ? next : kMaxStreamCount;
+        return next < kMaxStreamsLimit ? next : kMaxStreamsLimit;
     }
     void on_update_sent() noexcept { limit_ = next_limit(); }
 

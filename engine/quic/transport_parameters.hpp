@@ -36,6 +36,7 @@
 
 #include "engine/quic/connection_id.hpp"
 #include "engine/quic/endpoint_role.hpp"
+#include "engine/quic/stream_id.hpp"
 #include "engine/quic/transport_error.hpp"
 
 namespace cf::quic {
@@ -68,7 +69,6 @@ inline constexpr std::uint64_t kMaxAckDelayExponent = 20;
 inline constexpr std::uint64_t kDefaultMaxAckDelayMs = 25;
 inline constexpr std::uint64_t kMaxAckDelayLimitMs = std::uint64_t{1} << 14;   // values must be below this
 inline constexpr std::uint64_t kDefaultActiveConnectionIdLimit = 2;
-inline constexpr std::uint64_t kMaxStreamsLimit = std::uint64_t{1} << 60;
 // Bytes of a preferred_address value besides its connection ID.
 inline constexpr std::size_t kPreferredAddressFixedSize = 4 + 2 + 16 + 2 + 1 + StatelessResetToken::kSize;
 

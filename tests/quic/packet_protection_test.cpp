@@ -18,6 +18,7 @@
 #include "engine/quic/header_protection.hpp"
 #include "engine/quic/initial_secrets.hpp"
 #include "engine/quic/packet_keys.hpp"
+#include "engine/quic/packet_number.hpp"
 #include "engine/quic/packet_protection.hpp"
 #include "tests/quic/protection_test_support.hpp"
 
@@ -57,17 +58,6 @@ std::vector<std::uint8_t> client_initial_plaintext(std::size_t* header_len) {
     packet.insert(packet.end(), payload.begin(), payload.end());
     packet.resize(packet.size() + kAeadTagBytes);
     return packet;
-}
-
-// RFC 9000 appendix A.3: the full packet number nearest to the next expected one.
-std::uint64_t decode_packet_number(std::uint64_t largest, std::uint64_t truncated, std::size_t pn_bytes) {
-    const std::uint64_t expected = largest + 1;
-    const std::uint64_t window = std::uint64_t{1} << (8 * pn_bytes);
-    const std::uint64_t half = window / 2;
-    const std::uint64_t candidate = (expected & ~(window - 1)) | truncated;
-    if (candidate + half <= expected && candidate < (std::uint64_t{1} << 62) - window) return candidate + window;
-    if (candidate > expected + half && candidate >= window) return candidate - window;
-    return candidate;
 }
 
 gnutls_cipher_algorithm_t reference_aead(CipherSuite suite) {

@@ -435,8 +435,8 @@ TEST_CASE("stream limits: ours stop at the peer's credit; the peer's past ours i
     ours.on_peer_limit(3);
     CHECK(ours.open(index));
     CHECK(index == 2);
-    ours.on_peer_limit(kMaxStreamCount + 5);
-    CHECK(ours.limit() == kMaxStreamCount);
+    ours.on_peer_limit(kMaxStreamsLimit + 5);
+    CHECK(ours.limit() == kMaxStreamsLimit);
 
     PeerStreams theirs(4);
     CHECK(theirs.on_stream(2) == TransportError::no_error);   // opens 0, 1, 2
