@@ -1,0 +1,556 @@
+#include "engine/quic/connection.hpp"
+
+#include <cerrno>
+#include <algorithm>
+#include <cstring>
+#include <new>
+
+#include "engine/quic/frames.hpp"
+#include "engine/quic/initial_secrets.hpp"
+#include "engine/quic/packet_header.hpp"
+#include "engine/quic/packet_header_writer.hpp"
+#include "engine/quic/packet_number.hpp"
+#include "platform/os/last_error.hpp"
+
+namespace cf::quic {
+namespace {
+
+constexpr int kInitial = 0, kHandshake = 1, kApplication = 2;
+
+constexpr EncryptionLevel kLevelOf[3] = {EncryptionLevel::initial, EncryptionLevel::handshake,
+                                         EncryptionLevel::application};
+constexpr FramePacketType kFrameTypeOf[3] = {FramePacketType::initial, FramePacketType::handshake,
+                                             FramePacketType::one_rtt};
+
+int space_of(EncryptionLevel level) noexcept {
+    switch (level) {
+        case EncryptionLevel::initial: return kInitial;
+        case EncryptionLevel::handshake: return kHandshake;
+        default: return kApplication;
+    }
+}
+
+}  // namespace
+
+const char* connection_state_name(ConnectionState state) noexcept {
+    switch (state) {
+        case ConnectionState::handshaking: return "handshaking";
+        case ConnectionState::established: return "established";
+        case ConnectionState::confirmed: return "confirmed";
+        case ConnectionState::closing: return "closing";
+        case ConnectionState::draining: return "draining";
+    }
+    return "?";
+}
+
+// One packet number space: its keys, what arrived (acknowledgements), its CRYPTO stream both ways, and a log of the
+// packets sent in it (what each carried, to act on its acknowledgement).
+struct Connection::Space {
+    static constexpr std::uint32_t kSentLog = 256;   // packets in flight per space that can be tracked
+    struct Sent {
+        std::uint64_t packet_number = kNoPacketNumber;   // kNoPacketNumber: the entry is free
+        std::uint64_t crypto_offset = 0;
+        std::uint32_t crypto_length = 0;
+        std::uint64_t largest_in_our_ack = kNoPacketNumber;   // the ACK frame it carried, if any
+        bool handshake_done = false;
+    };
+
+    int index = 0;
+    PacketProtector read, write;
+    AckTracker acks;
+    SendBuffer crypto_out;
+    ReceiveBuffer crypto_in;
+    std::uint64_t next_packet_number = 0;
+    std::uint64_t largest_received = kNoPacketNumber;
+    std::uint64_t largest_acked = kNoPacketNumber;
+    bool discarded = false;
+    Sent sent[kSentLog];
+
+    Sent& entry(std::uint64_t packet_number) noexcept { return sent[packet_number % kSentLog]; }
+};
+
+// What TLS hands the connection.
+class Connection::TlsGlue final : public TlsEvents {
+public:
+    explicit TlsGlue(Connection& connection) noexcept : connection_(connection) {}
+
+    std::uint64_t on_handshake_bytes(EncryptionLevel level, const std::uint8_t* data,
+                                     std::size_t size) noexcept override {
+        Space& space = *connection_.spaces_[space_of(level)];
+        if (space.crypto_out.write(data, size) != size) return code_of(TransportError::internal_error);
+        return 0;
+    }
+    std::uint64_t on_secret(EncryptionLevel level, SecretDirection direction, CipherSuite suite,
+                            const std::uint8_t* secret, std::size_t size) noexcept override {
+        if (level == EncryptionLevel::early_data) return 0;   // 0-RTT is not offered yet
+        Space& space = *connection_.spaces_[space_of(level)];
+        PacketProtector& protector = direction == SecretDirection::read ? space.read : space.write;
+        const bool key_update = level == EncryptionLevel::application;
+        return protector.install(suite, secret, size, key_update) == 0 ? 0 : code_of(TransportError::internal_error);
+    }
+    std::uint64_t on_peer_transport_parameters(const std::uint8_t* data, std::size_t size) noexcept override {
+        return connection_.check_peer_parameters(data, size);
+    }
+
+private:
+    Connection& connection_;
+};
+
+Connection::Connection(EndpointRole role) noexcept : role_(role) {}
+Connection::~Connection() = default;
+
+int Connection::connect(const ConnectionConfig& config, const ConnectionId& local_cid,
+                        const ConnectionId& original_dcid, std::uint64_t now_ns,
+                        std::unique_ptr<Connection>& out) noexcept {
+    if (original_dcid.size() < 8) return platform::fail(EINVAL, "QUIC: a client's first DCID needs 8 to 20 bytes");
+    std::unique_ptr<Connection> connection(new (std::nothrow) Connection(EndpointRole::client));
+    if (connection == nullptr) return platform::fail(ENOMEM, "QUIC: out of memory");
+    connection->peer_cid_ = original_dcid;   // until the server's first Initial names its own
+    if (const int rc = connection->start(config, local_cid, original_dcid, now_ns); rc != 0) return rc;
+    out = std::move(connection);
+    return 0;
+}
+
+int Connection::accept(const ConnectionConfig& config, const ConnectionId& local_cid,
+                       const ConnectionId& original_dcid, const ConnectionId& client_cid, std::uint64_t now_ns,
+                       std::unique_ptr<Connection>& out) noexcept {
+    std::unique_ptr<Connection> connection(new (std::nothrow) Connection(EndpointRole::server));
+    if (connection == nullptr) return platform::fail(ENOMEM, "QUIC: out of memory");
+    connection->peer_cid_ = client_cid;
+    connection->peer_cid_chosen_ = true;
+    if (const int rc = connection->start(config, local_cid, original_dcid, now_ns); rc != 0) return rc;
+    out = std::move(connection);
+    return 0;
+}
+
+int Connection::start(const ConnectionConfig& config, const ConnectionId& local_cid,
+                      const ConnectionId& original_dcid, std::uint64_t) noexcept {
+    if (config.tls == nullptr || config.tls->config().role != role_) {
+        return platform::fail(EINVAL, "QUIC: the TLS context is missing or of the other role");
+    }
+    const std::uint32_t ring = config.crypto_buffer_bytes;
+    if (ring < 4096 || (ring & (ring - 1)) != 0) {
+        return platform::fail(EINVAL, "QUIC: crypto_buffer_bytes must be a power of two of at least 4096");
+    }
+    local_cid_ = local_cid;
+    original_dcid_ = original_dcid;
+    crypto_memory_.reset(new (std::nothrow) std::uint8_t[std::size_t{ring} * 2 * 3]);
+    if (crypto_memory_ == nullptr) return platform::fail(ENOMEM, "QUIC: out of memory");
+    for (int i = 0; i < 3; ++i) {
+        spaces_[i].reset(new (std::nothrow) Space());
+        if (spaces_[i] == nullptr) return platform::fail(ENOMEM, "QUIC: out of memory");
+        Space& space = *spaces_[i];
+        space.index = i;
+        space.acks = AckTracker(i == kApplication ? config.parameters.max_ack_delay_ms * 1'000'000 : 0);
+        (void)space.crypto_out.init(crypto_memory_.get() + std::size_t{ring} * (2 * i), ring);
+        (void)space.crypto_in.init(crypto_memory_.get() + std::size_t{ring} * (2 * i + 1), ring);
+    }
+    // Initial keys come from the client's first DCID (RFC 9001 section 5.2).
+    InitialSecrets secrets;
+    if (const int rc = derive_initial_secrets(original_dcid.data(), original_dcid.size(), secrets); rc != 0) return rc;
+    const bool server = role_ == EndpointRole::server;
+    Space& initial = *spaces_[kInitial];
+    if (initial.write.install(kInitialCipherSuite, secrets.write_secret(server), kInitialSecretBytes, false) != 0 ||
+        initial.read.install(kInitialCipherSuite, secrets.read_secret(server), kInitialSecretBytes, false) != 0) {
+        return -EIO;
+    }
+    // Our transport parameters, with the connection IDs section 7.3 asks for.
+    local_parameters_ = config.parameters;
+    local_parameters_.initial_source_connection_id = local_cid;
+    if (server) local_parameters_.original_destination_connection_id = original_dcid;
+    std::uint8_t encoded[TlsSession::kMaxTransportParameterBytes];
+    const int size = encode_transport_parameters(local_parameters_, role_, encoded, sizeof encoded);
+    if (size < 0) return platform::fail(EINVAL, "QUIC: our transport parameters do not encode");
+    glue_.reset(new (std::nothrow) TlsGlue(*this));
+    if (glue_ == nullptr) return platform::fail(ENOMEM, "QUIC: out of memory");
+    if (const int rc = TlsSession::create(*config.tls, *glue_, tls_); rc != 0) return rc;
+    (void)tls_->set_local_transport_parameters(encoded, static_cast<std::size_t>(size));
+    if (!server) {
+        if (const std::uint64_t code = tls_->start(); code != 0) fail(code, tls_->error_message().c_str());
+    }
+    return 0;
+}
+
+std::uint64_t Connection::check_peer_parameters(const std::uint8_t* data, std::size_t size) noexcept {
+    const EndpointRole peer = peer_of(role_);
+    if (decode_transport_parameters(data, size, peer, peer_parameters_) != TransportError::no_error) {
+        error_message_ = "the peer's transport parameters are malformed or out of range";
+        return code_of(TransportError::transport_parameter_error);
+    }
+    HandshakeConnectionIds seen;
+    seen.peer_initial_scid = peer_cid_;
+    seen.original_dcid = original_dcid_;
+    if (check_handshake_connection_ids(peer_parameters_, role_, seen) != TransportError::no_error) {
+        error_message_ = "the peer's connection-ID transport parameters do not match its packets";
+        return code_of(TransportError::transport_parameter_error);
+    }
+    return 0;
+}
+
+void Connection::fail(std::uint64_t error_code, const char* why, std::uint64_t frame_type) noexcept {
+    if (closed()) return;
+    error_code_ = error_code;
+    if (error_message_.empty()) {
+        try {
+            error_message_ = why;
+        } catch (...) {   // out of memory: the code says enough
+        }
+    }
+    close_frame_type_ = frame_type;
+    close_application_ = false;
+    close_pending_ = true;
+    state_ = ConnectionState::closing;
+}
+
+void Connection::close(std::uint64_t error_code, bool application, const char* reason) noexcept {
+    if (closed()) return;
+    fail(error_code, reason);
+    close_application_ = application;
+    try {
+        close_reason_.assign(reason, std::min<std::size_t>(std::strlen(reason), kMaxCloseReasonBytes));
+    } catch (...) {   // out of memory: close without a reason
+    }
+}
+
+void Connection::discard(Space& space) noexcept {
+    if (space.discarded) return;
+    space.read.clear();
+    space.write.clear();
+    space.discarded = true;
+}
+
+// ---- receiving ----
+
+void Connection::receive_datagram(std::uint8_t* data, std::size_t size, std::uint64_t now_ns) noexcept {
+    if (state_ == ConnectionState::draining) return;
+    PacketParseOptions options;
+    options.receiver = role_;
+    options.short_header_dcid_length = local_cid_.size();
+    PacketWalker walker(data, size, options);
+    PacketHeader header;
+    while (walker.next(header)) {
+        // The walker read `data`: the packet is ours to decrypt in place.
+        receive_packet(data + (header.packet - data), header, now_ns);
+        if (state_ == ConnectionState::draining) return;
+    }
+    if (walker.status() != HeaderStatus::ok) ++dropped_packets_;
+}
+
+void Connection::receive_packet(std::uint8_t* packet, const PacketHeader& header, std::uint64_t now_ns) noexcept {
+    int index = -1;
+    switch (header.type) {
+        case PacketType::initial: index = kInitial; break;
+        case PacketType::handshake: index = kHandshake; break;
+        case PacketType::one_rtt: index = kApplication; break;
+        default: break;   // 0-RTT, Retry and Version Negotiation are not handled yet
+    }
+    // Ours: our connection ID, or (a server, before the client learned ours) the client's original DCID.
+    const bool addressed_to_us = equals(local_cid_, header.dcid) ||
+                                 (role_ == EndpointRole::server && equals(original_dcid_, header.dcid));
+    if (index < 0 || !addressed_to_us) {
+        ++dropped_packets_;
+        return;
+    }
+    Space& space = *spaces_[index];
+    if (space.discarded || !space.read.installed()) {
+        ++dropped_packets_;
+        return;
+    }
+    ProtectedFields fields;
+    if (space.read.remove_header_protection(packet, header.size, header.pn_offset, &fields) != 0) {
+        ++dropped_packets_;
+        return;
+    }
+    const std::uint64_t packet_number =
+        decode_packet_number(space.largest_received, fields.truncated_packet_number, fields.packet_number_length);
+    if (index == kApplication && key_phase_of(fields.first_byte) != space.read.key_phase()) {
+        ++dropped_packets_;   // a key update: not supported yet
+        return;
+    }
+    const std::size_t header_bytes = header.pn_offset + fields.packet_number_length;
+    std::size_t payload_bytes = 0;
+    if (space.read.open_packet(packet, header_bytes, header.size, packet_number, &payload_bytes) != 0) {
+        ++dropped_packets_;
+        return;
+    }
+    // Authentic from here on.
+    if (check_reserved_bits(fields.first_byte) != TransportError::no_error) {
+        fail(code_of(TransportError::protocol_violation), "reserved header bits set");
+        return;
+    }
+    if (space.acks.seen(packet_number)) {
+        ++dropped_packets_;
+        return;
+    }
+    ++packets_received_;
+    if (space.largest_received == kNoPacketNumber || packet_number > space.largest_received) {
+        space.largest_received = packet_number;
+    }
+    // A client sends to the server's own connection ID from its first Initial on (section 7.2).
+    if (!peer_cid_chosen_ && index == kInitial) {
+        peer_cid_.assign(header.scid);
+        peer_cid_chosen_ = true;
+    }
+    FrameParser parser({packet + header_bytes, payload_bytes}, kFrameTypeOf[index]);
+    process_frames(space, parser, now_ns);
+    if (closed()) return;
+    (void)space.acks.on_packet(packet_number, parser.ack_eliciting(), false, now_ns);
+    // A server is done with Initial keys once a Handshake packet opened (RFC 9001 section 4.9.1).
+    if (role_ == EndpointRole::server && index == kHandshake) discard(*spaces_[kInitial]);
+}
+
+void Connection::process_frames(Space& space, FrameParser& parser, std::uint64_t) noexcept {
+    Frame frame;
+    while (parser.next(frame)) {
+        switch (kind_of(frame)) {
+            case FrameKind::padding:
+            case FrameKind::ping:
+                break;
+            case FrameKind::ack:
+                on_ack(space, std::get<AckFrame>(frame));
+                break;
+            case FrameKind::crypto: {
+                const auto& crypto = std::get<CryptoFrame>(frame);
+                const TransportError error =
+                    space.crypto_in.receive(crypto.offset, crypto.data.data(), crypto.data.size(), false);
+                if (error == TransportError::flow_control_error) {   // beyond the ring: more than we buffer
+                    fail(code_of(TransportError::crypto_buffer_exceeded), "too much CRYPTO data ahead", 0x06);
+                } else if (error != TransportError::no_error) {
+                    fail(code_of(error), "a bad CRYPTO frame", 0x06);
+                } else {
+                    feed_tls(space);
+                }
+                break;
+            }
+            case FrameKind::connection_close: {
+                const auto& close = std::get<ConnectionCloseFrame>(frame);
+                error_code_ = close.error_code;
+                try {
+                    error_message_.assign(reinterpret_cast<const char*>(close.reason.data()),
+                                          std::min(close.reason.size(), kMaxCloseReasonBytes));
+                } catch (...) {
+                }
+                close_pending_ = false;
+                state_ = ConnectionState::draining;
+                return;
+            }
+            case FrameKind::handshake_done:
+                if (role_ == EndpointRole::server) {
+                    fail(code_of(TransportError::protocol_violation), "a client sent HANDSHAKE_DONE", 0x1e);
+                    return;
+                }
+                if (state_ == ConnectionState::established || state_ == ConnectionState::handshaking) {
+                    state_ = ConnectionState::confirmed;
+                }
+                discard(*spaces_[kHandshake]);
+                break;
+            case FrameKind::new_token:
+                if (role_ == EndpointRole::server) {
+                    fail(code_of(TransportError::protocol_violation), "a client sent NEW_TOKEN", 0x07);
+                    return;
+                }
+                break;   // address validation tokens are not kept yet
+            default:
+                ++unhandled_frames_;   // streams, flow control, connection IDs: later slices
+                break;
+        }
+        if (closed()) return;
+    }
+    if (parser.failed()) fail(code_of(parser.error()), "a malformed frame", parser.error_frame_type());
+}
+
+void Connection::feed_tls(Space& space) noexcept {
+    for (;;) {
+        const ReceiveBuffer::Spans spans = space.crypto_in.peek();
+        if (spans.size() == 0) break;
+        const std::pair<const std::uint8_t*, std::size_t> parts[] = {{spans.first, spans.first_size},
+                                                                      {spans.second, spans.second_size}};
+        for (const auto& [data, size] : parts) {
+            if (size == 0) continue;
+            if (const std::uint64_t code = tls_->receive(kLevelOf[space.index], data, size); code != 0) {
+                fail(code, tls_->error_message().c_str());
+                return;
+            }
+        }
+        space.crypto_in.consume(spans.size());
+    }
+    if (tls_->handshake_complete() && state_ == ConnectionState::handshaking) {
+        state_ = ConnectionState::established;
+        if (role_ == EndpointRole::server) {
+            // The server's handshake is confirmed at completion (RFC 9001 section 4.1.2): it tells the client, and
+            // its Handshake keys go.
+            state_ = ConnectionState::confirmed;
+            handshake_done_pending_ = true;
+            discard(*spaces_[kHandshake]);
+        }
+    }
+}
+
+void Connection::on_ack(Space& space, const AckFrame& ack) noexcept {
+    if (ack.largest_acknowledged() >= space.next_packet_number) {
+        fail(code_of(TransportError::protocol_violation), "an ACK for a packet never sent", 0x02);
+        return;
+    }
+    if (space.largest_acked == kNoPacketNumber || ack.largest_acknowledged() > space.largest_acked) {
+        space.largest_acked = ack.largest_acknowledged();
+    }
+    // Only what the sent log still holds can be acted on: at most kSentLog packets below the next one.
+    const std::uint64_t next = space.next_packet_number;
+    const std::uint64_t oldest = next > Space::kSentLog ? next - Space::kSentLog : 0;
+    for (const AckRange& range : ack.kept_ranges()) {
+        for (std::uint64_t pn = range.smallest > oldest ? range.smallest : oldest; pn <= range.largest; ++pn) {
+            Space::Sent& sent = space.entry(pn);
+            if (sent.packet_number != pn) continue;   // acknowledged before, or never tracked
+            if (sent.crypto_length != 0) space.crypto_out.on_acked(sent.crypto_offset, sent.crypto_length, false);
+            if (sent.largest_in_our_ack != kNoPacketNumber) space.acks.on_ack_acknowledged(sent.largest_in_our_ack);
+            sent.packet_number = kNoPacketNumber;
+        }
+    }
+}
+
+// ---- sending ----
+
+std::size_t Connection::write_datagram(std::uint8_t* out, std::size_t capacity, std::uint64_t now_ns) noexcept {
+    if (state_ == ConnectionState::draining || capacity < kMaxDatagramBytes) return 0;
+    if (state_ == ConnectionState::closing && !close_pending_) return 0;
+    std::size_t used = 0;
+    for (int i = 0; i < 3; ++i) {
+        Space& space = *spaces_[i];
+        if (space.discarded || !space.write.installed()) continue;
+        std::size_t written = 0;
+        if (!write_packet(space, out + used, kMaxDatagramBytes - used, used, now_ns, written)) continue;
+        used += written;
+        ++packets_sent_;
+        // A client is done with Initial keys once it sends a Handshake packet (RFC 9001 section 4.9.1).
+        if (role_ == EndpointRole::client && i == kHandshake) discard(*spaces_[kInitial]);
+        if (kMaxDatagramBytes - used < 64) break;
+    }
+    if (used != 0 && state_ == ConnectionState::closing) close_pending_ = false;   // sent once per request
+    return used;
+}
+
+bool Connection::write_packet(Space& space, std::uint8_t* out, std::size_t capacity, std::size_t datagram_so_far,
+                              std::uint64_t now_ns, std::size_t& written) noexcept {
+    const bool closing = state_ == ConnectionState::closing;
+    const bool application = space.index == kApplication;
+    const bool ack_due = !closing && space.acks.any() && space.acks.owes_ack();
+    SendBuffer::Chunk crypto;
+    const bool crypto_due = !closing && space.crypto_out.next_chunk(capacity, UINT64_MAX, crypto);
+    const bool done_due = !closing && application && handshake_done_pending_;
+    if (!ack_due && !crypto_due && !done_due && !closing) return false;
+
+    ByteWriter writer(out, capacity);
+    const std::uint64_t packet_number = space.next_packet_number;
+    const std::size_t pn_length = packet_number_length(packet_number, space.largest_acked);
+    LongHeaderLayout layout;
+    if (application) {
+        ShortHeaderFields fields;
+        fields.dcid = peer_cid_;
+        fields.packet_number = packet_number;
+        fields.packet_number_length = pn_length;
+        fields.key_phase = space.write.key_phase();
+        std::size_t pn_offset = 0;   // protect_packet finds it from the header length
+        if (write_short_header(writer, fields, pn_offset) != 0) return false;
+    } else {
+        LongHeaderFields fields;
+        fields.type = space.index == kInitial ? PacketType::initial : PacketType::handshake;
+        fields.dcid = peer_cid_;
+        fields.scid = local_cid_;
+        fields.packet_number = packet_number;
+        fields.packet_number_length = pn_length;
+        if (write_long_header(writer, fields, layout) != 0) return false;
+    }
+    const std::size_t header_bytes = writer.size();
+    if (capacity < header_bytes + kAeadTagBytes + 32) return false;
+    ByteWriter payload(out + header_bytes, capacity - header_bytes - kAeadTagBytes);
+
+    Space::Sent record;
+    record.packet_number = packet_number;
+    bool ack_eliciting = false;
+    if (closing) {
+        // An application's close becomes a transport APPLICATION_ERROR outside 1-RTT packets (section 10.2.3).
+        ConnectionCloseFrame close;
+        close.application = close_application_ && application;
+        close.error_code =
+            close_application_ && !application ? code_of(TransportError::application_error) : error_code_;
+        close.frame_type = close.application ? 0 : close_frame_type_;
+        close.reason = {reinterpret_cast<const std::uint8_t*>(close_reason_.data()), close_reason_.size()};
+        (void)encode(payload, close);
+    } else {
+        if (ack_due) {
+            // Ranges highest first, as many as fit; Initial and Handshake ACKs carry no delay (section 13.2.5 lets
+            // them: the peer's max_ack_delay covers only 1-RTT).
+            AckRange ranges[AckTracker::kMaxRanges];
+            std::size_t count = 0;
+            const auto& received = space.acks.received();
+            for (std::uint32_t i = received.size(); i-- > 0;) {
+                ranges[count++] = {received[i].start, received[i].end - 1};
+            }
+            const std::uint64_t delay =
+                application ? (space.acks.ack_delay_ns(now_ns) / 1000) >> local_parameters_.ack_delay_exponent : 0;
+            const std::size_t fit = ack_ranges_that_fit({ranges, count}, delay, nullptr, payload.remaining());
+            if (fit != 0 && encode_ack(payload, {ranges, fit}, delay, nullptr)) {
+                record.largest_in_our_ack = ranges[0].largest;
+                space.acks.on_ack_sent();
+            }
+        }
+        if (done_due && encode(payload, HandshakeDoneFrame{})) {
+            handshake_done_pending_ = false;
+            record.handshake_done = true;
+            ack_eliciting = true;
+        }
+        if (crypto_due) {
+            // One contiguous range per packet (two frames if it wraps the ring), as much as fits.
+            const std::size_t room = payload.remaining() > 8 ? payload.remaining() - 8 : 0;   // 2 frame headers
+            const std::size_t fits = crypto_data_that_fits(crypto.offset, room);
+            const std::size_t length = crypto.length < fits ? crypto.length : fits;
+            if (length != 0) {
+                crypto.length = length;
+                const std::size_t first = length < crypto.first_size ? length : crypto.first_size;
+                bool ok = encode(payload, CryptoFrame{crypto.offset, {crypto.first, first}});
+                if (ok && first < length) {
+                    ok = encode(payload, CryptoFrame{crypto.offset + first, {crypto.second, length - first}});
+                }
+                if (ok) {
+                    crypto.fin = false;
+                    space.crypto_out.on_sent(crypto);
+                    record.crypto_offset = crypto.offset;
+                    record.crypto_length = static_cast<std::uint32_t>(length);
+                    ack_eliciting = true;
+                }
+            }
+        }
+    }
+    // Padding: the header protection sample needs 4 bytes from the packet number on, and a datagram with an
+    // ack-eliciting Initial (any from a client) is at least 1200 bytes (section 14.1).
+    std::size_t padding = payload.size() + pn_length < 4 ? 4 - payload.size() - pn_length : 0;
+    if (space.index == kInitial && (ack_eliciting || role_ == EndpointRole::client)) {
+        const std::size_t datagram = datagram_so_far + header_bytes + payload.size() + padding + kAeadTagBytes;
+        if (datagram < kMinInitialDatagramSize) padding += kMinInitialDatagramSize - datagram;
+    }
+    payload.zeros(padding);
+    if (payload.failed() || payload.size() == 0) return false;
+    const std::size_t packet_bytes = header_bytes + payload.size() + kAeadTagBytes;
+    if (!application && patch_long_header_length(out, layout, packet_bytes) != 0) return false;
+    if (space.write.protect_packet(out, header_bytes, payload.size(), packet_number) != 0) return false;
+    ++space.next_packet_number;
+    if (ack_eliciting || record.largest_in_our_ack != kNoPacketNumber) space.entry(packet_number) = record;
+    written = packet_bytes;
+    return true;
+}
+
+void Connection::on_timeout(std::uint64_t) noexcept {
+    if (closed()) return;
+    for (const auto& pointer : spaces_) {
+        Space& space = *pointer;
+        if (space.discarded) continue;
+        for (Space::Sent& sent : space.sent) {
+            if (sent.packet_number == kNoPacketNumber) continue;
+            if (sent.crypto_length != 0) space.crypto_out.on_lost(sent.crypto_offset, sent.crypto_length, false);
+            if (sent.handshake_done) handshake_done_pending_ = true;
+            sent = Space::Sent{};   // declared lost: a late acknowledgement of it changes nothing
+        }
+    }
+}
+
+}  // namespace cf::quic

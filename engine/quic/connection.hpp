@@ -1,0 +1,144 @@
+// One QUIC connection (RFC 9000), client or server, driven by its owner's thread: datagrams in
+// (receive_datagram), datagrams out (write_datagram), time passed in by the caller. It owns the TLS session, the
+// three packet number spaces with their keys, acknowledgements and CRYPTO streams, and the connection's state.
+//
+// What this first slice does, and what it does not yet:
+//   - the full handshake: Initial, Handshake and 1-RTT keys from TLS, CRYPTO data both ways in coalesced packets,
+//     client Initials padded to 1200 bytes, transport parameters exchanged and checked (section 7.3), HANDSHAKE_DONE,
+//     Initial keys discarded when the first Handshake packet goes out (client) or opens (server), Handshake keys
+//     once the handshake is confirmed (RFC 9001 section 4.9);
+//   - acknowledgements of every space (AckTracker), duplicates dropped, CRYPTO data acknowledged;
+//   - CONNECTION_CLOSE sent on any error (the RFC's code: frame errors, TLS alerts, transport parameters) and
+//     received (draining);
+//   - not yet: streams and flow control on the wire, loss recovery and congestion control (a packet lost during
+//     the handshake is only sent again by on_timeout()'s probe), Retry, Version Negotiation, connection ID
+//     changes, idle timeout, key update, 0-RTT.
+//
+// Every datagram is untrusted: a packet that fails to parse, has no keys, does not open, or repeats a packet number
+// is dropped and counted (dropped_packets()); a frame that breaks a rule closes the connection with its code.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "engine/quic/ack_tracker.hpp"
+#include "engine/quic/connection_id.hpp"
+#include "engine/quic/packet_protection.hpp"
+#include "engine/quic/receive_buffer.hpp"
+#include "engine/quic/send_buffer.hpp"
+#include "engine/quic/tls_session.hpp"
+#include "engine/quic/transport_parameters.hpp"
+
+namespace cf::quic {
+
+struct ConnectionConfig {
+    const TlsContext* tls = nullptr;   // its role is the connection's; must outlive the connection
+    TransportParameters parameters;    // ours; the connection fills in the connection-ID parameters
+    std::uint32_t crypto_buffer_bytes = 16384;   // per space and direction, a power of two (a certificate chain fits)
+};
+
+enum class ConnectionState : std::uint8_t {
+    handshaking,   // keys and CRYPTO data being exchanged
+    established,   // the TLS handshake completed at this end
+    confirmed,     // RFC 9001 section 4.1.2: the server at completion, the client on HANDSHAKE_DONE
+    closing,       // we sent CONNECTION_CLOSE
+    draining,      // the peer did
+};
+
+const char* connection_state_name(ConnectionState state) noexcept;
+
+class Connection {
+public:
+    static constexpr std::size_t kMaxDatagramBytes = 1452;   // what we send; what we take is up to 65527
+    static constexpr std::size_t kMaxCloseReasonBytes = 256;   // of our own reason phrase, sent in CONNECTION_CLOSE
+
+    // A client towards a server, from our connection ID and the random `original_dcid` (8 to 20 bytes) its first
+    // Initial goes to. 0, or -EINVAL / -ENOMEM / -EIO with a message.
+    static int connect(const ConnectionConfig& config, const ConnectionId& local_cid, const ConnectionId& original_dcid,
+                       std::uint64_t now_ns, std::unique_ptr<Connection>& out) noexcept;
+    // A server for a client whose first Initial packet came to `original_dcid` from `client_cid` (from the header:
+    // parse_packet_header). The caller then hands it that datagram with receive_datagram().
+    static int accept(const ConnectionConfig& config, const ConnectionId& local_cid, const ConnectionId& original_dcid,
+                      const ConnectionId& client_cid, std::uint64_t now_ns, std::unique_ptr<Connection>& out) noexcept;
+
+    ~Connection();
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+
+    // A datagram from the peer, decrypted in place (its bytes are overwritten).
+    void receive_datagram(std::uint8_t* data, std::size_t size, std::uint64_t now_ns) noexcept;
+    // The next datagram to send into out[0, capacity) (at least kMaxDatagramBytes): its size, or 0 if nothing is due.
+    std::size_t write_datagram(std::uint8_t* out, std::size_t capacity, std::uint64_t now_ns) noexcept;
+    // A probe timeout passed without acknowledgement (the caller's timer): every unacknowledged CRYPTO byte is sent
+    // again. A stand-in until loss recovery takes over.
+    void on_timeout(std::uint64_t now_ns) noexcept;
+
+    // Closes with a transport error code (or an application one) and a reason phrase (at most
+    // kMaxCloseReasonBytes of it is sent): CONNECTION_CLOSE goes out with the next datagram.
+    void close(std::uint64_t error_code, bool application, const char* reason) noexcept;
+
+    ConnectionState state() const noexcept { return state_; }
+    bool handshake_confirmed() const noexcept { return state_ == ConnectionState::confirmed; }
+    bool closed() const noexcept { return state_ == ConnectionState::closing || state_ == ConnectionState::draining; }
+    // Why it closed: our error code or the peer's, and a reason in words.
+    std::uint64_t error_code() const noexcept { return error_code_; }
+    bool closed_by_peer() const noexcept { return state_ == ConnectionState::draining; }
+    const std::string& error_message() const noexcept { return error_message_; }
+
+    EndpointRole role() const noexcept { return role_; }
+    const TlsSession& tls() const noexcept { return *tls_; }
+    const TransportParameters& peer_parameters() const noexcept { return peer_parameters_; }
+    const ConnectionId& local_cid() const noexcept { return local_cid_; }
+    const ConnectionId& peer_cid() const noexcept { return peer_cid_; }
+
+    std::uint64_t dropped_packets() const noexcept { return dropped_packets_; }
+    // Frames of kinds this slice does not act on yet (streams, flow control, connection IDs), counted.
+    std::uint64_t unhandled_frames() const noexcept { return unhandled_frames_; }
+    std::uint64_t packets_sent() const noexcept { return packets_sent_; }
+    std::uint64_t packets_received() const noexcept { return packets_received_; }
+
+private:
+    struct Space;
+    class TlsGlue;
+
+    Connection(EndpointRole role) noexcept;
+    int start(const ConnectionConfig& config, const ConnectionId& local_cid, const ConnectionId& original_dcid,
+              std::uint64_t now_ns) noexcept;
+    void receive_packet(std::uint8_t* packet, const struct PacketHeader& header, std::uint64_t now_ns) noexcept;
+    void process_frames(Space& space, class FrameParser& parser, std::uint64_t now_ns) noexcept;
+    bool write_packet(Space& space, std::uint8_t* out, std::size_t capacity, std::size_t datagram_so_far,
+                      std::uint64_t now_ns, std::size_t& written) noexcept;
+    void on_ack(Space& space, const struct AckFrame& ack) noexcept;
+    void feed_tls(Space& space) noexcept;
+    void discard(Space& space) noexcept;
+    void fail(std::uint64_t error_code, const char* why, std::uint64_t frame_type = 0) noexcept;
+    std::uint64_t check_peer_parameters(const std::uint8_t* data, std::size_t size) noexcept;
+
+    EndpointRole role_;
+    ConnectionState state_ = ConnectionState::handshaking;
+    std::unique_ptr<TlsSession> tls_;
+    std::unique_ptr<TlsGlue> glue_;
+    std::unique_ptr<Space> spaces_[3];   // initial, handshake, application
+    std::unique_ptr<std::uint8_t[]> crypto_memory_;
+    ConnectionId local_cid_;
+    ConnectionId peer_cid_;
+    ConnectionId original_dcid_;
+    bool peer_cid_chosen_ = false;       // client: the server's SCID replaced our random original DCID
+    TransportParameters local_parameters_;
+    TransportParameters peer_parameters_;
+    bool handshake_done_pending_ = false;   // server: HANDSHAKE_DONE still to send
+    bool close_pending_ = false;            // CONNECTION_CLOSE still to send
+    bool close_application_ = false;
+    std::string close_reason_;
+    std::uint64_t close_frame_type_ = 0;
+    std::uint64_t error_code_ = 0;
+    std::string error_message_;
+    std::uint64_t dropped_packets_ = 0;
+    std::uint64_t unhandled_frames_ = 0;
+    std::uint64_t packets_sent_ = 0;
+    std::uint64_t packets_received_ = 0;
+};
+
+}  // namespace cf::quic
