@@ -277,6 +277,24 @@ TEST_CASE("cubic: the window follows the RFC 9438 reference step by step; W_cubi
     CHECK(flow.cc.congestion_window() > 180000);   // convex growth past W_max
 }
 
+TEST_CASE("cubic: the target is capped at 1.5 * cwnd on a long round trip") {
+    Flow flow(cubic());
+    std::uint64_t now = 0;
+    grow_then_lose(flow, 10, now);   // W_max 10 segments, cwnd 7, K = cbrt(7.5) s
+    flow.ack(flow.outstanding.size(), now, ms(4000));
+    REQUIRE(flow.cc.congestion_window() == 8400);
+    flow.fill(now);
+    // The epoch's first ACK: t = 0, W_cubic(0) = cwnd_epoch is below W_est, so the Reno-friendly step.
+    flow.ack(1, now + ms(50), ms(4000));
+    const double first = 8400 + Cubic::kAlpha * kMss * kMss / 8400;
+    CHECK(flow.cc.congestion_window() == static_cast<std::uint64_t>(first));
+    flow.fill(now + ms(50));
+    // t = 50 ms: W_cubic(t) is above W_est, and W_cubic(t + 4 s) (about 13.7 segments) beyond 1.5 * cwnd, so the
+    // step is (1.5 * cwnd - cwnd) * 1200 / cwnd = 600 bytes.
+    flow.ack(1, now + ms(100), ms(4000));
+    CHECK(flow.cc.congestion_window() == static_cast<std::uint64_t>(first + 600));
+}
+
 TEST_CASE("cubic: fast convergence lowers W_max when the window has not recovered") {
     for (const bool fast : {true, false}) {
         CAPTURE(fast);
