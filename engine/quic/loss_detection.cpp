@@ -61,13 +61,14 @@ int LossDetection::on_packet_sent(PacketNumberSpace space, const SentPacket& pac
     if (s.discarded) return -EINVAL;
     const int rc = s.sent.add(packet);
     if (rc != 0) return rc;
+    ecn_.on_packet_sent(space, packet.ecn);
+    if (packet.ack_eliciting && probe_credits_ > 0) --probe_credits_;
+    // Packets not in flight (ACK-only) neither start nor move the timer.
     if (packet.in_flight) {
         if (packet.ack_eliciting) s.time_of_last_ack_eliciting = packet.time_sent_ns;
         congestion_.on_packet_sent(packet.size);
+        set_timer(packet.time_sent_ns);
     }
-    ecn_.on_packet_sent(space, packet.ecn);
-    if (packet.ack_eliciting && probe_credits_ > 0) --probe_credits_;
-    set_timer(packet.time_sent_ns);
     return 0;
 }
 

@@ -7,7 +7,9 @@
 //
 // The connection's side of the contract:
 //   - Before sending a packet in a space, can_send(space, bytes): the space has a free record and the congestion
-//     window (or a PTO probe credit) allows it; then on_packet_sent(). ACK-only packets: in_flight = false.
+//     window (or a PTO probe credit) allows it; then on_packet_sent(). ACK-only packets: in_flight = false. When a
+//     space's records are full (-ENOBUFS), nothing ack-eliciting may be sent in it until an ACK, a loss or a
+//     timeout frees a record; an ACK-only packet may still go out unrecorded (its number is then a gap here).
 //   - For each ACK frame: on_ack_received(); then acked() and lost() list the packets it resolved (copies of their
 //     records, with the connection's `frames` handle) until the next call into the detector. Lost packets' frames
 //     are the connection's to requeue; a later ACK of a lost packet only counts as a spurious loss (its handle is
@@ -42,6 +44,8 @@
 //   - Errors: ACK ranges not sorted largest first with gaps (FRAME_ENCODING_ERROR), an ACK of a number above the
 //     largest sent in that space, or in a space with nothing sent or already discarded (PROTOCOL_VIOLATION).
 //     Nothing is changed when an error is returned.
+// Cost per ACK frame: a binary search per range plus the records inside the ranges and the loss scan (from the
+// oldest outstanding record to the first one not lost); no allocation, one congestion controller call.
 #pragma once
 
 #include <array>
@@ -134,7 +138,8 @@ public:
     void on_handshake_confirmed(std::uint64_t now_ns) noexcept;
     void on_peer_address_validated(std::uint64_t now_ns) noexcept;
     void set_amplification_limited(bool limited, std::uint64_t now_ns) noexcept;
-    // Keys of the Initial or Handshake space dropped: its packets leave flight without a congestion event.
+    // Keys of the Initial or Handshake space dropped: its packets leave flight without a congestion event, listed
+    // by discarded(). The application space is never discarded (ignored).
     void discard_space(PacketNumberSpace space, std::uint64_t now_ns) noexcept;
     void set_max_ack_delay(std::uint64_t max_ack_delay_ns) noexcept { max_ack_delay_ns_ = max_ack_delay_ns; }
 

@@ -314,6 +314,9 @@ TEST_CASE("pto: per-space rules, anti-deadlock, amplification limit, discarding 
         REQUIRE(ack(*client, kInitial, {{0, 0}}, ms(100)) == TransportError::no_error);
         // Nothing in flight, yet the timer runs: 100 + (100 + 4 * 50) ms.
         CHECK(client->timer_deadline() == ms(400));
+        // An ACK-only packet does not move it.
+        REQUIRE(client->on_packet_sent(kInitial, packet(1, ms(150), 50, false, false)) == 0);
+        CHECK(client->timer_deadline() == ms(400));
         TimeoutResult fired = client->on_timeout(ms(400));
         CHECK(fired.kind == TimeoutKind::probe);
         CHECK(fired.anti_deadlock);
