@@ -19,7 +19,8 @@
 //     exceed the congestion window (probe credits, see can_send).
 //   - Report the handshake's progress: on_handshake_keys(), on_handshake_confirmed(), on_peer_address_validated()
 //     (a client: when a Handshake packet is acknowledged or the handshake is confirmed; a server never needs to),
-//     set_amplification_limited() (a server blocked by the 3x limit), discard_space() when keys are dropped.
+//     set_amplification_limited() (a server blocked by the 3x limit; when a datagram unblocks it, the timer is
+//     re-armed and may already be due: check timer_deadline() against now), discard_space() when keys are dropped.
 //
 // Rules as implemented:
 //   - An ACK newly acknowledges the outstanding records in its ranges. An RTT sample is taken only if the
