@@ -15,6 +15,7 @@
 // window; PTO probes are exempt, the loss detector grants those). Not thread-safe; no allocation.
 #pragma once
 
+#include <cerrno>
 #include <cstdint>
 #include <span>
 #include <variant>
@@ -58,6 +59,18 @@ public:
     }
     void on_persistent_congestion() noexcept {
         std::visit([&](auto& algorithm) { algorithm.on_persistent_congestion(window_); }, algorithm_);
+    }
+
+    // Path MTU discovery changed the datagram size (section 7.2): the minimum window follows it, and a smaller size
+    // (a handshake that needed it) restarts from the new initial window. -EINVAL outside 1200..65527 (a QUIC
+    // path carries at least 1200 bytes; a UDP payload is at most 65527).
+    int set_max_datagram_size(std::uint64_t bytes) noexcept {
+        if (bytes < kDefaultMaxDatagramSize || bytes > 65527) return -EINVAL;
+        const bool smaller = bytes < window_.max_datagram_size;
+        window_.max_datagram_size = bytes;
+        if (smaller) window_.congestion_window = initial_congestion_window(bytes);
+        if (window_.congestion_window < window_.minimum_window()) window_.congestion_window = window_.minimum_window();
+        return 0;
     }
 
     std::uint64_t congestion_window() const noexcept { return window_.congestion_window; }

@@ -143,6 +143,8 @@ public:
     // by discarded(). The application space is never discarded (ignored).
     void discard_space(PacketNumberSpace space, std::uint64_t now_ns) noexcept;
     void set_max_ack_delay(std::uint64_t max_ack_delay_ns) noexcept { max_ack_delay_ns_ = max_ack_delay_ns; }
+    // Path MTU discovery's new datagram size (CongestionController::set_max_datagram_size).
+    int set_max_datagram_size(std::uint64_t bytes) noexcept { return congestion_.set_max_datagram_size(bytes); }
 
     // State.
     const RttEstimator& rtt() const noexcept { return rtt_; }

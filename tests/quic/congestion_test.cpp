@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <deque>
@@ -136,7 +137,18 @@ TEST_CASE("window: the initial and minimum windows of section 7.2") {
     cc.on_packet_sent(11000);
     CHECK(cc.can_send(1000));
     CHECK_FALSE(cc.can_send(1001));
-    CongestionController defaulted(CongestionConfig{CongestionAlgorithm::cubic, 0, true});
+    // A new datagram size: larger keeps the window, smaller restarts from its initial window; bounds refused.
+    CongestionController mtu(reno());
+    CHECK(mtu.set_max_datagram_size(1199) == -EINVAL);
+    CHECK(mtu.set_max_datagram_size(65528) == -EINVAL);
+    CHECK(mtu.set_max_datagram_size(1500) == 0);
+    CHECK(mtu.congestion_window() == 12000);
+    CHECK(mtu.max_datagram_size() == 1500);
+    mtu.on_persistent_congestion();
+    CHECK(mtu.congestion_window() == 3000);
+    CHECK(mtu.set_max_datagram_size(1300) == 0);
+    CHECK(mtu.congestion_window() == 13000);
+        CongestionController defaulted(CongestionConfig{CongestionAlgorithm::cubic, 0, true});
     CHECK(defaulted.max_datagram_size() == kDefaultMaxDatagramSize);
     CHECK(defaulted.algorithm() == CongestionAlgorithm::cubic);
 }
