@@ -55,6 +55,7 @@
 #include <span>
 #include <variant>
 
+#include "engine/quic/ack_range.hpp"
 #include "engine/quic/connection_id.hpp"
 #include "engine/quic/stream_id.hpp"
 #include "engine/quic/transport_error.hpp"
@@ -117,20 +118,6 @@ struct PaddingFrame {
 
 struct PingFrame {
     friend bool operator==(const PingFrame&, const PingFrame&) noexcept = default;
-};
-
-// Packet numbers smallest..largest, both included.
-struct AckRange {
-    std::uint64_t smallest = 0;
-    std::uint64_t largest = 0;
-    friend bool operator==(const AckRange&, const AckRange&) noexcept = default;
-};
-
-struct EcnCounts {
-    std::uint64_t ect0 = 0;
-    std::uint64_t ect1 = 0;
-    std::uint64_t ce = 0;
-    friend bool operator==(const EcnCounts&, const EcnCounts&) noexcept = default;
 };
 
 // ranges[0, range_count) from the highest packet numbers down, disjoint and not adjacent (the wire cannot say
