@@ -7,6 +7,7 @@
 
 #include "engine/quic/frames.hpp"
 #include "engine/quic/initial_secrets.hpp"
+#include "engine/quic/loss_detection.hpp"
 #include "engine/quic/packet_header.hpp"
 #include "engine/quic/packet_header_writer.hpp"
 #include "engine/quic/packet_number.hpp"
@@ -21,6 +22,9 @@ constexpr EncryptionLevel kLevelOf[3] = {EncryptionLevel::initial, EncryptionLev
                                          EncryptionLevel::application};
 constexpr FramePacketType kFrameTypeOf[3] = {FramePacketType::initial, FramePacketType::handshake,
                                              FramePacketType::one_rtt};
+constexpr PacketNumberSpace kRecoverySpaceOf[3] = {PacketNumberSpace::initial, PacketNumberSpace::handshake,
+                                                   PacketNumberSpace::application};
+constexpr std::uint64_t kAmplificationFactor = 3;   // RFC 9000 section 8.1
 
 int space_of(EncryptionLevel level) noexcept {
     switch (level) {
@@ -62,7 +66,7 @@ struct Connection::Space {
     ReceiveBuffer crypto_in;
     std::uint64_t next_packet_number = 0;
     std::uint64_t largest_received = kNoPacketNumber;
-    std::uint64_t largest_acked = kNoPacketNumber;
+    std::uint32_t probes_due = 0;   // ack-eliciting packets a PTO asks for
     bool discarded = false;
     Sent sent[kSentLog];
 
@@ -86,7 +90,11 @@ public:
         Space& space = *connection_.spaces_[space_of(level)];
         PacketProtector& protector = direction == SecretDirection::read ? space.read : space.write;
         const bool key_update = level == EncryptionLevel::application;
-        return protector.install(suite, secret, size, key_update) == 0 ? 0 : code_of(TransportError::internal_error);
+        if (protector.install(suite, secret, size, key_update) != 0) return code_of(TransportError::internal_error);
+        if (level == EncryptionLevel::handshake && direction == SecretDirection::write) {
+            connection_.recovery_->on_handshake_keys();
+        }
+        return 0;
     }
     std::uint64_t on_peer_transport_parameters(const std::uint8_t* data, std::size_t size) noexcept override {
         return connection_.check_peer_parameters(data, size);
@@ -145,6 +153,14 @@ int Connection::start(const ConnectionConfig& config, const ConnectionId& local_
         (void)space.crypto_out.init(crypto_memory_.get() + std::size_t{ring} * (2 * i), ring);
         (void)space.crypto_in.init(crypto_memory_.get() + std::size_t{ring} * (2 * i + 1), ring);
     }
+    LossDetectionConfig recovery;
+    recovery.is_server = role_ == EndpointRole::server;
+    recovery.application_capacity = Space::kSentLog;   // the sent log keeps what the records point to
+    recovery.initial_capacity = recovery.handshake_capacity = 64;
+    if (const int rc = LossDetection::create(recovery, recovery_); rc != 0) {
+        return platform::fail(-rc, "QUIC: loss recovery could not be set up");
+    }
+    address_validated_ = role_ == EndpointRole::client;   // a server validates the client's address (section 8.1)
     // Initial keys come from the client's first DCID (RFC 9001 section 5.2).
     InitialSecrets secrets;
     if (const int rc = derive_initial_secrets(original_dcid.data(), original_dcid.size(), secrets); rc != 0) return rc;
@@ -217,12 +233,19 @@ void Connection::discard(Space& space) noexcept {
     space.read.clear();
     space.write.clear();
     space.discarded = true;
+    if (space.index != kApplication) {
+        recovery_->discard_space(kRecoverySpaceOf[space.index], now_ns_);   // in flight no more, nothing to resend
+        for (Space::Sent& sent : space.sent) sent = Space::Sent{};
+    }
 }
 
 // ---- receiving ----
 
 void Connection::receive_datagram(std::uint8_t* data, std::size_t size, std::uint64_t now_ns) noexcept {
     if (state_ == ConnectionState::draining) return;
+    now_ns_ = now_ns;
+    bytes_received_ += size;
+    if (!address_validated_) recovery_->set_amplification_limited(false, now_ns);   // new sending credit
     PacketParseOptions options;
     options.receiver = role_;
     options.short_header_dcid_length = local_cid_.size();
@@ -295,8 +318,12 @@ void Connection::receive_packet(std::uint8_t* packet, const PacketHeader& header
     process_frames(space, parser, now_ns);
     if (closed()) return;
     (void)space.acks.on_packet(packet_number, parser.ack_eliciting(), false, now_ns);
-    // A server is done with Initial keys once a Handshake packet opened (RFC 9001 section 4.9.1).
-    if (role_ == EndpointRole::server && index == kHandshake) discard(*spaces_[kInitial]);
+    // A server is done with Initial keys once a Handshake packet opened (RFC 9001 section 4.9.1); such a packet
+    // also proves the client's address (RFC 9000 section 8.1).
+    if (role_ == EndpointRole::server && index == kHandshake) {
+        address_validated_ = true;
+        discard(*spaces_[kInitial]);
+    }
 }
 
 void Connection::process_frames(Space& space, FrameParser& parser, std::uint64_t) noexcept {
@@ -341,6 +368,7 @@ void Connection::process_frames(Space& space, FrameParser& parser, std::uint64_t
                 }
                 if (state_ == ConnectionState::established || state_ == ConnectionState::handshaking) {
                     state_ = ConnectionState::confirmed;
+                    recovery_->on_handshake_confirmed(now_ns_);
                 }
                 discard(*spaces_[kHandshake]);
                 break;
@@ -381,30 +409,45 @@ void Connection::feed_tls(Space& space) noexcept {
             // its Handshake keys go.
             state_ = ConnectionState::confirmed;
             handshake_done_pending_ = true;
+            recovery_->on_handshake_confirmed(now_ns_);
             discard(*spaces_[kHandshake]);
         }
     }
 }
 
 void Connection::on_ack(Space& space, const AckFrame& ack) noexcept {
-    if (ack.largest_acknowledged() >= space.next_packet_number) {
-        fail(code_of(TransportError::protocol_violation), "an ACK for a packet never sent", 0x02);
+    AckFrameInfo info;
+    info.ranges = ack.kept_ranges();
+    // The peer's ack_delay_exponent (3 until its transport parameters arrive), microseconds to nanoseconds.
+    const std::uint64_t exponent = peer_parameters_.ack_delay_exponent;
+    const bool huge = ack.ack_delay > (UINT64_MAX >> 10) >> exponent;   // would overflow: the recovery caps it
+    info.ack_delay_ns = huge ? UINT64_MAX : (ack.ack_delay << exponent) * 1000;
+    info.ecn = ack.has_ecn ? &ack.ecn : nullptr;
+    const TransportError error = recovery_->on_ack_received(kRecoverySpaceOf[space.index], info, now_ns_);
+    if (error != TransportError::no_error) {
+        fail(code_of(error), "an ACK frame that does not match what was sent", 0x02);
         return;
     }
-    if (space.largest_acked == kNoPacketNumber || ack.largest_acknowledged() > space.largest_acked) {
-        space.largest_acked = ack.largest_acknowledged();
+    for (const SentPacket& packet : recovery_->acked()) {
+        Space::Sent& sent = space.entry(packet.frames);
+        if (sent.packet_number != packet.frames) continue;
+        if (sent.crypto_length != 0) space.crypto_out.on_acked(sent.crypto_offset, sent.crypto_length, false);
+        if (sent.largest_in_our_ack != kNoPacketNumber) space.acks.on_ack_acknowledged(sent.largest_in_our_ack);
+        sent = Space::Sent{};
     }
-    // Only what the sent log still holds can be acted on: at most kSentLog packets below the next one.
-    const std::uint64_t next = space.next_packet_number;
-    const std::uint64_t oldest = next > Space::kSentLog ? next - Space::kSentLog : 0;
-    for (const AckRange& range : ack.kept_ranges()) {
-        for (std::uint64_t pn = range.smallest > oldest ? range.smallest : oldest; pn <= range.largest; ++pn) {
-            Space::Sent& sent = space.entry(pn);
-            if (sent.packet_number != pn) continue;   // acknowledged before, or never tracked
-            if (sent.crypto_length != 0) space.crypto_out.on_acked(sent.crypto_offset, sent.crypto_length, false);
-            if (sent.largest_in_our_ack != kNoPacketNumber) space.acks.on_ack_acknowledged(sent.largest_in_our_ack);
-            sent.packet_number = kNoPacketNumber;
-        }
+    requeue_lost(space);
+    // A client's address is validated once the server acknowledges a Handshake packet (RFC 9002 section 6.2.2.1).
+    if (role_ == EndpointRole::client && space.index == kHandshake) recovery_->on_peer_address_validated(now_ns_);
+}
+
+// What the recovery declared lost goes again: its CRYPTO data, a HANDSHAKE_DONE.
+void Connection::requeue_lost(Space& space) noexcept {
+    for (const SentPacket& packet : recovery_->lost()) {
+        Space::Sent& sent = space.entry(packet.frames);
+        if (sent.packet_number != packet.frames) continue;
+        if (sent.crypto_length != 0) space.crypto_out.on_lost(sent.crypto_offset, sent.crypto_length, false);
+        if (sent.handshake_done) handshake_done_pending_ = true;
+        sent = Space::Sent{};
     }
 }
 
@@ -413,18 +456,31 @@ void Connection::on_ack(Space& space, const AckFrame& ack) noexcept {
 std::size_t Connection::write_datagram(std::uint8_t* out, std::size_t capacity, std::uint64_t now_ns) noexcept {
     if (state_ == ConnectionState::draining || capacity < kMaxDatagramBytes) return 0;
     if (state_ == ConnectionState::closing && !close_pending_) return 0;
+    now_ns_ = now_ns;
+    // Before the client's address is validated a server sends at most three times what it received (section 8.1).
+    std::size_t limit = kMaxDatagramBytes;
+    if (!address_validated_) {
+        const std::uint64_t allowed = kAmplificationFactor * bytes_received_;
+        const std::uint64_t credit = allowed - std::min(allowed, bytes_sent_);
+        if (credit < kMinInitialDatagramSize) {
+            recovery_->set_amplification_limited(true, now_ns);
+            return 0;
+        }
+        limit = std::min<std::uint64_t>(limit, credit);
+    }
     std::size_t used = 0;
     for (int i = 0; i < 3; ++i) {
         Space& space = *spaces_[i];
         if (space.discarded || !space.write.installed()) continue;
         std::size_t written = 0;
-        if (!write_packet(space, out + used, kMaxDatagramBytes - used, used, now_ns, written)) continue;
+        if (!write_packet(space, out + used, limit - used, used, now_ns, written)) continue;
         used += written;
         ++packets_sent_;
         // A client is done with Initial keys once it sends a Handshake packet (RFC 9001 section 4.9.1).
         if (role_ == EndpointRole::client && i == kHandshake) discard(*spaces_[kInitial]);
-        if (kMaxDatagramBytes - used < 64) break;
+        if (limit - used < 64) break;
     }
+    bytes_sent_ += used;
     if (used != 0 && state_ == ConnectionState::closing) close_pending_ = false;   // sent once per request
     return used;
 }
@@ -437,11 +493,19 @@ bool Connection::write_packet(Space& space, std::uint8_t* out, std::size_t capac
     SendBuffer::Chunk crypto;
     const bool crypto_due = !closing && space.crypto_out.next_chunk(capacity, UINT64_MAX, crypto);
     const bool done_due = !closing && application && handshake_done_pending_;
-    if (!ack_due && !crypto_due && !done_due && !closing) return false;
+    const bool probe_due = !closing && space.probes_due != 0;
+    if (!ack_due && !crypto_due && !done_due && !probe_due && !closing) return false;
+    // Anything ack-eliciting must fit the congestion window and the recovery's records (or a probe's credit).
+    const bool eliciting_wanted = crypto_due || done_due || probe_due;
+    const PacketNumberSpace recovery_space = kRecoverySpaceOf[space.index];
+    if (eliciting_wanted && !closing && !recovery_->can_send(recovery_space, capacity) && !ack_due) return false;
 
     ByteWriter writer(out, capacity);
     const std::uint64_t packet_number = space.next_packet_number;
-    const std::size_t pn_length = packet_number_length(packet_number, space.largest_acked);
+    std::uint64_t largest_acked = kNoPacketNumber;
+    (void)recovery_->largest_acked(recovery_space, largest_acked);
+    const std::size_t pn_length = packet_number_length(packet_number, largest_acked);
+    const bool may_elicit = closing || recovery_->can_send(recovery_space, capacity);
     LongHeaderLayout layout;
     if (application) {
         ShortHeaderFields fields;
@@ -494,12 +558,12 @@ bool Connection::write_packet(Space& space, std::uint8_t* out, std::size_t capac
                 space.acks.on_ack_sent();
             }
         }
-        if (done_due && encode(payload, HandshakeDoneFrame{})) {
+        if (done_due && may_elicit && encode(payload, HandshakeDoneFrame{})) {
             handshake_done_pending_ = false;
             record.handshake_done = true;
             ack_eliciting = true;
         }
-        if (crypto_due) {
+        if (crypto_due && may_elicit) {
             // One contiguous range per packet (two frames if it wraps the ring), as much as fits.
             const std::size_t room = payload.remaining() > 8 ? payload.remaining() - 8 : 0;   // 2 frame headers
             const std::size_t fits = crypto_data_that_fits(crypto.offset, room);
@@ -521,6 +585,8 @@ bool Connection::write_packet(Space& space, std::uint8_t* out, std::size_t capac
             }
         }
     }
+    if (probe_due && may_elicit && !ack_eliciting && encode(payload, PingFrame{})) ack_eliciting = true;
+    if (ack_eliciting && space.probes_due != 0) --space.probes_due;
     // Padding: the header protection sample needs 4 bytes from the packet number on, and a datagram with an
     // ack-eliciting Initial (any from a client) is at least 1200 bytes (section 14.1).
     std::size_t padding = payload.size() + pn_length < 4 ? 4 - payload.size() - pn_length : 0;
@@ -534,23 +600,42 @@ bool Connection::write_packet(Space& space, std::uint8_t* out, std::size_t capac
     if (!application && patch_long_header_length(out, layout, packet_bytes) != 0) return false;
     if (space.write.protect_packet(out, header_bytes, payload.size(), packet_number) != 0) return false;
     ++space.next_packet_number;
-    if (ack_eliciting || record.largest_in_our_ack != kNoPacketNumber) space.entry(packet_number) = record;
+    if (!closing) {
+        SentPacket sent;
+        sent.packet_number = packet_number;
+        sent.time_sent_ns = now_ns;
+        sent.frames = packet_number;
+        sent.size = static_cast<std::uint32_t>(packet_bytes);
+        sent.ack_eliciting = ack_eliciting;
+        sent.in_flight = ack_eliciting || padding != 0;
+        // An ACK-only packet the records cannot take still goes out, unrecorded (a gap for the recovery).
+        if (recovery_->on_packet_sent(recovery_space, sent) == 0) space.entry(packet_number) = record;
+    }
     written = packet_bytes;
     return true;
 }
 
-void Connection::on_timeout(std::uint64_t) noexcept {
+std::uint64_t Connection::next_timeout() const noexcept {
+    return closed() ? kNoDeadline : recovery_->timer_deadline();
+}
+
+void Connection::on_timeout(std::uint64_t now_ns) noexcept {
     if (closed()) return;
-    for (const auto& pointer : spaces_) {
-        Space& space = *pointer;
-        if (space.discarded) continue;
-        for (Space::Sent& sent : space.sent) {
-            if (sent.packet_number == kNoPacketNumber) continue;
-            if (sent.crypto_length != 0) space.crypto_out.on_lost(sent.crypto_offset, sent.crypto_length, false);
-            if (sent.handshake_done) handshake_done_pending_ = true;
-            sent = Space::Sent{};   // declared lost: a late acknowledgement of it changes nothing
-        }
+    now_ns_ = now_ns;
+    const TimeoutResult result = recovery_->on_timeout(now_ns);
+    if (result.kind == TimeoutKind::none) return;
+    Space& space = *spaces_[static_cast<int>(space_index(result.space))];
+    requeue_lost(space);
+    if (result.kind != TimeoutKind::probe) return;
+    // A probe: one or two ack-eliciting packets. They carry data if any is unacknowledged (sent again: it may be
+    // what was lost), else a PING.
+    space.probes_due = 2;
+    for (Space::Sent& sent : space.sent) {
+        if (sent.packet_number == kNoPacketNumber || sent.crypto_length == 0) continue;
+        space.crypto_out.on_lost(sent.crypto_offset, sent.crypto_length, false);
+        sent.crypto_length = 0;
     }
+    if (result.anti_deadlock && space.index == kInitial) space.probes_due = 1;
 }
 
 }  // namespace cf::quic

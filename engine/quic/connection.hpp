@@ -10,9 +10,13 @@
 //   - acknowledgements of every space (AckTracker), duplicates dropped, CRYPTO data acknowledged;
 //   - CONNECTION_CLOSE sent on any error (the RFC's code: frame errors, TLS alerts, transport parameters) and
 //     received (draining);
-//   - not yet: streams and flow control on the wire, loss recovery and congestion control (a packet lost during
-//     the handshake is only sent again by on_timeout()'s probe), Retry, Version Negotiation, connection ID
-//     changes, idle timeout, key update, 0-RTT.
+//   - loss recovery (RFC 9002, loss_detection.hpp): packets declared lost by an ACK or the loss timer have their
+//     CRYPTO data and HANDSHAKE_DONE sent again; a probe timeout sends one or two ack-eliciting packets (the
+//     unacknowledged CRYPTO data again, else a PING); the congestion window gates what is ack-eliciting;
+//   - the anti-amplification limit: a server sends at most three times what it received until a Handshake packet
+//     from the client proves its address (RFC 9000 section 8.1);
+//   - not yet: streams and flow control on the wire, pacing, Retry, Version Negotiation, connection ID changes,
+//     idle timeout, key update, 0-RTT.
 //
 // Every datagram is untrusted: a packet that fails to parse, has no keys, does not open, or repeats a packet number
 // is dropped and counted (dropped_packets()); a frame that breaks a rule closes the connection with its code.
@@ -25,6 +29,7 @@
 
 #include "engine/quic/ack_tracker.hpp"
 #include "engine/quic/connection_id.hpp"
+#include "engine/quic/loss_detection.hpp"
 #include "engine/quic/packet_protection.hpp"
 #include "engine/quic/receive_buffer.hpp"
 #include "engine/quic/send_buffer.hpp"
@@ -71,8 +76,9 @@ public:
     void receive_datagram(std::uint8_t* data, std::size_t size, std::uint64_t now_ns) noexcept;
     // The next datagram to send into out[0, capacity) (at least kMaxDatagramBytes): its size, or 0 if nothing is due.
     std::size_t write_datagram(std::uint8_t* out, std::size_t capacity, std::uint64_t now_ns) noexcept;
-    // A probe timeout passed without acknowledgement (the caller's timer): every unacknowledged CRYPTO byte is sent
-    // again. A stand-in until loss recovery takes over.
+    // When the connection's timer is due (loss detection or probe timeout, RFC 9002), UINT64_MAX for none; the
+    // caller calls on_timeout() then, and reads next_timeout() again after every call into the connection.
+    std::uint64_t next_timeout() const noexcept;
     void on_timeout(std::uint64_t now_ns) noexcept;
 
     // Closes with a transport error code (or an application one) and a reason phrase (at most
@@ -98,6 +104,11 @@ public:
     std::uint64_t unhandled_frames() const noexcept { return unhandled_frames_; }
     std::uint64_t packets_sent() const noexcept { return packets_sent_; }
     std::uint64_t packets_received() const noexcept { return packets_received_; }
+    std::uint64_t bytes_sent() const noexcept { return bytes_sent_; }
+    std::uint64_t bytes_received() const noexcept { return bytes_received_; }
+    bool address_validated() const noexcept { return address_validated_; }
+    // RTT, congestion window, bytes in flight, losses (RFC 9002 state).
+    const LossDetection& recovery() const noexcept { return *recovery_; }
 
 private:
     struct Space;
@@ -111,6 +122,7 @@ private:
     bool write_packet(Space& space, std::uint8_t* out, std::size_t capacity, std::size_t datagram_so_far,
                       std::uint64_t now_ns, std::size_t& written) noexcept;
     void on_ack(Space& space, const struct AckFrame& ack) noexcept;
+    void requeue_lost(Space& space) noexcept;
     void feed_tls(Space& space) noexcept;
     void discard(Space& space) noexcept;
     void fail(std::uint64_t error_code, const char* why, std::uint64_t frame_type = 0) noexcept;
@@ -121,6 +133,11 @@ private:
     std::unique_ptr<TlsSession> tls_;
     std::unique_ptr<TlsGlue> glue_;
     std::unique_ptr<Space> spaces_[3];   // initial, handshake, application
+    std::unique_ptr<LossDetection> recovery_;
+    std::uint64_t now_ns_ = 0;           // of the call being handled
+    std::uint64_t bytes_received_ = 0;
+    std::uint64_t bytes_sent_ = 0;
+    bool address_validated_ = false;     // a server's anti-amplification limit applies until then
     std::unique_ptr<std::uint8_t[]> crypto_memory_;
     ConnectionId local_cid_;
     ConnectionId peer_cid_;

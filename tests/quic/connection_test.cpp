@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <deque>
 #include <random>
 #include <vector>
@@ -41,6 +42,8 @@ struct Pair {
     ConnectionConfig server_config;
     std::mt19937_64 random{7};
     int drop_percent = 0;
+    bool client_silent_after_first = false;   // every client datagram after the first is lost
+    std::size_t client_datagrams = 0;
     std::size_t datagrams = 0, dropped = 0;
 
     explicit Pair(TlsConfig client_settings = {}, TlsConfig server_settings = {}) {
@@ -73,6 +76,11 @@ struct Pair {
         if (size == 0) return false;
         datagram.resize(size);
         ++datagrams;
+        const bool from_client = &from == client.get();
+        if (from_client && client_silent_after_first && client_datagrams++ > 0) {
+            ++dropped;
+            return true;
+        }
         if (static_cast<int>(random() % 100) < drop_percent) {
             ++dropped;
             return true;
@@ -90,20 +98,26 @@ struct Pair {
         return true;
     }
 
-    // Datagrams both ways until neither has anything to send; a probe timeout when stuck before confirmation.
+    // Datagrams both ways (1 ms apart) until neither has anything to send; then time jumps to the next timer.
+    std::uint64_t now = 1'000'000;
     void run(int max_rounds = 200) {
-        std::uint64_t now = 1'000'000;
         for (int round = 0; round < max_rounds; ++round) {
             now += 1'000'000;
             bool moved = move(*client, &server, now);
-            if (server != nullptr) moved |= move(*server, &client, now);
+            if (server != nullptr) moved |= move(*server, &client, now + 500'000);   // half a step later
             if (moved) continue;
             const bool done = server != nullptr && client->handshake_confirmed() && server->handshake_confirmed();
             if (done || client->closed() || (server != nullptr && server->closed())) return;
-            client->on_timeout(now);
-            if (server != nullptr) server->on_timeout(now);
+            std::uint64_t next = client->next_timeout();
+            if (server != nullptr) next = std::min(next, server->next_timeout());
+            if (next == UINT64_MAX) return;   // stuck with no timer: the test sees it
+            if (next > now) now = next;
+            ++timeouts;
+            if (client->next_timeout() <= now) client->on_timeout(now);
+            if (server != nullptr && server->next_timeout() <= now) server->on_timeout(now);
         }
     }
+    std::size_t timeouts = 0;
 };
 
 }  // namespace
@@ -147,11 +161,37 @@ TEST_CASE("connection: the handshake completes through 30% datagram loss, with p
         pair.random.seed(static_cast<std::uint64_t>(seed));
         pair.drop_percent = 30;
         pair.run(2000);
-        INFO("seed ", seed, " datagrams ", pair.datagrams, " dropped ", pair.dropped);
+        INFO("seed ", seed, " datagrams ", pair.datagrams, " dropped ", pair.dropped, " timeouts ", pair.timeouts);
         REQUIRE(pair.server != nullptr);
         CHECK(pair.client->handshake_confirmed());
         CHECK(pair.server->handshake_confirmed());
     }
+}
+
+TEST_CASE("connection: a server whose client went silent sends at most three times what it received") {
+    Pair pair;
+    pair.client_silent_after_first = true;
+    pair.run(500);
+    REQUIRE(pair.server != nullptr);
+    CHECK_FALSE(pair.server->address_validated());
+    CHECK(pair.server->bytes_received() >= 1200);
+    CHECK(pair.server->bytes_sent() > 0);
+    CHECK(pair.server->bytes_sent() <= 3 * pair.server->bytes_received());
+    CHECK(pair.server->recovery().stats().pto_expirations > 0);   // it tried again, within the limit
+    CHECK_FALSE(pair.server->handshake_confirmed());
+}
+
+TEST_CASE("connection: RTT and congestion state after a handshake") {
+    Pair pair;
+    pair.run();
+    REQUIRE(pair.server != nullptr);
+    REQUIRE(pair.client->handshake_confirmed());
+    // The server answers half a millisecond after the client's datagram, the client acknowledges at the next step:
+    // the samples are 0.5 to a few milliseconds.
+    CHECK(pair.client->recovery().rtt().has_sample());
+    CHECK(pair.client->recovery().rtt().smoothed_rtt() >= 500'000);
+    CHECK(pair.client->recovery().rtt().smoothed_rtt() < 100'000'000);
+    CHECK(pair.client->recovery().stats().packets_lost == 0);
 }
 
 TEST_CASE("connection: a server the client cannot verify: the client closes with bad_certificate, the server drains") {
