@@ -98,6 +98,9 @@ public:
     const TransportParameters& peer_parameters() const noexcept { return peer_parameters_; }
     const ConnectionId& local_cid() const noexcept { return local_cid_; }
     const ConnectionId& peer_cid() const noexcept { return peer_cid_; }
+    // The client's first Destination Connection ID (a server also takes packets sent to it, until the client uses
+    // the server's own).
+    const ConnectionId& original_dcid() const noexcept { return original_dcid_; }
 
     std::uint64_t dropped_packets() const noexcept { return dropped_packets_; }
     // Frames of kinds this slice does not act on yet (streams, flow control, connection IDs), counted.

@@ -1,0 +1,212 @@
+#include "engine/quic/endpoint.hpp"
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+
+#include <cerrno>
+#include <new>
+
+#include "engine/quic/packet_header.hpp"
+#include "platform/os/last_error.hpp"
+
+namespace cf::quic {
+namespace {
+
+constexpr std::size_t kConnectionIdBytes = 8;
+constexpr std::uint64_t kMinClosingNs = 100'000'000;   // a closed connection lingers at least this long
+
+int random_connection_id(ConnectionId& out) noexcept {
+    std::uint8_t bytes[kConnectionIdBytes];
+    if (gnutls_rnd(GNUTLS_RND_NONCE, bytes, sizeof bytes) != 0) {
+        return platform::fail(EIO, "QUIC: no random bytes for a connection ID");
+    }
+    (void)out.assign(bytes, sizeof bytes);
+    return 0;
+}
+
+}  // namespace
+
+struct Endpoint::Slot {
+    std::unique_ptr<Connection> connection;
+    drivers::PeerAddress peer;
+    std::uint64_t closed_at_ns = 0;   // when it was first seen closed (0: open)
+};
+
+int Endpoint::open(const EndpointConfig& config, std::unique_ptr<Endpoint>& out) noexcept {
+    if (config.connection.tls == nullptr) return platform::fail(EINVAL, "QUIC endpoint: no TLS context");
+    if (config.max_connections == 0 || config.max_connections > 65536) {
+        return platform::fail(EINVAL, "QUIC endpoint: max_connections must be 1..65536");
+    }
+    if (config.udp.pool.buffer_bytes < Connection::kMaxDatagramBytes) {
+        return platform::fail(EINVAL, "QUIC endpoint: driver buffers must hold %zu bytes",
+                              Connection::kMaxDatagramBytes);
+    }
+    std::unique_ptr<Endpoint> endpoint(new (std::nothrow) Endpoint());
+    if (endpoint == nullptr) return platform::fail(ENOMEM, "QUIC endpoint: out of memory");
+    endpoint->config_ = config;
+    endpoint->slots_.reset(new (std::nothrow) Slot[config.max_connections]);
+    if (endpoint->slots_ == nullptr) return platform::fail(ENOMEM, "QUIC endpoint: out of memory");
+    endpoint->capacity_ = config.max_connections;
+    if (const int rc = drivers::open_udp(config.driver, config.udp, endpoint->driver_); rc != 0) return rc;
+    out = std::move(endpoint);
+    return 0;
+}
+
+Endpoint::~Endpoint() = default;
+
+Connection* Endpoint::connection(std::uint32_t i) const noexcept {
+    return i < capacity_ ? slots_[i].connection.get() : nullptr;
+}
+
+std::uint32_t Endpoint::connections() const noexcept {
+    std::uint32_t count = 0;
+    for (std::uint32_t i = 0; i < capacity_; ++i) count += slots_[i].connection != nullptr;
+    return count;
+}
+
+Endpoint::Slot* Endpoint::free_slot() noexcept {
+    for (std::uint32_t i = 0; i < capacity_; ++i) {
+        if (slots_[i].connection == nullptr) return &slots_[i];
+    }
+    return nullptr;
+}
+
+int Endpoint::connect(const drivers::PeerAddress& server, std::uint64_t now_ns, Connection*& out) noexcept {
+    if (config_.connection.tls->config().role != EndpointRole::client) {
+        return platform::fail(EINVAL, "QUIC endpoint: connect() needs a client TLS context");
+    }
+    Slot* slot = free_slot();
+    if (slot == nullptr) return platform::fail(EUSERS, "QUIC endpoint: all %u connection slots are in use", capacity_);
+    ConnectionId local, original;
+    if (const int rc = random_connection_id(local); rc != 0) return rc;
+    if (const int rc = random_connection_id(original); rc != 0) return rc;
+    if (const int rc = Connection::connect(config_.connection, local, original, now_ns, slot->connection); rc != 0) {
+        return rc;
+    }
+    slot->peer = server;
+    slot->closed_at_ns = 0;
+    out = slot->connection.get();
+    return 0;
+}
+
+Endpoint::Slot* Endpoint::find(const std::uint8_t* datagram, std::size_t size) noexcept {
+    PacketParseOptions options;
+    options.receiver = config_.connection.tls->config().role;
+    options.short_header_dcid_length = kConnectionIdBytes;
+    PacketHeader header;
+    if (parse_packet_header(datagram, size, options, header) != HeaderStatus::ok) return nullptr;
+    for (std::uint32_t i = 0; i < capacity_; ++i) {
+        Connection* connection = slots_[i].connection.get();
+        if (connection == nullptr) continue;
+        if (equals(connection->local_cid(), header.dcid)) return &slots_[i];
+        if (connection->role() == EndpointRole::server && equals(connection->original_dcid(), header.dcid)) {
+            return &slots_[i];
+        }
+    }
+    return nullptr;
+}
+
+// A datagram for no connection: at a server, a client's first Initial opens one.
+void Endpoint::accept(drivers::PacketBuffer& buffer, std::uint64_t now_ns) noexcept {
+    const auto* datagram = reinterpret_cast<const std::uint8_t*>(buffer.data);
+    PacketParseOptions options;
+    options.receiver = EndpointRole::server;
+    options.short_header_dcid_length = kConnectionIdBytes;
+    PacketHeader header;
+    const bool initial = config_.connection.tls->config().role == EndpointRole::server &&
+                         parse_packet_header(datagram, buffer.length, options, header) == HeaderStatus::ok &&
+                         header.type == PacketType::initial && header.dcid.size() >= 8;
+    if (!initial) {
+        ++stats_.unmatched_datagrams;
+        return;
+    }
+    Slot* slot = free_slot();
+    ConnectionId local;
+    if (slot == nullptr || random_connection_id(local) != 0 ||
+        Connection::accept(config_.connection, local, ConnectionId::from(header.dcid), ConnectionId::from(header.scid),
+                           now_ns, slot->connection) != 0) {
+        ++stats_.connections_refused;
+        return;
+    }
+    ++stats_.connections_accepted;
+    slot->peer = buffer.peer;
+    slot->closed_at_ns = 0;
+    slot->connection->receive_datagram(reinterpret_cast<std::uint8_t*>(buffer.data), buffer.length, now_ns);
+}
+
+int Endpoint::poll(std::uint64_t now_ns) noexcept {
+    drivers::PacketBuffer* received[kBurst];
+    const int count = driver_->rx_burst(received, kBurst);
+    for (int i = 0; i < count; ++i) {
+        drivers::PacketBuffer& buffer = *received[i];
+        ++stats_.datagrams_received;
+        Slot* slot = find(reinterpret_cast<const std::uint8_t*>(buffer.data), buffer.length);
+        if (slot != nullptr) {
+            slot->peer = buffer.peer;   // the path the peer uses now (migration is not validated yet)
+            slot->connection->receive_datagram(reinterpret_cast<std::uint8_t*>(buffer.data), buffer.length, now_ns);
+        } else {
+            accept(buffer, now_ns);
+        }
+        driver_->release(&buffer);
+    }
+    for (std::uint32_t i = 0; i < capacity_; ++i) {
+        Slot& slot = slots_[i];
+        if (slot.connection == nullptr) continue;
+        if (slot.connection->next_timeout() <= now_ns) slot.connection->on_timeout(now_ns);
+    }
+    const int sent = flush(now_ns);
+    // Free the slots of connections closed long enough ago (three probe timeouts, at least kMinClosingNs).
+    for (std::uint32_t i = 0; i < capacity_; ++i) {
+        Slot& slot = slots_[i];
+        if (slot.connection == nullptr || !slot.connection->closed()) continue;
+        if (slot.closed_at_ns == 0) slot.closed_at_ns = now_ns;
+        const RttEstimator& rtt = slot.connection->recovery().rtt();
+        const std::uint64_t pto = rtt.smoothed_rtt() + 4 * rtt.rttvar();
+        const std::uint64_t linger = 3 * pto > kMinClosingNs ? 3 * pto : kMinClosingNs;
+        if (now_ns - slot.closed_at_ns >= linger) slot.connection.reset();
+    }
+    return (count > 0 ? count : 0) + sent;
+}
+
+// Every datagram the connections have due, written in place into driver buffers and sent in bursts.
+int Endpoint::flush(std::uint64_t now_ns) noexcept {
+    drivers::PacketBuffer* batch[kBurst];
+    std::uint32_t batched = 0;
+    int sent = 0;
+    const auto send = [&] {
+        const int accepted = driver_->tx_burst(batch, batched);
+        const std::uint32_t taken = accepted > 0 ? static_cast<std::uint32_t>(accepted) : 0;
+        for (std::uint32_t i = taken; i < batched; ++i) {   // the queue was full: these are lost like on a wire
+            driver_->release(batch[i]);
+            ++stats_.send_failures;
+        }
+        stats_.datagrams_sent += taken;
+        sent += static_cast<int>(taken);
+        batched = 0;
+    };
+    for (std::uint32_t i = 0; i < capacity_; ++i) {
+        Slot& slot = slots_[i];
+        if (slot.connection == nullptr) continue;
+        for (int guard = 0; guard < 64; ++guard) {
+            drivers::PacketBuffer* buffer = driver_->allocate();
+            if (buffer == nullptr) {
+                ++stats_.send_failures;
+                break;
+            }
+            const std::size_t size = slot.connection->write_datagram(reinterpret_cast<std::uint8_t*>(buffer->data),
+                                                                     buffer->capacity, now_ns);
+            if (size == 0) {
+                driver_->release(buffer);
+                break;
+            }
+            buffer->length = static_cast<std::uint32_t>(size);
+            buffer->peer = slot.peer;
+            batch[batched++] = buffer;
+            if (batched == kBurst) send();
+        }
+    }
+    if (batched != 0) send();
+    return sent;
+}
+
+}  // namespace cf::quic

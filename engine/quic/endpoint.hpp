@@ -1,0 +1,81 @@
+// A QUIC endpoint on a UDP driver (drivers/datagram_driver.hpp): the connections of one socket, run by the thread
+// that polls it. poll() receives a burst, hands each datagram to the connection its Destination Connection ID names
+// (a server makes a new connection for a client's first Initial), runs the connections' timers and sends what they
+// have due, each datagram written straight into a driver buffer and sent in bursts.
+//
+// Connection IDs are 8 random bytes from GnuTLS's generator, drawn when a connection is made (not per packet).
+// Connections are kept in a fixed table of max_connections slots, looked up by comparing IDs (a handful per
+// thread is the use: a hashed table, keyed against peers who choose IDs, comes with more connections).
+// A closed connection stays three probe timeouts (at least 100 ms; RFC 9000 section 10.2) so the peer's late
+// packets find it, then its slot is freed.
+//
+// Untrusted input: datagrams for no connection are dropped and counted, except a server's first Initial in a
+// datagram of at least 1200 bytes, which opens a connection while slots are free.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "drivers/datagram_driver.hpp"
+#include "engine/quic/connection.hpp"
+
+namespace cf::quic {
+
+struct EndpointConfig {
+    drivers::DriverKind driver = drivers::DriverKind::automatic;
+    drivers::UdpConfig udp;              // bind address, buffers
+    ConnectionConfig connection;         // the TLS context (its role is the endpoint's) and transport parameters
+    std::uint32_t max_connections = 16;
+};
+
+struct EndpointStats {
+    std::uint64_t datagrams_received = 0;
+    std::uint64_t datagrams_sent = 0;
+    std::uint64_t unmatched_datagrams = 0;     // for no connection (and not a new client's Initial)
+    std::uint64_t connections_accepted = 0;
+    std::uint64_t connections_refused = 0;     // no free slot, or the new connection could not be made
+    std::uint64_t send_failures = 0;           // no driver buffer, or the driver's queue was full
+};
+
+class Endpoint {
+public:
+    static constexpr std::uint32_t kBurst = 32;
+
+    // Opens the driver and checks the configuration. 0, or a negative errno with a message.
+    static int open(const EndpointConfig& config, std::unique_ptr<Endpoint>& out) noexcept;
+    ~Endpoint();
+    Endpoint(const Endpoint&) = delete;
+    Endpoint& operator=(const Endpoint&) = delete;
+
+    // A client connection to `server`: 0 and `out` (owned by the endpoint until it is freed), or -EUSERS (no
+    // slot), -EINVAL (a server endpoint), or a connection error.
+    int connect(const drivers::PeerAddress& server, std::uint64_t now_ns, Connection*& out) noexcept;
+
+    // One turn of the loop at `now_ns`. Returns how many datagrams moved (0: idle).
+    int poll(std::uint64_t now_ns) noexcept;
+
+    // The connections in use (closed ones included until their slot is freed), for i < capacity().
+    std::uint32_t capacity() const noexcept { return capacity_; }
+    Connection* connection(std::uint32_t i) const noexcept;
+    std::uint32_t connections() const noexcept;
+
+    const drivers::PeerAddress& local_address() const noexcept { return driver_->local_address(); }
+    const EndpointStats& stats() const noexcept { return stats_; }
+    const drivers::DatagramDriver& driver() const noexcept { return *driver_; }
+
+private:
+    struct Slot;
+    Endpoint() noexcept = default;
+    Slot* find(const std::uint8_t* datagram, std::size_t size) noexcept;
+    Slot* free_slot() noexcept;
+    void accept(drivers::PacketBuffer& buffer, std::uint64_t now_ns) noexcept;
+    int flush(std::uint64_t now_ns) noexcept;
+
+    EndpointConfig config_;
+    std::unique_ptr<drivers::DatagramDriver> driver_;
+    std::unique_ptr<Slot[]> slots_;
+    std::uint32_t capacity_ = 0;
+    EndpointStats stats_;
+};
+
+}  // namespace cf::quic

@@ -1,0 +1,210 @@
+// Endpoints on real UDP sockets over loopback: our client and our server, and (when the Debian packages
+// ngtcp2-client / ngtcp2-server are installed) ngtcp2's gtlsserver and gtlsclient as the other end.
+#include "engine/quic/endpoint.hpp"
+
+#include <doctest/doctest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <thread>
+
+#include "platform/os/last_error.hpp"
+#include "tests/quic/test_pki.hpp"
+
+using namespace cf::quic;
+using cf::quic::test::pki;
+
+namespace {
+
+std::uint64_t now_ns() {
+    const auto since_epoch = std::chrono::steady_clock::now().time_since_epoch();
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(since_epoch).count());
+}
+
+TransportParameters parameters() {
+    TransportParameters p;
+    p.max_idle_timeout_ms = 30000;
+    p.initial_max_data = 1 << 20;
+    p.initial_max_stream_data_bidi_local = 1 << 18;
+    p.initial_max_stream_data_bidi_remote = 1 << 18;
+    p.initial_max_stream_data_uni = 1 << 18;
+    p.initial_max_streams_bidi = 100;
+    p.initial_max_streams_uni = 3;
+    return p;
+}
+
+std::unique_ptr<TlsContext> tls(EndpointRole role, const std::string& alpn) {
+    TlsConfig config;
+    config.role = role;
+    config.alpn = {alpn};
+    if (role == EndpointRole::server) {
+        config.certificate_file = pki().path("server.pem");
+        config.key_file = pki().path("server.key");
+    } else {
+        config.ca_file = pki().path("ca.pem");
+        config.server_name = "localhost";
+    }
+    std::unique_ptr<TlsContext> context;
+    REQUIRE_MESSAGE(TlsContext::create(config, context) == 0, cf::platform::last_error_message());
+    return context;
+}
+
+std::unique_ptr<Endpoint> endpoint(const TlsContext& context) {
+    EndpointConfig config;
+    config.driver = cf::drivers::DriverKind::socket;
+    REQUIRE(cf::drivers::PeerAddress::parse("127.0.0.1:0", config.udp.bind) == 0);
+    config.udp.pool.count = 256;
+    config.udp.pool.prefer_hugepages = false;
+    config.connection.tls = &context;
+    config.connection.parameters = parameters();
+    std::unique_ptr<Endpoint> out;
+    REQUIRE_MESSAGE(Endpoint::open(config, out) == 0, cf::platform::last_error_message());
+    return out;
+}
+
+// Polls until `done` or `seconds` passed (wall clock: a deadline, not a measurement).
+template <class Done>
+bool poll_until(std::initializer_list<Endpoint*> endpoints, double seconds, Done done) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < end) {
+        for (Endpoint* e : endpoints) (void)e->poll(now_ns());
+        if (done()) return true;
+    }
+    return false;
+}
+
+std::string find_program(const char* name) {
+    for (const char* dir : {"/usr/bin/", "/usr/sbin/", "/usr/local/bin/"}) {
+        const std::string path = std::string(dir) + name;
+        if (access(path.c_str(), X_OK) == 0) return path;
+    }
+    return {};
+}
+
+// Runs `argv` as a child with its output in `log`; returns its pid.
+pid_t spawn(const std::vector<std::string>& argv, const std::string& log) {
+    std::fflush(stdout);   // or the child repeats what the parent buffered
+    std::fflush(stderr);
+    const pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        FILE* out = std::freopen(log.c_str(), "w", stdout);
+        (void)out;
+        (void)dup2(fileno(stdout), fileno(stderr));
+        std::vector<char*> args;
+        for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+        args.push_back(nullptr);
+        execv(args[0], args.data());
+        _exit(127);
+    }
+    return pid;
+}
+
+void stop(pid_t pid) {
+    kill(pid, SIGTERM);
+    int status = 0;
+    waitpid(pid, &status, 0);
+}
+
+}  // namespace
+
+TEST_CASE("endpoint: our client and our server complete a handshake over UDP on loopback and close") {
+    const auto client_tls = tls(EndpointRole::client, "cf-test");
+    const auto server_tls = tls(EndpointRole::server, "cf-test");
+    auto server = endpoint(*server_tls);
+    auto client = endpoint(*client_tls);
+    Connection* connection = nullptr;
+    REQUIRE(client->connect(server->local_address(), now_ns(), connection) == 0);
+    const bool confirmed = poll_until({client.get(), server.get()}, 10.0, [&] {
+        return connection->handshake_confirmed() && server->connections() == 1 &&
+               server->connection(0)->handshake_confirmed();
+    });
+    INFO("client: ", connection_state_name(connection->state()), " ", connection->error_message());
+    REQUIRE(confirmed);
+    CHECK(server->stats().connections_accepted == 1);
+    CHECK(connection->tls().peer_authenticated());
+    Connection* accepted = server->connection(0);
+    connection->close(0, true, "done");
+    REQUIRE(poll_until({client.get(), server.get()}, 5.0, [&] { return accepted->closed_by_peer(); }));
+    CHECK(accepted->error_message() == "done");
+    // Closed connections give their slots back after the closing period.
+    CHECK(poll_until({client.get(), server.get()}, 5.0,
+                     [&] { return client->connections() == 0 && server->connections() == 0; }));
+}
+
+TEST_CASE("endpoint: datagrams for no connection are dropped and counted") {
+    const auto server_tls = tls(EndpointRole::server, "cf-test");
+    auto server = endpoint(*server_tls);
+    const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    REQUIRE(fd >= 0);
+    std::uint8_t junk[64] = {0x40, 1, 2, 3, 4, 5, 6, 7, 8};
+    const auto& to = server->local_address();
+    for (int i = 0; i < 10; ++i) REQUIRE(sendto(fd, junk, sizeof junk, 0, &to.addr.any, to.length) == sizeof junk);
+    close(fd);
+    CHECK(poll_until({server.get()}, 5.0, [&] { return server->stats().unmatched_datagrams == 10; }));
+    CHECK(server->connections() == 0);
+}
+
+TEST_CASE("interop: our client completes a handshake with ngtcp2's gtlsserver (HTTP/3 ALPN)") {
+    const std::string gtlsserver = find_program("gtlsserver");
+    if (gtlsserver.empty()) {
+        MESSAGE("SKIPPED: gtlsserver not installed (Debian ngtcp2-server; toolchains/cf setup installs it)");
+        return;
+    }
+    const auto client_tls = tls(EndpointRole::client, "h3");
+    auto client = endpoint(*client_tls);
+    // A free port for the peer: bind one, note it, close it.
+    auto probe = endpoint(*client_tls);
+    const std::uint16_t port = probe->local_address().port();
+    probe.reset();
+    const std::string log = pki().path("gtlsserver.log");
+    const pid_t pid = spawn({gtlsserver, "-q", "--htdocs=" + pki().path(""), "127.0.0.1", std::to_string(port),
+                             pki().path("server.key"), pki().path("server.pem")}, log);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));   // let it bind
+    cf::drivers::PeerAddress server;
+    REQUIRE(cf::drivers::PeerAddress::parse(("127.0.0.1:" + std::to_string(port)).c_str(), server) == 0);
+    Connection* connection = nullptr;
+    REQUIRE(client->connect(server, now_ns(), connection) == 0);
+    const bool confirmed =
+        poll_until({client.get()}, 10.0, [&] { return connection->handshake_confirmed() || connection->closed(); });
+    INFO("client: ", connection_state_name(connection->state()), " code ", connection->error_code(), " ",
+         connection->error_message(), "; gtlsserver log: ", log);
+    CHECK(confirmed);
+    CHECK(connection->handshake_confirmed());
+    CHECK(connection->tls().peer_authenticated());
+    CHECK(connection->tls().alpn() == "h3");
+    connection->close(0x100, true, "");   // H3_NO_ERROR
+    (void)poll_until({client.get()}, 0.5, [] { return false; });
+    stop(pid);
+}
+
+TEST_CASE("interop: ngtcp2's gtlsclient completes a handshake with our server") {
+    const std::string gtlsclient = find_program("gtlsclient");
+    if (gtlsclient.empty()) {
+        MESSAGE("SKIPPED: gtlsclient not installed (Debian ngtcp2-client; toolchains/cf setup installs it)");
+        return;
+    }
+    const auto server_tls = tls(EndpointRole::server, "h3");
+    auto server = endpoint(*server_tls);
+    const std::string port = std::to_string(server->local_address().port());
+    const std::string log = pki().path("gtlsclient.log");
+    const pid_t pid = spawn({gtlsclient, "-q", "--exit-on-first-stream-close", "127.0.0.1", port,
+                             "https://localhost:" + port + "/"}, log);
+    const bool confirmed = poll_until({server.get()}, 10.0, [&] {
+        return server->connections() == 1 && server->connection(0)->handshake_confirmed();
+    });
+    INFO("gtlsclient log: ", log);
+    CHECK(confirmed);
+    if (confirmed) {
+        Connection& connection = *server->connection(0);
+        CHECK(connection.tls().alpn() == "h3");
+        connection.close(0x100, true, "");   // H3_NO_ERROR: we do not serve HTTP/3 yet
+        (void)poll_until({server.get()}, 0.5, [] { return false; });
+    }
+    stop(pid);
+}
