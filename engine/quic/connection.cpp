@@ -43,6 +43,7 @@ const char* connection_state_name(ConnectionState state) noexcept {
         case ConnectionState::confirmed: return "confirmed";
         case ConnectionState::closing: return "closing";
         case ConnectionState::draining: return "draining";
+        case ConnectionState::timed_out: return "timed out";
     }
     return "?";
 }
@@ -286,15 +287,33 @@ void Connection::receive_packet(std::uint8_t* packet, const PacketHeader& header
     }
     const std::uint64_t packet_number =
         decode_packet_number(space.largest_received, fields.truncated_packet_number, fields.packet_number_length);
+    // The other Key Phase bit (RFC 9001 section 6.3): an older packet of the previous phase, or the peer's next one.
+    KeyGeneration generation = KeyGeneration::current;
     if (index == kApplication && key_phase_of(fields.first_byte) != space.read.key_phase()) {
-        ++dropped_packets_;   // a key update: not supported yet
-        return;
+        const bool older = space.read.has_previous() && packet_number < read_phase_start_;
+        generation = older ? KeyGeneration::previous : KeyGeneration::next;
     }
     const std::size_t header_bytes = header.pn_offset + fields.packet_number_length;
     std::size_t payload_bytes = 0;
-    if (space.read.open_packet(packet, header_bytes, header.size, packet_number, &payload_bytes) != 0) {
+    if (space.read.open_packet(packet, header_bytes, header.size, packet_number, &payload_bytes, generation) != 0) {
         ++dropped_packets_;
         return;
+    }
+    if (generation == KeyGeneration::next) {
+        // The peer moved to the next phase: so do our read keys and, if we did not start it, our write keys.
+        if (space.read.update_keys() != 0) {
+            fail(code_of(TransportError::internal_error), "a key update could not be derived");
+            return;
+        }
+        read_phase_start_ = packet_number;
+        if (space.write.key_phase() != space.read.key_phase()) {
+            if (space.write.update_keys() != 0) {
+                fail(code_of(TransportError::internal_error), "a key update could not be derived");
+                return;
+            }
+            write_phase_start_ = space.next_packet_number;
+            write_phase_acked_ = false;
+        }
     }
     // Authentic from here on.
     if (check_reserved_bits(fields.first_byte) != TransportError::no_error) {
@@ -306,6 +325,8 @@ void Connection::receive_packet(std::uint8_t* packet, const PacketHeader& header
         return;
     }
     ++packets_received_;
+    restart_idle_timer(now_ns);
+    restart_idle_on_send_ = true;
     if (space.largest_received == kNoPacketNumber || packet_number > space.largest_received) {
         space.largest_received = packet_number;
     }
@@ -429,6 +450,7 @@ void Connection::on_ack(Space& space, const AckFrame& ack) noexcept {
         return;
     }
     for (const SentPacket& packet : recovery_->acked()) {
+        if (space.index == kApplication && packet.packet_number >= write_phase_start_) write_phase_acked_ = true;
         Space::Sent& sent = space.entry(packet.frames);
         if (sent.packet_number != packet.frames) continue;
         if (sent.crypto_length != 0) space.crypto_out.on_acked(sent.crypto_offset, sent.crypto_length, false);
@@ -493,7 +515,7 @@ bool Connection::write_packet(Space& space, std::uint8_t* out, std::size_t capac
     SendBuffer::Chunk crypto;
     const bool crypto_due = !closing && space.crypto_out.next_chunk(capacity, UINT64_MAX, crypto);
     const bool done_due = !closing && application && handshake_done_pending_;
-    const bool probe_due = !closing && space.probes_due != 0;
+    const bool probe_due = !closing && (space.probes_due != 0 || (application && ping_pending_));
     if (!ack_due && !crypto_due && !done_due && !probe_due && !closing) return false;
     // Anything ack-eliciting must fit the congestion window and the recovery's records (or a probe's credit).
     const bool eliciting_wanted = crypto_due || done_due || probe_due;
@@ -587,6 +609,11 @@ bool Connection::write_packet(Space& space, std::uint8_t* out, std::size_t capac
     }
     if (probe_due && may_elicit && !ack_eliciting && encode(payload, PingFrame{})) ack_eliciting = true;
     if (ack_eliciting && space.probes_due != 0) --space.probes_due;
+    if (ack_eliciting && application) ping_pending_ = false;
+    if (ack_eliciting && restart_idle_on_send_) {
+        restart_idle_timer(now_ns);
+        restart_idle_on_send_ = false;
+    }
     // Padding: the header protection sample needs 4 bytes from the packet number on, and a datagram with an
     // ack-eliciting Initial (any from a client) is at least 1200 bytes (section 14.1).
     std::size_t padding = payload.size() + pn_length < 4 ? 4 - payload.size() - pn_length : 0;
@@ -616,12 +643,54 @@ bool Connection::write_packet(Space& space, std::uint8_t* out, std::size_t capac
 }
 
 std::uint64_t Connection::next_timeout() const noexcept {
-    return closed() ? kNoDeadline : recovery_->timer_deadline();
+    if (closed()) return UINT64_MAX;
+    return std::min(recovery_->timer_deadline(), idle_deadline_ns_);
+}
+
+// Section 10.1: the smaller of the two max_idle_timeout values that are not 0 (none if both are), and never less
+// than three PTOs, so that probes get their chance.
+std::uint64_t Connection::idle_timeout_ns() const noexcept {
+    std::uint64_t ms = local_parameters_.max_idle_timeout_ms;
+    const std::uint64_t peer = peer_parameters_.max_idle_timeout_ms;
+    if (ms == 0 || (peer != 0 && peer < ms)) ms = peer;
+    if (ms == 0) return UINT64_MAX;
+    const RttEstimator& rtt = recovery_->rtt();
+    const std::uint64_t three_ptos = 3 * (rtt.smoothed_rtt() + std::max<std::uint64_t>(4 * rtt.rttvar(), 1'000'000));
+    return std::max(std::min<std::uint64_t>(ms, UINT64_MAX / 1'000'000) * 1'000'000, three_ptos);
+}
+
+void Connection::restart_idle_timer(std::uint64_t now_ns) noexcept {
+    const std::uint64_t timeout = idle_timeout_ns();
+    idle_deadline_ns_ = timeout == UINT64_MAX || now_ns > UINT64_MAX - timeout ? UINT64_MAX : now_ns + timeout;
+}
+
+void Connection::send_ping() noexcept {
+    if (!closed()) ping_pending_ = true;
+}
+
+int Connection::update_keys() noexcept {
+    if (state_ != ConnectionState::confirmed || !write_phase_acked_) return -EAGAIN;
+    Space& space = *spaces_[kApplication];
+    if (const int rc = space.write.update_keys(); rc != 0) return rc;
+    write_phase_start_ = space.next_packet_number;
+    write_phase_acked_ = false;
+    ping_pending_ = true;   // the peer learns of it from our next packet
+    return 0;
+}
+
+std::uint64_t Connection::key_updates() const noexcept {
+    const Space& space = *spaces_[kApplication];
+    return space.write.installed() ? space.write.key_updates() : 0;
 }
 
 void Connection::on_timeout(std::uint64_t now_ns) noexcept {
     if (closed()) return;
     now_ns_ = now_ns;
+    if (now_ns >= idle_deadline_ns_) {
+        state_ = ConnectionState::timed_out;   // silently: no CONNECTION_CLOSE (section 10.1)
+        error_message_ = "idle timeout";
+        return;
+    }
     const TimeoutResult result = recovery_->on_timeout(now_ns);
     if (result.kind == TimeoutKind::none) return;
     Space& space = *spaces_[static_cast<int>(space_index(result.space))];

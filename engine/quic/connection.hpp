@@ -15,8 +15,13 @@
 //     unacknowledged CRYPTO data again, else a PING); the congestion window gates what is ack-eliciting;
 //   - the anti-amplification limit: a server sends at most three times what it received until a Handshake packet
 //     from the client proves its address (RFC 9000 section 8.1);
+//   - the idle timeout (section 10.1): the smaller of both sides' max_idle_timeout, at least three PTOs, restarted
+//     by every packet that opens and by the first ack-eliciting packet sent after one; then the connection is
+//     closed silently (timed_out);
+//   - key update (RFC 9001 section 6): initiated on demand once the handshake is confirmed and the previous update
+//     was acknowledged, and answered when the peer's packets flip the Key Phase bit;
 //   - not yet: streams and flow control on the wire, pacing, Retry, Version Negotiation, connection ID changes,
-//     idle timeout, key update, 0-RTT.
+//     0-RTT.
 //
 // Every datagram is untrusted: a packet that fails to parse, has no keys, does not open, or repeats a packet number
 // is dropped and counted (dropped_packets()); a frame that breaks a rule closes the connection with its code.
@@ -50,6 +55,7 @@ enum class ConnectionState : std::uint8_t {
     confirmed,     // RFC 9001 section 4.1.2: the server at completion, the client on HANDSHAKE_DONE
     closing,       // we sent CONNECTION_CLOSE
     draining,      // the peer did
+    timed_out,     // the idle timeout passed (closed silently, RFC 9000 section 10.1)
 };
 
 const char* connection_state_name(ConnectionState state) noexcept;
@@ -81,13 +87,24 @@ public:
     std::uint64_t next_timeout() const noexcept;
     void on_timeout(std::uint64_t now_ns) noexcept;
 
+    // Asks for an ack-eliciting packet now (a PING if nothing else is due): keeps a path alive, measures RTT.
+    void send_ping() noexcept;
+    // Starts a key update (RFC 9001 section 6): 0, or -EAGAIN before the handshake is confirmed or while the
+    // previous update is not yet acknowledged, or the key derivation's error. The peer answers with its own.
+    int update_keys() noexcept;
+    // Key updates done by each side's keys (ours initiated or answered).
+    std::uint64_t key_updates() const noexcept;
+
     // Closes with a transport error code (or an application one) and a reason phrase (at most
     // kMaxCloseReasonBytes of it is sent): CONNECTION_CLOSE goes out with the next datagram.
     void close(std::uint64_t error_code, bool application, const char* reason) noexcept;
 
     ConnectionState state() const noexcept { return state_; }
     bool handshake_confirmed() const noexcept { return state_ == ConnectionState::confirmed; }
-    bool closed() const noexcept { return state_ == ConnectionState::closing || state_ == ConnectionState::draining; }
+    bool closed() const noexcept {
+        return state_ == ConnectionState::closing || state_ == ConnectionState::draining ||
+               state_ == ConnectionState::timed_out;
+    }
     // Why it closed: our error code or the peer's, and a reason in words.
     std::uint64_t error_code() const noexcept { return error_code_; }
     bool closed_by_peer() const noexcept { return state_ == ConnectionState::draining; }
@@ -126,6 +143,8 @@ private:
                       std::uint64_t now_ns, std::size_t& written) noexcept;
     void on_ack(Space& space, const struct AckFrame& ack) noexcept;
     void requeue_lost(Space& space) noexcept;
+    std::uint64_t idle_timeout_ns() const noexcept;
+    void restart_idle_timer(std::uint64_t now_ns) noexcept;
     void feed_tls(Space& space) noexcept;
     void discard(Space& space) noexcept;
     void fail(std::uint64_t error_code, const char* why, std::uint64_t frame_type = 0) noexcept;
@@ -141,6 +160,13 @@ private:
     std::uint64_t bytes_received_ = 0;
     std::uint64_t bytes_sent_ = 0;
     bool address_validated_ = false;     // a server's anti-amplification limit applies until then
+    std::uint64_t idle_deadline_ns_ = UINT64_MAX;
+    bool restart_idle_on_send_ = true;   // the first ack-eliciting packet after a receive restarts the timer
+    bool ping_pending_ = false;
+    // Key update: packet numbers of the current write phase start here; an update waits for one of them acked.
+    std::uint64_t write_phase_start_ = 0;
+    bool write_phase_acked_ = true;
+    std::uint64_t read_phase_start_ = 0;    // the first packet number seen in the current read phase
     std::unique_ptr<std::uint8_t[]> crypto_memory_;
     ConnectionId local_cid_;
     ConnectionId peer_cid_;

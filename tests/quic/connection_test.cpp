@@ -260,3 +260,56 @@ TEST_CASE("connection: garbage and tampered datagrams are dropped and counted, n
     CHECK(pair.server->dropped_packets() > dropped_before + 400);
     CHECK(pair.server->packets_received() > 0);
 }
+
+TEST_CASE("connection: key updates, initiated by either side and answered, keep packets flowing") {
+    Pair pair;
+    pair.run();
+    REQUIRE(pair.server != nullptr);
+    REQUIRE(pair.client->handshake_confirmed());
+    REQUIRE(pair.server->handshake_confirmed());
+    CHECK(pair.client->update_keys() == 0);
+    CHECK(pair.client->update_keys() == -EAGAIN);   // not before a packet of this phase is acknowledged
+    pair.run();
+    CHECK(pair.client->key_updates() == 1);
+    CHECK(pair.server->key_updates() == 1);   // answered
+    const std::uint64_t dropped = pair.client->dropped_packets() + pair.server->dropped_packets();
+    // The server answered with ACKs only, which nobody acknowledges: it may start an update only once a packet of
+    // its current phase was acknowledged (RFC 9001 section 6.1), so a PING first.
+    CHECK(pair.server->update_keys() == -EAGAIN);
+    pair.server->send_ping();
+    pair.run();
+    // Now the server starts one; pings in both directions open with the new keys.
+    CHECK(pair.server->update_keys() == 0);
+    pair.server->send_ping();
+    pair.client->send_ping();
+    pair.run();
+    CHECK(pair.client->key_updates() == 2);
+    CHECK(pair.server->key_updates() == 2);
+    CHECK(pair.client->dropped_packets() + pair.server->dropped_packets() == dropped);
+    CHECK(pair.client->state() == ConnectionState::confirmed);
+    CHECK(pair.server->state() == ConnectionState::confirmed);
+}
+
+TEST_CASE("connection: a key update is refused before the handshake is confirmed") {
+    Pair pair;
+    CHECK(pair.client->update_keys() == -EAGAIN);
+}
+
+TEST_CASE("connection: both ends time out after the idle timeout without traffic, silently") {
+    Pair pair;
+    pair.run();
+    REQUIRE(pair.server != nullptr);
+    REQUIRE(pair.client->handshake_confirmed());
+    // Both sent max_idle_timeout 30 s: nothing happens for 29 s, everything after 30 s.
+    const std::uint64_t start = pair.now;
+    for (Connection* c : {pair.client.get(), pair.server.get()}) {
+        CHECK(c->next_timeout() > start + 29'000'000'000);
+        CHECK(c->next_timeout() <= start + 31'000'000'000);
+        c->on_timeout(start + 29'000'000'000);
+        CHECK_FALSE(c->closed());
+        c->on_timeout(start + 31'000'000'000);
+        CHECK(c->state() == ConnectionState::timed_out);
+        std::vector<std::uint8_t> datagram(Connection::kMaxDatagramBytes);
+        CHECK(c->write_datagram(datagram.data(), datagram.size(), start + 31'000'000'001) == 0);   // no CLOSE
+    }
+}
