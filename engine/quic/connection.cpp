@@ -11,6 +11,9 @@
 #include "engine/quic/packet_header.hpp"
 #include "engine/quic/packet_header_writer.hpp"
 #include "engine/quic/packet_number.hpp"
+#include "engine/quic/retry_integrity.hpp"
+#include "engine/quic/retry_packet.hpp"
+#include "engine/quic/version_negotiation.hpp"
 #include "platform/os/last_error.hpp"
 
 namespace cf::quic {
@@ -44,6 +47,7 @@ const char* connection_state_name(ConnectionState state) noexcept {
         case ConnectionState::closing: return "closing";
         case ConnectionState::draining: return "draining";
         case ConnectionState::timed_out: return "timed out";
+        case ConnectionState::abandoned: return "abandoned";
     }
     return "?";
 }
@@ -115,19 +119,27 @@ int Connection::connect(const ConnectionConfig& config, const ConnectionId& loca
     std::unique_ptr<Connection> connection(new (std::nothrow) Connection(EndpointRole::client));
     if (connection == nullptr) return platform::fail(ENOMEM, "QUIC: out of memory");
     connection->peer_cid_ = original_dcid;   // until the server's first Initial names its own
+    connection->first_dcid_ = original_dcid;
     if (const int rc = connection->start(config, local_cid, original_dcid, now_ns); rc != 0) return rc;
     out = std::move(connection);
     return 0;
 }
 
 int Connection::accept(const ConnectionConfig& config, const ConnectionId& local_cid,
-                       const ConnectionId& original_dcid, const ConnectionId& client_cid, std::uint64_t now_ns,
-                       std::unique_ptr<Connection>& out) noexcept {
+                       const ConnectionId& client_dcid, const ConnectionId& client_cid, std::uint64_t now_ns,
+                       std::unique_ptr<Connection>& out, const RetryContext* retry) noexcept {
     std::unique_ptr<Connection> connection(new (std::nothrow) Connection(EndpointRole::server));
     if (connection == nullptr) return platform::fail(ENOMEM, "QUIC: out of memory");
     connection->peer_cid_ = client_cid;
     connection->peer_cid_chosen_ = true;
-    if (const int rc = connection->start(config, local_cid, original_dcid, now_ns); rc != 0) return rc;
+    if (retry != nullptr) {
+        connection->retry_received_ = true;
+        connection->first_dcid_ = retry->original_dcid;
+        connection->retry_scid_ = retry->retry_scid;
+    } else {
+        connection->first_dcid_ = client_dcid;
+    }
+    if (const int rc = connection->start(config, local_cid, client_dcid, now_ns); rc != 0) return rc;
     out = std::move(connection);
     return 0;
 }
@@ -162,19 +174,15 @@ int Connection::start(const ConnectionConfig& config, const ConnectionId& local_
         return platform::fail(-rc, "QUIC: loss recovery could not be set up");
     }
     address_validated_ = role_ == EndpointRole::client;   // a server validates the client's address (section 8.1)
-    // Initial keys come from the client's first DCID (RFC 9001 section 5.2).
-    InitialSecrets secrets;
-    if (const int rc = derive_initial_secrets(original_dcid.data(), original_dcid.size(), secrets); rc != 0) return rc;
+    if (const int rc = install_initial_keys(original_dcid); rc != 0) return rc;
     const bool server = role_ == EndpointRole::server;
-    Space& initial = *spaces_[kInitial];
-    if (initial.write.install(kInitialCipherSuite, secrets.write_secret(server), kInitialSecretBytes, false) != 0 ||
-        initial.read.install(kInitialCipherSuite, secrets.read_secret(server), kInitialSecretBytes, false) != 0) {
-        return -EIO;
-    }
     // Our transport parameters, with the connection IDs section 7.3 asks for.
     local_parameters_ = config.parameters;
     local_parameters_.initial_source_connection_id = local_cid;
-    if (server) local_parameters_.original_destination_connection_id = original_dcid;
+    if (server) {
+        local_parameters_.original_destination_connection_id = first_dcid_;
+        if (retry_received_) local_parameters_.retry_source_connection_id = retry_scid_;
+    }
     std::uint8_t encoded[TlsSession::kMaxTransportParameterBytes];
     const int size = encode_transport_parameters(local_parameters_, role_, encoded, sizeof encoded);
     if (size < 0) return platform::fail(EINVAL, "QUIC: our transport parameters do not encode");
@@ -188,31 +196,49 @@ int Connection::start(const ConnectionConfig& config, const ConnectionId& local_
     return 0;
 }
 
+// Initial keys come from the DCID of the client's Initials (RFC 9001 section 5.2): its first one, or a Retry's SCID.
+int Connection::install_initial_keys(const ConnectionId& dcid) noexcept {
+    InitialSecrets secrets;
+    if (const int rc = derive_initial_secrets(dcid.data(), dcid.size(), secrets); rc != 0) return rc;
+    const bool server = role_ == EndpointRole::server;
+    Space& initial = *spaces_[kInitial];
+    if (initial.write.install(kInitialCipherSuite, secrets.write_secret(server), kInitialSecretBytes, false) != 0 ||
+        initial.read.install(kInitialCipherSuite, secrets.read_secret(server), kInitialSecretBytes, false) != 0) {
+        return -EIO;
+    }
+    return 0;
+}
+
 std::uint64_t Connection::check_peer_parameters(const std::uint8_t* data, std::size_t size) noexcept {
     const EndpointRole peer = peer_of(role_);
     if (decode_transport_parameters(data, size, peer, peer_parameters_) != TransportError::no_error) {
-        error_message_ = "the peer's transport parameters are malformed or out of range";
+        set_message("the peer's transport parameters are malformed or out of range");
         return code_of(TransportError::transport_parameter_error);
     }
     HandshakeConnectionIds seen;
     seen.peer_initial_scid = peer_cid_;
-    seen.original_dcid = original_dcid_;
+    seen.original_dcid = first_dcid_;
+    seen.retry_received = retry_received_;
+    seen.retry_scid = retry_scid_;
     if (check_handshake_connection_ids(peer_parameters_, role_, seen) != TransportError::no_error) {
-        error_message_ = "the peer's connection-ID transport parameters do not match its packets";
+        set_message("the peer's connection-ID transport parameters do not match its packets");
         return code_of(TransportError::transport_parameter_error);
     }
     return 0;
 }
 
+void Connection::set_message(const char* why) noexcept {
+    if (!error_message_.empty()) return;   // the first reason stands
+    try {
+        error_message_ = why;
+    } catch (...) {   // out of memory: the code says enough
+    }
+}
+
 void Connection::fail(std::uint64_t error_code, const char* why, std::uint64_t frame_type) noexcept {
     if (closed()) return;
     error_code_ = error_code;
-    if (error_message_.empty()) {
-        try {
-            error_message_ = why;
-        } catch (...) {   // out of memory: the code says enough
-        }
-    }
+    set_message(why);
     close_frame_type_ = frame_type;
     close_application_ = false;
     close_pending_ = true;
@@ -266,7 +292,13 @@ void Connection::receive_packet(std::uint8_t* packet, const PacketHeader& header
         case PacketType::initial: index = kInitial; break;
         case PacketType::handshake: index = kHandshake; break;
         case PacketType::one_rtt: index = kApplication; break;
-        default: break;   // 0-RTT, Retry and Version Negotiation are not handled yet
+        case PacketType::retry:   // only a client gets them (the parser drops them at a server)
+            receive_retry(header);
+            return;
+        case PacketType::version_negotiation:
+            receive_version_negotiation(header);
+            return;
+        default: break;   // 0-RTT is not offered yet
     }
     // Ours: our connection ID, or (a server, before the client learned ours) the client's original DCID.
     const bool addressed_to_us = equals(local_cid_, header.dcid) ||
@@ -345,6 +377,57 @@ void Connection::receive_packet(std::uint8_t* packet, const PacketHeader& header
         address_validated_ = true;
         discard(*spaces_[kInitial]);
     }
+}
+
+// A Retry (RFC 9000 section 17.2.5.2): its tag must verify against our first DCID; only one is followed, and none
+// once a server packet was processed. Then Initials go to the Retry's SCID, with new Initial keys and its token,
+// and the ClientHello is sent again.
+void Connection::receive_retry(const PacketHeader& header) noexcept {
+    if (role_ != EndpointRole::client || retry_received_ || packets_received_ != 0 || header.token.empty() ||
+        equals(first_dcid_, header.scid) || header.token.size() > kMaxTokenBytes) {
+        ++dropped_packets_;
+        return;
+    }
+    RetryIntegrity integrity;
+    if (integrity.open() != 0 ||
+        integrity.verify(first_dcid_.data(), first_dcid_.size(), header.packet, header.size) != 0) {
+        ++dropped_packets_;
+        return;
+    }
+    token_.reset(new (std::nothrow) std::uint8_t[header.token.size()]);
+    if (token_ == nullptr) {
+        fail(code_of(TransportError::internal_error), "out of memory for the Retry token");
+        return;
+    }
+    std::memcpy(token_.get(), header.token.data(), header.token.size());
+    token_size_ = header.token.size();
+    retry_received_ = true;
+    retry_scid_.assign(header.scid);
+    peer_cid_ = retry_scid_;
+    original_dcid_ = retry_scid_;
+    if (install_initial_keys(retry_scid_) != 0) {
+        fail(code_of(TransportError::internal_error), "Initial keys for the Retry could not be derived");
+        return;
+    }
+    // Everything in the Initial CRYPTO stream goes again, under the new keys (packet numbers go on).
+    Space& initial = *spaces_[kInitial];
+    initial.crypto_out.on_lost(0, static_cast<std::size_t>(initial.crypto_out.sent_offset()), false);
+    for (Space::Sent& sent : initial.sent) sent = Space::Sent{};
+}
+
+void Connection::receive_version_negotiation(const PacketHeader& header) noexcept {
+    if (role_ != EndpointRole::client) {
+        ++dropped_packets_;
+        return;
+    }
+    const VersionNegotiationVerdict verdict = client_version_negotiation_verdict(
+        header, kVersion1, first_dcid_, local_cid_, packets_received_ != 0 || retry_received_);
+    if (verdict == VersionNegotiationVerdict::ignore) {
+        ++dropped_packets_;
+        return;
+    }
+    state_ = ConnectionState::abandoned;   // no CONNECTION_CLOSE: the server would not understand it
+    set_message("the server speaks none of our QUIC versions");
 }
 
 void Connection::process_frames(Space& space, FrameParser& parser, std::uint64_t) noexcept {
@@ -542,6 +625,7 @@ bool Connection::write_packet(Space& space, std::uint8_t* out, std::size_t capac
         fields.type = space.index == kInitial ? PacketType::initial : PacketType::handshake;
         fields.dcid = peer_cid_;
         fields.scid = local_cid_;
+        if (space.index == kInitial && role_ == EndpointRole::client) fields.token = {token_.get(), token_size_};
         fields.packet_number = packet_number;
         fields.packet_number_length = pn_length;
         if (write_long_header(writer, fields, layout) != 0) return false;
@@ -688,7 +772,7 @@ void Connection::on_timeout(std::uint64_t now_ns) noexcept {
     now_ns_ = now_ns;
     if (now_ns >= idle_deadline_ns_) {
         state_ = ConnectionState::timed_out;   // silently: no CONNECTION_CLOSE (section 10.1)
-        error_message_ = "idle timeout";
+        set_message("idle timeout");
         return;
     }
     const TimeoutResult result = recovery_->on_timeout(now_ns);

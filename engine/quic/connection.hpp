@@ -20,8 +20,12 @@
 //     closed silently (timed_out);
 //   - key update (RFC 9001 section 6): initiated on demand once the handshake is confirmed and the previous update
 //     was acknowledged, and answered when the peer's packets flip the Key Phase bit;
-//   - not yet: streams and flow control on the wire, pacing, Retry, Version Negotiation, connection ID changes,
-//     0-RTT.
+//   - Retry at the client (section 17.2.5.2: the integrity tag checked, at most one, none after a server packet;
+//     Initial keys from the Retry's SCID, the token in every Initial after it, the ClientHello sent again) and at
+//     the server (made by the Endpoint from a checked token, with the parameters section 7.3 asks for);
+//     Version Negotiation at the client (section 6.2: a packet that lists our version or does not echo our IDs is
+//     ignored, one that does not abandons the attempt);
+//   - not yet: streams and flow control on the wire, pacing, connection ID changes, 0-RTT.
 //
 // Every datagram is untrusted: a packet that fails to parse, has no keys, does not open, or repeats a packet number
 // is dropped and counted (dropped_packets()); a frame that breaks a rule closes the connection with its code.
@@ -56,6 +60,14 @@ enum class ConnectionState : std::uint8_t {
     closing,       // we sent CONNECTION_CLOSE
     draining,      // the peer did
     timed_out,     // the idle timeout passed (closed silently, RFC 9000 section 10.1)
+    abandoned,     // a client's attempt given up: the server speaks none of our versions (section 6.2)
+};
+
+// A server connection made after a Retry (the Endpoint checked the client's token): what the client first sent to,
+// and the connection ID the Retry gave it, which its Initials now use (and the Initial keys come from).
+struct RetryContext {
+    ConnectionId original_dcid;
+    ConnectionId retry_scid;
 };
 
 const char* connection_state_name(ConnectionState state) noexcept;
@@ -64,6 +76,7 @@ class Connection {
 public:
     static constexpr std::size_t kMaxDatagramBytes = 1452;   // what we send; what we take is up to 65527
     static constexpr std::size_t kMaxCloseReasonBytes = 256;   // of our own reason phrase, sent in CONNECTION_CLOSE
+    static constexpr std::size_t kMaxTokenBytes = 512;         // a Retry token we keep (longer ones are dropped)
 
     // A client towards a server, from our connection ID and the random `original_dcid` (8 to 20 bytes) its first
     // Initial goes to. 0, or -EINVAL / -ENOMEM / -EIO with a message.
@@ -71,8 +84,10 @@ public:
                        std::uint64_t now_ns, std::unique_ptr<Connection>& out) noexcept;
     // A server for a client whose first Initial packet came to `original_dcid` from `client_cid` (from the header:
     // parse_packet_header). The caller then hands it that datagram with receive_datagram().
-    static int accept(const ConnectionConfig& config, const ConnectionId& local_cid, const ConnectionId& original_dcid,
-                      const ConnectionId& client_cid, std::uint64_t now_ns, std::unique_ptr<Connection>& out) noexcept;
+    // After a Retry, `client_dcid` is the Retry's SCID and `retry` says what the client first sent to.
+    static int accept(const ConnectionConfig& config, const ConnectionId& local_cid, const ConnectionId& client_dcid,
+                      const ConnectionId& client_cid, std::uint64_t now_ns, std::unique_ptr<Connection>& out,
+                      const RetryContext* retry = nullptr) noexcept;
 
     ~Connection();
     Connection(const Connection&) = delete;
@@ -103,8 +118,10 @@ public:
     bool handshake_confirmed() const noexcept { return state_ == ConnectionState::confirmed; }
     bool closed() const noexcept {
         return state_ == ConnectionState::closing || state_ == ConnectionState::draining ||
-               state_ == ConnectionState::timed_out;
+               state_ == ConnectionState::timed_out || state_ == ConnectionState::abandoned;
     }
+    // A client that followed a Retry (RFC 9000 section 8.1.2).
+    bool retried() const noexcept { return retry_received_; }
     // Why it closed: our error code or the peer's, and a reason in words.
     std::uint64_t error_code() const noexcept { return error_code_; }
     bool closed_by_peer() const noexcept { return state_ == ConnectionState::draining; }
@@ -115,8 +132,8 @@ public:
     const TransportParameters& peer_parameters() const noexcept { return peer_parameters_; }
     const ConnectionId& local_cid() const noexcept { return local_cid_; }
     const ConnectionId& peer_cid() const noexcept { return peer_cid_; }
-    // The client's first Destination Connection ID (a server also takes packets sent to it, until the client uses
-    // the server's own).
+    // The Destination Connection ID the client's Initials use, which the Initial keys come from (its first one, or
+    // the Retry's SCID after a Retry). A server also takes packets sent to it until the client uses the server's.
     const ConnectionId& original_dcid() const noexcept { return original_dcid_; }
 
     std::uint64_t dropped_packets() const noexcept { return dropped_packets_; }
@@ -143,11 +160,15 @@ private:
                       std::uint64_t now_ns, std::size_t& written) noexcept;
     void on_ack(Space& space, const struct AckFrame& ack) noexcept;
     void requeue_lost(Space& space) noexcept;
+    void receive_retry(const struct PacketHeader& header) noexcept;
+    void receive_version_negotiation(const struct PacketHeader& header) noexcept;
+    int install_initial_keys(const ConnectionId& dcid) noexcept;
     std::uint64_t idle_timeout_ns() const noexcept;
     void restart_idle_timer(std::uint64_t now_ns) noexcept;
     void feed_tls(Space& space) noexcept;
     void discard(Space& space) noexcept;
     void fail(std::uint64_t error_code, const char* why, std::uint64_t frame_type = 0) noexcept;
+    void set_message(const char* why) noexcept;
     std::uint64_t check_peer_parameters(const std::uint8_t* data, std::size_t size) noexcept;
 
     EndpointRole role_;
@@ -170,7 +191,12 @@ private:
     std::unique_ptr<std::uint8_t[]> crypto_memory_;
     ConnectionId local_cid_;
     ConnectionId peer_cid_;
-    ConnectionId original_dcid_;
+    ConnectionId original_dcid_;         // the DCID the client's Initials use (the Initial keys' input)
+    ConnectionId first_dcid_;            // client: the DCID of its very first Initial (section 7.3)
+    ConnectionId retry_scid_;
+    bool retry_received_ = false;
+    std::unique_ptr<std::uint8_t[]> token_;   // client: the Retry's token, sent in every later Initial
+    std::size_t token_size_ = 0;
     bool peer_cid_chosen_ = false;       // client: the server's SCID replaced our random original DCID
     TransportParameters local_parameters_;
     TransportParameters peer_parameters_;

@@ -4,9 +4,14 @@
 #include <gnutls/gnutls.h>
 
 #include <cerrno>
+#include <cstring>
 #include <new>
 
+#include "engine/quic/address_token.hpp"
 #include "engine/quic/packet_header.hpp"
+#include "engine/quic/retry_integrity.hpp"
+#include "engine/quic/retry_packet.hpp"
+#include "engine/quic/version_negotiation.hpp"
 #include "platform/os/last_error.hpp"
 
 namespace cf::quic {
@@ -47,6 +52,18 @@ int Endpoint::open(const EndpointConfig& config, std::unique_ptr<Endpoint>& out)
     endpoint->slots_.reset(new (std::nothrow) Slot[config.max_connections]);
     if (endpoint->slots_ == nullptr) return platform::fail(ENOMEM, "QUIC endpoint: out of memory");
     endpoint->capacity_ = config.max_connections;
+    if (config.retry) {
+        if (config.connection.tls->config().role != EndpointRole::server) {
+            return platform::fail(EINVAL, "QUIC endpoint: only a server sends Retry");
+        }
+        endpoint->tokens_.reset(new (std::nothrow) AddressTokenIssuer());
+        endpoint->retry_tags_.reset(new (std::nothrow) RetryIntegrity());
+        if (endpoint->tokens_ == nullptr || endpoint->retry_tags_ == nullptr) {
+            return platform::fail(ENOMEM, "QUIC endpoint: out of memory");
+        }
+        if (const int rc = endpoint->tokens_->open(config.retry_token_lifetime_ns); rc != 0) return rc;
+        if (const int rc = endpoint->retry_tags_->open(); rc != 0) return rc;
+    }
     if (const int rc = drivers::open_udp(config.driver, config.udp, endpoint->driver_); rc != 0) return rc;
     out = std::move(endpoint);
     return 0;
@@ -106,25 +123,45 @@ Endpoint::Slot* Endpoint::find(const std::uint8_t* datagram, std::size_t size) n
     return nullptr;
 }
 
-// A datagram for no connection: at a server, a client's first Initial opens one.
+// A datagram for no connection: at a server, a client's first Initial opens one (after a Retry, with `retry`), and
+// one in a version we do not speak gets Version Negotiation.
 void Endpoint::accept(drivers::PacketBuffer& buffer, std::uint64_t now_ns) noexcept {
     const auto* datagram = reinterpret_cast<const std::uint8_t*>(buffer.data);
+    if (config_.connection.tls->config().role != EndpointRole::server) {
+        ++stats_.unmatched_datagrams;
+        return;
+    }
     PacketParseOptions options;
     options.receiver = EndpointRole::server;
     options.short_header_dcid_length = kConnectionIdBytes;
     PacketHeader header;
-    const bool initial = config_.connection.tls->config().role == EndpointRole::server &&
-                         parse_packet_header(datagram, buffer.length, options, header) == HeaderStatus::ok &&
-                         header.type == PacketType::initial && header.dcid.size() >= 8;
-    if (!initial) {
+    const HeaderStatus status = parse_packet_header(datagram, buffer.length, options, header);
+    if (status == HeaderStatus::unsupported_version && should_send_version_negotiation(buffer.length)) {
+        send_version_negotiation(buffer, header);
+        return;
+    }
+    if (status != HeaderStatus::ok || header.type != PacketType::initial || header.dcid.size() < 8) {
         ++stats_.unmatched_datagrams;
         return;
+    }
+    RetryContext retry;
+    if (tokens_ != nullptr) {
+        if (header.token.empty()) {
+            send_retry(buffer, header, now_ns);
+            return;
+        }
+        retry.retry_scid = ConnectionId::from(header.dcid);
+        if (tokens_->check(header.token.data(), header.token.size(), buffer.peer, retry.retry_scid, now_ns,
+                           retry.original_dcid) != 0) {
+            ++stats_.invalid_tokens;   // forged, expired or from another address: dropped (section 8.1.3)
+            return;
+        }
     }
     Slot* slot = free_slot();
     ConnectionId local;
     if (slot == nullptr || random_connection_id(local) != 0 ||
         Connection::accept(config_.connection, local, ConnectionId::from(header.dcid), ConnectionId::from(header.scid),
-                           now_ns, slot->connection) != 0) {
+                           now_ns, slot->connection, tokens_ != nullptr ? &retry : nullptr) != 0) {
         ++stats_.connections_refused;
         return;
     }
@@ -132,6 +169,68 @@ void Endpoint::accept(drivers::PacketBuffer& buffer, std::uint64_t now_ns) noexc
     slot->peer = buffer.peer;
     slot->closed_at_ns = 0;
     slot->connection->receive_datagram(reinterpret_cast<std::uint8_t*>(buffer.data), buffer.length, now_ns);
+}
+
+// A Retry with a token bound to the client's address and a new connection ID for it to use (RFC 9000 section 8.1.2).
+void Endpoint::send_retry(const drivers::PacketBuffer& initial, const PacketHeader& header,
+                          std::uint64_t now_ns) noexcept {
+    RetryFields fields;
+    fields.original_dcid = ConnectionId::from(header.dcid);
+    fields.dcid = ConnectionId::from(header.scid);
+    std::uint8_t token[AddressTokenIssuer::kMaxTokenBytes];
+    if (random_connection_id(fields.scid) != 0) return;
+    const int token_size = tokens_->issue(initial.peer, fields.original_dcid, fields.scid, now_ns, token, sizeof token);
+    if (token_size <= 0) return;
+    fields.token = {token, static_cast<std::size_t>(token_size)};
+    std::uint8_t scratch[1 + kMaxConnectionIdBytes + 256];   // the pseudo-packet prefix, then the Retry packet
+    RetryPacketLayout layout;
+    if (write_retry_packet(scratch, sizeof scratch, fields, layout) != 0) return;
+    std::uint8_t tag[kRetryIntegrityTagBytes];
+    if (retry_tags_->compute(fields.original_dcid.data(), fields.original_dcid.size(), scratch + layout.packet_offset,
+                             layout.tag_offset - layout.packet_offset, tag) != 0) {
+        return;
+    }
+    std::memcpy(scratch + layout.tag_offset, tag, sizeof tag);
+    drivers::PacketBuffer* buffer = driver_->allocate();
+    if (buffer == nullptr) {
+        ++stats_.send_failures;
+        return;
+    }
+    const std::size_t size = layout.size - layout.packet_offset;
+    std::memcpy(buffer->data, scratch + layout.packet_offset, size);
+    buffer->length = static_cast<std::uint32_t>(size);
+    buffer->peer = initial.peer;
+    send_now(buffer);
+    ++stats_.retries_sent;
+}
+
+void Endpoint::send_version_negotiation(const drivers::PacketBuffer& datagram, const PacketHeader& header) noexcept {
+    drivers::PacketBuffer* buffer = driver_->allocate();
+    if (buffer == nullptr) {
+        ++stats_.send_failures;
+        return;
+    }
+    std::uint8_t unused = 0;
+    (void)gnutls_rnd(GNUTLS_RND_NONCE, &unused, 1);
+    ByteWriter writer(reinterpret_cast<std::uint8_t*>(buffer->data), buffer->capacity);
+    const std::uint32_t versions[] = {kVersion1};
+    if (write_version_negotiation(writer, unused, header.scid, header.dcid, versions) != 0) {
+        driver_->release(buffer);
+        return;
+    }
+    buffer->length = static_cast<std::uint32_t>(writer.size());
+    buffer->peer = datagram.peer;
+    send_now(buffer);
+    ++stats_.version_negotiations_sent;
+}
+
+void Endpoint::send_now(drivers::PacketBuffer* buffer) noexcept {
+    if (driver_->tx_burst(&buffer, 1) != 1) {
+        driver_->release(buffer);
+        ++stats_.send_failures;
+        return;
+    }
+    ++stats_.datagrams_sent;
 }
 
 int Endpoint::poll(std::uint64_t now_ns) noexcept {

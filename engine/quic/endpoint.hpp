@@ -10,7 +10,9 @@
 // packets find it, then its slot is freed.
 //
 // Untrusted input: datagrams for no connection are dropped and counted, except a server's first Initial in a
-// datagram of at least 1200 bytes, which opens a connection while slots are free.
+// datagram of at least 1200 bytes, which opens a connection while slots are free (with `retry`, only once it
+// echoes a token from our Retry: address_token.hpp), and a datagram of that size in a version we do not speak,
+// which is answered with Version Negotiation (section 6).
 #pragma once
 
 #include <cstdint>
@@ -26,6 +28,10 @@ struct EndpointConfig {
     drivers::UdpConfig udp;              // bind address, buffers
     ConnectionConfig connection;         // the TLS context (its role is the endpoint's) and transport parameters
     std::uint32_t max_connections = 16;
+    // Server: answer a client's first Initial with a Retry and take only Initials that echo a valid token
+    // (address validation, RFC 9000 section 8.1.2); tokens live this long.
+    bool retry = false;
+    std::uint64_t retry_token_lifetime_ns = 10'000'000'000;
 };
 
 struct EndpointStats {
@@ -35,6 +41,9 @@ struct EndpointStats {
     std::uint64_t connections_accepted = 0;
     std::uint64_t connections_refused = 0;     // no free slot, or the new connection could not be made
     std::uint64_t send_failures = 0;           // no driver buffer, or the driver's queue was full
+    std::uint64_t retries_sent = 0;
+    std::uint64_t invalid_tokens = 0;          // Initials whose token was forged, expired or from elsewhere
+    std::uint64_t version_negotiations_sent = 0;
 };
 
 class Endpoint {
@@ -70,10 +79,15 @@ private:
     Slot* free_slot() noexcept;
     void accept(drivers::PacketBuffer& buffer, std::uint64_t now_ns) noexcept;
     int flush(std::uint64_t now_ns) noexcept;
+    void send_retry(const drivers::PacketBuffer& initial, const struct PacketHeader& header, std::uint64_t now_ns) noexcept;
+    void send_version_negotiation(const drivers::PacketBuffer& datagram, const struct PacketHeader& header) noexcept;
+    void send_now(drivers::PacketBuffer* buffer) noexcept;
 
     EndpointConfig config_;
     std::unique_ptr<drivers::DatagramDriver> driver_;
     std::unique_ptr<Slot[]> slots_;
+    std::unique_ptr<class AddressTokenIssuer> tokens_;   // with `retry`
+    std::unique_ptr<class RetryIntegrity> retry_tags_;
     std::uint32_t capacity_ = 0;
     EndpointStats stats_;
 };

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "engine/quic/packet_header.hpp"
+#include "engine/quic/version_negotiation.hpp"
 #include "platform/os/last_error.hpp"
 #include "tests/quic/test_pki.hpp"
 
@@ -311,5 +312,27 @@ TEST_CASE("connection: both ends time out after the idle timeout without traffic
         CHECK(c->state() == ConnectionState::timed_out);
         std::vector<std::uint8_t> datagram(Connection::kMaxDatagramBytes);
         CHECK(c->write_datagram(datagram.data(), datagram.size(), start + 31'000'000'001) == 0);   // no CLOSE
+    }
+}
+
+TEST_CASE("connection: a client abandons on Version Negotiation without its version, ignores one that lists it") {
+    for (const bool lists_ours : {false, true}) {
+        Pair pair;
+        std::vector<std::uint8_t> datagram(Connection::kMaxDatagramBytes);
+        REQUIRE(pair.client->write_datagram(datagram.data(), datagram.size(), 0) > 0);
+        std::uint8_t vn[128];
+        ByteWriter writer(vn, sizeof vn);
+        const std::uint32_t versions[] = {0x1a2a3a4a, lists_ours ? kVersion1 : 0xff00001d};
+        // Echoing the client's IDs: its SCID as the DCID, the DCID it sent to as the SCID.
+        REQUIRE(write_version_negotiation(writer, 0x40, pair.client->local_cid().bytes(), cid(0xa0, 12).bytes(),
+                                          versions) == 0);
+        pair.client->receive_datagram(vn, writer.size(), 1000);
+        if (lists_ours) {
+            CHECK(pair.client->state() == ConnectionState::handshaking);
+            CHECK(pair.client->dropped_packets() == 1);
+        } else {
+            CHECK(pair.client->state() == ConnectionState::abandoned);
+            CHECK(pair.client->closed());
+        }
     }
 }

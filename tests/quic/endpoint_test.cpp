@@ -10,9 +10,13 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <thread>
 
+#include "engine/quic/address_token.hpp"
+#include "engine/quic/packet_header.hpp"
+#include "engine/quic/version_negotiation.hpp"
 #include "platform/os/last_error.hpp"
 #include "tests/quic/test_pki.hpp"
 
@@ -54,8 +58,9 @@ std::unique_ptr<TlsContext> tls(EndpointRole role, const std::string& alpn) {
     return context;
 }
 
-std::unique_ptr<Endpoint> endpoint(const TlsContext& context) {
+std::unique_ptr<Endpoint> endpoint(const TlsContext& context, bool retry = false) {
     EndpointConfig config;
+    config.retry = retry;
     config.driver = cf::drivers::DriverKind::socket;
     REQUIRE(cf::drivers::PeerAddress::parse("127.0.0.1:0", config.udp.bind) == 0);
     config.udp.pool.count = 256;
@@ -137,6 +142,87 @@ TEST_CASE("endpoint: our client and our server complete a handshake over UDP on 
                      [&] { return client->connections() == 0 && server->connections() == 0; }));
 }
 
+TEST_CASE("endpoint: a server that requires address validation sends a Retry; the client follows it") {
+    const auto client_tls = tls(EndpointRole::client, "cf-test");
+    const auto server_tls = tls(EndpointRole::server, "cf-test");
+    auto server = endpoint(*server_tls, true);
+    auto client = endpoint(*client_tls);
+    Connection* connection = nullptr;
+    REQUIRE(client->connect(server->local_address(), now_ns(), connection) == 0);
+    const bool confirmed = poll_until({client.get(), server.get()}, 10.0, [&] {
+        return connection->handshake_confirmed() && server->connections() == 1 &&
+               server->connection(0)->handshake_confirmed();
+    });
+    INFO("client: ", connection_state_name(connection->state()), " ", connection->error_message());
+    REQUIRE(confirmed);
+    CHECK(connection->retried());
+    CHECK(server->stats().retries_sent == 1);
+    CHECK(server->stats().connections_accepted == 1);
+    CHECK(server->stats().invalid_tokens == 0);
+    // The server's parameters name both the client's first DCID and the Retry's SCID, and the client checked them.
+    CHECK(connection->peer_parameters().retry_source_connection_id.has_value());
+}
+
+TEST_CASE("address tokens: accepted only from the same address, for the same connection ID, unaltered, in time") {
+    AddressTokenIssuer issuer;
+    REQUIRE(issuer.open(10'000'000'000) == 0);
+    cf::drivers::PeerAddress client, other;
+    REQUIRE(cf::drivers::PeerAddress::parse("192.0.2.1:4433", client) == 0);
+    REQUIRE(cf::drivers::PeerAddress::parse("192.0.2.1:4434", other) == 0);
+    ConnectionId odcid, scid, another;
+    const std::uint8_t a[] = {1, 2, 3, 4, 5, 6, 7, 8, 9}, b[] = {9, 9, 9, 9, 9, 9, 9, 9}, c[] = {8, 8, 8, 8, 8, 8, 8, 8};
+    REQUIRE(odcid.assign(a, sizeof a));
+    REQUIRE(scid.assign(b, sizeof b));
+    REQUIRE(another.assign(c, sizeof c));
+    std::uint8_t token[AddressTokenIssuer::kMaxTokenBytes];
+    const int size = issuer.issue(client, odcid, scid, 1'000, token, sizeof token);
+    REQUIRE(size > 0);
+    ConnectionId out;
+    CHECK(issuer.check(token, static_cast<std::size_t>(size), client, scid, 2'000, out) == 0);
+    CHECK(out == odcid);
+    CHECK(issuer.check(token, static_cast<std::size_t>(size), other, scid, 2'000, out) == -EBADMSG);
+    CHECK(issuer.check(token, static_cast<std::size_t>(size), client, another, 2'000, out) == -EBADMSG);
+    CHECK(issuer.check(token, static_cast<std::size_t>(size), client, scid, 10'000'001'001, out) == -ETIMEDOUT);
+    for (int i = 0; i < size; ++i) {
+        token[i] ^= 0x10;
+        CHECK(issuer.check(token, static_cast<std::size_t>(size), client, scid, 2'000, out) == -EBADMSG);
+        token[i] ^= 0x10;
+    }
+    CHECK(issuer.check(token, static_cast<std::size_t>(size) - 1, client, scid, 2'000, out) == -EBADMSG);
+    AddressTokenIssuer another_server;   // another key: nothing it did not issue passes
+    REQUIRE(another_server.open(10'000'000'000) == 0);
+    CHECK(another_server.check(token, static_cast<std::size_t>(size), client, scid, 2'000, out) == -EBADMSG);
+}
+
+TEST_CASE("endpoint: an Initial in a version we do not speak gets Version Negotiation listing version 1") {
+    const auto server_tls = tls(EndpointRole::server, "cf-test");
+    auto server = endpoint(*server_tls);
+    const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    REQUIRE(fd >= 0);
+    std::vector<std::uint8_t> datagram(1200, 0);
+    const std::uint8_t header[] = {0xc0, 0x0a, 0x0a, 0x0a, 0x0a, 8, 1, 2, 3, 4, 5, 6, 7, 8, 4, 0xa, 0xb, 0xc, 0xd};
+    std::memcpy(datagram.data(), header, sizeof header);
+    const auto& to = server->local_address();
+    REQUIRE(sendto(fd, datagram.data(), datagram.size(), 0, &to.addr.any, to.length) == 1200);
+    REQUIRE(poll_until({server.get()}, 5.0, [&] { return server->stats().version_negotiations_sent == 1; }));
+    std::uint8_t reply[1500];
+    timeval wait{2, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+    const ssize_t got = recv(fd, reply, sizeof reply, 0);
+    close(fd);
+    REQUIRE(got > 0);
+    PacketParseOptions options;
+    options.receiver = EndpointRole::client;
+    PacketHeader vn;
+    REQUIRE(parse_packet_header(reply, static_cast<std::size_t>(got), options, vn) == HeaderStatus::ok);
+    REQUIRE(vn.type == PacketType::version_negotiation);
+    CHECK(vn.dcid.size() == 4);   // our SCID echoed back
+    CHECK(vn.scid.size() == 8);
+    REQUIRE(vn.supported_version_count == 1);
+    CHECK(vn.supported_version(0) == kVersion1);
+    CHECK(server->connections() == 0);
+}
+
 TEST_CASE("endpoint: datagrams for no connection are dropped and counted") {
     const auto server_tls = tls(EndpointRole::server, "cf-test");
     auto server = endpoint(*server_tls);
@@ -179,6 +265,37 @@ TEST_CASE("interop: our client completes a handshake with ngtcp2's gtlsserver (H
     CHECK(connection->tls().peer_authenticated());
     CHECK(connection->tls().alpn() == "h3");
     connection->close(0x100, true, "");   // H3_NO_ERROR
+    (void)poll_until({client.get()}, 0.5, [] { return false; });
+    stop(pid);
+}
+
+TEST_CASE("interop: our client follows gtlsserver's Retry (-V) and completes the handshake") {
+    const std::string gtlsserver = find_program("gtlsserver");
+    if (gtlsserver.empty()) {
+        MESSAGE("SKIPPED: gtlsserver not installed (Debian ngtcp2-server; toolchains/cf setup installs it)");
+        return;
+    }
+    const auto client_tls = tls(EndpointRole::client, "h3");
+    auto client = endpoint(*client_tls);
+    auto probe = endpoint(*client_tls);
+    const std::uint16_t port = probe->local_address().port();
+    probe.reset();
+    const std::string log = pki().path("gtlsserver-retry.log");
+    const pid_t pid = spawn({gtlsserver, "-q", "-V", "--htdocs=" + pki().path(""), "127.0.0.1", std::to_string(port),
+                             pki().path("server.key"), pki().path("server.pem")}, log);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    cf::drivers::PeerAddress server;
+    REQUIRE(cf::drivers::PeerAddress::parse(("127.0.0.1:" + std::to_string(port)).c_str(), server) == 0);
+    Connection* connection = nullptr;
+    REQUIRE(client->connect(server, now_ns(), connection) == 0);
+    const bool done =
+        poll_until({client.get()}, 10.0, [&] { return connection->handshake_confirmed() || connection->closed(); });
+    INFO("client: ", connection_state_name(connection->state()), " code ", connection->error_code(), " ",
+         connection->error_message());
+    CHECK(done);
+    CHECK(connection->handshake_confirmed());
+    CHECK(connection->retried());
+    connection->close(0x100, true, "");
     (void)poll_until({client.get()}, 0.5, [] { return false; });
     stop(pid);
 }
