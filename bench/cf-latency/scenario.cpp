@@ -26,6 +26,8 @@ const std::vector<ScenarioEntry>& all_scenarios() {
          "vs plain non-blocking sockets", run_tcp_scenario},
         {"bridge", "engine A to engine B through two bridges over 127.0.0.1: one-way, also via B's clock offset "
          "estimate", run_bridge_scenario},
+        {"quic", "a whole QUIC handshake: TLS 1.3 alone vs our QUIC in memory (the transport's share) and over UDP",
+         run_quic_scenario},
     };
     return entries;
 }

@@ -57,5 +57,6 @@ ScenarioResult run_udp_scenario(ScenarioContext& context);
 ScenarioResult run_udp_throughput_scenario(ScenarioContext& context);
 ScenarioResult run_tcp_scenario(ScenarioContext& context);
 ScenarioResult run_bridge_scenario(ScenarioContext& context);
+ScenarioResult run_quic_scenario(ScenarioContext& context);
 
 }  // namespace cf::latency

@@ -42,7 +42,8 @@ run)
                 "64 B one-way: plain sockets, non-blocking busy-poll" "udp-throughput" "1 KiB syscalls/msg" \
                 "64 B one-way: bridge over cf socket driver" \
                 "64 B one-way via offset estimate: bridge over cf socket driver" \
-                "64 B one-way: keyed bridge (HMAC) over cf socket driver"; do
+                "64 B one-way: keyed bridge (HMAC) over cf socket driver" \
+                "handshake: TLS 1.3 alone (GnuTLS, both ends, in memory)" "handshake: cf QUIC, both ends, in memory"; do
         grep -q -F -- "$text" "$tmp/table" || { echo "FAIL: table lacks '$text'"; fails=$((fails + 1)); }
     done
     python3 - "$tmp/r.json" <<'PY' || fails=$((fails + 1))
@@ -50,7 +51,7 @@ import json, sys
 report = json.load(open(sys.argv[1]))
 names = [s["scenario"] for s in report["scenarios"]]
 assert names == ["clock", "timer", "hlc", "alloc", "bus", "bus-throughput", "ipc", "compute", "udp",
-                 "udp-throughput", "tcp", "bridge"], names
+                 "udp-throughput", "tcp", "bridge", "quic"], names
 assert report["host"]["cpu_model"] and report["host"]["compute_isa"], "host facts missing"
 for scenario in report["scenarios"]:
     assert scenario["series"] or scenario["figures"], scenario["scenario"]
