@@ -18,6 +18,7 @@
 #include "engine/quic/packet_header.hpp"
 #include "engine/quic/version_negotiation.hpp"
 #include "platform/os/last_error.hpp"
+#include "tests/quic/lossy_relay.hpp"
 #include "tests/quic/test_pki.hpp"
 
 using namespace cf::quic;
@@ -140,6 +141,38 @@ TEST_CASE("endpoint: our client and our server complete a handshake over UDP on 
     // Closed connections give their slots back after the closing period.
     CHECK(poll_until({client.get(), server.get()}, 5.0,
                      [&] { return client->connections() == 0 && server->connections() == 0; }));
+}
+
+TEST_CASE("endpoint: handshakes through the lossy relay: 10% loss each way, 5% reordered, 2% duplicated") {
+    const auto client_tls = tls(EndpointRole::client, "cf-test");
+    const auto server_tls = tls(EndpointRole::server, "cf-test");
+    auto server = endpoint(*server_tls);
+    auto client = endpoint(*client_tls);
+    cf::quic::testing::LossyRelayConfig path;
+    REQUIRE(cf::drivers::PeerAddress::parse("127.0.0.1:0", path.listen) == 0);
+    path.server = server->local_address();
+    for (auto* direction : {&path.to_server, &path.to_client}) {
+        direction->loss_percent = 10;
+        direction->reorder_percent = 5;
+        direction->duplicate_percent = 2;
+    }
+    for (std::uint64_t seed = 1; seed <= 5; ++seed) {
+        path.seed = seed;
+        std::unique_ptr<cf::quic::testing::LossyRelay> relay;
+        REQUIRE_MESSAGE(cf::quic::testing::LossyRelay::create(path, relay) == 0, cf::platform::last_error_message());
+        REQUIRE(relay->start() == 0);
+        Connection* connection = nullptr;
+        REQUIRE(client->connect(relay->listen_address(), now_ns(), connection) == 0);
+        const std::uint32_t accepted_before = static_cast<std::uint32_t>(server->stats().connections_accepted);
+        const bool confirmed = poll_until({client.get(), server.get()}, 20.0, [&] {
+            return connection->handshake_confirmed() && server->stats().connections_accepted > accepted_before;
+        });
+        INFO("seed ", seed, ": ", connection_state_name(connection->state()), " ", connection->error_message());
+        CHECK(confirmed);
+        connection->close(0, true, "");
+        (void)poll_until({client.get(), server.get()}, 0.3, [] { return false; });
+        relay->stop();
+    }
 }
 
 TEST_CASE("endpoint: a server that requires address validation sends a Retry; the client follows it") {
