@@ -79,7 +79,8 @@ private:
     Slot* free_slot() noexcept;
     void accept(drivers::PacketBuffer& buffer, std::uint64_t now_ns) noexcept;
     int flush(std::uint64_t now_ns) noexcept;
-    void send_retry(const drivers::PacketBuffer& initial, const struct PacketHeader& header, std::uint64_t now_ns) noexcept;
+    void send_retry(const drivers::PacketBuffer& initial, const struct PacketHeader& header,
+                    std::uint64_t now_ns) noexcept;
     void send_version_negotiation(const drivers::PacketBuffer& datagram, const struct PacketHeader& header) noexcept;
     void send_now(drivers::PacketBuffer* buffer) noexcept;
 
