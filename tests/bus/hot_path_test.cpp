@@ -42,6 +42,7 @@
 #include <thread>
 
 #include "chronofabric/chronofabric.h"
+#include "tests/libc_allocation_hooks.hpp"
 #include "engine/bus/publisher.hpp"
 #include "engine/bus/shared_topic.hpp"
 #include "engine/bus/subscriber.hpp"
@@ -96,48 +97,9 @@ void escape(const void* p) noexcept { asm volatile("" : : "g"(p) : "memory"); }
 
 }  // namespace
 
-// ---- allocation hooks: forward to glibc's own entry points (no dlsym, which may allocate) ----
+// ---- allocation hooks (tests/libc_allocation_hooks.cpp) ----
 
-extern "C" {
-void* __libc_malloc(std::size_t bytes);
-void* __libc_calloc(std::size_t count, std::size_t bytes);
-void* __libc_realloc(void* block, std::size_t bytes);
-void* __libc_memalign(std::size_t alignment, std::size_t bytes);
-void __libc_free(void* block);
-
-void* malloc(std::size_t bytes) noexcept {
-    count_allocation();
-    return __libc_malloc(bytes);
-}
-void* calloc(std::size_t count, std::size_t bytes) noexcept {
-    count_allocation();
-    return __libc_calloc(count, bytes);
-}
-void* realloc(void* block, std::size_t bytes) noexcept {
-    count_allocation();
-    return __libc_realloc(block, bytes);
-}
-void free(void* block) noexcept {
-    count_allocation();
-    __libc_free(block);
-}
-void* memalign(std::size_t alignment, std::size_t bytes) noexcept {
-    count_allocation();
-    return __libc_memalign(alignment, bytes);
-}
-void* aligned_alloc(std::size_t alignment, std::size_t bytes) noexcept {
-    count_allocation();
-    return __libc_memalign(alignment, bytes);
-}
-int posix_memalign(void** out, std::size_t alignment, std::size_t bytes) noexcept {
-    count_allocation();
-    if (alignment < sizeof(void*) || (alignment & (alignment - 1)) != 0) return EINVAL;
-    void* block = __libc_memalign(alignment, bytes);
-    if (block == nullptr) return ENOMEM;
-    *out = block;
-    return 0;
-}
-}  // extern "C"
+extern "C" void cf_test_on_allocation() noexcept { count_allocation(); }
 
 namespace {
 
@@ -445,6 +407,7 @@ void close_window(WindowCounts& window) noexcept {
 // fail. Allocations in the window (the deliberate ones) then come from that arena.
 void prepare_measuring_thread() noexcept {
     void* block = std::malloc(64);
+    if (block != nullptr) *static_cast<char*>(block) = 0;   // written, so escape() reads nothing uninitialised
     escape(block);
     std::free(block);
 }

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "engine/quic/cipher_suite.hpp"
+#include "tests/libc_allocation_hooks.hpp"
 #include "engine/quic/packet_protection.hpp"
 #include "engine/quic/retry_integrity.hpp"
 
@@ -69,46 +70,7 @@ void escape(const void* p) noexcept { asm volatile("" : : "g"(p) : "memory"); }
 
 }  // namespace
 
-extern "C" {
-void* __libc_malloc(std::size_t bytes);
-void* __libc_calloc(std::size_t count, std::size_t bytes);
-void* __libc_realloc(void* block, std::size_t bytes);
-void* __libc_memalign(std::size_t alignment, std::size_t bytes);
-void __libc_free(void* block);
-
-void* malloc(std::size_t bytes) noexcept {
-    count();
-    return __libc_malloc(bytes);
-}
-void* calloc(std::size_t n, std::size_t bytes) noexcept {
-    count();
-    return __libc_calloc(n, bytes);
-}
-void* realloc(void* block, std::size_t bytes) noexcept {
-    count();
-    return __libc_realloc(block, bytes);
-}
-void free(void* block) noexcept {
-    count();
-    __libc_free(block);
-}
-void* memalign(std::size_t alignment, std::size_t bytes) noexcept {
-    count();
-    return __libc_memalign(alignment, bytes);
-}
-void* aligned_alloc(std::size_t alignment, std::size_t bytes) noexcept {
-    count();
-    return __libc_memalign(alignment, bytes);
-}
-int posix_memalign(void** out, std::size_t alignment, std::size_t bytes) noexcept {
-    count();
-    if (alignment < sizeof(void*) || (alignment & (alignment - 1)) != 0) return EINVAL;
-    void* block = __libc_memalign(alignment, bytes);
-    if (block == nullptr) return ENOMEM;
-    *out = block;
-    return 0;
-}
-}  // extern "C"
+extern "C" void cf_test_on_allocation() noexcept { count(); }
 
 using namespace cf::quic;
 
