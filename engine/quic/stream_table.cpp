@@ -434,10 +434,9 @@ TransportError StreamTable::on_reset_stream(const ResetStreamFrame& frame) noexc
         return frame.final_size == buffer.final_size() ? TransportError::no_error : TransportError::final_size_error;
     error = buffer.receive(frame.final_size, nullptr, 0, true);   // the final size rules, no data
     if (error != TransportError::no_error) return error;
-    if (buffer.read_offset() + buffer.readable() == buffer.final_size()) {
-        after_receive(*stream);   // every byte is here already: deliver it rather than the reset (section 3.2)
+    // Every byte is here already (or was read): deliver it rather than the reset (section 3.2).
+    if (stream->receive_state == ReceiveState::data_recvd || stream->receive_state == ReceiveState::data_read)
         return TransportError::no_error;
-    }
     // The bytes the application will now never read count as consumed for the connection (section 4.5).
     connection_receive_.on_consumed(frame.final_size - buffer.read_offset(), now_ns_, smoothed_rtt_ns_);
     stream->receive_state = ReceiveState::reset_recvd;
@@ -600,8 +599,10 @@ std::size_t StreamTable::write_frames(ByteWriter& out, SentStreamFrames& record)
         if (!wants_max_stream_data(stream) && !wants_other_control(stream)) unlink(kControlQueue, stream);
     }
 
-    // STREAM data, one frame per stream in turn.
-    while (room && !record.full() && queues_[kSendQueue].head != kNoSlot) {
+    // STREAM data, one frame per stream in turn. With a few bytes of room, next_chunk() saying no means the stream
+    // has nothing to send (not that nothing fits), so the stream can leave the queue.
+    constexpr std::size_t kSmallestStreamFrame = 3;   // type, stream ID, length
+    while (room && !record.full() && queues_[kSendQueue].head != kNoSlot && out.remaining() >= kSmallestStreamFrame) {
         Stream& stream = slots_[queues_[kSendQueue].head];
         SendBuffer::Chunk chunk;
         if (!can_reset(stream.send_state) ||
