@@ -62,6 +62,7 @@ struct Connection::Space {
         std::uint32_t crypto_length = 0;
         std::uint64_t largest_in_our_ack = kNoPacketNumber;   // the ACK frame it carried, if any
         bool handshake_done = false;
+        bool streams = false;   // application space: stream_records_[packet_number % kSentLog] holds its frames
     };
 
     int index = 0;
@@ -176,8 +177,12 @@ int Connection::start(const ConnectionConfig& config, const ConnectionId& local_
     address_validated_ = role_ == EndpointRole::client;   // a server validates the client's address (section 8.1)
     if (const int rc = install_initial_keys(original_dcid); rc != 0) return rc;
     const bool server = role_ == EndpointRole::server;
-    // Our transport parameters, with the connection IDs section 7.3 asks for.
+    if (const int rc = StreamTable::create(config.streams, role_, streams_); rc != 0) return rc;
+    stream_records_.reset(new (std::nothrow) SentStreamFrames[Space::kSentLog]);
+    if (stream_records_ == nullptr) return platform::fail(ENOMEM, "QUIC: out of memory");
+    // Our transport parameters: the stream table's limits and windows, and the connection IDs section 7.3 asks for.
     local_parameters_ = config.parameters;
+    streams_->local_parameters(local_parameters_);
     local_parameters_.initial_source_connection_id = local_cid;
     if (server) {
         local_parameters_.original_destination_connection_id = first_dcid_;
@@ -224,6 +229,8 @@ std::uint64_t Connection::check_peer_parameters(const std::uint8_t* data, std::s
         set_message("the peer's connection-ID transport parameters do not match its packets");
         return code_of(TransportError::transport_parameter_error);
     }
+    streams_->set_peer_parameters(peer_parameters_);
+    recovery_->set_max_ack_delay(peer_parameters_.max_ack_delay_ms * 1'000'000);
     return 0;
 }
 
@@ -368,9 +375,12 @@ void Connection::receive_packet(std::uint8_t* packet, const PacketHeader& header
         peer_cid_chosen_ = true;
     }
     FrameParser parser({packet + header_bytes, payload_bytes}, kFrameTypeOf[index]);
+    refuse_packet_ = false;
+    streams_->set_clock(now_ns, recovery_->rtt().smoothed_rtt());
     process_frames(space, parser, now_ns);
     if (closed()) return;
-    (void)space.acks.on_packet(packet_number, parser.ack_eliciting(), false, now_ns);
+    // A STREAM frame the receive ring could not keep: unacknowledged, the peer sends it again.
+    if (!refuse_packet_) (void)space.acks.on_packet(packet_number, parser.ack_eliciting(), false, now_ns);
     // A server is done with Initial keys once a Handshake packet opened (RFC 9001 section 4.9.1); such a packet
     // also proves the client's address (RFC 9000 section 8.1).
     if (role_ == EndpointRole::server && index == kHandshake) {
@@ -482,13 +492,51 @@ void Connection::process_frames(Space& space, FrameParser& parser, std::uint64_t
                     return;
                 }
                 break;   // address validation tokens are not kept yet
+            case FrameKind::stream:
+            case FrameKind::reset_stream:
+            case FrameKind::stop_sending:
+            case FrameKind::max_data:
+            case FrameKind::max_stream_data:
+            case FrameKind::max_streams:
+            case FrameKind::data_blocked:
+            case FrameKind::stream_data_blocked:
+            case FrameKind::streams_blocked: {
+                const TransportError error = on_stream_frame(frame);
+                if (error != TransportError::no_error) {
+                    fail(code_of(error), "a stream or flow-control frame broke a rule", wire_type_of(frame));
+                    return;
+                }
+                break;
+            }
             default:
-                ++unhandled_frames_;   // streams, flow control, connection IDs: later slices
+                ++unhandled_frames_;   // connection IDs, paths, datagrams: later slices
                 break;
         }
         if (closed()) return;
     }
     if (parser.failed()) fail(code_of(parser.error()), "a malformed frame", parser.error_frame_type());
+}
+
+TransportError Connection::on_stream_frame(const Frame& frame) noexcept {
+    StreamTable& table = *streams_;
+    switch (kind_of(frame)) {
+        case FrameKind::stream: {
+            bool stored = true;
+            const TransportError error = table.on_stream_frame(std::get<StreamFrame>(frame), &stored);
+            if (!stored) refuse_packet_ = true;
+            return error;
+        }
+        case FrameKind::reset_stream: return table.on_reset_stream(std::get<ResetStreamFrame>(frame));
+        case FrameKind::stop_sending: return table.on_stop_sending(std::get<StopSendingFrame>(frame));
+        case FrameKind::max_data: return table.on_max_data(std::get<MaxDataFrame>(frame));
+        case FrameKind::max_stream_data: return table.on_max_stream_data(std::get<MaxStreamDataFrame>(frame));
+        case FrameKind::max_streams: return table.on_max_streams(std::get<MaxStreamsFrame>(frame));
+        case FrameKind::data_blocked: return table.on_data_blocked(std::get<DataBlockedFrame>(frame));
+        case FrameKind::stream_data_blocked:
+            return table.on_stream_data_blocked(std::get<StreamDataBlockedFrame>(frame));
+        case FrameKind::streams_blocked: return table.on_streams_blocked(std::get<StreamsBlockedFrame>(frame));
+        default: return TransportError::no_error;
+    }
 }
 
 void Connection::feed_tls(Space& space) noexcept {
@@ -538,6 +586,7 @@ void Connection::on_ack(Space& space, const AckFrame& ack) noexcept {
         if (sent.packet_number != packet.frames) continue;
         if (sent.crypto_length != 0) space.crypto_out.on_acked(sent.crypto_offset, sent.crypto_length, false);
         if (sent.largest_in_our_ack != kNoPacketNumber) space.acks.on_ack_acknowledged(sent.largest_in_our_ack);
+        if (sent.streams) streams_->on_acked(stream_records_[packet.frames % Space::kSentLog]);
         sent = Space::Sent{};
     }
     requeue_lost(space);
@@ -552,6 +601,7 @@ void Connection::requeue_lost(Space& space) noexcept {
         if (sent.packet_number != packet.frames) continue;
         if (sent.crypto_length != 0) space.crypto_out.on_lost(sent.crypto_offset, sent.crypto_length, false);
         if (sent.handshake_done) handshake_done_pending_ = true;
+        if (sent.streams) streams_->on_lost(stream_records_[packet.frames % Space::kSentLog]);
         sent = Space::Sent{};
     }
 }
@@ -599,9 +649,13 @@ bool Connection::write_packet(Space& space, std::uint8_t* out, std::size_t capac
     const bool crypto_due = !closing && space.crypto_out.next_chunk(capacity, UINT64_MAX, crypto);
     const bool done_due = !closing && application && handshake_done_pending_;
     const bool probe_due = !closing && (space.probes_due != 0 || (application && ping_pending_));
-    if (!ack_due && !crypto_due && !done_due && !probe_due && !closing) return false;
+    // Streams flow once the handshake completed at this end (1-RTT keys both ways).
+    const bool handshake_done = state_ == ConnectionState::established || state_ == ConnectionState::confirmed;
+    if (application && handshake_done) streams_->set_clock(now_ns, recovery_->rtt().smoothed_rtt());
+    const bool streams_due = !closing && application && handshake_done && streams_->wants_to_send();
+    if (!ack_due && !crypto_due && !done_due && !probe_due && !streams_due && !closing) return false;
     // Anything ack-eliciting must fit the congestion window and the recovery's records (or a probe's credit).
-    const bool eliciting_wanted = crypto_due || done_due || probe_due;
+    const bool eliciting_wanted = crypto_due || done_due || probe_due || streams_due;
     const PacketNumberSpace recovery_space = kRecoverySpaceOf[space.index];
     if (eliciting_wanted && !closing && !recovery_->can_send(recovery_space, capacity) && !ack_due) return false;
 
@@ -690,6 +744,12 @@ bool Connection::write_packet(Space& space, std::uint8_t* out, std::size_t capac
                 }
             }
         }
+    }
+    SentStreamFrames& stream_record = stream_records_[packet_number % Space::kSentLog];
+    stream_record.count = 0;
+    if (streams_due && may_elicit && streams_->write_frames(payload, stream_record) != 0) {
+        record.streams = true;
+        ack_eliciting = true;
     }
     if (probe_due && may_elicit && !ack_eliciting && encode(payload, PingFrame{})) ack_eliciting = true;
     if (ack_eliciting && space.probes_due != 0) --space.probes_due;

@@ -25,7 +25,10 @@
 //     the server (made by the Endpoint from a checked token, with the parameters section 7.3 asks for);
 //     Version Negotiation at the client (section 6.2: a packet that lists our version or does not echo our IDs is
 //     ignored, one that does not abandons the attempt);
-//   - not yet: streams and flow control on the wire, pacing, connection ID changes, 0-RTT.
+//   - streams (stream_table.hpp): once the handshake completed at this end, the application's streams and message
+//     channels go out in 1-RTT packets, their frames acknowledged or sent again with the packets that carried them,
+//     and the peer's stream and flow-control frames are checked and applied; streams() is the application's side;
+//   - not yet: pacing, connection ID changes, 0-RTT.
 //
 // Every datagram is untrusted: a packet that fails to parse, has no keys, does not open, or repeats a packet number
 // is dropped and counted (dropped_packets()); a frame that breaks a rule closes the connection with its code.
@@ -42,6 +45,7 @@
 #include "engine/quic/packet_protection.hpp"
 #include "engine/quic/receive_buffer.hpp"
 #include "engine/quic/send_buffer.hpp"
+#include "engine/quic/stream_table.hpp"
 #include "engine/quic/tls_session.hpp"
 #include "engine/quic/transport_parameters.hpp"
 
@@ -49,7 +53,8 @@ namespace cf::quic {
 
 struct ConnectionConfig {
     const TlsContext* tls = nullptr;   // its role is the connection's; must outlive the connection
-    TransportParameters parameters;    // ours; the connection fills in the connection-ID parameters
+    TransportParameters parameters;    // ours; the connection fills in the connection-ID, stream and flow-control ones
+    StreamTableConfig streams;         // stream slots, rings and windows (stream_table.hpp)
     std::uint32_t crypto_buffer_bytes = 16384;   // per space and direction, a power of two (a certificate chain fits)
 };
 
@@ -144,6 +149,10 @@ public:
     std::uint64_t bytes_sent() const noexcept { return bytes_sent_; }
     std::uint64_t bytes_received() const noexcept { return bytes_received_; }
     bool address_validated() const noexcept { return address_validated_; }
+    // The application's streams and message channels (open_stream, write, send_message, next_readable, read...).
+    // Calls between the connection's; what they queue goes out with the next write_datagram().
+    StreamTable& streams() noexcept { return *streams_; }
+    const StreamTable& streams() const noexcept { return *streams_; }
     // RTT, congestion window, bytes in flight, losses (RFC 9002 state).
     const LossDetection& recovery() const noexcept { return *recovery_; }
 
@@ -160,6 +169,7 @@ private:
                       std::uint64_t now_ns, std::size_t& written) noexcept;
     void on_ack(Space& space, const struct AckFrame& ack) noexcept;
     void requeue_lost(Space& space) noexcept;
+    TransportError on_stream_frame(const Frame& frame) noexcept;
     void receive_retry(const struct PacketHeader& header) noexcept;
     void receive_version_negotiation(const struct PacketHeader& header) noexcept;
     int install_initial_keys(const ConnectionId& dcid) noexcept;
@@ -177,6 +187,9 @@ private:
     std::unique_ptr<TlsGlue> glue_;
     std::unique_ptr<Space> spaces_[3];   // initial, handshake, application
     std::unique_ptr<LossDetection> recovery_;
+    std::unique_ptr<StreamTable> streams_;
+    std::unique_ptr<SentStreamFrames[]> stream_records_;   // per application-space sent-log entry
+    bool refuse_packet_ = false;         // a frame of the packet being read could not be stored: do not acknowledge
     std::uint64_t now_ns_ = 0;           // of the call being handled
     std::uint64_t bytes_received_ = 0;
     std::uint64_t bytes_sent_ = 0;
