@@ -10,6 +10,8 @@
 
 #include <chrono>
 #include <cstdio>
+#include <deque>
+#include <random>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -173,6 +175,77 @@ TEST_CASE("endpoint: handshakes through the lossy relay: 10% loss each way, 5% r
         (void)poll_until({client.get(), server.get()}, 0.3, [] { return false; });
         relay->stop();
     }
+}
+
+TEST_CASE("endpoint: 1 MB of messages echoed over one stream through the lossy relay, intact and in order") {
+    const auto client_tls = tls(EndpointRole::client, "cf-test");
+    const auto server_tls = tls(EndpointRole::server, "cf-test");
+    auto server = endpoint(*server_tls);
+    auto client = endpoint(*client_tls);
+    cf::quic::testing::LossyRelayConfig path;
+    REQUIRE(cf::drivers::PeerAddress::parse("127.0.0.1:0", path.listen) == 0);
+    path.server = server->local_address();
+    for (auto* direction : {&path.to_server, &path.to_client}) {
+        direction->loss_percent = 10;
+        direction->reorder_percent = 5;
+        direction->duplicate_percent = 2;
+    }
+    std::unique_ptr<cf::quic::testing::LossyRelay> relay;
+    REQUIRE(cf::quic::testing::LossyRelay::create(path, relay) == 0);
+    REQUIRE(relay->start() == 0);
+    Connection* connection = nullptr;
+    REQUIRE(client->connect(relay->listen_address(), now_ns(), connection) == 0);
+    REQUIRE(poll_until({client.get(), server.get()}, 20.0, [&] {
+        return connection->handshake_confirmed() && server->connections() == 1 &&
+               server->connection(0)->handshake_confirmed();
+    }));
+    Connection& accepted = *server->connection(0);
+    const std::int64_t stream = connection->streams().open_stream(StreamDirection::bidirectional);
+    REQUIRE(stream >= 0);
+    const auto id = static_cast<StreamId>(stream);
+    std::mt19937_64 random(2718);
+    std::vector<std::vector<std::uint8_t>> messages(1000), echoed;
+    for (auto& m : messages) {
+        m.resize(1 + random() % 2000);   // about 1 MB in all
+        for (auto& b : m) b = static_cast<std::uint8_t>(random());
+    }
+    std::deque<std::vector<std::uint8_t>> backlog;
+    std::size_t sent = 0;
+    const bool done = poll_until({client.get(), server.get()}, 60.0, [&] {
+        StreamTable& ours = connection->streams();
+        StreamTable& theirs = accepted.streams();
+        while (sent < messages.size() && ours.send_message(id, messages[sent].data(), messages[sent].size()) == 0) {
+            ++sent;
+        }
+        StreamId readable = 0;
+        const std::uint8_t* data = nullptr;
+        std::size_t length = 0;
+        while (theirs.next_readable(readable)) {
+            while (theirs.next_message(readable, data, length) == 1) {
+                backlog.emplace_back(data, data + length);
+                (void)theirs.release_message(readable);
+            }
+        }
+        while (!backlog.empty() && theirs.send_message(id, backlog.front().data(), backlog.front().size()) == 0) {
+            backlog.pop_front();
+        }
+        while (ours.next_readable(readable)) {
+            while (ours.next_message(readable, data, length) == 1) {
+                echoed.emplace_back(data, data + length);
+                (void)ours.release_message(readable);
+            }
+        }
+        return echoed.size() == messages.size() || connection->closed() || accepted.closed();
+    });
+    const auto stats = relay->stats();
+    relay->stop();
+    INFO("echoed ", echoed.size(), " of ", messages.size(), "; client lost ", connection->recovery().stats().packets_lost,
+         "; relay dropped ", stats.to_server.dropped_loss, " + ", stats.to_client.dropped_loss);
+    REQUIRE(done);
+    REQUIRE(echoed.size() == messages.size());
+    for (std::size_t i = 0; i < messages.size(); ++i) REQUIRE(echoed[i] == messages[i]);
+    CHECK(stats.to_server.dropped_loss + stats.to_client.dropped_loss > 50);   // the path really lost datagrams
+    CHECK(connection->recovery().stats().packets_lost > 0);
 }
 
 TEST_CASE("endpoint: a server that requires address validation sends a Retry; the client follows it") {
