@@ -1,4 +1,4 @@
-// quic: what a QUIC handshake costs with our transport, and how much of it is TLS.
+// quic: what a QUIC handshake costs with our transport, how much of it is TLS, and what a message round trip costs.
 //  - TLS 1.3 alone: two GnuTLS sessions (client and server) handing each other their handshake messages in memory,
 //    the work GnuTLS does in any QUIC handshake (Ed25519 certificate, X25519 key exchange);
 //  - QUIC in memory: our client and server Connections exchanging datagrams in memory: TLS plus our packets,
@@ -6,13 +6,19 @@
 //  - QUIC over UDP: two Endpoints on one thread over 127.0.0.1 (socket driver), connect to confirmed.
 // Each sample is one whole handshake, both ends, on this thread: wall time is CPU time here. The transport's share
 // is (QUIC in memory - TLS alone) / QUIC in memory at p50. The certificate is made at start-up with GnuTLS.
-// Not here yet: ngtcp2 side by side (it needs an in-process ngtcp2 harness), and messages over streams.
+// Then 64 B message round trips between two pinned threads over 127.0.0.1 (socket driver), the server echoing:
+//  - over one long-lived stream (messages length-prefixed on it: what channels do);
+//  - over a new stream per message (open, send, finish; the echo comes back on it, which then closes);
+//  - raw UDP through the same driver, no QUIC (what a bridge datagram rides on).
+// Not here yet: ngtcp2 side by side (it needs an in-process ngtcp2 harness).
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <thread>
 #include <cstdio>
 #include <cstring>
 #include <deque>
@@ -26,6 +32,7 @@
 #include "engine/quic/connection.hpp"
 #include "engine/quic/endpoint.hpp"
 #include "engine/quic/packet_header.hpp"
+#include "platform/cpu/affinity.hpp"
 #include "platform/os/last_error.hpp"
 
 namespace cf::latency {
@@ -204,13 +211,108 @@ std::unique_ptr<Endpoint> bench_endpoint(const TlsContext& tls, std::string& err
     return endpoint;
 }
 
+constexpr std::size_t kMessageBytes = 64;
+
+// The echo side of the round trips, on its own thread: every message goes back on the stream it came on; a stream
+// the client ended is ended here too (stream-per-message), so it closes and its credit returns.
+void echo_streams(Endpoint& server, const std::atomic<bool>& stop, int cpu) {
+    if (cpu >= 0) (void)platform::pin_current_thread(cpu);
+    while (!stop.load(std::memory_order_relaxed)) {
+        (void)server.poll(wall_ns());
+        for (std::uint32_t i = 0; i < server.capacity(); ++i) {
+            Connection* connection = server.connection(i);
+            if (connection == nullptr || connection->closed()) continue;
+            StreamTable& table = connection->streams();
+            StreamId id = 0;
+            while (table.next_readable(id)) {
+                const std::uint8_t* data = nullptr;
+                std::size_t length = 0;
+                int rc = 0;
+                while ((rc = table.next_message(id, data, length)) == 1) {
+                    (void)table.send_message(id, data, length);
+                    (void)table.release_message(id);
+                }
+                if (rc == -ENODATA) (void)table.finish(id);
+            }
+        }
+    }
+}
+
+void echo_datagrams(drivers::DatagramDriver& driver, const std::atomic<bool>& stop, int cpu) {
+    if (cpu >= 0) (void)platform::pin_current_thread(cpu);
+    drivers::PacketBuffer* burst[32];
+    while (!stop.load(std::memory_order_relaxed)) {
+        const int count = driver.rx_burst(burst, 32);
+        for (int i = 0; i < count; ++i) {
+            if (driver.tx_burst(&burst[i], 1) != 1) driver.release(burst[i]);   // back to its sender
+        }
+    }
+}
+
+// One 64 B round trip from the client's thread: on `stream` (reused), or on a new stream when stream < 0.
+bool stream_round_trip(Endpoint& client, Connection& connection, std::int64_t stream, LatencyHistogram& out) {
+    StreamTable& table = connection.streams();
+    std::uint8_t message[kMessageBytes];
+    std::memset(message, 0x5a, sizeof message);
+    const std::uint64_t t0 = wall_ns(), deadline = t0 + 1'000'000'000;
+    const bool per_message = stream < 0;
+    std::int64_t id = stream;
+    while (per_message && (id = table.open_stream(StreamDirection::bidirectional)) < 0) {   // waits for credit
+        if (wall_ns() > deadline || connection.closed()) return false;
+        (void)client.poll(wall_ns());
+    }
+    const auto stream_id = static_cast<StreamId>(id);
+    if (table.send_message(stream_id, message, sizeof message) != 0) return false;
+    if (per_message) (void)table.finish(stream_id);
+    const std::uint8_t* data = nullptr;
+    std::size_t length = 0;
+    for (;;) {
+        (void)client.poll(wall_ns());
+        if (table.next_message(stream_id, data, length) == 1) {
+            out.record(static_cast<std::int64_t>((wall_ns() - t0) * 1000));
+            (void)table.release_message(stream_id);
+            break;
+        }
+        if (wall_ns() > deadline || connection.closed()) return false;
+    }
+    // A stream per message ends when the echo's end arrives (outside the timed part): read to it (-ENOENT: releasing
+    // the echo after the end arrived closed the stream already).
+    for (int rc = 0; per_message && (rc = table.next_message(stream_id, data, length)) != -ENODATA && rc != -ENOENT;) {
+        if (wall_ns() > deadline || connection.closed()) return false;
+        (void)client.poll(wall_ns());
+    }
+    return true;
+}
+
+bool datagram_round_trip(drivers::DatagramDriver& client, const drivers::PeerAddress& server, LatencyHistogram& out) {
+    drivers::PacketBuffer* buffer = client.allocate();
+    if (buffer == nullptr) return false;
+    std::memset(buffer->data, 0x5a, kMessageBytes);
+    buffer->length = kMessageBytes;
+    buffer->peer = server;
+    const std::uint64_t t0 = wall_ns();
+    if (client.tx_burst(&buffer, 1) != 1) {
+        client.release(buffer);
+        return false;
+    }
+    drivers::PacketBuffer* reply = nullptr;
+    while (client.rx_burst(&reply, 1) != 1) {
+        if (wall_ns() - t0 > 1'000'000'000) return false;
+    }
+    out.record(static_cast<std::int64_t>((wall_ns() - t0) * 1000));
+    client.release(reply);
+    return true;
+}
+
 }  // namespace
 
 ScenarioResult run_quic_scenario(ScenarioContext& context) {
     ScenarioResult result;
     result.scenario = "quic";
-    result.description = "one whole handshake, both ends on this thread (us; wall = CPU here): TLS 1.3 alone "
-                         "(GnuTLS, Ed25519 + X25519, in memory), our QUIC in memory, our QUIC over UDP 127.0.0.1";
+    result.description = "one whole handshake, both ends on this thread (wall = CPU here): TLS 1.3 alone (GnuTLS, "
+                         "Ed25519 + X25519, in memory), our QUIC in memory, our QUIC over UDP 127.0.0.1; then 64 B "
+                         "round trips to an echo on another CPU: over one long-lived stream, a new stream per "
+                         "message, and raw UDP";
     const BenchCertificate certificate;
     if (!certificate.ok()) {
         result.notes.push_back("not measured: the benchmark's Ed25519 certificate could not be made");
@@ -241,7 +343,7 @@ ScenarioResult run_quic_scenario(ScenarioContext& context) {
     std::uint64_t failures = 0;
     context.progress.begin("quic", context.duration_s);
     const std::uint64_t start = wall_ns();
-    const auto slice_ns = static_cast<std::uint64_t>(context.duration_s * 1e9 / 12);   // 4 rounds x 3 kinds
+    const auto slice_ns = static_cast<std::uint64_t>(context.duration_s * 1e9 / 24);   // half: 4 rounds x 3 kinds
     for (int round = 0; round < 4; ++round) {
         for (std::uint64_t end = wall_ns() + slice_ns; wall_ns() < end;) {
             const std::uint64_t t0 = wall_ns();
@@ -282,13 +384,80 @@ ScenarioResult run_quic_scenario(ScenarioContext& context) {
         }
         context.progress.update(static_cast<double>(wall_ns() - start) / 1e9);
     }
+
+    // Round trips: the server's endpoint and a raw driver echo on the next CPU, the client measures on this one.
+    LatencyHistogram reused = make_picosecond_histogram(), per_message = make_picosecond_histogram(),
+                     raw = make_picosecond_histogram();
+    const int echo_cpu = context.cpus.size() > 1 ? context.cpus[1] : -1;
+    std::uint64_t rtt_failures = 0;
+    if (server != nullptr && client != nullptr) {
+        std::atomic<bool> stop{false};
+        std::thread echo([&] { echo_streams(*server, stop, echo_cpu); });
+        Connection* connection = nullptr;
+        const std::uint64_t t0 = wall_ns();
+        if (client->connect(server->local_address(), t0, connection) == 0) {
+            while (!connection->handshake_confirmed() && !connection->closed() && wall_ns() - t0 < 5'000'000'000) {
+                (void)client->poll(wall_ns());
+            }
+            const std::int64_t stream = connection->streams().open_stream(StreamDirection::bidirectional);
+            const auto rtt_slice = static_cast<std::uint64_t>(context.duration_s * 1e9 / 12);   // 2 rounds x 3
+            for (int round = 0; round < 2 && stream >= 0 && connection->handshake_confirmed(); ++round) {
+                for (std::uint64_t end = wall_ns() + rtt_slice; wall_ns() < end;) {
+                    if (!stream_round_trip(*client, *connection, stream, reused)) ++rtt_failures;
+                }
+                for (std::uint64_t end = wall_ns() + rtt_slice; wall_ns() < end;) {
+                    if (!stream_round_trip(*client, *connection, -1, per_message)) ++rtt_failures;
+                }
+                context.progress.update(static_cast<double>(wall_ns() - start) / 1e9);
+            }
+            if (stream < 0 || !connection->handshake_confirmed()) ++rtt_failures;
+            connection->close(0, true, "");
+        } else {
+            ++rtt_failures;
+        }
+        stop.store(true);
+        echo.join();
+    }
+    {
+        drivers::UdpConfig udp;
+        (void)drivers::PeerAddress::parse("127.0.0.1:0", udp.bind);
+        udp.pool.count = 256;
+        udp.pool.prefer_hugepages = false;
+        std::unique_ptr<drivers::DatagramDriver> near, far;
+        if (drivers::open_udp(drivers::DriverKind::socket, udp, near) == 0 &&
+            drivers::open_udp(drivers::DriverKind::socket, udp, far) == 0) {
+            std::atomic<bool> stop{false};
+            std::thread echo([&] { echo_datagrams(*far, stop, echo_cpu); });
+            const auto raw_slice = static_cast<std::uint64_t>(context.duration_s * 1e9 / 12);
+            for (std::uint64_t end = wall_ns() + raw_slice; wall_ns() < end;) {
+                if (!datagram_round_trip(*near, far->local_address(), raw)) ++rtt_failures;
+            }
+            stop.store(true);
+            echo.join();
+        } else {
+            result.notes.push_back(std::string("raw UDP not measured: ") + platform::last_error_message());
+        }
+    }
     context.progress.end();
     if (failures != 0) result.notes.push_back("ERROR: " + std::to_string(failures) + " handshakes failed");
+    if (rtt_failures != 0) result.notes.push_back("ERROR: " + std::to_string(rtt_failures) + " round trips failed");
     const Series tls = make_series("handshake: TLS 1.3 alone (GnuTLS, both ends, in memory)", tls_alone);
     const Series quic = make_series("handshake: cf QUIC, both ends, in memory", in_memory);
     result.series = {tls, quic};
     if (over_udp.count() != 0) result.series.push_back(make_series("handshake: cf QUIC over UDP 127.0.0.1", over_udp));
     result.ratios.push_back(make_ratio("handshake: cf QUIC in memory / TLS alone", quic, tls));
+    const Series rtt_reused = make_series("64 B RTT: cf QUIC, one long-lived stream", reused);
+    const Series rtt_new = make_series("64 B RTT: cf QUIC, a new stream per message", per_message);
+    const Series rtt_raw = make_series("64 B RTT: raw UDP, same driver (no QUIC)", raw);
+    for (const Series* series : {&rtt_reused, &rtt_new, &rtt_raw}) {
+        if (series->count != 0) result.series.push_back(*series);
+    }
+    if (rtt_reused.count != 0 && rtt_new.count != 0) {
+        result.ratios.push_back(make_ratio("64 B RTT: reused stream / stream per message", rtt_reused, rtt_new));
+    }
+    if (rtt_reused.count != 0 && rtt_raw.count != 0) {
+        result.ratios.push_back(make_ratio("64 B RTT: reused stream / raw UDP", rtt_reused, rtt_raw));
+    }
     if (quic.p50_ns > 0) {
         result.figures.push_back({"handshake: our transport's share of a QUIC handshake (p50)",
                                   100.0 * (quic.p50_ns - tls.p50_ns) / quic.p50_ns, "%"});

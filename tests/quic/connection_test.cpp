@@ -411,3 +411,49 @@ TEST_CASE("connection: messages on one long-lived stream, echoed back, through 1
         CHECK_FALSE(pair.client->closed());
     }
 }
+
+TEST_CASE("connection: a new stream per message, each closed after its echo, for many more messages than slots") {
+    Pair pair;
+    pair.run();
+    REQUIRE(pair.server != nullptr);
+    REQUIRE(pair.client->handshake_confirmed());
+    StreamTable& client = pair.client->streams();
+    StreamTable& server = pair.server->streams();
+    const std::uint8_t message[64] = {1, 2, 3};
+    for (int i = 0; i < 100; ++i) {
+        INFO("message ", i);
+        std::int64_t id = -1;
+        for (int step = 0; step < 50 && (id = client.open_stream(StreamDirection::bidirectional)) < 0; ++step) pair.step();
+        REQUIRE(id >= 0);
+        const auto stream = static_cast<StreamId>(id);
+        REQUIRE(client.send_message(stream, message, sizeof message) == 0);
+        REQUIRE(client.finish(stream) == 0);
+        bool echoed = false, ended = false;
+        for (int step = 0; step < 200 && !ended; ++step) {
+            pair.step();
+            StreamId readable = 0;
+            while (server.next_readable(readable)) {
+                const std::uint8_t* data = nullptr;
+                std::size_t length = 0;
+                int rc = 0;
+                while ((rc = server.next_message(readable, data, length)) == 1) {
+                    REQUIRE(server.send_message(readable, data, length) == 0);
+                    (void)server.release_message(readable);
+                }
+                if (rc == -ENODATA) REQUIRE(server.finish(readable) == 0);
+            }
+            const std::uint8_t* data = nullptr;
+            std::size_t length = 0;
+            const int rc = client.next_message(stream, data, length);
+            if (rc == 1) {
+                echoed = true;
+                (void)client.release_message(stream);
+            }
+            // The end: -ENODATA, or -ENOENT once releasing the last message (after the FIN) closed the stream.
+            if (rc == -ENODATA || rc == -ENOENT) ended = true;
+        }
+        REQUIRE(echoed);
+        REQUIRE(ended);
+    }
+    CHECK(pair.client->unhandled_frames() == 0);
+}
