@@ -20,9 +20,9 @@
 #include <vector>
 
 #include "engine/quic/cipher_suite.hpp"
-#include "tests/libc_allocation_hooks.hpp"
 #include "engine/quic/packet_protection.hpp"
 #include "engine/quic/retry_integrity.hpp"
+#include "tests/libc_allocation_hooks.hpp"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define CF_QUIC_ALLOC_SANITIZED 1
