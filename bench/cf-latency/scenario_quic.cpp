@@ -400,6 +400,7 @@ ScenarioResult run_quic_scenario(ScenarioContext& context) {
                 (void)client->poll(wall_ns());
             }
             const std::int64_t stream = connection->streams().open_stream(StreamDirection::bidirectional);
+            const EndpointStats before = client->stats();
             const auto rtt_slice = static_cast<std::uint64_t>(context.duration_s * 1e9 / 12);   // 2 rounds x 3
             for (int round = 0; round < 2 && stream >= 0 && connection->handshake_confirmed(); ++round) {
                 for (std::uint64_t end = wall_ns() + rtt_slice; wall_ns() < end;) {
@@ -411,6 +412,16 @@ ScenarioResult run_quic_scenario(ScenarioContext& context) {
                 context.progress.update(static_cast<double>(wall_ns() - start) / 1e9);
             }
             if (stream < 0 || !connection->handshake_confirmed()) ++rtt_failures;
+            const std::uint64_t trips = reused.count() + per_message.count();
+            if (trips != 0) {
+                const EndpointStats& after = client->stats();
+                result.figures.push_back({"64 B RTT: client datagrams sent per round trip",
+                                          static_cast<double>(after.datagrams_sent - before.datagrams_sent) /
+                                              static_cast<double>(trips), ""});
+                result.figures.push_back({"64 B RTT: client datagrams received per round trip",
+                                          static_cast<double>(after.datagrams_received - before.datagrams_received) /
+                                              static_cast<double>(trips), ""});
+            }
             connection->close(0, true, "");
         } else {
             ++rtt_failures;

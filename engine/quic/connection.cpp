@@ -609,8 +609,9 @@ void Connection::requeue_lost(Space& space) noexcept {
 // ---- sending ----
 
 std::size_t Connection::write_datagram(std::uint8_t* out, std::size_t capacity, std::uint64_t now_ns) noexcept {
-    if (state_ == ConnectionState::draining || capacity < kMaxDatagramBytes) return 0;
-    if (state_ == ConnectionState::closing && !close_pending_) return 0;
+    if (capacity < kMaxDatagramBytes) return 0;
+    // Draining, timed out or abandoned: silent. Closing: only the CONNECTION_CLOSE, once.
+    if (closed() && !(state_ == ConnectionState::closing && close_pending_)) return 0;
     now_ns_ = now_ns;
     // Before the client's address is validated a server sends at most three times what it received (section 8.1).
     std::size_t limit = kMaxDatagramBytes;
@@ -644,7 +645,10 @@ bool Connection::write_packet(Space& space, std::uint8_t* out, std::size_t capac
                               std::uint64_t now_ns, std::size_t& written) noexcept {
     const bool closing = state_ == ConnectionState::closing;
     const bool application = space.index == kApplication;
-    const bool ack_due = !closing && space.acks.any() && space.acks.owes_ack();
+    // An ACK alone goes out when the tracker says it is due (RFC 9000 section 13.2.1); one that is merely owed
+    // rides along with anything else the packet carries.
+    const bool ack_owed = !closing && space.acks.any() && space.acks.owes_ack();
+    const bool ack_due = ack_owed && space.acks.ack_now(now_ns);
     SendBuffer::Chunk crypto;
     const bool crypto_due = !closing && space.crypto_out.next_chunk(capacity, UINT64_MAX, crypto);
     const bool done_due = !closing && application && handshake_done_pending_;
@@ -701,7 +705,7 @@ bool Connection::write_packet(Space& space, std::uint8_t* out, std::size_t capac
         close.reason = {reinterpret_cast<const std::uint8_t*>(close_reason_.data()), close_reason_.size()};
         (void)encode(payload, close);
     } else {
-        if (ack_due) {
+        if (ack_owed) {
             // Ranges highest first, as many as fit; Initial and Handshake ACKs carry no delay (section 13.2.5 lets
             // them: the peer's max_ack_delay covers only 1-RTT).
             AckRange ranges[AckTracker::kMaxRanges];
@@ -788,7 +792,15 @@ bool Connection::write_packet(Space& space, std::uint8_t* out, std::size_t capac
 
 std::uint64_t Connection::next_timeout() const noexcept {
     if (closed()) return UINT64_MAX;
-    return std::min(recovery_->timer_deadline(), idle_deadline_ns_);
+    return std::min({recovery_->timer_deadline(), idle_deadline_ns_, ack_deadline()});
+}
+
+std::uint64_t Connection::ack_deadline() const noexcept {
+    std::uint64_t next = UINT64_MAX;
+    for (const auto& space : spaces_) {
+        if (!space->discarded && space->acks.owes_ack()) next = std::min(next, space->acks.deadline_ns());
+    }
+    return next;
 }
 
 // Section 10.1: the smaller of the two max_idle_timeout values that are not 0 (none if both are), and never less

@@ -105,6 +105,8 @@ public:
     // When the connection's timer is due (loss detection or probe timeout, RFC 9002), UINT64_MAX for none; the
     // caller calls on_timeout() then, and reads next_timeout() again after every call into the connection.
     std::uint64_t next_timeout() const noexcept;
+    // The earliest delayed acknowledgement falling due (UINT64_MAX: none owed); part of next_timeout().
+    std::uint64_t ack_deadline() const noexcept;
     void on_timeout(std::uint64_t now_ns) noexcept;
 
     // Asks for an ack-eliciting packet now (a PING if nothing else is due): keeps a path alive, measures RTT.

@@ -1,5 +1,5 @@
 // A QUIC endpoint on a UDP driver (drivers/datagram_driver.hpp): the connections of one socket, run by the thread
-// that polls it. poll() receives a burst, hands each datagram to the connection its Destination Connection ID names
+// that polls it. poll() sends what the application queued, receives a burst, hands each datagram to the connection its Destination Connection ID names
 // (a server makes a new connection for a client's first Initial), runs the connections' timers and sends what they
 // have due, each datagram written straight into a driver buffer and sent in bursts.
 //
@@ -60,7 +60,8 @@ public:
     // slot), -EINVAL (a server endpoint), or a connection error.
     int connect(const drivers::PeerAddress& server, std::uint64_t now_ns, Connection*& out) noexcept;
 
-    // One turn of the loop at `now_ns`. Returns how many datagrams moved (0: idle).
+    // One turn of the loop at `now_ns`: sends what the application queued since the last turn, receives a burst,
+    // runs the timers, sends what is due. Returns how many datagrams moved (0: idle).
     int poll(std::uint64_t now_ns) noexcept;
 
     // The connections in use (closed ones included until their slot is freed), for i < capacity().

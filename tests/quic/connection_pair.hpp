@@ -105,7 +105,10 @@ struct Pair {
             if (server != nullptr) moved |= move(*server, &client, now + 500'000);   // half a step later
             if (moved) continue;
             const bool done = server != nullptr && client->handshake_confirmed() && server->handshake_confirmed();
-            if (done || client->closed() || (server != nullptr && server->closed())) return;
+            // Done once nothing is owed: a delayed ACK still pending is sent first (its timer below).
+            const bool acks_owed = client->ack_deadline() != UINT64_MAX ||
+                                   (server != nullptr && server->ack_deadline() != UINT64_MAX);
+            if ((done && !acks_owed) || client->closed() || (server != nullptr && server->closed())) return;
             std::uint64_t next = client->next_timeout();
             if (server != nullptr) next = std::min(next, server->next_timeout());
             if (next == UINT64_MAX) return;   // stuck with no timer: the test sees it
@@ -123,8 +126,9 @@ struct Pair {
         bool moved = move(*client, &server, now);
         moved |= move(*server, &client, now + 500'000);
         if (moved) return;
-        // Recovery timers only: jumping to the idle timer would end the connection of a test that is just idle.
-        const std::uint64_t next = std::min(client->recovery().timer_deadline(), server->recovery().timer_deadline());
+        // Recovery and delayed-ACK timers only: jumping to the idle timer would end a test that is just idle.
+        const std::uint64_t next = std::min({client->recovery().timer_deadline(), server->recovery().timer_deadline(),
+                                             client->ack_deadline(), server->ack_deadline()});
         if (next == UINT64_MAX) return;
         if (next > now) now = next;
         ++timeouts;
