@@ -121,6 +121,23 @@ void stop(pid_t pid) {
 
 }  // namespace
 
+namespace {
+
+// The path the loss tests use, in front of `server`: 10% loss each way, 5% reordered, 2% duplicated.
+cf::quic::testing::LossyRelayConfig lossy_path(const Endpoint& server) {
+    cf::quic::testing::LossyRelayConfig path;
+    REQUIRE(cf::drivers::PeerAddress::parse("127.0.0.1:0", path.listen) == 0);
+    path.server = server.local_address();
+    for (auto* direction : {&path.to_server, &path.to_client}) {
+        direction->loss_percent = 10;
+        direction->reorder_percent = 5;
+        direction->duplicate_percent = 2;
+    }
+    return path;
+}
+
+}  // namespace
+
 TEST_CASE("endpoint: our client and our server complete a handshake over UDP on loopback and close") {
     const auto client_tls = tls(EndpointRole::client, "cf-test");
     const auto server_tls = tls(EndpointRole::server, "cf-test");
@@ -150,14 +167,7 @@ TEST_CASE("endpoint: handshakes through the lossy relay: 10% loss each way, 5% r
     const auto server_tls = tls(EndpointRole::server, "cf-test");
     auto server = endpoint(*server_tls);
     auto client = endpoint(*client_tls);
-    cf::quic::testing::LossyRelayConfig path;
-    REQUIRE(cf::drivers::PeerAddress::parse("127.0.0.1:0", path.listen) == 0);
-    path.server = server->local_address();
-    for (auto* direction : {&path.to_server, &path.to_client}) {
-        direction->loss_percent = 10;
-        direction->reorder_percent = 5;
-        direction->duplicate_percent = 2;
-    }
+    cf::quic::testing::LossyRelayConfig path = lossy_path(*server);
     for (std::uint64_t seed = 1; seed <= 5; ++seed) {
         path.seed = seed;
         std::unique_ptr<cf::quic::testing::LossyRelay> relay;
@@ -182,14 +192,7 @@ TEST_CASE("endpoint: 1 MB of messages echoed over one stream through the lossy r
     const auto server_tls = tls(EndpointRole::server, "cf-test");
     auto server = endpoint(*server_tls);
     auto client = endpoint(*client_tls);
-    cf::quic::testing::LossyRelayConfig path;
-    REQUIRE(cf::drivers::PeerAddress::parse("127.0.0.1:0", path.listen) == 0);
-    path.server = server->local_address();
-    for (auto* direction : {&path.to_server, &path.to_client}) {
-        direction->loss_percent = 10;
-        direction->reorder_percent = 5;
-        direction->duplicate_percent = 2;
-    }
+    cf::quic::testing::LossyRelayConfig path = lossy_path(*server);
     std::unique_ptr<cf::quic::testing::LossyRelay> relay;
     REQUIRE(cf::quic::testing::LossyRelay::create(path, relay) == 0);
     REQUIRE(relay->start() == 0);
