@@ -12,8 +12,6 @@
 //   - an Initial, 0-RTT or Handshake header written again by write_long_header() from the parsed fields (with
 //     the same Length) parses back to the same fields;
 // and the stateless reset scan of the datagram's tail runs on every input.
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -24,6 +22,7 @@
 #include "engine/quic/packet_header.hpp"
 #include "engine/quic/packet_header_writer.hpp"
 #include "engine/quic/stateless_reset.hpp"
+#include "tests/fuzz/guarded_buffer.hpp"
 
 using namespace cf::quic;
 
@@ -33,23 +32,6 @@ namespace {
     std::fprintf(stderr, "quic_packet_header_fuzz: %s (packet at offset %zu)\n", what, offset);
     std::abort();
 }
-
-// Room for run_fuzz.sh's -max_len followed by an inaccessible page.
-struct GuardedBuffer {
-    static constexpr std::size_t kRoom = 65536;
-    std::uint8_t* end = nullptr;
-    std::size_t capacity = 0;
-    GuardedBuffer() {
-        const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-        capacity = (kRoom + page - 1) / page * page;
-        void* map = mmap(nullptr, capacity + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (map == MAP_FAILED || mprotect(static_cast<std::uint8_t*>(map) + capacity, page, PROT_NONE) != 0) {
-            std::perror("quic_packet_header_fuzz: guard page");
-            std::abort();
-        }
-        end = static_cast<std::uint8_t*>(map) + capacity;
-    }
-};
 
 bool inside(std::span<const std::uint8_t> span, const PacketHeader& header) {
     return span.empty() || (span.data() >= header.packet && span.data() + span.size() <= header.end());
@@ -140,7 +122,7 @@ void check_packet(const PacketHeader& header, const std::uint8_t* datagram, std:
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* input, std::size_t size) {
-    static GuardedBuffer guarded;
+    static cf::fuzz::GuardedBuffer guarded;
     if (size == 0) return 0;
     PacketParseOptions options;
     options.receiver = (input[0] & 1) != 0 ? EndpointRole::client : EndpointRole::server;

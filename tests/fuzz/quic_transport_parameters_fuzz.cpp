@@ -8,8 +8,6 @@
 //     decodes to an equal struct and encodes to the same bytes again;
 //   - a decoded set never holds a server-only parameter from a client, nor a value out of range;
 //   - the section 7.3 check runs on every decoded set.
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -18,6 +16,7 @@
 #include <cstring>
 
 #include "engine/quic/transport_parameters.hpp"
+#include "tests/fuzz/guarded_buffer.hpp"
 
 using namespace cf::quic;
 
@@ -28,29 +27,13 @@ namespace {
     std::abort();
 }
 
-struct GuardedBuffer {
-    static constexpr std::size_t kRoom = 65536;
-    std::uint8_t* end = nullptr;
-    std::size_t capacity = 0;
-    GuardedBuffer() {
-        const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-        capacity = (kRoom + page - 1) / page * page;
-        void* map = mmap(nullptr, capacity + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (map == MAP_FAILED || mprotect(static_cast<std::uint8_t*>(map) + capacity, page, PROT_NONE) != 0) {
-            std::perror("quic_transport_parameters_fuzz: guard page");
-            std::abort();
-        }
-        end = static_cast<std::uint8_t*>(map) + capacity;
-    }
-};
-
 std::uint8_t encoded[65536];
 std::uint8_t encoded_again[65536];
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* input, std::size_t size) {
-    static GuardedBuffer guarded;
+    static cf::fuzz::GuardedBuffer guarded;
     if (size == 0) return 0;
     const EndpointRole sender = (input[0] & 1) != 0 ? EndpointRole::client : EndpointRole::server;
     ++input;

@@ -11,8 +11,6 @@
 //   - the counters record the datagram, its frames and at most one rejection, under the reason given;
 // and nothing past the input is read: the input is copied to end right before a PROT_NONE page, which also
 // catches reads inside ISA-L's CRC (assembly that AddressSanitizer does not see).
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstddef>
@@ -22,6 +20,7 @@
 #include <cstring>
 
 #include "engine/wire/frame.hpp"
+#include "tests/fuzz/guarded_buffer.hpp"
 
 using namespace cf::wire;
 
@@ -81,23 +80,6 @@ Verdict classify(const std::uint8_t* p, std::size_t left, std::uint32_t max_payl
 
 std::byte reencoded[kMaxUdpPayloadBytes + 64];
 
-// Room for run_fuzz.sh's -max_len (65536) followed by an inaccessible page.
-struct GuardedBuffer {
-    static constexpr std::size_t kRoom = 65536;
-    std::uint8_t* end = nullptr;
-    std::size_t capacity = 0;
-    GuardedBuffer() {
-        const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-        capacity = (kRoom + page - 1) / page * page;
-        void* map = mmap(nullptr, capacity + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (map == MAP_FAILED || mprotect(static_cast<std::uint8_t*>(map) + capacity, page, PROT_NONE) != 0) {
-            std::perror("wire_frame_fuzz: guard page");
-            std::abort();
-        }
-        end = static_cast<std::uint8_t*>(map) + capacity;
-    }
-};
-
 void check_walk(const std::uint8_t* data, std::size_t size, std::uint32_t max_payload) {
     WireCounters counters;
     DatagramReader reader(reinterpret_cast<const std::byte*>(data), size, max_payload, counters);
@@ -152,7 +134,7 @@ void check_walk(const std::uint8_t* data, std::size_t size, std::uint32_t max_pa
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* input, std::size_t size) {
-    static GuardedBuffer guarded;
+    static cf::fuzz::GuardedBuffer guarded;
     const std::uint8_t* data = input;   // longer than the guarded room (a larger -max_len): ASan alone watches
     if (size <= guarded.capacity) {
         std::uint8_t* copy = guarded.end - size;
