@@ -3,7 +3,8 @@
 // cf_test_on_allocation() and forward to glibc's own entry points (__libc_*: no dlsym, which may allocate).
 // operator new ends in malloc, so it is counted too. A test that links the .cpp defines cf_test_on_allocation():
 // it runs on every call, from any thread, before the thread-local machinery of a new thread is set up, so it must
-// only touch constinit thread_locals or atomics.
+// only touch constinit thread_locals or atomics. In a sanitizer build (ASan, TSan) the replacements are left out
+// and nothing is counted: tests skip their counts there.
 #pragma once
 
 #include <cstddef>
