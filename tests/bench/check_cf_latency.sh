@@ -44,7 +44,14 @@ run)
                 "64 B one-way via offset estimate: bridge over cf socket driver" \
                 "64 B one-way: keyed bridge (HMAC) over cf socket driver" \
                 "handshake: TLS 1.3 alone (GnuTLS, both ends, in memory)" "handshake: cf QUIC, both ends, in memory"; do
-        grep -q -F -- "$text" "$tmp/table" || { echo "FAIL: table lacks '$text'"; fails=$((fails + 1)); }
+        grep -q -F -- "$text" "$tmp/table" && continue
+        # A compute row may be left out when a round of it would not fit the short run (a loaded or emulated host);
+        # the scenario then says so in a note, which counts as the row's answer.
+        case $text in
+            "    d"*) label=$(echo "$text" | sed 's/^ *//; s/ *$//')
+                 grep -q -F -- "$label left out: one round of calls would take" "$tmp/table" && continue ;;
+        esac
+        echo "FAIL: table lacks '$text'"; fails=$((fails + 1))
     done
     python3 - "$tmp/r.json" <<'PY' || fails=$((fails + 1))
 import json, sys
