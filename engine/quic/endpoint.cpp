@@ -244,8 +244,12 @@ int Endpoint::poll(std::uint64_t now_ns) noexcept {
         ++stats_.datagrams_received;
         Slot* slot = find(reinterpret_cast<const std::uint8_t*>(buffer.data), buffer.length);
         if (slot != nullptr) {
-            slot->peer = buffer.peer;   // the path the peer uses now (migration is not validated yet)
-            slot->connection->receive_datagram(reinterpret_cast<std::uint8_t*>(buffer.data), buffer.length, now_ns);
+            Connection& connection = *slot->connection;
+            const std::uint64_t opened_before = connection.packets_received();
+            connection.receive_datagram(reinterpret_cast<std::uint8_t*>(buffer.data), buffer.length, now_ns);
+            // Replies follow the peer to a new address only on a datagram that carried a packet that opened: anyone
+            // who merely saw the connection ID must not redirect them (path validation is not done yet).
+            if (connection.packets_received() != opened_before) slot->peer = buffer.peer;
         } else {
             accept(buffer, now_ns);
         }

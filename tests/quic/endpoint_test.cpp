@@ -435,3 +435,40 @@ TEST_CASE("interop: ngtcp2's gtlsclient completes a handshake with our server") 
     }
     stop(pid);
 }
+
+TEST_CASE("endpoint: a forged datagram with the right connection ID from elsewhere does not redirect the replies") {
+    const auto client_tls = tls(EndpointRole::client, "cf-test");
+    const auto server_tls = tls(EndpointRole::server, "cf-test");
+    auto server = endpoint(*server_tls);
+    auto client = endpoint(*client_tls);
+    Connection* connection = nullptr;
+    REQUIRE(client->connect(server->local_address(), now_ns(), connection) == 0);
+    REQUIRE(poll_until({client.get(), server.get()}, 10.0, [&] {
+        return connection->handshake_confirmed() && server->connections() == 1 &&
+               server->connection(0)->handshake_confirmed();
+    }));
+    // An attacker on another socket sends short-header junk to the server connection's ID.
+    const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    local.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local) == 0);
+    std::uint8_t forged[64] = {0x40};
+    std::memcpy(forged + 1, server->connection(0)->local_cid().data(), server->connection(0)->local_cid().size());
+    const auto& to = server->local_address();
+    REQUIRE(sendto(fd, forged, sizeof forged, 0, &to.addr.any, to.length) == sizeof forged);
+    const std::uint64_t dropped_before = server->connection(0)->dropped_packets();
+    REQUIRE(poll_until({server.get()}, 5.0, [&] { return server->connection(0)->dropped_packets() > dropped_before; }));
+    // The server's next packet still goes to the real client (before the client sends anything that could put the
+    // address right again).
+    server->connection(0)->send_ping();
+    const std::uint64_t received_before = connection->packets_received();
+    (void)poll_until({server.get()}, 0.2, [] { return false; });
+    CHECK(poll_until({client.get()}, 5.0, [&] { return connection->packets_received() > received_before; }));
+    std::uint8_t stray[128];
+    timeval no_wait{0, 200'000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &no_wait, sizeof no_wait);
+    CHECK(recv(fd, stray, sizeof stray, 0) < 0);   // nothing was sent to the attacker
+    close(fd);
+}
