@@ -110,7 +110,8 @@ private:
     Connection& connection_;
 };
 
-Connection::Connection(EndpointRole role) noexcept : role_(role) {}
+Connection::Connection(EndpointRole role) noexcept
+    : role_(role), pacer_(initial_congestion_window(kMaxDatagramBytes)) {}
 Connection::~Connection() = default;
 
 int Connection::connect(const ConnectionConfig& config, const ConnectionId& local_cid,
@@ -656,7 +657,8 @@ bool Connection::write_packet(Space& space, std::uint8_t* out, std::size_t capac
     // Streams flow once the handshake completed at this end (1-RTT keys both ways).
     const bool handshake_done = state_ == ConnectionState::established || state_ == ConnectionState::confirmed;
     if (application && handshake_done) streams_->set_clock(now_ns, recovery_->rtt().smoothed_rtt());
-    const bool streams_due = !closing && application && handshake_done && streams_->wants_to_send();
+    const bool streams_due =
+        !closing && application && handshake_done && streams_->wants_to_send() && pacer_allows(now_ns);
     if (!ack_due && !crypto_due && !done_due && !probe_due && !streams_due && !closing) return false;
     // Anything ack-eliciting must fit the congestion window and the recovery's records (or a probe's credit).
     const bool eliciting_wanted = crypto_due || done_due || probe_due || streams_due;
@@ -785,6 +787,7 @@ bool Connection::write_packet(Space& space, std::uint8_t* out, std::size_t capac
         sent.in_flight = ack_eliciting || padding != 0;
         // An ACK-only packet the records cannot take still goes out, unrecorded (a gap for the recovery).
         if (recovery_->on_packet_sent(recovery_space, sent) == 0) space.entry(packet_number) = record;
+        if (sent.in_flight) pacer_.on_packet_sent(now_ns, packet_bytes);
     }
     written = packet_bytes;
     return true;
@@ -792,7 +795,15 @@ bool Connection::write_packet(Space& space, std::uint8_t* out, std::size_t capac
 
 std::uint64_t Connection::next_timeout() const noexcept {
     if (closed()) return UINT64_MAX;
-    return std::min({recovery_->timer_deadline(), idle_deadline_ns_, ack_deadline()});
+    return std::min({recovery_->timer_deadline(), idle_deadline_ns_, ack_deadline(), pacing_deadline_ns_});
+}
+
+// Stream data goes when the pacer has a full datagram's tokens; otherwise its time joins next_timeout().
+bool Connection::pacer_allows(std::uint64_t now_ns) noexcept {
+    pacer_.set_rate(now_ns, recovery_->congestion().congestion_window(), recovery_->rtt().smoothed_rtt());
+    const std::uint64_t at = pacer_.next_send_time(now_ns, kMaxDatagramBytes);
+    pacing_deadline_ns_ = at > now_ns ? at : UINT64_MAX;
+    return at <= now_ns;
 }
 
 std::uint64_t Connection::ack_deadline() const noexcept {
@@ -842,6 +853,7 @@ std::uint64_t Connection::key_updates() const noexcept {
 void Connection::on_timeout(std::uint64_t now_ns) noexcept {
     if (closed()) return;
     now_ns_ = now_ns;
+    if (now_ns >= pacing_deadline_ns_) pacing_deadline_ns_ = UINT64_MAX;   // the next write_datagram sends
     if (now_ns >= idle_deadline_ns_) {
         state_ = ConnectionState::timed_out;   // silently: no CONNECTION_CLOSE (section 10.1)
         set_message("idle timeout");

@@ -28,7 +28,10 @@
 //   - streams (stream_table.hpp): once the handshake completed at this end, the application's streams and message
 //     channels go out in 1-RTT packets, their frames acknowledged or sent again with the packets that carried them,
 //     and the peer's stream and flow-control frames are checked and applied; streams() is the application's side;
-//   - not yet: pacing, connection ID changes, 0-RTT.
+//   - pacing (RFC 9002 section 7.7, pacer.hpp): stream data leaves at 5/4 of the congestion window per smoothed
+//     RTT, with at most an initial window in one burst; ACKs, CRYPTO data, probes and CONNECTION_CLOSE are not
+//     held back. When only the pacer holds data back, next_timeout() says when it may go;
+//   - not yet: connection ID changes, 0-RTT.
 //
 // Every datagram is untrusted: a packet that fails to parse, has no keys, does not open, or repeats a packet number
 // is dropped and counted (dropped_packets()); a frame that breaks a rule closes the connection with its code.
@@ -42,6 +45,7 @@
 #include "engine/quic/ack_tracker.hpp"
 #include "engine/quic/connection_id.hpp"
 #include "engine/quic/loss_detection.hpp"
+#include "engine/quic/pacer.hpp"
 #include "engine/quic/packet_protection.hpp"
 #include "engine/quic/receive_buffer.hpp"
 #include "engine/quic/send_buffer.hpp"
@@ -177,6 +181,7 @@ private:
     int install_initial_keys(const ConnectionId& dcid) noexcept;
     std::uint64_t idle_timeout_ns() const noexcept;
     void restart_idle_timer(std::uint64_t now_ns) noexcept;
+    bool pacer_allows(std::uint64_t now_ns) noexcept;
     void feed_tls(Space& space) noexcept;
     void discard(Space& space) noexcept;
     void fail(std::uint64_t error_code, const char* why, std::uint64_t frame_type = 0) noexcept;
@@ -197,6 +202,8 @@ private:
     std::uint64_t bytes_sent_ = 0;
     bool address_validated_ = false;     // a server's anti-amplification limit applies until then
     std::uint64_t idle_deadline_ns_ = UINT64_MAX;
+    Pacer pacer_;
+    std::uint64_t pacing_deadline_ns_ = UINT64_MAX;   // stream data waits for the pacer until then
     bool restart_idle_on_send_ = true;   // the first ack-eliciting packet after a receive restarts the timer
     bool ping_pending_ = false;
     // Key update: packet numbers of the current write phase start here; an update waits for one of them acked.

@@ -45,7 +45,7 @@ struct Pair {
     std::size_t client_datagrams = 0;
     std::size_t datagrams = 0, dropped = 0;
 
-    explicit Pair(TlsConfig client_settings = {}, TlsConfig server_settings = {}) {
+    explicit Pair(TlsConfig client_settings = {}, TlsConfig server_settings = {}, const StreamTableConfig& streams = {}) {
         if (client_settings.alpn.empty()) {
             client_settings.role = EndpointRole::client;
             client_settings.ca_file = pki().path("ca.pem");
@@ -63,8 +63,10 @@ struct Pair {
         ConnectionConfig client_config;
         client_config.tls = client_tls.get();
         client_config.parameters = parameters();
+        client_config.streams = streams;
         server_config.tls = server_tls.get();
         server_config.parameters = parameters();
+        server_config.streams = streams;
         REQUIRE(Connection::connect(client_config, cid(0x10), cid(0xa0, 12), 0, client) == 0);
     }
 
