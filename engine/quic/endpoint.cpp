@@ -3,6 +3,7 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <new>
@@ -65,6 +66,19 @@ int Endpoint::open(const EndpointConfig& config, std::unique_ptr<Endpoint>& out)
         if (const int rc = endpoint->retry_tags_->open(); rc != 0) return rc;
     }
     if (const int rc = drivers::open_udp(config.driver, config.udp, endpoint->driver_); rc != 0) return rc;
+    // io_uring keeps rx_posted buffers in the kernel's hands: without a burst's worth left, nothing could be sent.
+    if (endpoint->driver_->kind() == drivers::DriverKind::uring &&
+        std::uint64_t{config.udp.rx_posted} + kBurst > config.udp.pool.count) {
+        return platform::fail(EINVAL, "QUIC endpoint: io_uring posts %u of %u buffers for receive, leaving fewer than "
+                              "%u to send with: raise udp.pool.count or lower udp.rx_posted",
+                              config.udp.rx_posted, config.udp.pool.count, kBurst);
+    }
+    // The kernel takes at most 64 segments and 64 KiB per send.
+    if (config.udp.gso) {
+        const std::uint32_t fit = std::min<std::uint32_t>(config.udp.pool.buffer_bytes, 65507) /
+                                  static_cast<std::uint32_t>(Connection::kMaxDatagramBytes);
+        endpoint->gso_segments_ = std::clamp<std::uint32_t>(fit, 1, 64);
+    }
     out = std::move(endpoint);
     return 0;
 }
@@ -241,17 +255,17 @@ int Endpoint::poll(std::uint64_t now_ns) noexcept {
     const int count = driver_->rx_burst(received, kBurst);
     for (int i = 0; i < count; ++i) {
         drivers::PacketBuffer& buffer = *received[i];
-        ++stats_.datagrams_received;
-        Slot* slot = find(reinterpret_cast<const std::uint8_t*>(buffer.data), buffer.length);
-        if (slot != nullptr) {
-            Connection& connection = *slot->connection;
-            const std::uint64_t opened_before = connection.packets_received();
-            connection.receive_datagram(reinterpret_cast<std::uint8_t*>(buffer.data), buffer.length, now_ns);
-            // Replies follow the peer to a new address only on a datagram that carried a packet that opened: anyone
-            // who merely saw the connection ID must not redirect them (path validation is not done yet).
-            if (connection.packets_received() != opened_before) slot->peer = buffer.peer;
+        if (buffer.segment_size == 0 || buffer.length <= buffer.segment_size) {
+            receive(buffer, now_ns);
         } else {
-            accept(buffer, now_ns);
+            // A GRO receive: equal datagrams back to back (the last may be shorter), each handled on its own.
+            drivers::PacketBuffer segment = buffer;
+            for (std::uint32_t offset = 0; offset < buffer.length; offset += buffer.segment_size) {
+                segment.data = buffer.data + offset;
+                segment.length = std::min<std::uint32_t>(buffer.segment_size, buffer.length - offset);
+                segment.capacity = segment.length;
+                receive(segment, now_ns);
+            }
         }
         driver_->release(&buffer);
     }
@@ -274,19 +288,35 @@ int Endpoint::poll(std::uint64_t now_ns) noexcept {
     return (count > 0 ? count : 0) + sent;
 }
 
+void Endpoint::receive(drivers::PacketBuffer& datagram, std::uint64_t now_ns) noexcept {
+    ++stats_.datagrams_received;
+    Slot* slot = find(reinterpret_cast<const std::uint8_t*>(datagram.data), datagram.length);
+    if (slot == nullptr) {
+        accept(datagram, now_ns);
+        return;
+    }
+    Connection& connection = *slot->connection;
+    const std::uint64_t opened_before = connection.packets_received();
+    connection.receive_datagram(reinterpret_cast<std::uint8_t*>(datagram.data), datagram.length, now_ns);
+    // Replies follow the peer to a new address only on a datagram that carried a packet that opened: anyone who
+    // merely saw the connection ID must not redirect them (path validation is not done yet).
+    if (connection.packets_received() != opened_before) slot->peer = datagram.peer;
+}
+
 // Every datagram the connections have due, written in place into driver buffers and sent in bursts.
 int Endpoint::flush(std::uint64_t now_ns) noexcept {
     drivers::PacketBuffer* batch[kBurst];
+    std::uint32_t datagrams_in[kBurst];   // more than one with GSO; read before the driver owns the buffer
     std::uint32_t batched = 0;
     int sent = 0;
     const auto send = [&] {
         const int accepted = driver_->tx_burst(batch, batched);
         const std::uint32_t taken = accepted > 0 ? static_cast<std::uint32_t>(accepted) : 0;
+        for (std::uint32_t i = 0; i < taken; ++i) stats_.datagrams_sent += datagrams_in[i];
         for (std::uint32_t i = taken; i < batched; ++i) {   // the queue was full: these are lost like on a wire
             driver_->release(batch[i]);
-            ++stats_.send_failures;
+            stats_.send_failures += datagrams_in[i];
         }
-        stats_.datagrams_sent += taken;
         sent += static_cast<int>(taken);
         batched = 0;
     };
@@ -307,12 +337,38 @@ int Endpoint::flush(std::uint64_t now_ns) noexcept {
             }
             buffer->length = static_cast<std::uint32_t>(size);
             buffer->peer = slot.peer;
+            const bool full = size == Connection::kMaxDatagramBytes;
+            datagrams_in[batched] = full ? coalesce(*slot.connection, *buffer, now_ns) : 1;
             batch[batched++] = buffer;
             if (batched == kBurst) send();
         }
     }
     if (batched != 0) send();
     return sent;
+}
+
+}  // namespace cf::quic
+
+namespace cf::quic {
+
+// GSO: behind a full-size datagram, more of the connection's datagrams go into the same buffer, sent as one with
+// UDP_SEGMENT. Every segment but the last must be full size, so a shorter one ends the buffer.
+// Returns how many datagrams the buffer holds.
+std::uint32_t Endpoint::coalesce(Connection& connection, drivers::PacketBuffer& buffer, std::uint64_t now_ns) noexcept {
+    constexpr std::uint32_t kSegment = Connection::kMaxDatagramBytes;
+    std::uint32_t segments = 1;
+    while (segments < gso_segments_ && buffer.capacity - buffer.length >= kSegment) {
+        const std::size_t size =
+            connection.write_datagram(reinterpret_cast<std::uint8_t*>(buffer.data) + buffer.length, kSegment, now_ns);
+        if (size == 0) break;
+        buffer.length += static_cast<std::uint32_t>(size);
+        ++segments;
+        if (size != kSegment) break;
+    }
+    if (segments == 1) return 1;
+    buffer.segment_size = kSegment;
+    stats_.datagrams_coalesced += segments - 1;
+    return segments;
 }
 
 }  // namespace cf::quic

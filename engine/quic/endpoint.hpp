@@ -1,13 +1,18 @@
 // A QUIC endpoint on a UDP driver (drivers/datagram_driver.hpp): the connections of one socket, run by the thread
-// that polls it. poll() sends what the application queued, receives a burst, hands each datagram to the connection its Destination Connection ID names
-// (a server makes a new connection for a client's first Initial), runs the connections' timers and sends what they
-// have due, each datagram written straight into a driver buffer and sent in bursts.
+// that polls it. poll() sends what the application queued, receives a burst, hands each datagram to the connection
+// its Destination Connection ID names (a server makes a new connection for a client's first Initial), runs the
+// connections' timers and sends what they have due, each datagram written straight into a driver buffer and sent
+// in bursts.
 //
 // Connection IDs are 8 random bytes from GnuTLS's generator, drawn when a connection is made (not per packet).
 // Connections are kept in a fixed table of max_connections slots, looked up by comparing IDs (a handful per
 // thread is the use: a hashed table, keyed against peers who choose IDs, comes with more connections).
 // A closed connection stays three probe timeouts (at least 100 ms; RFC 9000 section 10.2) so the peer's late
 // packets find it, then its slot is freed.
+//
+// Batching: with udp.gso (and driver buffers of up to 64 KiB), a connection's full-size datagrams are written one
+// after another into one buffer and sent with UDP_SEGMENT, up to 64 per buffer; with udp.gro a coalesced receive
+// is cut back into its datagrams here.
 //
 // Untrusted input: datagrams for no connection are dropped and counted, except a server's first Initial in a
 // datagram of at least 1200 bytes, which opens a connection while slots are free (with `retry`, only once it
@@ -44,6 +49,7 @@ struct EndpointStats {
     std::uint64_t retries_sent = 0;
     std::uint64_t invalid_tokens = 0;          // Initials whose token was forged, expired or from elsewhere
     std::uint64_t version_negotiations_sent = 0;
+    std::uint64_t datagrams_coalesced = 0;     // GSO: datagrams that rode in another's buffer (udp.gso)
 };
 
 class Endpoint {
@@ -78,7 +84,9 @@ private:
     Endpoint() noexcept = default;
     Slot* find(const std::uint8_t* datagram, std::size_t size) noexcept;
     Slot* free_slot() noexcept;
+    void receive(drivers::PacketBuffer& datagram, std::uint64_t now_ns) noexcept;
     void accept(drivers::PacketBuffer& buffer, std::uint64_t now_ns) noexcept;
+    std::uint32_t coalesce(Connection& connection, drivers::PacketBuffer& buffer, std::uint64_t now_ns) noexcept;
     int flush(std::uint64_t now_ns) noexcept;
     void send_retry(const drivers::PacketBuffer& initial, const struct PacketHeader& header,
                     std::uint64_t now_ns) noexcept;
@@ -91,6 +99,7 @@ private:
     std::unique_ptr<class AddressTokenIssuer> tokens_;   // with `retry`
     std::unique_ptr<class RetryIntegrity> retry_tags_;
     std::uint32_t capacity_ = 0;
+    std::uint32_t gso_segments_ = 1;   // datagrams per send buffer
     EndpointStats stats_;
 };
 

@@ -63,7 +63,7 @@ std::size_t consume_all(StreamTable& streams) {
 
 }  // namespace
 
-TEST_CASE("connection: pacing sends at most a burst at one instant while the window allows more; its timer releases the rest") {
+TEST_CASE("connection: pacing sends at most a burst at once while the window allows more; its timer releases the rest") {
     Pair pair({}, {}, big_rings());
     pair.run();
     REQUIRE(pair.client->handshake_confirmed());
