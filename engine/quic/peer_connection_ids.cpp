@@ -150,19 +150,23 @@ void PeerConnectionIds::on_lost(std::uint64_t sequence) noexcept {
     if (e != nullptr && e->state == State::retiring) e->retire_in_flight = false;
 }
 
+bool PeerConnectionIds::checks_token(const Entry& entry) noexcept {
+    return entry.state == State::active && entry.used && entry.has_token;
+}
+
 bool PeerConnectionIds::matches_reset_token(const std::uint8_t* tail) const noexcept {
     bool match = false;
     for (const Entry& e : entries_) {
-        // Every slot is compared, held or not, so the time does not say which matched.
+        // Every slot is compared, whether its token counts or not, so the time does not say which matched.
         const bool equal = constant_time_equal(e.token, tail);
-        match |= equal && e.has_token && e.state != State::free;
+        match |= equal && checks_token(e);
     }
     return match;
 }
 
 bool PeerConnectionIds::any_token() const noexcept {
     for (const Entry& e : entries_) {
-        if (e.state != State::free && e.has_token) return true;
+        if (checks_token(e)) return true;
     }
     return false;
 }

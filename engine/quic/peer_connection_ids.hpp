@@ -19,8 +19,8 @@
 // take the room of active ones. When every slot is busy with such IDs a new frame is not stored (`stored` false):
 // the caller leaves its packet unacknowledged and the peer sends it again.
 //
-// Stateless reset detection compares a datagram's last 16 bytes with the token of every ID we hold, in constant
-// time (no early exit, the same work whatever matches).
+// Stateless reset detection compares a datagram's last 16 bytes with the tokens of the IDs we sent to and did not
+// retire (section 10.3.1 forbids checking the others), in constant time: every slot is compared, no early exit.
 #pragma once
 
 #include <cstddef>
@@ -75,11 +75,14 @@ public:
     void on_acked(std::uint64_t sequence) noexcept;   // the retirement is done: the slot is free
     void on_lost(std::uint64_t sequence) noexcept;    // send it again
 
-    // The datagram ends with a token of one of the IDs we hold (section 10.3.1): `tail` is its last 16 bytes.
+    // The datagram ends with the token of an ID we sent to and did not retire (section 10.3.1): `tail` is its last
+    // 16 bytes.
     bool matches_reset_token(const std::uint8_t* tail) const noexcept;
+    // There is such a token to check.
     bool any_token() const noexcept;
 
 private:
+    static bool checks_token(const Entry& entry) noexcept;
     Entry* find_sequence(std::uint64_t sequence) noexcept;
     Entry* free_slot() noexcept;
     void retire(Entry& entry) noexcept;

@@ -243,12 +243,16 @@ TEST_CASE("peer connection IDs: switching to a fresh ID on demand retires the ol
     CHECK(ids.active() == 1);
 }
 
-TEST_CASE("peer connection IDs: stateless reset tokens match exactly, only for IDs held") {
+TEST_CASE("peer connection IDs: stateless reset tokens match exactly, only for IDs used and not retired") {
     PeerConnectionIds ids = peer_set();
     REQUIRE(offer(ids, new_id(1, 0, 0x51, 0x91)) == TransportError::no_error);
+    REQUIRE(offer(ids, new_id(2, 0, 0x52, 0x92)) == TransportError::no_error);
     CHECK(ids.any_token());
     CHECK(ids.matches_reset_token(token_of(0x90).bytes.data()));   // the handshake ID's (transport parameter)
+    CHECK_FALSE(ids.matches_reset_token(token_of(0x91).bytes.data()));   // never sent to (section 10.3.1)
+    REQUIRE(ids.switch_to_fresh() == 0);
     CHECK(ids.matches_reset_token(token_of(0x91).bytes.data()));
+    CHECK_FALSE(ids.matches_reset_token(token_of(0x90).bytes.data()));   // retired by the switch
     for (std::size_t byte = 0; byte < StatelessResetToken::kSize; ++byte) {
         for (int bit = 0; bit < 8; ++bit) {
             StatelessResetToken flipped = token_of(0x91);
@@ -258,14 +262,11 @@ TEST_CASE("peer connection IDs: stateless reset tokens match exactly, only for I
     }
     const StatelessResetToken zero{};
     CHECK_FALSE(ids.matches_reset_token(zero.bytes.data()));   // free slots hold zero tokens: never a match
-    // Retired and acknowledged: its token no longer counts.
-    REQUIRE(offer(ids, new_id(2, 2, 0x52, 0x92)) == TransportError::no_error);
-    CHECK(ids.matches_reset_token(token_of(0x91).bytes.data()));   // retiring, still held
-    (void)retirements(ids);
-    ids.on_acked(1);
-    ids.on_acked(0);
+    // Retired by retire_prior_to: its token no longer counts; the one we moved to does.
+    REQUIRE(offer(ids, new_id(3, 2, 0x53, 0x93)) == TransportError::no_error);
+    CHECK(ids.current() == cid(0x52));
     CHECK_FALSE(ids.matches_reset_token(token_of(0x91).bytes.data()));
-    CHECK_FALSE(ids.matches_reset_token(token_of(0x90).bytes.data()));
+    CHECK(ids.matches_reset_token(token_of(0x92).bytes.data()));
     // A client's handshake ID has no token (a client sends no stateless_reset_token parameter).
     PeerConnectionIds no_token = peer_set(false);
     CHECK_FALSE(no_token.any_token());
@@ -542,25 +543,27 @@ TEST_CASE("stateless reset: a datagram ending in the peer's token drains the con
         client.send_ping();
         CHECK(client.write_datagram(out, sizeof out, run.pair.now + 1'000'000) == 0);
     }
-    SUBCASE("the token of any ID the server issued, through the Endpoint's path for unrouted datagrams") {
-        const LocalConnectionIds::Entry* other = nullptr;
+    SUBCASE("through the Endpoint's path for unrouted datagrams: only the token of an ID the client sent to") {
+        const LocalConnectionIds::Entry* unused = nullptr;
         for (const auto& e : run.server->local_cids().entries()) {
-            if (e.sequence != LocalConnectionIds::kNone && !(e.cid == client.peer_cid())) other = &e;
+            if (e.sequence != LocalConnectionIds::kNone && !(e.cid == client.peer_cid())) unused = &e;
         }
-        REQUIRE(other != nullptr);
+        REQUIRE(unused != nullptr);
+        REQUIRE(write_stateless_reset(datagram, sizeof datagram, 30, unpredictable, unused->token) == 0);
+        CHECK_FALSE(client.receive_stateless_reset(datagram, 30));   // never sent to: not checked (section 10.3.1)
         REQUIRE(write_stateless_reset(datagram, sizeof datagram, 21, unpredictable, held->token) == 0);
         CHECK_FALSE(client.receive_stateless_reset(datagram, 20));
-        REQUIRE(write_stateless_reset(datagram, sizeof datagram, 30, unpredictable, other->token) == 0);
+        REQUIRE(write_stateless_reset(datagram, sizeof datagram, 30, unpredictable, held->token) == 0);
         CHECK(client.receive_stateless_reset(datagram, 30));
         CHECK(client.reset_by_peer());
         CHECK_FALSE(client.receive_stateless_reset(datagram, 30));   // once
     }
-    SUBCASE("a server is reset by its client's tokens too (those it gave in NEW_CONNECTION_ID)") {
-        const LocalConnectionIds::Entry* client_id = nullptr;
-        for (const auto& e : client.local_cids().entries()) {
-            if (e.sequence != LocalConnectionIds::kNone && e.sequence != 0) client_id = &e;
-        }
+    SUBCASE("a server is reset by its client's tokens too, once it sends to an ID from NEW_CONNECTION_ID") {
+        // The client's handshake ID has no token; the server moves to one that has.
+        REQUIRE(run.server->switch_peer_cid() == 0);
+        const LocalConnectionIds::Entry* client_id = entry_for(client.local_cids(), run.server->peer_cid());
         REQUIRE(client_id != nullptr);
+        CHECK(client_id->sequence != 0);
         REQUIRE(write_stateless_reset(datagram, sizeof datagram, 43, unpredictable, client_id->token) == 0);
         run.server->receive_datagram(datagram, 43, run.pair.now);
         CHECK(run.server->reset_by_peer());
