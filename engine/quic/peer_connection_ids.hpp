@@ -15,9 +15,10 @@
 // A repeated frame (same sequence, ID and token) changes nothing. A frame for a sequence below a retire_prior_to
 // seen earlier is answered with its RETIRE_CONNECTION_ID and not used (section 5.1.2).
 //
-// Storage: 2 * kMaxLimit fixed slots, so IDs being retired (their RETIRE_CONNECTION_ID not yet acknowledged) do not
-// take the room of active ones. When every slot is busy with such IDs a new frame is not stored (`stored` false):
-// the caller leaves its packet unacknowledged and the peer sends it again.
+// Storage: 3 * kMaxLimit fixed slots, so that twice the limit of IDs can wait on their RETIRE_CONNECTION_ID's
+// acknowledgement (section 5.1.2 asks for at least that) beside the active ones. When every slot is still busy a
+// new frame is not stored (`stored` false): the caller leaves its packet unacknowledged and the peer sends it
+// again once our retirements got through.
 //
 // Stateless reset detection compares a datagram's last 16 bytes with the tokens of the IDs we sent to and did not
 // retire (section 10.3.1 forbids checking the others), in constant time: every slot is compared, no early exit.
@@ -35,7 +36,7 @@ namespace cf::quic {
 class PeerConnectionIds {
 public:
     static constexpr std::size_t kMaxLimit = 4;                 // the active_connection_id_limit we send
-    static constexpr std::size_t kSlots = 2 * kMaxLimit;
+    static constexpr std::size_t kSlots = 3 * kMaxLimit;
     static constexpr std::uint64_t kNone = UINT64_MAX;
 
     enum class State : std::uint8_t { free, active, retiring };

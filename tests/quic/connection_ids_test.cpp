@@ -205,27 +205,29 @@ TEST_CASE("peer connection IDs: retire_prior_to retires the older ones and moves
 }
 
 TEST_CASE("peer connection IDs: a frame is not stored while every slot waits on a retirement, and comes again") {
+    static_assert(PeerConnectionIds::kSlots == 12 && PeerConnectionIds::kMaxLimit == 4);
     PeerConnectionIds ids = peer_set();
-    for (std::uint64_t s = 1; s <= 3; ++s) {
-        REQUIRE(offer(ids, new_id(s, 0, static_cast<std::uint8_t>(0x50 + s), static_cast<std::uint8_t>(0x90 + s))) ==
-                TransportError::no_error);
+    // Groups of 4, each retiring the group before: 0..7 wait on their retirement, 8..11 active, every slot taken.
+    for (std::uint64_t s = 1; s <= 11; ++s) {
+        const std::uint64_t retire_prior_to = s / 4 * 4;
+        REQUIRE(offer(ids, new_id(s, retire_prior_to, static_cast<std::uint8_t>(0x50 + s),
+                                  static_cast<std::uint8_t>(0x90 + s))) == TransportError::no_error);
     }
-    REQUIRE(offer(ids, new_id(4, 4, 0x54, 0x94)) == TransportError::no_error);   // 0..3 retiring
-    for (std::uint64_t s = 5; s <= 7; ++s) {
-        REQUIRE(offer(ids, new_id(s, 4, static_cast<std::uint8_t>(0x50 + s), static_cast<std::uint8_t>(0x90 + s))) ==
-                TransportError::no_error);
-    }
-    CHECK(retirements(ids).size() == 4);
-    bool stored = true;
-    CHECK(offer(ids, new_id(8, 5, 0x58, 0x98), &stored) == TransportError::no_error);
-    CHECK_FALSE(stored);
-    CHECK(ids.retire_prior_to() == 4);   // nothing changed
+    CHECK(retirements(ids).size() == 8);
     CHECK(ids.active() == 4);
+    CHECK(ids.current_sequence() == 8);
+    bool stored = true;
+    CHECK(offer(ids, new_id(12, 9, 0x5c, 0x9c), &stored) == TransportError::no_error);
+    CHECK_FALSE(stored);
+    CHECK(ids.retire_prior_to() == 8);   // nothing changed
+    CHECK(ids.active() == 4);
+    CHECK(ids.current_sequence() == 8);
     ids.on_acked(0);
-    CHECK(offer(ids, new_id(8, 5, 0x58, 0x98), &stored) == TransportError::no_error);
+    CHECK(offer(ids, new_id(12, 9, 0x5c, 0x9c), &stored) == TransportError::no_error);
     CHECK(stored);
-    CHECK(ids.retire_prior_to() == 5);
-    CHECK(ids.current_sequence() == 5);
+    CHECK(ids.retire_prior_to() == 9);
+    CHECK(ids.current_sequence() == 9);
+    CHECK(retirements(ids) == std::vector<std::uint64_t>{8});
 }
 
 TEST_CASE("peer connection IDs: switching to a fresh ID on demand retires the old one") {
