@@ -3,7 +3,8 @@
 // (a server makes a new connection for a client's first Initial), runs the connections' timers and sends what they
 // have due, each datagram written straight into a driver buffer and sent in bursts.
 //
-// Connection IDs are 8 random bytes from GnuTLS's generator, drawn when a connection is made (not per packet).
+// Connection IDs are 8 random bytes from GnuTLS's generator, drawn when a connection is made and when it issues more
+// (not per packet).
 // Connections are kept in a fixed table of max_connections slots, looked up by comparing IDs (a handful per
 // thread is the use: a hashed table, keyed against peers who choose IDs, comes with more connections). A datagram
 // routes to a connection by any of its active IDs: up to LocalConnectionIds::kCapacity (4) each, plus a server's
