@@ -63,6 +63,7 @@ struct Connection::Space {
         std::uint64_t largest_in_our_ack = kNoPacketNumber;   // the ACK frame it carried, if any
         bool handshake_done = false;
         bool streams = false;   // application space: stream_records_[packet_number % kSentLog] holds its frames
+        bool cid_frames = false;   // application space: cid_records_[packet_number % kSentLog] holds them
     };
 
     int index = 0;
@@ -157,6 +158,7 @@ int Connection::start(const ConnectionConfig& config, const ConnectionId& local_
     }
     local_cid_ = local_cid;
     original_dcid_ = original_dcid;
+    reset_key_ = config.reset_key;
     crypto_memory_.reset(new (std::nothrow) std::uint8_t[std::size_t{ring} * 2 * 3]);
     if (crypto_memory_ == nullptr) return platform::fail(ENOMEM, "QUIC: out of memory");
     for (int i = 0; i < 3; ++i) {
@@ -180,7 +182,8 @@ int Connection::start(const ConnectionConfig& config, const ConnectionId& local_
     const bool server = role_ == EndpointRole::server;
     if (const int rc = StreamTable::create(config.streams, role_, streams_); rc != 0) return rc;
     stream_records_.reset(new (std::nothrow) SentStreamFrames[Space::kSentLog]);
-    if (stream_records_ == nullptr) return platform::fail(ENOMEM, "QUIC: out of memory");
+    cid_records_.reset(new (std::nothrow) SentCidFrames[Space::kSentLog]);
+    if (stream_records_ == nullptr || cid_records_ == nullptr) return platform::fail(ENOMEM, "QUIC: out of memory");
     // Our transport parameters: the stream table's limits and windows, and the connection IDs section 7.3 asks for.
     local_parameters_ = config.parameters;
     streams_->local_parameters(local_parameters_);
@@ -189,6 +192,14 @@ int Connection::start(const ConnectionConfig& config, const ConnectionId& local_
         local_parameters_.original_destination_connection_id = first_dcid_;
         if (retry_received_) local_parameters_.retry_source_connection_id = retry_scid_;
     }
+    // Our handshake ID is sequence 0 of ours; a server gives its token as a transport parameter (section 10.3).
+    local_parameters_.active_connection_id_limit = PeerConnectionIds::kMaxLimit;
+    StatelessResetToken handshake_token;
+    if (make_reset_token(local_cid, handshake_token) != 0) {
+        return platform::fail(EIO, "QUIC: no stateless reset token for the handshake connection ID");
+    }
+    local_ids_.reset(local_cid, handshake_token);
+    if (server && !local_cid.empty()) local_parameters_.stateless_reset_token = handshake_token;
     std::uint8_t encoded[TlsSession::kMaxTransportParameterBytes];
     const int size = encode_transport_parameters(local_parameters_, role_, encoded, sizeof encoded);
     if (size < 0) return platform::fail(EINVAL, "QUIC: our transport parameters do not encode");
@@ -284,6 +295,11 @@ void Connection::receive_datagram(std::uint8_t* data, std::size_t size, std::uin
     PacketParseOptions options;
     options.receiver = role_;
     options.short_header_dcid_length = local_cid_.size();
+    // A stateless reset is told by its last 16 bytes once nothing in it opened: keep them before decrypting in place.
+    std::uint8_t tail[StatelessResetToken::kSize];
+    const bool may_be_reset = size >= kMinStatelessResetSize && peer_ids_ready_ && peer_ids_.any_token();
+    if (may_be_reset) std::memcpy(tail, data + size - sizeof tail, sizeof tail);
+    const std::uint64_t opened_before = packets_received_;
     PacketWalker walker(data, size, options);
     PacketHeader header;
     while (walker.next(header)) {
@@ -292,6 +308,9 @@ void Connection::receive_datagram(std::uint8_t* data, std::size_t size, std::uin
         if (state_ == ConnectionState::draining) return;
     }
     if (walker.status() != HeaderStatus::ok) ++dropped_packets_;
+    if (may_be_reset && packets_received_ == opened_before && peer_ids_.matches_reset_token(tail)) {
+        on_stateless_reset();
+    }
 }
 
 void Connection::receive_packet(std::uint8_t* packet, const PacketHeader& header, std::uint64_t now_ns) noexcept {
@@ -308,8 +327,10 @@ void Connection::receive_packet(std::uint8_t* packet, const PacketHeader& header
             return;
         default: break;   // 0-RTT is not offered yet
     }
-    // Ours: our connection ID, or (a server, before the client learned ours) the client's original DCID.
-    const bool addressed_to_us = equals(local_cid_, header.dcid) ||
+    // Ours: an active connection ID of ours, or (a server, before the client learned ours) the client's original
+    // DCID.
+    packet_dcid_sequence_ = local_ids_.find(header.dcid);
+    const bool addressed_to_us = packet_dcid_sequence_ != LocalConnectionIds::kNone ||
                                  (role_ == EndpointRole::server && equals(original_dcid_, header.dcid));
     if (index < 0 || !addressed_to_us) {
         ++dropped_packets_;
@@ -509,8 +530,12 @@ void Connection::process_frames(Space& space, FrameParser& parser, std::uint64_t
                 }
                 break;
             }
+            case FrameKind::new_connection_id:
+            case FrameKind::retire_connection_id:
+                if (on_connection_id_frame(frame) != TransportError::no_error) return;
+                break;
             default:
-                ++unhandled_frames_;   // connection IDs, paths, datagrams: later slices
+                ++unhandled_frames_;   // paths, datagrams: later slices
                 break;
         }
         if (closed()) return;
@@ -557,6 +582,9 @@ void Connection::feed_tls(Space& space) noexcept {
     }
     if (tls_->handshake_complete() && state_ == ConnectionState::handshaking) {
         state_ = ConnectionState::established;
+        // The peer's handshake ID and parameters are final: its IDs start from them, and ours go out.
+        init_peer_cids();
+        issue_connection_ids();
         if (role_ == EndpointRole::server) {
             // The server's handshake is confirmed at completion (RFC 9001 section 4.1.2): it tells the client, and
             // its Handshake keys go.
@@ -588,6 +616,7 @@ void Connection::on_ack(Space& space, const AckFrame& ack) noexcept {
         if (sent.crypto_length != 0) space.crypto_out.on_acked(sent.crypto_offset, sent.crypto_length, false);
         if (sent.largest_in_our_ack != kNoPacketNumber) space.acks.on_ack_acknowledged(sent.largest_in_our_ack);
         if (sent.streams) streams_->on_acked(stream_records_[packet.frames % Space::kSentLog]);
+        if (sent.cid_frames) on_connection_id_frames_acked(cid_records_[packet.frames % Space::kSentLog]);
         sent = Space::Sent{};
     }
     requeue_lost(space);
@@ -603,6 +632,7 @@ void Connection::requeue_lost(Space& space) noexcept {
         if (sent.crypto_length != 0) space.crypto_out.on_lost(sent.crypto_offset, sent.crypto_length, false);
         if (sent.handshake_done) handshake_done_pending_ = true;
         if (sent.streams) streams_->on_lost(stream_records_[packet.frames % Space::kSentLog]);
+        if (sent.cid_frames) on_connection_id_frames_lost(cid_records_[packet.frames % Space::kSentLog]);
         sent = Space::Sent{};
     }
 }
@@ -659,9 +689,10 @@ bool Connection::write_packet(Space& space, std::uint8_t* out, std::size_t capac
     if (application && handshake_done) streams_->set_clock(now_ns, recovery_->rtt().smoothed_rtt());
     const bool streams_due =
         !closing && application && handshake_done && streams_->wants_to_send() && pacer_allows(now_ns);
-    if (!ack_due && !crypto_due && !done_due && !probe_due && !streams_due && !closing) return false;
+    const bool cids_due = !closing && application && handshake_done && connection_id_frames_due();
+    if (!ack_due && !crypto_due && !done_due && !probe_due && !streams_due && !cids_due && !closing) return false;
     // Anything ack-eliciting must fit the congestion window and the recovery's records (or a probe's credit).
-    const bool eliciting_wanted = crypto_due || done_due || probe_due || streams_due;
+    const bool eliciting_wanted = crypto_due || done_due || probe_due || streams_due || cids_due;
     const PacketNumberSpace recovery_space = kRecoverySpaceOf[space.index];
     if (eliciting_wanted && !closing && !recovery_->can_send(recovery_space, capacity) && !ack_due) return false;
 
@@ -751,8 +782,16 @@ bool Connection::write_packet(Space& space, std::uint8_t* out, std::size_t capac
             }
         }
     }
+    // Connection ID frames before stream data: they are small and the peer needs them to migrate.
+    // The records are the application space's: an Initial or Handshake packet number must not clear one.
+    SentCidFrames& cid_record = cid_records_[packet_number % Space::kSentLog];
+    if (application) cid_record = SentCidFrames{};
+    if (cids_due && may_elicit && write_connection_id_frames(payload, cid_record)) {
+        record.cid_frames = true;
+        ack_eliciting = true;
+    }
     SentStreamFrames& stream_record = stream_records_[packet_number % Space::kSentLog];
-    stream_record.count = 0;
+    if (application) stream_record.count = 0;
     if (streams_due && may_elicit && streams_->write_frames(payload, stream_record) != 0) {
         record.streams = true;
         ack_eliciting = true;

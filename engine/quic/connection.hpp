@@ -31,7 +31,17 @@
 //   - pacing (RFC 9002 section 7.7, pacer.hpp): stream data leaves at 5/4 of the congestion window per smoothed
 //     RTT, with at most an initial window in one burst; ACKs, CRYPTO data, probes and CONNECTION_CLOSE are not
 //     held back. When only the pacer holds data back, next_timeout() says when it may go;
-//   - not yet: connection ID changes, 0-RTT.
+//   - connection IDs (sections 5.1, 19.15, 19.16; local_connection_ids.hpp, peer_connection_ids.hpp): once the
+//     handshake completed at this end we issue NEW_CONNECTION_ID frames until the peer holds min(its
+//     active_connection_id_limit, 4) of ours, each with a stateless reset token (from ConnectionConfig::reset_key,
+//     else random), and replace each one it retires; a server also sends the stateless_reset_token parameter for
+//     its handshake ID. We keep up to 4 of the peer's (our active_connection_id_limit), retire what its
+//     retire_prior_to asks and move off a retired one; switch_peer_cid() moves to a fresh one on demand. Both
+//     frames are sent again when lost. Packets are taken on any of our active IDs;
+//   - stateless reset (section 10.3.1): a datagram in which no packet opens and whose last 16 bytes equal the
+//     token of one of the peer's IDs drains the connection (reset_by_peer(), "stateless reset" as its message);
+//     receive_stateless_reset() does the same check for a datagram the Endpoint could not route;
+//   - not yet: path validation and migration, 0-RTT.
 //
 // Every datagram is untrusted: a packet that fails to parse, has no keys, does not open, or repeats a packet number
 // is dropped and counted (dropped_packets()); a frame that breaks a rule closes the connection with its code.
@@ -40,15 +50,19 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "engine/quic/ack_tracker.hpp"
 #include "engine/quic/connection_id.hpp"
+#include "engine/quic/local_connection_ids.hpp"
 #include "engine/quic/loss_detection.hpp"
 #include "engine/quic/pacer.hpp"
 #include "engine/quic/packet_protection.hpp"
+#include "engine/quic/peer_connection_ids.hpp"
 #include "engine/quic/receive_buffer.hpp"
 #include "engine/quic/send_buffer.hpp"
+#include "engine/quic/stateless_reset.hpp"
 #include "engine/quic/stream_table.hpp"
 #include "engine/quic/tls_session.hpp"
 #include "engine/quic/transport_parameters.hpp"
@@ -60,6 +74,9 @@ struct ConnectionConfig {
     TransportParameters parameters;    // ours; the connection fills in the connection-ID, stream and flow-control ones
     StreamTableConfig streams;         // stream slots, rings and windows (stream_table.hpp)
     std::uint32_t crypto_buffer_bytes = 16384;   // per space and direction, a power of two (a certificate chain fits)
+    // Where the stateless reset tokens of our connection IDs come from (must outlive the connection); none: random
+    // tokens, which only this connection knows (so no reset can be sent for it once its state is gone).
+    const StatelessResetKey* reset_key = nullptr;
 };
 
 enum class ConnectionState : std::uint8_t {
@@ -121,6 +138,26 @@ public:
     // Key updates done by each side's keys (ours initiated or answered).
     std::uint64_t key_updates() const noexcept;
 
+    // Moves to one of the peer's connection IDs never used before (what a client does when it migrates; RFC 9000
+    // section 9.5) and retires the one in use with RETIRE_CONNECTION_ID: 0, or -EAGAIN when the peer gave none
+    // unused, -ENOTCONN before the handshake completed or once closed.
+    int switch_peer_cid() noexcept;
+    // Routing: true if packets to `dcid` are ours (an active ID of ours, or a server's original DCID).
+    bool owns_cid(std::span<const std::uint8_t> dcid) const noexcept;
+    // A datagram the Endpoint could not route to any connection: true if it is a stateless reset from our peer
+    // (its last 16 bytes are one of the peer's tokens, compared in constant time); the connection then drains.
+    bool receive_stateless_reset(const std::uint8_t* data, std::size_t size) noexcept;
+    // The connection ended on the peer's stateless reset (it is draining).
+    bool reset_by_peer() const noexcept { return reset_by_peer_; }
+    // Our IDs the peer holds, and the peer's IDs we hold.
+    const LocalConnectionIds& local_cids() const noexcept { return local_ids_; }
+    const PeerConnectionIds& peer_cids() const noexcept { return peer_ids_; }
+
+    // For tests that break the rules on purpose: `frames` (encoded frames, unchecked) go as they are in the next
+    // 1-RTT packet, once, never sent again. false if longer than kMaxTestFrameBytes or some are already waiting.
+    static constexpr std::size_t kMaxTestFrameBytes = 64;
+    bool send_frame_bytes_for_testing(std::span<const std::uint8_t> frames) noexcept;
+
     // Closes with a transport error code (or an application one) and a reason phrase (at most
     // kMaxCloseReasonBytes of it is sent): CONNECTION_CLOSE goes out with the next datagram.
     void close(std::uint64_t error_code, bool application, const char* reason) noexcept;
@@ -148,7 +185,7 @@ public:
     const ConnectionId& original_dcid() const noexcept { return original_dcid_; }
 
     std::uint64_t dropped_packets() const noexcept { return dropped_packets_; }
-    // Frames of kinds this slice does not act on yet (streams, flow control, connection IDs), counted.
+    // Frames of kinds this slice does not act on yet (paths, datagrams), counted.
     std::uint64_t unhandled_frames() const noexcept { return unhandled_frames_; }
     std::uint64_t packets_sent() const noexcept { return packets_sent_; }
     std::uint64_t packets_received() const noexcept { return packets_received_; }
@@ -164,6 +201,14 @@ public:
 
 private:
     struct Space;
+    // The connection ID frames one 1-RTT packet carried (sequence numbers), to act on its fate.
+    struct SentCidFrames {
+        static constexpr std::size_t kMax = 4;   // of each kind per packet
+        std::uint8_t new_count = 0;
+        std::uint8_t retire_count = 0;
+        std::uint64_t new_sequence[kMax] = {};
+        std::uint64_t retire_sequence[kMax] = {};
+    };
     class TlsGlue;
 
     Connection(EndpointRole role) noexcept;
@@ -187,6 +232,16 @@ private:
     void fail(std::uint64_t error_code, const char* why, std::uint64_t frame_type = 0) noexcept;
     void set_message(const char* why) noexcept;
     std::uint64_t check_peer_parameters(const std::uint8_t* data, std::size_t size) noexcept;
+    // Connection IDs (connection_ids.cpp).
+    int make_reset_token(const ConnectionId& cid, StatelessResetToken& out) noexcept;
+    void init_peer_cids() noexcept;
+    void issue_connection_ids() noexcept;
+    TransportError on_connection_id_frame(const Frame& frame) noexcept;
+    bool write_connection_id_frames(ByteWriter& payload, SentCidFrames& record) noexcept;
+    void on_connection_id_frames_acked(const SentCidFrames& record) noexcept;
+    void on_connection_id_frames_lost(const SentCidFrames& record) noexcept;
+    bool connection_id_frames_due() const noexcept;
+    void on_stateless_reset() noexcept;
 
     EndpointRole role_;
     ConnectionState state_ = ConnectionState::handshaking;
@@ -233,6 +288,16 @@ private:
     std::uint64_t unhandled_frames_ = 0;
     std::uint64_t packets_sent_ = 0;
     std::uint64_t packets_received_ = 0;
+    // Connection IDs and stateless reset.
+    const StatelessResetKey* reset_key_ = nullptr;
+    LocalConnectionIds local_ids_;
+    PeerConnectionIds peer_ids_;
+    bool peer_ids_ready_ = false;          // peer_ids_ holds the peer's handshake ID (set once it is final)
+    std::uint64_t packet_dcid_sequence_ = LocalConnectionIds::kNone;   // our ID the packet being read came to
+    std::unique_ptr<SentCidFrames[]> cid_records_;   // per application-space sent-log entry
+    bool reset_by_peer_ = false;
+    std::uint8_t test_frame_[kMaxTestFrameBytes] = {};
+    std::size_t test_frame_size_ = 0;
 };
 
 }  // namespace cf::quic

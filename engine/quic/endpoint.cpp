@@ -12,6 +12,7 @@
 #include "engine/quic/packet_header.hpp"
 #include "engine/quic/retry_integrity.hpp"
 #include "engine/quic/retry_packet.hpp"
+#include "engine/quic/stateless_reset.hpp"
 #include "engine/quic/version_negotiation.hpp"
 #include "platform/os/last_error.hpp"
 
@@ -50,6 +51,12 @@ int Endpoint::open(const EndpointConfig& config, std::unique_ptr<Endpoint>& out)
     std::unique_ptr<Endpoint> endpoint(new (std::nothrow) Endpoint());
     if (endpoint == nullptr) return platform::fail(ENOMEM, "QUIC endpoint: out of memory");
     endpoint->config_ = config;
+    if (config.stateless_reset_key) {
+        endpoint->reset_key_.open(*config.stateless_reset_key);
+    } else if (const int rc = endpoint->reset_key_.open(); rc != 0) {
+        return rc;
+    }
+    endpoint->config_.connection.reset_key = &endpoint->reset_key_;   // the endpoint does not move: it is on the heap
     endpoint->slots_.reset(new (std::nothrow) Slot[config.max_connections]);
     if (endpoint->slots_ == nullptr) return platform::fail(ENOMEM, "QUIC endpoint: out of memory");
     endpoint->capacity_ = config.max_connections;
@@ -128,11 +135,7 @@ Endpoint::Slot* Endpoint::find(const std::uint8_t* datagram, std::size_t size) n
     if (parse_packet_header(datagram, size, options, header) != HeaderStatus::ok) return nullptr;
     for (std::uint32_t i = 0; i < capacity_; ++i) {
         Connection* connection = slots_[i].connection.get();
-        if (connection == nullptr) continue;
-        if (equals(connection->local_cid(), header.dcid)) return &slots_[i];
-        if (connection->role() == EndpointRole::server && equals(connection->original_dcid(), header.dcid)) {
-            return &slots_[i];
-        }
+        if (connection != nullptr && connection->owns_cid(header.dcid)) return &slots_[i];
     }
     return nullptr;
 }
@@ -247,6 +250,61 @@ void Endpoint::send_now(drivers::PacketBuffer* buffer) noexcept {
     ++stats_.datagrams_sent;
 }
 
+// A datagram no connection's ID names: a stateless reset for one of ours, a short header packet for a connection
+// we do not have (answered with a reset), or what accept() looks at.
+void Endpoint::receive_unmatched(drivers::PacketBuffer& buffer, std::uint64_t now_ns) noexcept {
+    const auto* datagram = reinterpret_cast<const std::uint8_t*>(buffer.data);
+    if (buffer.length == 0 || (datagram[0] & 0x80) != 0) {   // a long header (or nothing)
+        accept(buffer, now_ns);
+        return;
+    }
+    for (std::uint32_t i = 0; i < capacity_; ++i) {
+        Connection* connection = slots_[i].connection.get();
+        if (connection != nullptr && connection->receive_stateless_reset(datagram, buffer.length)) {
+            ++stats_.stateless_resets_received;
+            return;
+        }
+    }
+    ++stats_.unmatched_datagrams;
+    send_stateless_reset(buffer, now_ns);
+}
+
+// Section 10.3: the token of the DCID the datagram names, from the static key; smaller than the trigger.
+void Endpoint::send_stateless_reset(const drivers::PacketBuffer& trigger, std::uint64_t now_ns) noexcept {
+    const std::size_t size = stateless_reset_size(trigger.length);
+    if (size == 0 || trigger.length < 1 + kConnectionIdBytes || config_.stateless_resets_per_second == 0) return;
+    if (now_ns - reset_window_start_ns_ >= 1'000'000'000 || now_ns < reset_window_start_ns_) {
+        reset_window_start_ns_ = now_ns;
+        resets_in_window_ = 0;
+    }
+    if (resets_in_window_ >= config_.stateless_resets_per_second) {
+        ++stats_.stateless_resets_suppressed;
+        return;
+    }
+    ConnectionId dcid;
+    (void)dcid.assign(reinterpret_cast<const std::uint8_t*>(trigger.data) + 1, kConnectionIdBytes);
+    StatelessResetToken token;
+    std::uint8_t unpredictable[kStatelessResetSizeCap];
+    if (reset_key_.token(dcid, token) != 0 || gnutls_rnd(GNUTLS_RND_NONCE, unpredictable, sizeof unpredictable) != 0) {
+        return;
+    }
+    drivers::PacketBuffer* buffer = driver_->allocate();
+    if (buffer == nullptr) {
+        ++stats_.send_failures;
+        return;
+    }
+    if (write_stateless_reset(reinterpret_cast<std::uint8_t*>(buffer->data), buffer->capacity, size,
+                              {unpredictable, sizeof unpredictable}, token) != 0) {
+        driver_->release(buffer);
+        return;
+    }
+    buffer->length = static_cast<std::uint32_t>(size);
+    buffer->peer = trigger.peer;
+    ++resets_in_window_;
+    send_now(buffer);
+    ++stats_.stateless_resets_sent;
+}
+
 int Endpoint::poll(std::uint64_t now_ns) noexcept {
     // What the application queued since the last turn goes out before we wait on the socket again: one receive
     // system call less between a write and its datagram.
@@ -292,7 +350,7 @@ void Endpoint::receive(drivers::PacketBuffer& datagram, std::uint64_t now_ns) no
     ++stats_.datagrams_received;
     Slot* slot = find(reinterpret_cast<const std::uint8_t*>(datagram.data), datagram.length);
     if (slot == nullptr) {
-        accept(datagram, now_ns);
+        receive_unmatched(datagram, now_ns);
         return;
     }
     Connection& connection = *slot->connection;

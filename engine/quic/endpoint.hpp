@@ -4,9 +4,21 @@
 // connections' timers and sends what they have due, each datagram written straight into a driver buffer and sent
 // in bursts.
 //
-// Connection IDs are 8 random bytes from GnuTLS's generator, drawn when a connection is made (not per packet).
+// Connection IDs are 8 random bytes from GnuTLS's generator, drawn when a connection is made and when it issues more
+// (not per packet).
 // Connections are kept in a fixed table of max_connections slots, looked up by comparing IDs (a handful per
-// thread is the use: a hashed table, keyed against peers who choose IDs, comes with more connections).
+// thread is the use: a hashed table, keyed against peers who choose IDs, comes with more connections). A datagram
+// routes to a connection by any of its active IDs: up to LocalConnectionIds::kCapacity (4) each, plus a server's
+// original DCID, so at most 5 * max_connections comparisons per datagram and nothing allocated; an ID the peer
+// retired stops routing at once.
+//
+// Stateless reset (RFC 9000 section 10.3): each connection's tokens come from one StatelessResetKey (given in
+// EndpointConfig::stateless_reset_key so that it survives a restart, else drawn at open). A short header datagram
+// for no connection is first compared with the peer tokens of our connections (a reset for one of them drains
+// it); otherwise it is answered with a stateless reset for the 8-byte DCID it names: one byte smaller than the
+// datagram, at most 43 bytes (none under 22 bytes), random bits from GnuTLS, so two endpoints never reset each
+// other in a loop. At most stateless_resets_per_second go out per second (a budget refilled each second);
+// over it they are dropped and counted.
 // A closed connection stays three probe timeouts (at least 100 ms; RFC 9000 section 10.2) so the peer's late
 // packets find it, then its slot is freed.
 //
@@ -20,8 +32,10 @@
 // which is answered with Version Negotiation (section 6).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 
 #include "drivers/datagram_driver.hpp"
 #include "engine/quic/connection.hpp"
@@ -37,6 +51,10 @@ struct EndpointConfig {
     // (address validation, RFC 9000 section 8.1.2); tokens live this long.
     bool retry = false;
     std::uint64_t retry_token_lifetime_ns = 10'000'000'000;
+    // The static key of our stateless reset tokens: keep it (secret) across restarts so that peers of connections
+    // lost in a restart are reset; none: a random one per open. 0 resets per second: never send one.
+    std::optional<StatelessResetKey::Key> stateless_reset_key;
+    std::uint32_t stateless_resets_per_second = 100;
 };
 
 struct EndpointStats {
@@ -50,6 +68,9 @@ struct EndpointStats {
     std::uint64_t invalid_tokens = 0;          // Initials whose token was forged, expired or from elsewhere
     std::uint64_t version_negotiations_sent = 0;
     std::uint64_t datagrams_coalesced = 0;     // GSO: datagrams that rode in another's buffer (udp.gso)
+    std::uint64_t stateless_resets_sent = 0;
+    std::uint64_t stateless_resets_received = 0;   // connections drained by their peer's reset
+    std::uint64_t stateless_resets_suppressed = 0;   // not sent: over the per-second budget
 };
 
 class Endpoint {
@@ -92,6 +113,8 @@ private:
                     std::uint64_t now_ns) noexcept;
     void send_version_negotiation(const drivers::PacketBuffer& datagram, const struct PacketHeader& header) noexcept;
     void send_now(drivers::PacketBuffer* buffer) noexcept;
+    void receive_unmatched(drivers::PacketBuffer& buffer, std::uint64_t now_ns) noexcept;
+    void send_stateless_reset(const drivers::PacketBuffer& trigger, std::uint64_t now_ns) noexcept;
 
     EndpointConfig config_;
     std::unique_ptr<drivers::DatagramDriver> driver_;
@@ -101,6 +124,9 @@ private:
     std::uint32_t capacity_ = 0;
     std::uint32_t gso_segments_ = 1;   // datagrams per send buffer
     EndpointStats stats_;
+    StatelessResetKey reset_key_;
+    std::uint64_t reset_window_start_ns_ = 0;   // the budget of stateless resets refills each second
+    std::uint32_t resets_in_window_ = 0;
 };
 
 }  // namespace cf::quic

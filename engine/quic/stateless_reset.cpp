@@ -1,7 +1,12 @@
 #include "engine/quic/stateless_reset.hpp"
 
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+
 #include <cerrno>
 #include <cstring>
+
+#include "platform/os/last_error.hpp"
 
 namespace cf::quic {
 
@@ -28,6 +33,23 @@ int find_stateless_reset_token(const std::uint8_t* datagram, std::size_t size,
         found = match ? static_cast<int>(i) : found;
     }
     return found;
+}
+
+int StatelessResetKey::open() noexcept {
+    if (gnutls_rnd(GNUTLS_RND_KEY, key_.data(), key_.size()) != 0) {
+        return platform::fail(EIO, "QUIC: no random bytes for the stateless reset key");
+    }
+    return 0;
+}
+
+int StatelessResetKey::token(const ConnectionId& cid, StatelessResetToken& out) const noexcept {
+    std::uint8_t digest[32];
+    if (gnutls_hmac_fast(GNUTLS_MAC_SHA256, key_.data(), key_.size(), cid.data(), cid.size(), digest) < 0) {
+        out = StatelessResetToken{};
+        return -EIO;
+    }
+    std::memcpy(out.bytes.data(), digest, StatelessResetToken::kSize);
+    return 0;
 }
 
 }  // namespace cf::quic

@@ -8,8 +8,15 @@
 // Detection (section 10.3.1) looks only at the datagram's last 16 bytes, compared with every token the peer gave
 // for connection IDs in use, in constant time. It must run when the first packet of a datagram cannot be
 // associated with a connection or cannot be decrypted; the connection keeps the token list (not retired CIDs').
+//
+// Tokens (section 10.3.2): StatelessResetKey derives the token of each of our connection IDs as the first 16 bytes
+// of HMAC-SHA256(key, CID) with a 32-byte static key, so an endpoint that lost a connection's state can still
+// compute the token the peer holds for the CID a datagram names, and answer with a reset, keeping nothing per
+// connection. The key must survive a restart for that (an endpoint that draws a new key answers with tokens the
+// peer never saw); it must stay secret: whoever knows it can reset any of our connections.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -40,5 +47,23 @@ int write_stateless_reset(std::uint8_t* out, std::size_t capacity, std::size_t s
 // is compared in full whatever matches, so the time depends only on the number of tokens.
 int find_stateless_reset_token(const std::uint8_t* datagram, std::size_t size,
                                std::span<const StatelessResetToken> tokens) noexcept;
+
+// The static key our tokens come from.
+class StatelessResetKey {
+public:
+    static constexpr std::size_t kKeyBytes = 32;
+    using Key = std::array<std::uint8_t, kKeyBytes>;
+
+    // A fresh random key from GnuTLS's generator: 0, or -EIO with a message.
+    int open() noexcept;
+    // A key the caller kept (from a file, a secret store), so tokens survive a restart.
+    void open(const Key& key) noexcept { key_ = key; }
+
+    // The token of `cid`: 0, or -EIO (the MAC failed; `out` is then all zero).
+    int token(const ConnectionId& cid, StatelessResetToken& out) const noexcept;
+
+private:
+    Key key_{};
+};
 
 }  // namespace cf::quic

@@ -42,6 +42,7 @@ struct Pair {
     int drop_percent = 0;
     std::vector<std::uint8_t> buffer = std::vector<std::uint8_t>(Connection::kMaxDatagramBytes);
     bool client_silent_after_first = false;   // every client datagram after the first is lost
+    ConnectionId server_cid = cid(0x20);       // the server's handshake connection ID (may be empty)
     std::size_t client_datagrams = 0;
     std::size_t datagrams = 0, dropped = 0;
 
@@ -91,7 +92,7 @@ struct Pair {
             PacketHeader header;
             REQUIRE(parse_packet_header(datagram, size, options, header) == HeaderStatus::ok);
             REQUIRE(header.type == PacketType::initial);
-            REQUIRE(Connection::accept(server_config, cid(0x20), ConnectionId::from(header.dcid),
+            REQUIRE(Connection::accept(server_config, server_cid, ConnectionId::from(header.dcid),
                                        ConnectionId::from(header.scid), now, *to) == 0);
         }
         (*to)->receive_datagram(datagram, size, now);

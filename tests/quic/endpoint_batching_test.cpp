@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "drivers/uring/udp_uring.hpp"
-#include "tests/quic/endpoint_harness.hpp"
+#include "tests/quic/endpoint_test_support.hpp"
 
 using namespace cf::quic;
 using namespace cf::quic::test;
@@ -27,11 +27,15 @@ struct TransferResult {
 };
 
 // `bytes` from a client to a server over one stream, the server checking every byte against the pattern.
-TransferResult transfer(const EndpointOptions& options, std::uint64_t bytes) {
-    const auto client_tls = tls(EndpointRole::client, "cf-test");
-    const auto server_tls = tls(EndpointRole::server, "cf-test");
-    auto server = endpoint(*server_tls, options);
-    auto client = endpoint(*client_tls, options);
+TransferResult transfer(cf::drivers::DriverKind driver, bool batching, std::uint64_t bytes) {
+    const auto client_tls = tls_context(EndpointRole::client, "cf-test");
+    const auto server_tls = tls_context(EndpointRole::server, "cf-test");
+    const auto tune = [&](EndpointConfig& config) {
+        config.driver = driver;
+        if (batching) enable_batching(config);
+    };
+    auto server = open_endpoint(*server_tls, tune);
+    auto client = open_endpoint(*client_tls, tune);
     Connection& connection = connect_pair(*client, *server);
     Connection& accepted = *server->connection(0);
     const std::int64_t opened = connection.streams().open_stream(StreamDirection::unidirectional);
@@ -40,7 +44,7 @@ TransferResult transfer(const EndpointOptions& options, std::uint64_t bytes) {
     std::vector<std::uint8_t> chunk(16384);
     std::uint64_t written = 0;
     TransferResult result;
-    const bool done = poll_until({client.get(), server.get()}, 60.0, [&] {
+    const bool done = poll_endpoints_until({client.get(), server.get()}, 60.0, [&] {
         while (written < bytes) {
             const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(chunk.size(), bytes - written));
             for (std::size_t i = 0; i < want; ++i) chunk[i] = pattern(written + i);
@@ -77,7 +81,7 @@ TransferResult transfer(const EndpointOptions& options, std::uint64_t bytes) {
 
 TEST_CASE("endpoint batching: 4 MB over one stream with GSO sends and GRO receives, intact; datagrams coalesced") {
     constexpr std::uint64_t kBytes = 4 << 20;
-    const TransferResult batched = transfer({.batching = true}, kBytes);
+    const TransferResult batched = transfer(cf::drivers::DriverKind::socket, true, kBytes);
     CHECK(batched.delivered == kBytes);
     CHECK(batched.mismatches == 0);
     // Most of 4 MB goes in full datagrams, and full datagrams ride several to a send.
@@ -95,8 +99,7 @@ TEST_CASE("endpoint on io_uring: 1 MB over one stream, without and with batching
     constexpr std::uint64_t kBytes = 1 << 20;
     for (const bool batching : {false, true}) {
         CAPTURE(batching);
-        const EndpointOptions options{.driver = cf::drivers::DriverKind::uring, .batching = batching};
-        const TransferResult result = transfer(options, kBytes);
+        const TransferResult result = transfer(cf::drivers::DriverKind::uring, batching, kBytes);
         CHECK(result.delivered == kBytes);
         CHECK(result.mismatches == 0);
         CHECK((result.client.datagrams_coalesced > 0) == batching);
@@ -109,9 +112,13 @@ TEST_CASE("endpoint on io_uring: a pool that io_uring's posted receive buffers w
         MESSAGE("io_uring unavailable, test skipped: ", std::string(why));
         return;
     }
-    const auto server_tls = tls(EndpointRole::server, "cf-test");
-    EndpointConfig config = endpoint_config(*server_tls, {.driver = cf::drivers::DriverKind::uring});
+    const auto server_tls = tls_context(EndpointRole::server, "cf-test");
+    EndpointConfig config;
+    config.driver = cf::drivers::DriverKind::uring;
+    REQUIRE(cf::drivers::PeerAddress::parse("127.0.0.1:0", config.udp.bind) == 0);
+    config.udp.pool.prefer_hugepages = false;
     config.udp.rx_posted = config.udp.pool.count;
+    config.connection.tls = server_tls.get();
     std::unique_ptr<Endpoint> out;
     CHECK(Endpoint::open(config, out) == -EINVAL);
     CHECK(std::string(cf::platform::last_error_message()).find("rx_posted") != std::string::npos);

@@ -4,10 +4,6 @@
 
 #include <doctest/doctest.h>
 
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdio>
 #include <deque>
@@ -20,106 +16,12 @@
 #include "engine/quic/packet_header.hpp"
 #include "engine/quic/version_negotiation.hpp"
 #include "platform/os/last_error.hpp"
+#include "tests/quic/endpoint_test_support.hpp"
 #include "tests/quic/lossy_relay.hpp"
 #include "tests/quic/test_pki.hpp"
 
 using namespace cf::quic;
-using cf::quic::test::pki;
-
-namespace {
-
-std::uint64_t now_ns() {
-    const auto since_epoch = std::chrono::steady_clock::now().time_since_epoch();
-    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(since_epoch).count());
-}
-
-TransportParameters parameters() {
-    TransportParameters p;
-    p.max_idle_timeout_ms = 30000;
-    p.initial_max_data = 1 << 20;
-    p.initial_max_stream_data_bidi_local = 1 << 18;
-    p.initial_max_stream_data_bidi_remote = 1 << 18;
-    p.initial_max_stream_data_uni = 1 << 18;
-    p.initial_max_streams_bidi = 100;
-    p.initial_max_streams_uni = 3;
-    return p;
-}
-
-std::unique_ptr<TlsContext> tls(EndpointRole role, const std::string& alpn) {
-    TlsConfig config;
-    config.role = role;
-    config.alpn = {alpn};
-    if (role == EndpointRole::server) {
-        config.certificate_file = pki().path("server.pem");
-        config.key_file = pki().path("server.key");
-    } else {
-        config.ca_file = pki().path("ca.pem");
-        config.server_name = "localhost";
-    }
-    std::unique_ptr<TlsContext> context;
-    REQUIRE_MESSAGE(TlsContext::create(config, context) == 0, cf::platform::last_error_message());
-    return context;
-}
-
-std::unique_ptr<Endpoint> endpoint(const TlsContext& context, bool retry = false) {
-    EndpointConfig config;
-    config.retry = retry;
-    config.driver = cf::drivers::DriverKind::socket;
-    REQUIRE(cf::drivers::PeerAddress::parse("127.0.0.1:0", config.udp.bind) == 0);
-    config.udp.pool.count = 256;
-    config.udp.pool.prefer_hugepages = false;
-    config.connection.tls = &context;
-    config.connection.parameters = parameters();
-    std::unique_ptr<Endpoint> out;
-    REQUIRE_MESSAGE(Endpoint::open(config, out) == 0, cf::platform::last_error_message());
-    return out;
-}
-
-// Polls until `done` or `seconds` passed (wall clock: a deadline, not a measurement).
-template <class Done>
-bool poll_until(std::initializer_list<Endpoint*> endpoints, double seconds, Done done) {
-    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-    while (std::chrono::steady_clock::now() < end) {
-        for (Endpoint* e : endpoints) (void)e->poll(now_ns());
-        if (done()) return true;
-    }
-    return false;
-}
-
-std::string find_program(const char* name) {
-    for (const char* dir : {"/usr/bin/", "/usr/sbin/", "/usr/local/bin/"}) {
-        const std::string path = std::string(dir) + name;
-        if (access(path.c_str(), X_OK) == 0) return path;
-    }
-    return {};
-}
-
-// Runs `argv` as a child with its output in `log`; returns its pid.
-pid_t spawn(const std::vector<std::string>& argv, const std::string& log) {
-    std::fflush(stdout);   // or the child repeats what the parent buffered
-    std::fflush(stderr);
-    const pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        FILE* out = std::freopen(log.c_str(), "w", stdout);
-        (void)out;
-        (void)dup2(fileno(stdout), fileno(stderr));
-        std::vector<char*> args;
-        for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-        args.push_back(nullptr);
-        execv(args[0], args.data());
-        _exit(127);
-    }
-    return pid;
-}
-
-void stop(pid_t pid) {
-    kill(pid, SIGTERM);
-    int status = 0;
-    waitpid(pid, &status, 0);
-}
-
-}  // namespace
+using namespace cf::quic::test;
 
 namespace {
 
@@ -139,13 +41,13 @@ cf::quic::testing::LossyRelayConfig lossy_path(const Endpoint& server) {
 }  // namespace
 
 TEST_CASE("endpoint: our client and our server complete a handshake over UDP on loopback and close") {
-    const auto client_tls = tls(EndpointRole::client, "cf-test");
-    const auto server_tls = tls(EndpointRole::server, "cf-test");
-    auto server = endpoint(*server_tls);
-    auto client = endpoint(*client_tls);
+    const auto client_tls = tls_context(EndpointRole::client, "cf-test");
+    const auto server_tls = tls_context(EndpointRole::server, "cf-test");
+    auto server = open_endpoint(*server_tls);
+    auto client = open_endpoint(*client_tls);
     Connection* connection = nullptr;
-    REQUIRE(client->connect(server->local_address(), now_ns(), connection) == 0);
-    const bool confirmed = poll_until({client.get(), server.get()}, 10.0, [&] {
+    REQUIRE(client->connect(server->local_address(), steady_now_ns(), connection) == 0);
+    const bool confirmed = poll_endpoints_until({client.get(), server.get()}, 10.0, [&] {
         return connection->handshake_confirmed() && server->connections() == 1 &&
                server->connection(0)->handshake_confirmed();
     });
@@ -155,18 +57,18 @@ TEST_CASE("endpoint: our client and our server complete a handshake over UDP on 
     CHECK(connection->tls().peer_authenticated());
     Connection* accepted = server->connection(0);
     connection->close(0, true, "done");
-    REQUIRE(poll_until({client.get(), server.get()}, 5.0, [&] { return accepted->closed_by_peer(); }));
+    REQUIRE(poll_endpoints_until({client.get(), server.get()}, 5.0, [&] { return accepted->closed_by_peer(); }));
     CHECK(accepted->error_message() == "done");
     // Closed connections give their slots back after the closing period.
-    CHECK(poll_until({client.get(), server.get()}, 5.0,
+    CHECK(poll_endpoints_until({client.get(), server.get()}, 5.0,
                      [&] { return client->connections() == 0 && server->connections() == 0; }));
 }
 
 TEST_CASE("endpoint: handshakes through the lossy relay: 10% loss each way, 5% reordered, 2% duplicated") {
-    const auto client_tls = tls(EndpointRole::client, "cf-test");
-    const auto server_tls = tls(EndpointRole::server, "cf-test");
-    auto server = endpoint(*server_tls);
-    auto client = endpoint(*client_tls);
+    const auto client_tls = tls_context(EndpointRole::client, "cf-test");
+    const auto server_tls = tls_context(EndpointRole::server, "cf-test");
+    auto server = open_endpoint(*server_tls);
+    auto client = open_endpoint(*client_tls);
     cf::quic::testing::LossyRelayConfig path = lossy_path(*server);
     for (std::uint64_t seed = 1; seed <= 5; ++seed) {
         path.seed = seed;
@@ -174,31 +76,31 @@ TEST_CASE("endpoint: handshakes through the lossy relay: 10% loss each way, 5% r
         REQUIRE_MESSAGE(cf::quic::testing::LossyRelay::create(path, relay) == 0, cf::platform::last_error_message());
         REQUIRE(relay->start() == 0);
         Connection* connection = nullptr;
-        REQUIRE(client->connect(relay->listen_address(), now_ns(), connection) == 0);
+        REQUIRE(client->connect(relay->listen_address(), steady_now_ns(), connection) == 0);
         const std::uint32_t accepted_before = static_cast<std::uint32_t>(server->stats().connections_accepted);
-        const bool confirmed = poll_until({client.get(), server.get()}, 20.0, [&] {
+        const bool confirmed = poll_endpoints_until({client.get(), server.get()}, 20.0, [&] {
             return connection->handshake_confirmed() && server->stats().connections_accepted > accepted_before;
         });
         INFO("seed ", seed, ": ", connection_state_name(connection->state()), " ", connection->error_message());
         CHECK(confirmed);
         connection->close(0, true, "");
-        (void)poll_until({client.get(), server.get()}, 0.3, [] { return false; });
+        (void)poll_endpoints_until({client.get(), server.get()}, 0.3, [] { return false; });
         relay->stop();
     }
 }
 
 TEST_CASE("endpoint: 1 MB of messages echoed over one stream through the lossy relay, intact and in order") {
-    const auto client_tls = tls(EndpointRole::client, "cf-test");
-    const auto server_tls = tls(EndpointRole::server, "cf-test");
-    auto server = endpoint(*server_tls);
-    auto client = endpoint(*client_tls);
+    const auto client_tls = tls_context(EndpointRole::client, "cf-test");
+    const auto server_tls = tls_context(EndpointRole::server, "cf-test");
+    auto server = open_endpoint(*server_tls);
+    auto client = open_endpoint(*client_tls);
     cf::quic::testing::LossyRelayConfig path = lossy_path(*server);
     std::unique_ptr<cf::quic::testing::LossyRelay> relay;
     REQUIRE(cf::quic::testing::LossyRelay::create(path, relay) == 0);
     REQUIRE(relay->start() == 0);
     Connection* connection = nullptr;
-    REQUIRE(client->connect(relay->listen_address(), now_ns(), connection) == 0);
-    REQUIRE(poll_until({client.get(), server.get()}, 20.0, [&] {
+    REQUIRE(client->connect(relay->listen_address(), steady_now_ns(), connection) == 0);
+    REQUIRE(poll_endpoints_until({client.get(), server.get()}, 20.0, [&] {
         return connection->handshake_confirmed() && server->connections() == 1 &&
                server->connection(0)->handshake_confirmed();
     }));
@@ -214,7 +116,7 @@ TEST_CASE("endpoint: 1 MB of messages echoed over one stream through the lossy r
     }
     std::deque<std::vector<std::uint8_t>> backlog;
     std::size_t sent = 0;
-    const bool done = poll_until({client.get(), server.get()}, 60.0, [&] {
+    const bool done = poll_endpoints_until({client.get(), server.get()}, 60.0, [&] {
         StreamTable& ours = connection->streams();
         StreamTable& theirs = accepted.streams();
         while (sent < messages.size() && ours.send_message(id, messages[sent].data(), messages[sent].size()) == 0) {
@@ -252,13 +154,13 @@ TEST_CASE("endpoint: 1 MB of messages echoed over one stream through the lossy r
 }
 
 TEST_CASE("endpoint: a server that requires address validation sends a Retry; the client follows it") {
-    const auto client_tls = tls(EndpointRole::client, "cf-test");
-    const auto server_tls = tls(EndpointRole::server, "cf-test");
-    auto server = endpoint(*server_tls, true);
-    auto client = endpoint(*client_tls);
+    const auto client_tls = tls_context(EndpointRole::client, "cf-test");
+    const auto server_tls = tls_context(EndpointRole::server, "cf-test");
+    auto server = open_endpoint(*server_tls, [](EndpointConfig& config) { config.retry = true; });
+    auto client = open_endpoint(*client_tls);
     Connection* connection = nullptr;
-    REQUIRE(client->connect(server->local_address(), now_ns(), connection) == 0);
-    const bool confirmed = poll_until({client.get(), server.get()}, 10.0, [&] {
+    REQUIRE(client->connect(server->local_address(), steady_now_ns(), connection) == 0);
+    const bool confirmed = poll_endpoints_until({client.get(), server.get()}, 10.0, [&] {
         return connection->handshake_confirmed() && server->connections() == 1 &&
                server->connection(0)->handshake_confirmed();
     });
@@ -306,8 +208,8 @@ TEST_CASE("address tokens: accepted only from the same address, for the same con
 }
 
 TEST_CASE("endpoint: an Initial in a version we do not speak gets Version Negotiation listing version 1") {
-    const auto server_tls = tls(EndpointRole::server, "cf-test");
-    auto server = endpoint(*server_tls);
+    const auto server_tls = tls_context(EndpointRole::server, "cf-test");
+    auto server = open_endpoint(*server_tls);
     const int fd = socket(AF_INET, SOCK_DGRAM, 0);
     REQUIRE(fd >= 0);
     std::vector<std::uint8_t> datagram(1200, 0);
@@ -315,7 +217,7 @@ TEST_CASE("endpoint: an Initial in a version we do not speak gets Version Negoti
     std::memcpy(datagram.data(), header, sizeof header);
     const auto& to = server->local_address();
     REQUIRE(sendto(fd, datagram.data(), datagram.size(), 0, &to.addr.any, to.length) == 1200);
-    REQUIRE(poll_until({server.get()}, 5.0, [&] { return server->stats().version_negotiations_sent == 1; }));
+    REQUIRE(poll_endpoints_until({server.get()}, 5.0, [&] { return server->stats().version_negotiations_sent == 1; }));
     std::uint8_t reply[1500];
     timeval wait{2, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
@@ -335,15 +237,15 @@ TEST_CASE("endpoint: an Initial in a version we do not speak gets Version Negoti
 }
 
 TEST_CASE("endpoint: datagrams for no connection are dropped and counted") {
-    const auto server_tls = tls(EndpointRole::server, "cf-test");
-    auto server = endpoint(*server_tls);
+    const auto server_tls = tls_context(EndpointRole::server, "cf-test");
+    auto server = open_endpoint(*server_tls);
     const int fd = socket(AF_INET, SOCK_DGRAM, 0);
     REQUIRE(fd >= 0);
     std::uint8_t junk[64] = {0x40, 1, 2, 3, 4, 5, 6, 7, 8};
     const auto& to = server->local_address();
     for (int i = 0; i < 10; ++i) REQUIRE(sendto(fd, junk, sizeof junk, 0, &to.addr.any, to.length) == sizeof junk);
     close(fd);
-    CHECK(poll_until({server.get()}, 5.0, [&] { return server->stats().unmatched_datagrams == 10; }));
+    CHECK(poll_endpoints_until({server.get()}, 5.0, [&] { return server->stats().unmatched_datagrams == 10; }));
     CHECK(server->connections() == 0);
 }
 
@@ -352,39 +254,39 @@ namespace {
 // Our client (ALPN h3) against a gtlsserver started with `extra` options on a free loopback port: the connection
 // once it is confirmed or closed (nullptr when gtlsserver is not installed: the case is skipped).
 struct AgainstGtlsServer {
-    std::unique_ptr<TlsContext> client_tls = tls(EndpointRole::client, "h3");
-    std::unique_ptr<Endpoint> client = endpoint(*client_tls);
+    std::unique_ptr<TlsContext> client_tls = tls_context(EndpointRole::client, "h3");
+    std::unique_ptr<Endpoint> client = open_endpoint(*client_tls);
     Connection* connection = nullptr;
     pid_t pid = -1;
 
     explicit AgainstGtlsServer(const std::vector<std::string>& extra) {
-        const std::string gtlsserver = find_program("gtlsserver");
+        const std::string gtlsserver = installed_program("gtlsserver");
         if (gtlsserver.empty()) {
             MESSAGE("SKIPPED: gtlsserver not installed (Debian ngtcp2-server; toolchains/cf setup installs it)");
             return;
         }
         // A free port for the peer: bind one, note it, close it.
-        const std::uint16_t port = endpoint(*client_tls)->local_address().port();
+        const std::uint16_t port = open_endpoint(*client_tls)->local_address().port();
         std::vector<std::string> argv = {gtlsserver, "-q"};
         argv.insert(argv.end(), extra.begin(), extra.end());
         for (const std::string& arg : {"--htdocs=" + pki().path(""), std::string("127.0.0.1"), std::to_string(port),
                                        pki().path("server.key"), pki().path("server.pem")}) {
             argv.push_back(arg);
         }
-        pid = spawn(argv, pki().path("gtlsserver.log"));
+        pid = spawn_program(argv, pki().path("gtlsserver.log"));
         std::this_thread::sleep_for(std::chrono::milliseconds(300));   // let it bind
         cf::drivers::PeerAddress server;
         REQUIRE(cf::drivers::PeerAddress::parse(("127.0.0.1:" + std::to_string(port)).c_str(), server) == 0);
-        REQUIRE(client->connect(server, now_ns(), connection) == 0);
-        (void)poll_until({client.get()}, 10.0,
+        REQUIRE(client->connect(server, steady_now_ns(), connection) == 0);
+        (void)poll_endpoints_until({client.get()}, 10.0,
                          [&] { return connection->handshake_confirmed() || connection->closed(); });
     }
     ~AgainstGtlsServer() {
         if (connection != nullptr) {
             connection->close(0x100, true, "");   // H3_NO_ERROR
-            (void)poll_until({client.get()}, 0.5, [] { return false; });
+            (void)poll_endpoints_until({client.get()}, 0.5, [] { return false; });
         }
-        if (pid > 0) stop(pid);
+        if (pid > 0) stop_program(pid);
     }
 };
 
@@ -411,18 +313,18 @@ TEST_CASE("interop: our client follows gtlsserver's Retry (-V) and completes the
 }
 
 TEST_CASE("interop: ngtcp2's gtlsclient completes a handshake with our server") {
-    const std::string gtlsclient = find_program("gtlsclient");
+    const std::string gtlsclient = installed_program("gtlsclient");
     if (gtlsclient.empty()) {
         MESSAGE("SKIPPED: gtlsclient not installed (Debian ngtcp2-client; toolchains/cf setup installs it)");
         return;
     }
-    const auto server_tls = tls(EndpointRole::server, "h3");
-    auto server = endpoint(*server_tls);
+    const auto server_tls = tls_context(EndpointRole::server, "h3");
+    auto server = open_endpoint(*server_tls);
     const std::string port = std::to_string(server->local_address().port());
     const std::string log = pki().path("gtlsclient.log");
-    const pid_t pid = spawn({gtlsclient, "-q", "--exit-on-first-stream-close", "127.0.0.1", port,
+    const pid_t pid = spawn_program({gtlsclient, "-q", "--exit-on-first-stream-close", "127.0.0.1", port,
                              "https://localhost:" + port + "/"}, log);
-    const bool confirmed = poll_until({server.get()}, 10.0, [&] {
+    const bool confirmed = poll_endpoints_until({server.get()}, 10.0, [&] {
         return server->connections() == 1 && server->connection(0)->handshake_confirmed();
     });
     INFO("gtlsclient log: ", log);
@@ -431,19 +333,19 @@ TEST_CASE("interop: ngtcp2's gtlsclient completes a handshake with our server") 
         Connection& connection = *server->connection(0);
         CHECK(connection.tls().alpn() == "h3");
         connection.close(0x100, true, "");   // H3_NO_ERROR: we do not serve HTTP/3 yet
-        (void)poll_until({server.get()}, 0.5, [] { return false; });
+        (void)poll_endpoints_until({server.get()}, 0.5, [] { return false; });
     }
-    stop(pid);
+    stop_program(pid);
 }
 
 TEST_CASE("endpoint: a forged datagram with the right connection ID from elsewhere does not redirect the replies") {
-    const auto client_tls = tls(EndpointRole::client, "cf-test");
-    const auto server_tls = tls(EndpointRole::server, "cf-test");
-    auto server = endpoint(*server_tls);
-    auto client = endpoint(*client_tls);
+    const auto client_tls = tls_context(EndpointRole::client, "cf-test");
+    const auto server_tls = tls_context(EndpointRole::server, "cf-test");
+    auto server = open_endpoint(*server_tls);
+    auto client = open_endpoint(*client_tls);
     Connection* connection = nullptr;
-    REQUIRE(client->connect(server->local_address(), now_ns(), connection) == 0);
-    REQUIRE(poll_until({client.get(), server.get()}, 10.0, [&] {
+    REQUIRE(client->connect(server->local_address(), steady_now_ns(), connection) == 0);
+    REQUIRE(poll_endpoints_until({client.get(), server.get()}, 10.0, [&] {
         return connection->handshake_confirmed() && server->connections() == 1 &&
                server->connection(0)->handshake_confirmed();
     }));
@@ -459,13 +361,13 @@ TEST_CASE("endpoint: a forged datagram with the right connection ID from elsewhe
     const auto& to = server->local_address();
     REQUIRE(sendto(fd, forged, sizeof forged, 0, &to.addr.any, to.length) == sizeof forged);
     const std::uint64_t dropped_before = server->connection(0)->dropped_packets();
-    REQUIRE(poll_until({server.get()}, 5.0, [&] { return server->connection(0)->dropped_packets() > dropped_before; }));
+    REQUIRE(poll_endpoints_until({server.get()}, 5.0, [&] { return server->connection(0)->dropped_packets() > dropped_before; }));
     // The server's next packet still goes to the real client (before the client sends anything that could put the
     // address right again).
     server->connection(0)->send_ping();
     const std::uint64_t received_before = connection->packets_received();
-    (void)poll_until({server.get()}, 0.2, [] { return false; });
-    CHECK(poll_until({client.get()}, 5.0, [&] { return connection->packets_received() > received_before; }));
+    (void)poll_endpoints_until({server.get()}, 0.2, [] { return false; });
+    CHECK(poll_endpoints_until({client.get()}, 5.0, [&] { return connection->packets_received() > received_before; }));
     std::uint8_t stray[128];
     timeval no_wait{0, 200'000};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &no_wait, sizeof no_wait);
