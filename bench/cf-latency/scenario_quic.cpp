@@ -11,11 +11,7 @@
 //  - over a new stream per message (open, send, finish; the echo comes back on it, which then closes);
 //  - raw UDP through the same driver, no QUIC (what a bridge datagram rides on).
 // Not here yet: ngtcp2 side by side (it needs an in-process ngtcp2 harness).
-#include <gnutls/gnutls.h>
-#include <gnutls/x509.h>
-#include <stdlib.h>
-#include <unistd.h>
-
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -27,6 +23,8 @@
 #include <string>
 #include <vector>
 
+#include "bench/cf-latency/quic_bench_certificate.hpp"
+#include "bench/cf-latency/quic_ngtcp2_peer.hpp"
 #include "bench/cf-latency/scenario.hpp"
 #include "bench/cf-latency/series.hpp"
 #include "engine/quic/connection.hpp"
@@ -39,58 +37,6 @@ namespace cf::latency {
 namespace {
 
 using namespace cf::quic;
-
-// An Ed25519 key and a self-signed certificate for "localhost", written as PEM files into a temporary directory.
-class BenchCertificate {
-public:
-    BenchCertificate() {
-        char pattern[] = "/tmp/cf-latency-quic-XXXXXX";
-        if (mkdtemp(pattern) == nullptr) return;
-        dir_ = pattern;
-        gnutls_x509_privkey_t key = nullptr;
-        gnutls_x509_crt_t crt = nullptr;
-        bool ok = gnutls_x509_privkey_init(&key) >= 0 &&
-                  gnutls_x509_privkey_generate(key, GNUTLS_PK_EDDSA_ED25519, 256, 0) >= 0 &&
-                  gnutls_x509_crt_init(&crt) >= 0;
-        const unsigned char serial[] = {1};
-        const time_t now = time(nullptr);
-        ok = ok && gnutls_x509_crt_set_version(crt, 3) >= 0 && gnutls_x509_crt_set_serial(crt, serial, 1) >= 0 &&
-             gnutls_x509_crt_set_activation_time(crt, now - 60) >= 0 &&
-             gnutls_x509_crt_set_expiration_time(crt, now + 86400) >= 0 &&
-             gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, "localhost", 9) >= 0 &&
-             gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME, "localhost", 9, GNUTLS_FSAN_SET) >= 0 &&
-             gnutls_x509_crt_set_key(crt, key) >= 0 && gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_UNKNOWN, 0) >= 0;
-        gnutls_datum_t pem{};
-        ok = ok && gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_PEM, nullptr, GNUTLS_PKCS_PLAIN, &pem) >= 0 &&
-             write(key_path(), pem);
-        gnutls_free(pem.data);
-        pem = {};
-        ok = ok && gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &pem) >= 0 && write(certificate_path(), pem);
-        gnutls_free(pem.data);
-        if (crt != nullptr) gnutls_x509_crt_deinit(crt);
-        if (key != nullptr) gnutls_x509_privkey_deinit(key);
-        ok_ = ok;
-    }
-    ~BenchCertificate() {
-        if (dir_.empty()) return;
-        std::remove(key_path().c_str());
-        std::remove(certificate_path().c_str());
-        rmdir(dir_.c_str());
-    }
-    bool ok() const { return ok_; }
-    std::string key_path() const { return dir_ + "/key.pem"; }
-    std::string certificate_path() const { return dir_ + "/cert.pem"; }
-
-private:
-    static bool write(const std::string& path, const gnutls_datum_t& data) {
-        FILE* file = std::fopen(path.c_str(), "w");
-        if (file == nullptr) return false;
-        const bool ok = std::fwrite(data.data, 1, data.size, file) == data.size;
-        return std::fclose(file) == 0 && ok;
-    }
-    std::string dir_;
-    bool ok_ = false;
-};
 
 TransportParameters bench_parameters() {
     TransportParameters p;
@@ -159,18 +105,15 @@ ConnectionId bench_cid(std::uint8_t seed) {
     return id;
 }
 
-bool quic_handshake_in_memory(const TlsContext& client_tls, const TlsContext& server_tls) {
-    ConnectionConfig client_config, server_config;
-    client_config.tls = &client_tls;
-    client_config.parameters = bench_parameters();
-    server_config.tls = &server_tls;
-    server_config.parameters = bench_parameters();
-    std::unique_ptr<Connection> client, server;
-    if (Connection::connect(client_config, bench_cid(0x10), bench_cid(0xa0), 1, client) != 0) return false;
+// Our client and server exchanging datagrams in memory until both confirmed the handshake: a fake clock advancing
+// 1 us per round, or the monotonic clock (for a bulk transfer that follows).
+bool handshake_in_memory(const ConnectionConfig& client_config, const ConnectionConfig& server_config, bool real_time,
+                         std::unique_ptr<Connection>& client, std::unique_ptr<Connection>& server) {
+    std::uint64_t now = real_time ? wall_ns() : 1;
+    if (Connection::connect(client_config, bench_cid(0x10), bench_cid(0xa0), now, client) != 0) return false;
     std::uint8_t datagram[Connection::kMaxDatagramBytes];
-    std::uint64_t now = 1;
     for (int round = 0; round < 64; ++round) {
-        now += 1000;
+        now = real_time ? wall_ns() : now + 1000;
         bool moved = false;
         for (std::size_t size; (size = client->write_datagram(datagram, sizeof datagram, now)) != 0;) {
             moved = true;
@@ -195,6 +138,97 @@ bool quic_handshake_in_memory(const TlsContext& client_tls, const TlsContext& se
         if (!moved || client->closed()) return false;
     }
     return false;
+}
+
+bool quic_handshake_in_memory(const TlsContext& client_tls, const TlsContext& server_tls) {
+    ConnectionConfig client_config, server_config;
+    client_config.tls = &client_tls;
+    client_config.parameters = bench_parameters();
+    server_config.tls = &server_tls;
+    server_config.parameters = bench_parameters();
+    std::unique_ptr<Connection> client, server;
+    return handshake_in_memory(client_config, server_config, false, client, server);
+}
+
+// Our side of the bulk transfer, the same loop as the ngtcp2 peer's (quic_ngtcp2_peer.cpp): each turn runs the
+// timers due, the client writes what its stream takes and sends every datagram due straight into the server, the
+// server reads what arrived and sends what it owes back. The streams' rings are as large as the stream window.
+bool cf_bulk(const TlsContext& client_tls, const TlsContext& server_tls, std::uint64_t bytes,
+             const BulkWindows& windows, BulkTransfer& out) {
+    ConnectionConfig client_config, server_config;
+    for (ConnectionConfig* config : {&client_config, &server_config}) {
+        config->parameters = bench_parameters();
+        StreamTableConfig& streams = config->streams;
+        streams.local_bidi_streams = streams.peer_bidi_streams = 1;
+        streams.local_uni_streams = streams.peer_uni_streams = 0;
+        streams.send_ring_bytes = streams.receive_ring_bytes = static_cast<std::uint32_t>(windows.stream_window);
+        streams.stream_window = windows.stream_window;
+        streams.connection_window = streams.max_connection_window = windows.connection_window;
+    }
+    client_config.tls = &client_tls;
+    server_config.tls = &server_tls;
+    std::unique_ptr<Connection> client, server;
+    if (!handshake_in_memory(client_config, server_config, true, client, server)) return false;
+    StreamTable& sending = client->streams();
+    StreamTable& receiving = server->streams();
+    const std::int64_t opened = sending.open_stream(StreamDirection::bidirectional);
+    if (opened < 0) return false;
+    const auto stream = static_cast<StreamId>(opened);
+    constexpr std::size_t kPeriod = kBulkPatternPeriod;
+    std::vector<std::uint8_t> pattern(2 * kPeriod);
+    for (std::size_t i = 0; i < pattern.size(); ++i) pattern[i] = bulk_pattern_byte(i);
+    std::uint8_t datagram[Connection::kMaxDatagramBytes];
+    out = {};
+    out.bytes = bytes;
+    std::uint64_t offset = 0, received = 0;
+    const std::uint64_t start = wall_ns(), deadline = start + 60'000'000'000ull;
+    while (received < bytes) {
+        const std::uint64_t now = wall_ns();
+        if (now > deadline || client->closed() || server->closed()) return false;
+        for (Connection* connection : {client.get(), server.get()}) {
+            if (connection->next_timeout() <= now) connection->on_timeout(now);
+        }
+        while (offset < bytes) {
+            const std::uint64_t left = bytes - offset;
+            const std::int64_t taken = sending.write(stream, pattern.data() + offset % kPeriod,
+                                                     left < kPeriod ? static_cast<std::size_t>(left) : kPeriod);
+            if (taken <= 0) break;
+            offset += static_cast<std::uint64_t>(taken);
+        }
+        for (std::size_t size; (size = client->write_datagram(datagram, sizeof datagram, now)) != 0;) {
+            ++out.datagrams;
+            out.datagram_bytes += size;
+            server->receive_datagram(datagram, size, now);
+        }
+        for (StreamId id = 0; receiving.next_readable(id);) {
+            StreamReadView view;
+            if (receiving.read(id, view) != 0) return false;
+            const std::size_t size = view.data.size();
+            if (size == 0) continue;
+            const std::uint8_t last = view.data.second_size != 0 ? view.data.second[view.data.second_size - 1]
+                                                                 : view.data.first[view.data.first_size - 1];
+            if (id != stream || view.data.first[0] != bulk_pattern_byte(received) ||
+                last != bulk_pattern_byte(received + size - 1)) {
+                return false;   // corrupt
+            }
+            received += size;
+            (void)receiving.consume(id, size);
+        }
+        for (std::size_t size; (size = server->write_datagram(datagram, sizeof datagram, now)) != 0;) {
+            ++out.datagrams;
+            out.datagram_bytes += size;
+            client->receive_datagram(datagram, size, now);
+        }
+    }
+    out.wall_ns = wall_ns() - start;
+    return true;
+}
+
+double median(std::vector<double> values) {
+    if (values.empty()) return 0;
+    std::sort(values.begin(), values.end());
+    const std::size_t middle = values.size() / 2;
+    return values.size() % 2 != 0 ? values[middle] : (values[middle - 1] + values[middle]) / 2;
 }
 
 std::unique_ptr<Endpoint> bench_endpoint(const TlsContext& tls, std::string& error) {
@@ -338,12 +372,19 @@ ScenarioResult run_quic_scenario(ScenarioContext& context) {
     auto client = bench_endpoint(*client_tls, error);
     if (server == nullptr || client == nullptr) result.notes.push_back("UDP not measured: " + error);
 
+    std::unique_ptr<Ngtcp2Pair> ngtcp2;
+    std::string ngtcp2_error;
+    if (Ngtcp2Pair::create(certificate.certificate_path(), certificate.key_path(), ngtcp2, ngtcp2_error) != 0) {
+        result.notes.push_back("ngtcp2 rows left out: " + ngtcp2_error);
+    }
+
     LatencyHistogram tls_alone = make_picosecond_histogram(), in_memory = make_picosecond_histogram(),
-                     over_udp = make_picosecond_histogram();
+                     over_udp = make_picosecond_histogram(), ngtcp2_in_memory = make_picosecond_histogram();
     std::uint64_t failures = 0;
     context.progress.begin("quic", context.duration_s);
     const std::uint64_t start = wall_ns();
-    const auto slice_ns = static_cast<std::uint64_t>(context.duration_s * 1e9 / 24);   // half: 4 rounds x 3 kinds
+    // Handshakes take half of the time: 4 rounds x 4 kinds (3 without ngtcp2).
+    const auto slice_ns = static_cast<std::uint64_t>(context.duration_s * 1e9 / 32);
     for (int round = 0; round < 4; ++round) {
         for (std::uint64_t end = wall_ns() + slice_ns; wall_ns() < end;) {
             const std::uint64_t t0 = wall_ns();
@@ -353,6 +394,11 @@ ScenarioResult run_quic_scenario(ScenarioContext& context) {
         for (std::uint64_t end = wall_ns() + slice_ns; wall_ns() < end;) {
             const std::uint64_t t0 = wall_ns();
             if (quic_handshake_in_memory(*client_tls, *server_tls)) in_memory.record((wall_ns() - t0) * 1000);
+            else ++failures;
+        }
+        for (std::uint64_t end = wall_ns() + slice_ns; ngtcp2 != nullptr && wall_ns() < end;) {
+            const std::uint64_t t0 = wall_ns();
+            if (ngtcp2->handshake()) ngtcp2_in_memory.record((wall_ns() - t0) * 1000);
             else ++failures;
         }
         for (std::uint64_t end = wall_ns() + slice_ns; server != nullptr && client != nullptr && wall_ns() < end;) {
@@ -381,6 +427,29 @@ ScenarioResult run_quic_scenario(ScenarioContext& context) {
                 (void)client->poll(wall_ns());
                 (void)server->poll(wall_ns());
             }
+        }
+        context.progress.update(static_cast<double>(wall_ns() - start) / 1e9);
+    }
+
+    // Bulk: the same transfer with each stack in turn, the median of each stack's runs (64 MiB, or 4 MiB in a
+    // short run, where time would not allow more).
+    const std::uint64_t bulk_bytes = context.duration_s >= 3 ? 64ull << 20 : 4ull << 20;
+    const BulkWindows windows;
+    std::vector<double> cf_gbps, ngtcp2_gbps;
+    BulkTransfer cf_last, ngtcp2_last;
+    for (int run = 0; run < 3; ++run) {
+        BulkTransfer transfer;
+        if (cf_bulk(*client_tls, *server_tls, bulk_bytes, windows, transfer)) {
+            cf_gbps.push_back(transfer.gbit_per_s());
+            cf_last = transfer;
+        } else {
+            ++failures;
+        }
+        if (ngtcp2 != nullptr && ngtcp2->bulk(bulk_bytes, windows, transfer)) {
+            ngtcp2_gbps.push_back(transfer.gbit_per_s());
+            ngtcp2_last = transfer;
+        } else if (ngtcp2 != nullptr) {
+            result.notes.push_back("ERROR: " + ngtcp2->error());
         }
         context.progress.update(static_cast<double>(wall_ns() - start) / 1e9);
     }
@@ -454,9 +523,14 @@ ScenarioResult run_quic_scenario(ScenarioContext& context) {
     if (rtt_failures != 0) result.notes.push_back("ERROR: " + std::to_string(rtt_failures) + " round trips failed");
     const Series tls = make_series("handshake: TLS 1.3 alone (GnuTLS, both ends, in memory)", tls_alone);
     const Series quic = make_series("handshake: cf QUIC, both ends, in memory", in_memory);
+    const Series peer = make_series("handshake: ngtcp2 0.12, both ends, in memory", ngtcp2_in_memory);
     result.series = {tls, quic};
+    if (peer.count != 0) result.series.push_back(peer);
     if (over_udp.count() != 0) result.series.push_back(make_series("handshake: cf QUIC over UDP 127.0.0.1", over_udp));
     result.ratios.push_back(make_ratio("handshake: cf QUIC in memory / TLS alone", quic, tls));
+    if (peer.count != 0) {
+        result.ratios.push_back(make_ratio("handshake: cf QUIC / ngtcp2, both in memory", quic, peer));
+    }
     const Series rtt_reused = make_series("64 B RTT: cf QUIC, one long-lived stream", reused);
     const Series rtt_new = make_series("64 B RTT: cf QUIC, a new stream per message", per_message);
     const Series rtt_raw = make_series("64 B RTT: raw UDP, same driver (no QUIC)", raw);
@@ -473,7 +547,28 @@ ScenarioResult run_quic_scenario(ScenarioContext& context) {
         result.figures.push_back({"handshake: our transport's share of a QUIC handshake (p50)",
                                   100.0 * (quic.p50_ns - tls.p50_ns) / quic.p50_ns, "%"});
     }
-    result.notes.push_back("ngtcp2 side by side is not built yet (an in-process ngtcp2 harness is needed)");
+    if (peer.p50_ns > 0) {
+        result.figures.push_back({"handshake: ngtcp2's transport share of its QUIC handshake (p50)",
+                                  100.0 * (peer.p50_ns - tls.p50_ns) / peer.p50_ns, "%"});
+    }
+    const std::string bulk = "bulk " + std::to_string(bulk_bytes >> 20) + " MiB one way, one stream, in memory, "
+                             "one thread (median of " + std::to_string(cf_gbps.size()) + "): ";
+    if (!cf_gbps.empty()) {
+        result.figures.push_back({bulk + "cf QUIC", median(cf_gbps), "Gbit/s"});
+        result.figures.push_back({"bulk: cf QUIC bytes per datagram (both ways)",
+                                  static_cast<double>(cf_last.datagram_bytes) / static_cast<double>(cf_last.datagrams),
+                                  "B"});
+    }
+    if (!ngtcp2_gbps.empty()) {
+        result.figures.push_back({bulk + "ngtcp2 0.12", median(ngtcp2_gbps), "Gbit/s"});
+        result.figures.push_back({"bulk: ngtcp2 bytes per datagram (both ways)",
+                                  static_cast<double>(ngtcp2_last.datagram_bytes) /
+                                      static_cast<double>(ngtcp2_last.datagrams),
+                                  "B"});
+    }
+    if (!cf_gbps.empty() && !ngtcp2_gbps.empty()) {
+        result.figures.push_back({"bulk: cf QUIC / ngtcp2 throughput", median(cf_gbps) / median(ngtcp2_gbps), "x"});
+    }
     return result;
 }
 
