@@ -14,7 +14,8 @@
 // CUBIC, datagram size), both in memory on this thread:
 //  - the whole handshake, as ours above; ngtcp2's transport share is taken against the same TLS-alone row;
 //  - bulk: 64 MiB (4 MiB in runs under 3 s) one way over one stream, both ends on this thread, no loss, 1 MiB
-//    stream window: Gbit/s of each stack, the median of 3 transfers each, alternating, and ours / ngtcp2.
+//    stream window: Gbit/s of each stack, the median of 5 transfers each (3 in short runs), alternating, and
+//    ours / ngtcp2.
 // Last, heap allocator calls and system calls per 64 B message on our UDP path, from cf-quic-message-costs
 // (quic_message_costs.cpp: it replaces malloc to count, which this process must not).
 #include <sys/wait.h>
@@ -297,13 +298,14 @@ ScenarioResult run_quic_scenario(ScenarioContext& context) {
         context.progress.update(static_cast<double>(wall_ns() - start) / 1e9);
     }
 
-    // Bulk: the same transfer with each stack in turn, the median of each stack's runs (64 MiB, or 4 MiB in a
-    // short run, where time would not allow more).
-    const std::uint64_t bulk_bytes = context.duration_s >= 3 ? 64ull << 20 : 4ull << 20;
+    // Bulk: the same transfer with each stack in turn, the median of each stack's transfers (5 of 64 MiB, or 3 of
+    // 4 MiB in a short run, where time would not allow more).
+    const bool long_run = context.duration_s >= 3;
+    const std::uint64_t bulk_bytes = long_run ? 64ull << 20 : 4ull << 20;
     const BulkWindows windows;
     std::vector<double> cf_gbps, ngtcp2_gbps;
     BulkTransfer cf_last, ngtcp2_last;
-    for (int run = 0; run < 3; ++run) {
+    for (int run = 0; run < (long_run ? 5 : 3); ++run) {
         BulkTransfer transfer;
         if (cf_bulk(*client_tls, *server_tls, bulk_bytes, windows, transfer)) {
             cf_gbps.push_back(transfer.gbit_per_s());
