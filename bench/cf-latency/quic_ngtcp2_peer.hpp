@@ -24,7 +24,9 @@ struct BulkTransfer {
     std::uint64_t wall_ns = 0;           // first byte offered to the transport to the last one delivered
     std::uint64_t datagrams = 0;         // both ways
     std::uint64_t datagram_bytes = 0;    // both ways
-    double gbit_per_s() const { return wall_ns == 0 ? 0 : static_cast<double>(bytes) * 8 / static_cast<double>(wall_ns); }
+    double gbit_per_s() const {
+        return wall_ns == 0 ? 0 : static_cast<double>(bytes) * 8 / static_cast<double>(wall_ns);
+    }
 };
 
 // The bytes a bulk transfer carries, a function of the stream offset repeating every 64 KiB (senders offer views
