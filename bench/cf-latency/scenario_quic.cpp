@@ -10,28 +10,34 @@
 //  - over one long-lived stream (messages length-prefixed on it: what channels do);
 //  - over a new stream per message (open, send, finish; the echo comes back on it, which then closes);
 //  - raw UDP through the same driver, no QUIC (what a bridge datagram rides on).
-// Not here yet: ngtcp2 side by side (it needs an in-process ngtcp2 harness).
-#include <gnutls/gnutls.h>
-#include <gnutls/x509.h>
-#include <stdlib.h>
+// Side by side with ngtcp2 0.12 in this process (quic_ngtcp2_peer.hpp: same certificate, ciphers, ALPN, initial RTT,
+// CUBIC, datagram size), both in memory on this thread:
+//  - the whole handshake, as ours above; ngtcp2's transport share is taken against the same TLS-alone row;
+//  - bulk: 64 MiB (4 MiB in runs under 3 s) one way over one stream, both ends on this thread, no loss, 1 MiB
+//    stream window: Gbit/s of each stack, the median of 5 transfers each (3 in short runs), alternating, and
+//    ours / ngtcp2.
+// Last, heap allocator calls and system calls per 64 B message on our UDP path, from cf-quic-message-costs
+// (quic_message_costs.cpp: it replaces malloc to count, which this process must not).
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <thread>
 #include <cstdio>
 #include <cstring>
-#include <deque>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "bench/cf-latency/quic_bench_certificate.hpp"
+#include "bench/cf-latency/quic_in_memory.hpp"
+#include "bench/cf-latency/quic_ngtcp2_peer.hpp"
 #include "bench/cf-latency/scenario.hpp"
 #include "bench/cf-latency/series.hpp"
 #include "engine/quic/connection.hpp"
 #include "engine/quic/endpoint.hpp"
-#include "engine/quic/packet_header.hpp"
 #include "platform/cpu/affinity.hpp"
 #include "platform/os/last_error.hpp"
 
@@ -40,161 +46,55 @@ namespace {
 
 using namespace cf::quic;
 
-// An Ed25519 key and a self-signed certificate for "localhost", written as PEM files into a temporary directory.
-class BenchCertificate {
-public:
-    BenchCertificate() {
-        char pattern[] = "/tmp/cf-latency-quic-XXXXXX";
-        if (mkdtemp(pattern) == nullptr) return;
-        dir_ = pattern;
-        gnutls_x509_privkey_t key = nullptr;
-        gnutls_x509_crt_t crt = nullptr;
-        bool ok = gnutls_x509_privkey_init(&key) >= 0 &&
-                  gnutls_x509_privkey_generate(key, GNUTLS_PK_EDDSA_ED25519, 256, 0) >= 0 &&
-                  gnutls_x509_crt_init(&crt) >= 0;
-        const unsigned char serial[] = {1};
-        const time_t now = time(nullptr);
-        ok = ok && gnutls_x509_crt_set_version(crt, 3) >= 0 && gnutls_x509_crt_set_serial(crt, serial, 1) >= 0 &&
-             gnutls_x509_crt_set_activation_time(crt, now - 60) >= 0 &&
-             gnutls_x509_crt_set_expiration_time(crt, now + 86400) >= 0 &&
-             gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, "localhost", 9) >= 0 &&
-             gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME, "localhost", 9, GNUTLS_FSAN_SET) >= 0 &&
-             gnutls_x509_crt_set_key(crt, key) >= 0 && gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_UNKNOWN, 0) >= 0;
-        gnutls_datum_t pem{};
-        ok = ok && gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_PEM, nullptr, GNUTLS_PKCS_PLAIN, &pem) >= 0 &&
-             write(key_path(), pem);
-        gnutls_free(pem.data);
-        pem = {};
-        ok = ok && gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &pem) >= 0 && write(certificate_path(), pem);
-        gnutls_free(pem.data);
-        if (crt != nullptr) gnutls_x509_crt_deinit(crt);
-        if (key != nullptr) gnutls_x509_privkey_deinit(key);
-        ok_ = ok;
-    }
-    ~BenchCertificate() {
-        if (dir_.empty()) return;
-        std::remove(key_path().c_str());
-        std::remove(certificate_path().c_str());
-        rmdir(dir_.c_str());
-    }
-    bool ok() const { return ok_; }
-    std::string key_path() const { return dir_ + "/key.pem"; }
-    std::string certificate_path() const { return dir_ + "/cert.pem"; }
-
-private:
-    static bool write(const std::string& path, const gnutls_datum_t& data) {
-        FILE* file = std::fopen(path.c_str(), "w");
-        if (file == nullptr) return false;
-        const bool ok = std::fwrite(data.data, 1, data.size, file) == data.size;
-        return std::fclose(file) == 0 && ok;
-    }
-    std::string dir_;
-    bool ok_ = false;
-};
-
-TransportParameters bench_parameters() {
-    TransportParameters p;
-    p.max_idle_timeout_ms = 30000;
-    p.initial_max_data = 1 << 20;
-    p.initial_max_stream_data_bidi_local = 1 << 18;
-    p.initial_max_stream_data_bidi_remote = 1 << 18;
-    p.initial_max_streams_bidi = 16;
-    return p;
-}
-
 std::uint64_t wall_ns() {
     const auto since = std::chrono::steady_clock::now().time_since_epoch();
     return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(since).count());
 }
 
-// TLS alone: handshake bytes handed across by level until both ends are done.
-struct TlsEnd : TlsEvents {
-    std::map<int, std::deque<std::uint8_t>> outbox;
-    std::unique_ptr<TlsSession> session;
-    std::uint64_t on_handshake_bytes(EncryptionLevel level, const std::uint8_t* data,
-                                     std::size_t size) noexcept override {
-        auto& box = outbox[static_cast<int>(level)];
-        box.insert(box.end(), data, data + size);
-        return 0;
+// Heap and system calls per 64 B message on our UDP path, from cf-quic-message-costs (quic_message_costs.cpp), which
+// sits next to this program: it counts heap calls by replacing malloc, which this process must not do.
+void add_message_costs(ScenarioResult& result, long round_trips) {
+    char self[4096];
+    const ssize_t size = readlink("/proc/self/exe", self, sizeof self - 1);
+    std::string program = size > 0 ? std::string(self, static_cast<std::size_t>(size)) : std::string();
+    program = program.substr(0, program.rfind('/') + 1) + "cf-quic-message-costs";
+    if (program.find('\'') != std::string::npos || access(program.c_str(), X_OK) != 0) {
+        result.notes.push_back("heap and system calls per message left out: " + program + " not found");
+        return;
     }
-    std::uint64_t on_secret(EncryptionLevel, SecretDirection, CipherSuite, const std::uint8_t*,
-                            std::size_t) noexcept override {
-        return 0;
+    const std::string command = "'" + program + "' " + std::to_string(round_trips);
+    FILE* pipe = popen(command.c_str(), "r");
+    unsigned long long trips = 0, heap = 0, client = 0, server = 0, datagrams = 0;
+    int heap_counted = 0;
+    const bool read = pipe != nullptr && std::fscanf(pipe, "round_trips=%llu heap_calls=%llu client_syscalls=%llu "
+                                                           "server_syscalls=%llu datagrams=%llu heap_counted=%d",
+                                                     &trips, &heap, &client, &server, &datagrams, &heap_counted) == 6;
+    const int status = pipe != nullptr ? pclose(pipe) : -1;
+    if (status != 0 && (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) >= 126)) {   // could not run it
+        result.notes.push_back("heap and system calls per message left out: " + program + " could not be run");
+        return;
     }
-    std::uint64_t on_peer_transport_parameters(const std::uint8_t*, std::size_t) noexcept override { return 0; }
-};
-
-bool tls_handshake(const TlsContext& client_tls, const TlsContext& server_tls) {
-    TlsEnd client, server;
-    const std::uint8_t parameters[] = {0x0f, 0x00};   // an empty initial_source_connection_id
-    if (TlsSession::create(client_tls, client, client.session) != 0 ||
-        TlsSession::create(server_tls, server, server.session) != 0) {
-        return false;
+    if (status != 0 || !read || trips == 0) {
+        result.notes.push_back("ERROR: " + program + " failed");
+        return;
     }
-    client.session->set_local_transport_parameters(parameters, sizeof parameters);
-    server.session->set_local_transport_parameters(parameters, sizeof parameters);
-    if (client.session->start() != 0) return false;
-    std::vector<std::uint8_t> chunk;
-    for (int round = 0; round < 10; ++round) {
-        for (auto [from, to] : {std::pair{&client, &server}, std::pair{&server, &client}}) {
-            for (auto& [level, bytes] : from->outbox) {
-                if (bytes.empty()) continue;
-                chunk.assign(bytes.begin(), bytes.end());
-                bytes.clear();
-                if (to->session->receive(static_cast<EncryptionLevel>(level), chunk.data(), chunk.size()) != 0) {
-                    return false;
-                }
-            }
-        }
-        if (client.session->handshake_complete() && server.session->handshake_complete()) return true;
+    const std::string what = "64 B over one stream, UDP 127.0.0.1, lock-step on one thread: ";
+    const auto per_message = [&](unsigned long long count) { return static_cast<double>(count) / trips; };
+    if (heap_counted != 0) {
+        result.figures.push_back({what + "heap allocator calls per message (both ends)", per_message(heap), "per msg"});
+    } else {
+        result.notes.push_back("heap calls per message not counted: a sanitizer build (its runtime owns malloc)");
     }
-    return false;
+    result.figures.push_back({what + "system calls per message, client", per_message(client), "per msg"});
+    result.figures.push_back({what + "system calls per message, server", per_message(server), "per msg"});
+    result.figures.push_back({what + "datagrams per message (both ways)", per_message(datagrams), "per msg"});
 }
 
-ConnectionId bench_cid(std::uint8_t seed) {
-    ConnectionId id;
-    std::uint8_t bytes[8];
-    for (std::uint8_t& b : bytes) b = seed++;
-    (void)id.assign(bytes, sizeof bytes);
-    return id;
-}
-
-bool quic_handshake_in_memory(const TlsContext& client_tls, const TlsContext& server_tls) {
-    ConnectionConfig client_config, server_config;
-    client_config.tls = &client_tls;
-    client_config.parameters = bench_parameters();
-    server_config.tls = &server_tls;
-    server_config.parameters = bench_parameters();
-    std::unique_ptr<Connection> client, server;
-    if (Connection::connect(client_config, bench_cid(0x10), bench_cid(0xa0), 1, client) != 0) return false;
-    std::uint8_t datagram[Connection::kMaxDatagramBytes];
-    std::uint64_t now = 1;
-    for (int round = 0; round < 64; ++round) {
-        now += 1000;
-        bool moved = false;
-        for (std::size_t size; (size = client->write_datagram(datagram, sizeof datagram, now)) != 0;) {
-            moved = true;
-            if (server == nullptr) {
-                PacketParseOptions options;
-                PacketHeader header;
-                if (parse_packet_header(datagram, size, options, header) != HeaderStatus::ok ||
-                    Connection::accept(server_config, bench_cid(0x20), ConnectionId::from(header.dcid),
-                                       ConnectionId::from(header.scid), now, server) != 0) {
-                    return false;
-                }
-            }
-            server->receive_datagram(datagram, size, now);
-        }
-        if (server != nullptr) {
-            for (std::size_t size; (size = server->write_datagram(datagram, sizeof datagram, now)) != 0;) {
-                moved = true;
-                client->receive_datagram(datagram, size, now);
-            }
-        }
-        if (client->handshake_confirmed() && server != nullptr && server->handshake_confirmed()) return true;
-        if (!moved || client->closed()) return false;
-    }
-    return false;
+double median(std::vector<double> values) {
+    if (values.empty()) return 0;
+    std::sort(values.begin(), values.end());
+    const std::size_t middle = values.size() / 2;
+    return values.size() % 2 != 0 ? values[middle] : (values[middle - 1] + values[middle]) / 2;
 }
 
 std::unique_ptr<Endpoint> bench_endpoint(const TlsContext& tls, std::string& error) {
@@ -310,9 +210,10 @@ ScenarioResult run_quic_scenario(ScenarioContext& context) {
     ScenarioResult result;
     result.scenario = "quic";
     result.description = "one whole handshake, both ends on this thread (wall = CPU here): TLS 1.3 alone (GnuTLS, "
-                         "Ed25519 + X25519, in memory), our QUIC in memory, our QUIC over UDP 127.0.0.1; then 64 B "
-                         "round trips to an echo on another CPU: over one long-lived stream, a new stream per "
-                         "message, and raw UDP";
+                         "Ed25519 + X25519, in memory), our QUIC in memory, ngtcp2 in memory, our QUIC over UDP "
+                         "127.0.0.1; bulk one way over one stream in memory, ours and ngtcp2; then 64 B round trips "
+                         "to an echo on another CPU: over one long-lived stream, a new stream per message, and raw "
+                         "UDP; heap and system calls per message";
     const BenchCertificate certificate;
     if (!certificate.ok()) {
         result.notes.push_back("not measured: the benchmark's Ed25519 certificate could not be made");
@@ -338,12 +239,19 @@ ScenarioResult run_quic_scenario(ScenarioContext& context) {
     auto client = bench_endpoint(*client_tls, error);
     if (server == nullptr || client == nullptr) result.notes.push_back("UDP not measured: " + error);
 
+    std::unique_ptr<Ngtcp2Pair> ngtcp2;
+    std::string ngtcp2_error;
+    if (Ngtcp2Pair::create(certificate.certificate_path(), certificate.key_path(), ngtcp2, ngtcp2_error) != 0) {
+        result.notes.push_back("ngtcp2 rows left out: " + ngtcp2_error);
+    }
+
     LatencyHistogram tls_alone = make_picosecond_histogram(), in_memory = make_picosecond_histogram(),
-                     over_udp = make_picosecond_histogram();
+                     over_udp = make_picosecond_histogram(), ngtcp2_in_memory = make_picosecond_histogram();
     std::uint64_t failures = 0;
     context.progress.begin("quic", context.duration_s);
     const std::uint64_t start = wall_ns();
-    const auto slice_ns = static_cast<std::uint64_t>(context.duration_s * 1e9 / 24);   // half: 4 rounds x 3 kinds
+    // Handshakes take half of the time: 4 rounds x 4 kinds (3 without ngtcp2).
+    const auto slice_ns = static_cast<std::uint64_t>(context.duration_s * 1e9 / 32);
     for (int round = 0; round < 4; ++round) {
         for (std::uint64_t end = wall_ns() + slice_ns; wall_ns() < end;) {
             const std::uint64_t t0 = wall_ns();
@@ -353,6 +261,11 @@ ScenarioResult run_quic_scenario(ScenarioContext& context) {
         for (std::uint64_t end = wall_ns() + slice_ns; wall_ns() < end;) {
             const std::uint64_t t0 = wall_ns();
             if (quic_handshake_in_memory(*client_tls, *server_tls)) in_memory.record((wall_ns() - t0) * 1000);
+            else ++failures;
+        }
+        for (std::uint64_t end = wall_ns() + slice_ns; ngtcp2 != nullptr && wall_ns() < end;) {
+            const std::uint64_t t0 = wall_ns();
+            if (ngtcp2->handshake()) ngtcp2_in_memory.record((wall_ns() - t0) * 1000);
             else ++failures;
         }
         for (std::uint64_t end = wall_ns() + slice_ns; server != nullptr && client != nullptr && wall_ns() < end;) {
@@ -381,6 +294,30 @@ ScenarioResult run_quic_scenario(ScenarioContext& context) {
                 (void)client->poll(wall_ns());
                 (void)server->poll(wall_ns());
             }
+        }
+        context.progress.update(static_cast<double>(wall_ns() - start) / 1e9);
+    }
+
+    // Bulk: the same transfer with each stack in turn, the median of each stack's transfers (5 of 64 MiB, or 3 of
+    // 4 MiB in a short run, where time would not allow more).
+    const bool long_run = context.duration_s >= 3;
+    const std::uint64_t bulk_bytes = long_run ? 64ull << 20 : 4ull << 20;
+    const BulkWindows windows;
+    std::vector<double> cf_gbps, ngtcp2_gbps;
+    BulkTransfer cf_last, ngtcp2_last;
+    for (int run = 0; run < (long_run ? 5 : 3); ++run) {
+        BulkTransfer transfer;
+        if (cf_bulk(*client_tls, *server_tls, bulk_bytes, windows, transfer)) {
+            cf_gbps.push_back(transfer.gbit_per_s());
+            cf_last = transfer;
+        } else {
+            result.notes.push_back("ERROR: a cf QUIC bulk transfer failed");
+        }
+        if (ngtcp2 != nullptr && ngtcp2->bulk(bulk_bytes, windows, transfer)) {
+            ngtcp2_gbps.push_back(transfer.gbit_per_s());
+            ngtcp2_last = transfer;
+        } else if (ngtcp2 != nullptr) {
+            result.notes.push_back("ERROR: " + ngtcp2->error());
         }
         context.progress.update(static_cast<double>(wall_ns() - start) / 1e9);
     }
@@ -449,14 +386,20 @@ ScenarioResult run_quic_scenario(ScenarioContext& context) {
             result.notes.push_back(std::string("raw UDP not measured: ") + platform::last_error_message());
         }
     }
+    add_message_costs(result, context.duration_s >= 3 ? 20000 : 1000);
     context.progress.end();
     if (failures != 0) result.notes.push_back("ERROR: " + std::to_string(failures) + " handshakes failed");
     if (rtt_failures != 0) result.notes.push_back("ERROR: " + std::to_string(rtt_failures) + " round trips failed");
     const Series tls = make_series("handshake: TLS 1.3 alone (GnuTLS, both ends, in memory)", tls_alone);
     const Series quic = make_series("handshake: cf QUIC, both ends, in memory", in_memory);
+    const Series peer = make_series("handshake: ngtcp2 0.12, both ends, in memory", ngtcp2_in_memory);
     result.series = {tls, quic};
+    if (peer.count != 0) result.series.push_back(peer);
     if (over_udp.count() != 0) result.series.push_back(make_series("handshake: cf QUIC over UDP 127.0.0.1", over_udp));
     result.ratios.push_back(make_ratio("handshake: cf QUIC in memory / TLS alone", quic, tls));
+    if (peer.count != 0) {
+        result.ratios.push_back(make_ratio("handshake: cf QUIC / ngtcp2, both in memory", quic, peer));
+    }
     const Series rtt_reused = make_series("64 B RTT: cf QUIC, one long-lived stream", reused);
     const Series rtt_new = make_series("64 B RTT: cf QUIC, a new stream per message", per_message);
     const Series rtt_raw = make_series("64 B RTT: raw UDP, same driver (no QUIC)", raw);
@@ -473,7 +416,28 @@ ScenarioResult run_quic_scenario(ScenarioContext& context) {
         result.figures.push_back({"handshake: our transport's share of a QUIC handshake (p50)",
                                   100.0 * (quic.p50_ns - tls.p50_ns) / quic.p50_ns, "%"});
     }
-    result.notes.push_back("ngtcp2 side by side is not built yet (an in-process ngtcp2 harness is needed)");
+    if (peer.p50_ns > 0) {
+        result.figures.push_back({"handshake: ngtcp2's transport share of its QUIC handshake (p50)",
+                                  100.0 * (peer.p50_ns - tls.p50_ns) / peer.p50_ns, "%"});
+    }
+    const std::string bulk = "bulk " + std::to_string(bulk_bytes >> 20) + " MiB one way, one stream, in memory, "
+                             "one thread (median of " + std::to_string(cf_gbps.size()) + "): ";
+    if (!cf_gbps.empty()) {
+        result.figures.push_back({bulk + "cf QUIC", median(cf_gbps), "Gbit/s"});
+        result.figures.push_back({"bulk: cf QUIC bytes per datagram (both ways)",
+                                  static_cast<double>(cf_last.datagram_bytes) / static_cast<double>(cf_last.datagrams),
+                                  "B"});
+    }
+    if (!ngtcp2_gbps.empty()) {
+        result.figures.push_back({bulk + "ngtcp2 0.12", median(ngtcp2_gbps), "Gbit/s"});
+        result.figures.push_back({"bulk: ngtcp2 bytes per datagram (both ways)",
+                                  static_cast<double>(ngtcp2_last.datagram_bytes) /
+                                      static_cast<double>(ngtcp2_last.datagrams),
+                                  "B"});
+    }
+    if (!cf_gbps.empty() && !ngtcp2_gbps.empty()) {
+        result.figures.push_back({"bulk: cf QUIC / ngtcp2 throughput", median(cf_gbps) / median(ngtcp2_gbps), "x"});
+    }
     return result;
 }
 

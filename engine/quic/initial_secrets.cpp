@@ -20,14 +20,10 @@ int derive_initial_secrets(const std::uint8_t* dcid, std::size_t dcid_len, Initi
     std::uint8_t initial_secret[kInitialSecretBytes];
     int status = hkdf_extract(HkdfHash::sha256, kQuicV1InitialSalt, sizeof(kQuicV1InitialSalt), dcid, dcid_len,
                               initial_secret);
-    if (status == 0) {
-        status = hkdf_expand_label(HkdfHash::sha256, initial_secret, sizeof(initial_secret), "client in", 9, nullptr,
-                                   0, secrets.client, kInitialSecretBytes);
-    }
-    if (status == 0) {
-        status = hkdf_expand_label(HkdfHash::sha256, initial_secret, sizeof(initial_secret), "server in", 9, nullptr,
-                                   0, secrets.server, kInitialSecretBytes);
-    }
+    HkdfLabelExpander expander;   // both secrets from one keying
+    if (status == 0) status = expander.init(HkdfHash::sha256, initial_secret, sizeof(initial_secret));
+    if (status == 0) status = expander.expand("client in", 9, nullptr, 0, secrets.client, kInitialSecretBytes);
+    if (status == 0) status = expander.expand("server in", 9, nullptr, 0, secrets.server, kInitialSecretBytes);
     wipe_secret(initial_secret, sizeof(initial_secret));
     return status;
 }

@@ -16,10 +16,23 @@ int check_secret(CipherSuite suite, std::size_t secret_len) noexcept {
                           secret_bytes(suite));
 }
 
-int expand(CipherSuite suite, const std::uint8_t* secret, std::size_t secret_len, const char* label,
-           std::uint8_t* out, std::size_t out_len) noexcept {
-    return hkdf_expand_label(hkdf_hash(suite), secret, secret_len, label, std::strlen(label), nullptr, 0, out,
-                             out_len);
+int expand(HkdfLabelExpander& expander, const char* label, std::uint8_t* out, std::size_t out_len) noexcept {
+    return expander.expand(label, std::strlen(label), nullptr, 0, out, out_len);
+}
+
+// key and iv from a keyed expander (and hp when `with_hp`): one HMAC keying for all of them.
+int derive_keys(CipherSuite suite, HkdfLabelExpander& expander, PacketKeys& keys, bool with_hp) noexcept {
+    keys.suite = suite;
+    int status = expand(expander, "quic key", keys.key, aead_key_bytes(suite));
+    if (status == 0) status = expand(expander, "quic iv", keys.iv, kAeadIvBytes);
+    if (status == 0 && with_hp) status = expand(expander, "quic hp", keys.hp, hp_key_bytes(suite));
+    return status;
+}
+
+int keyed(CipherSuite suite, const std::uint8_t* secret, std::size_t secret_len,
+          HkdfLabelExpander& expander) noexcept {
+    if (const int status = check_secret(suite, secret_len); status < 0) return status;
+    return expander.init(hkdf_hash(suite), secret, secret_len);
 }
 
 }  // namespace
@@ -32,27 +45,26 @@ PacketKeys::~PacketKeys() {
 
 int derive_payload_keys(CipherSuite suite, const std::uint8_t* secret, std::size_t secret_len,
                         PacketKeys& keys) noexcept {
-    if (const int status = check_secret(suite, secret_len); status < 0) return status;
-    keys.suite = suite;
-    if (const int status = expand(suite, secret, secret_len, "quic key", keys.key, aead_key_bytes(suite));
-        status < 0) {
-        return status;
-    }
-    return expand(suite, secret, secret_len, "quic iv", keys.iv, kAeadIvBytes);
+    HkdfLabelExpander expander;
+    if (const int status = keyed(suite, secret, secret_len, expander); status < 0) return status;
+    return derive_keys(suite, expander, keys, false);
 }
 
 int derive_packet_keys(CipherSuite suite, const std::uint8_t* secret, std::size_t secret_len,
                        PacketKeys& keys) noexcept {
-    if (const int status = derive_payload_keys(suite, secret, secret_len, keys); status < 0) return status;
-    return expand(suite, secret, secret_len, "quic hp", keys.hp, hp_key_bytes(suite));
+    HkdfLabelExpander expander;
+    if (const int status = keyed(suite, secret, secret_len, expander); status < 0) return status;
+    return derive_keys(suite, expander, keys, true);
 }
 
 int derive_next_secret(CipherSuite suite, const std::uint8_t* secret, std::size_t secret_len,
                        std::uint8_t* next) noexcept {
-    if (const int status = check_secret(suite, secret_len); status < 0) return status;
-    // Expand into a copy first: `next` may alias `secret`, and HKDF-Expand reads its key while writing.
+    HkdfLabelExpander expander;
+    if (const int status = keyed(suite, secret, secret_len, expander); status < 0) return status;
+    // Expand into a copy first: `next` may alias `secret` (the expander keeps its own keyed copy, but the caller's
+    // buffer is left whole on a failure).
     std::uint8_t out[kMaxSecretBytes];
-    const int status = expand(suite, secret, secret_len, "quic ku", out, secret_len);
+    const int status = expand(expander, "quic ku", out, secret_len);
     if (status == 0) std::memcpy(next, out, secret_len);
     wipe_secret(out, sizeof(out));
     return status;

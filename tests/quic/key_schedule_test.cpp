@@ -239,3 +239,55 @@ TEST_CASE("keys: the cipher suite table") {
     CHECK(confidentiality_limit(CipherSuite::aes_128_gcm_sha256) == (std::uint64_t{1} << 23));
     CHECK(integrity_limit(CipherSuite::chacha20_poly1305_sha256) == (std::uint64_t{1} << 36));
 }
+
+TEST_CASE("keys: one keyed expander gives every label what a fresh expansion gives") {
+    // Fixed-seed secrets, labels, contexts and lengths (one and several hash blocks) through one expander per
+    // secret, in turn, against the slow reference: the keyed state must come back unchanged after every block and
+    // label.
+    std::mt19937 random(20261208);
+    for (const bool sha384 : {false, true}) {
+        const std::size_t hash_len = sha384 ? 48 : 32;
+        const gnutls_mac_algorithm_t mac = sha384 ? GNUTLS_MAC_SHA384 : GNUTLS_MAC_SHA256;
+        for (int round = 0; round < 20; ++round) {
+            std::vector<std::uint8_t> secret(hash_len + random() % 17);
+            for (std::uint8_t& byte : secret) byte = static_cast<std::uint8_t>(random());
+            HkdfLabelExpander expander;
+            REQUIRE(expander.init(sha384 ? HkdfHash::sha384 : HkdfHash::sha256, secret.data(), secret.size()) == 0);
+            for (int label_index = 0; label_index < 5; ++label_index) {
+                std::string label(1 + random() % 20, 'a');
+                for (char& c : label) c = static_cast<char>('a' + random() % 26);
+                std::vector<std::uint8_t> context(random() % 3 == 0 ? random() % 64 : 0);
+                for (std::uint8_t& byte : context) byte = static_cast<std::uint8_t>(random());
+                const std::size_t length = 1 + random() % (3 * hash_len);
+                std::vector<std::uint8_t> out(length);
+                REQUIRE(expander.expand(label.data(), label.size(), context.data(), context.size(), out.data(),
+                                        out.size()) == 0);
+                CHECK(out == reference_expand_label(mac, hash_len, secret, label, context, length));
+            }
+        }
+    }
+}
+
+TEST_CASE("keys: an expander refuses use before a secret, short secrets and lengths out of range") {
+    std::uint8_t secret[48] = {1}, out[16];
+    HkdfLabelExpander expander;
+    CHECK(expander.expand("quic key", 8, nullptr, 0, out, sizeof out) == -EINVAL);   // no secret yet
+    CHECK(expander.init(HkdfHash::sha384, secret, 47) == -EINVAL);
+    CHECK(expander.expand("quic key", 8, nullptr, 0, out, sizeof out) == -EINVAL);   // the failed init left none
+    REQUIRE(expander.init(HkdfHash::sha256, secret, 32) == 0);
+    CHECK(expander.expand("quic key", 8, nullptr, 0, out, 0) == -EINVAL);
+    std::vector<std::uint8_t> huge(255 * 32 + 1);
+    CHECK(expander.expand("quic key", 8, nullptr, 0, huge.data(), huge.size()) == -EINVAL);
+    const std::string too_long(kMaxHkdfLabelBytes + 1, 'x');
+    CHECK(expander.expand(too_long.data(), too_long.size(), nullptr, 0, out, sizeof out) == -EINVAL);
+    // A refused call leaves the keyed state usable: the next label still matches a fresh expansion.
+    std::uint8_t again[16], fresh[16];
+    REQUIRE(expander.expand("quic iv", 7, nullptr, 0, again, sizeof again) == 0);
+    REQUIRE(hkdf_expand_label(HkdfHash::sha256, secret, 32, "quic iv", 7, nullptr, 0, fresh, sizeof fresh) == 0);
+    CHECK(std::memcmp(again, fresh, sizeof fresh) == 0);
+    // Keyed again with another secret, it follows the new one.
+    secret[0] = 2;
+    REQUIRE(expander.init(HkdfHash::sha256, secret, 32) == 0);
+    REQUIRE(expander.expand("quic iv", 7, nullptr, 0, again, sizeof again) == 0);
+    CHECK(std::memcmp(again, fresh, sizeof fresh) != 0);
+}
