@@ -52,34 +52,43 @@ std::uint64_t wall_ns() {
 }
 
 // Heap and system calls per 64 B message on our UDP path, from cf-quic-message-costs (quic_message_costs.cpp), which
-// sits next to this program: it counts heap calls by replacing malloc, which this process must not do.
-void add_message_costs(ScenarioResult& result, long round_trips) {
+// sits next to this program: it counts heap calls by replacing malloc, which this process must not do. `batch`
+// messages per round trip on `driver` ("socket" or "uring").
+void add_message_costs(ScenarioResult& result, long round_trips, long batch, const std::string& driver) {
     char self[4096];
     const ssize_t size = readlink("/proc/self/exe", self, sizeof self - 1);
     std::string program = size > 0 ? std::string(self, static_cast<std::size_t>(size)) : std::string();
     program = program.substr(0, program.rfind('/') + 1) + "cf-quic-message-costs";
+    const std::string what = "64 B over one stream, UDP 127.0.0.1, " +
+                             (batch == 1 ? std::string("lock-step") : std::to_string(batch) + " per round trip") +
+                             ", " + driver + " driver, one thread: ";
     if (program.find('\'') != std::string::npos || access(program.c_str(), X_OK) != 0) {
-        result.notes.push_back("heap and system calls per message left out: " + program + " not found");
+        result.notes.push_back(what + "system calls per message left out: " + program + " not found");
         return;
     }
-    const std::string command = "'" + program + "' " + std::to_string(round_trips);
+    const std::string command =
+        "'" + program + "' " + std::to_string(round_trips) + " " + std::to_string(batch) + " " + driver;
     FILE* pipe = popen(command.c_str(), "r");
-    unsigned long long trips = 0, heap = 0, client = 0, server = 0, datagrams = 0;
+    unsigned long long trips = 0, messages = 0, heap = 0, client = 0, server = 0, datagrams = 0;
     int heap_counted = 0;
-    const bool read = pipe != nullptr && std::fscanf(pipe, "round_trips=%llu heap_calls=%llu client_syscalls=%llu "
-                                                           "server_syscalls=%llu datagrams=%llu heap_counted=%d",
-                                                     &trips, &heap, &client, &server, &datagrams, &heap_counted) == 6;
+    const bool read = pipe != nullptr &&
+                      std::fscanf(pipe, "round_trips=%llu messages=%llu heap_calls=%llu client_syscalls=%llu "
+                                        "server_syscalls=%llu datagrams=%llu heap_counted=%d",
+                                  &trips, &messages, &heap, &client, &server, &datagrams, &heap_counted) == 7;
     const int status = pipe != nullptr ? pclose(pipe) : -1;
+    if (status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 3) {   // io_uring forbidden here
+        result.notes.push_back(what + "system calls per message left out: io_uring unavailable on this host");
+        return;
+    }
     if (status != 0 && (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) >= 126)) {   // could not run it
-        result.notes.push_back("heap and system calls per message left out: " + program + " could not be run");
+        result.notes.push_back(what + "system calls per message left out: " + program + " could not be run");
         return;
     }
-    if (status != 0 || !read || trips == 0) {
-        result.notes.push_back("ERROR: " + program + " failed");
+    if (status != 0 || !read || messages == 0) {
+        result.notes.push_back("ERROR: " + command + " failed");
         return;
     }
-    const std::string what = "64 B over one stream, UDP 127.0.0.1, lock-step on one thread: ";
-    const auto per_message = [&](unsigned long long count) { return static_cast<double>(count) / trips; };
+    const auto per_message = [&](unsigned long long count) { return static_cast<double>(count) / messages; };
     if (heap_counted != 0) {
         result.figures.push_back({what + "heap allocator calls per message (both ends)", per_message(heap), "per msg"});
     } else {
@@ -386,7 +395,10 @@ ScenarioResult run_quic_scenario(ScenarioContext& context) {
             result.notes.push_back(std::string("raw UDP not measured: ") + platform::last_error_message());
         }
     }
-    add_message_costs(result, context.duration_s >= 3 ? 20000 : 1000);
+    const long rounds = context.duration_s >= 3 ? 20000 : 1000;
+    add_message_costs(result, rounds, 1, "socket");
+    add_message_costs(result, rounds / 10, 64, "socket");
+    add_message_costs(result, rounds / 10, 64, "uring");
     context.progress.end();
     if (failures != 0) result.notes.push_back("ERROR: " + std::to_string(failures) + " handshakes failed");
     if (rtt_failures != 0) result.notes.push_back("ERROR: " + std::to_string(rtt_failures) + " round trips failed");
