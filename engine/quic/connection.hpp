@@ -56,6 +56,7 @@ struct ConnectionConfig {
     TransportParameters parameters;    // ours; the connection fills in the connection-ID, stream and flow-control ones
     StreamTableConfig streams;         // stream slots, rings and windows (stream_table.hpp)
     std::uint32_t crypto_buffer_bytes = 16384;   // per space and direction, a power of two (a certificate chain fits)
+    CongestionAlgorithm congestion = CongestionAlgorithm::cubic;   // per connection (cf_quic_config's choice)
 };
 
 enum class ConnectionState : std::uint8_t {
@@ -148,6 +149,8 @@ public:
     std::uint64_t unhandled_frames() const noexcept { return unhandled_frames_; }
     std::uint64_t packets_sent() const noexcept { return packets_sent_; }
     std::uint64_t packets_received() const noexcept { return packets_received_; }
+    // Packets declared lost whose frames (CRYPTO, STREAM, HANDSHAKE_DONE...) were queued to go again.
+    std::uint64_t packets_retransmitted() const noexcept { return packets_retransmitted_; }
     std::uint64_t bytes_sent() const noexcept { return bytes_sent_; }
     std::uint64_t bytes_received() const noexcept { return bytes_received_; }
     bool address_validated() const noexcept { return address_validated_; }
@@ -226,6 +229,7 @@ private:
     std::uint64_t unhandled_frames_ = 0;
     std::uint64_t packets_sent_ = 0;
     std::uint64_t packets_received_ = 0;
+    std::uint64_t packets_retransmitted_ = 0;
 };
 
 }  // namespace cf::quic
