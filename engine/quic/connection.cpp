@@ -585,7 +585,6 @@ void Connection::on_ack(Space& space, const AckFrame& ack) noexcept {
         if (space.index == kApplication && packet.packet_number >= write_phase_start_) write_phase_acked_ = true;
         Space::Sent& sent = space.entry(packet.frames);
         if (sent.packet_number != packet.frames) continue;
-        packets_retransmitted_ += sent.crypto_length != 0 || sent.handshake_done || sent.streams;
         if (sent.crypto_length != 0) space.crypto_out.on_acked(sent.crypto_offset, sent.crypto_length, false);
         if (sent.largest_in_our_ack != kNoPacketNumber) space.acks.on_ack_acknowledged(sent.largest_in_our_ack);
         if (sent.streams) streams_->on_acked(stream_records_[packet.frames % Space::kSentLog]);
