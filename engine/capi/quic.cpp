@@ -88,6 +88,9 @@ int parse_pins(const char* function, const char* text, std::vector<cf::quic::Pub
         if (*p == ',') {
             ++p;
             if (*p == '\0') return fail(EINVAL, "%s: pinned_keys ends with a comma", function);
+        } else if (*p != '\0') {
+            return fail(EINVAL, "%s: pins in pinned_keys are separated by commas (offset %zu)", function,
+                        static_cast<std::size_t>(p - text));
         }
     }
     return 0;
@@ -669,8 +672,12 @@ int cf_quic_channel_poll(cf_quic_connection_t* connection, uint64_t* channel, co
         if (rc == -EMSGSIZE) {   // the peer broke the channel's framing: stop it both ways
             (void)streams.stop_sending(id, 0);
             (void)streams.reset(id, 0);
+        } else if (rc == -ENODATA) {   // the peer closed it and every message was read: close our side too
+            (void)streams.finish(id);
+        } else if (rc == -ECONNRESET) {   // the peer reset it: so do we (a stream closes when both parts are done)
+            (void)streams.reset(id, 0);
         }
-        // 0 (nothing whole yet), the end, the peer's reset: on to the next readable channel.
+        // 0 (nothing whole yet) or any of the above: on to the next readable channel.
     }
     connection->has_current = false;
     return 0;

@@ -178,6 +178,10 @@ static void test_config_errors(void) {
     EXPECT(cf_quic_client_create(&config, &client) == CF_EINVAL);
     config.pinned_keys = "9c6f37b645b474b77e0fa0054e88df3da20057c5e7d3c9abf96786de3c8b7fcd,";
     EXPECT(cf_quic_client_create(&config, &client) == CF_EINVAL);
+    config.pinned_keys = "9c6f37b645b474b77e0fa0054e88df3da20057c5e7d3c9abf96786de3c8b7fcd "
+                         "9c6f37b645b474b77e0fa0054e88df3da20057c5e7d3c9abf96786de3c8b7fcd";
+    EXPECT(cf_quic_client_create(&config, &client) == CF_EINVAL);
+    EXPECT(strstr(cf_last_error_message(), "commas") != NULL);
     config.pinned_keys = NULL;
     config.pinned_key_count = 1;   /* and no bytes */
     EXPECT(cf_quic_client_create(&config, &client) == CF_EINVAL);
@@ -407,6 +411,21 @@ static void test_exchange(void) {
     /* Our side of the channel ends; sending on it afterwards is refused. */
     EXPECT(cf_quic_channel_close(connection, channel) == CF_OK);
     EXPECT(cf_quic_channel_send(connection, channel, "late", 4) == CF_ECONNRESET);
+    /* The server reads the end and closes its side too: then the channel is gone at both ends. */
+    cf_quic_connection_stats_t server_after;
+    server_after.struct_size = sizeof server_after;
+    const double closed_end = seconds_now() + 5.0;
+    for (;;) {
+        poll_both(listener, client);
+        EXPECT(cf_quic_channel_poll(accepted, &got, &data, &length) == 0);
+        EXPECT(cf_quic_channel_poll(connection, &got, &data, &length) == 0);
+        EXPECT(cf_quic_connection_stats(connection, &stats) == CF_OK);
+        EXPECT(cf_quic_connection_stats(accepted, &server_after) == CF_OK);
+        if ((stats.streams_open == 0 && server_after.streams_open == 0) || seconds_now() > closed_end) break;
+    }
+    EXPECT(stats.streams_open == 0);
+    EXPECT(server_after.streams_open == 0);
+    EXPECT(cf_quic_channel_send(accepted, channel, "gone", 4) == CF_ENOENT);
 
     /* The server closes: the client's handle reports it, its release frees the entry, and the pool hands out a
      * fresh connection that works. */

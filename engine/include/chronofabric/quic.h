@@ -66,7 +66,8 @@ typedef struct cf_quic_config {
     uint32_t max_message_bytes;      /**< the largest message, 1 .. 1 MiB (8 KiB) */
     uint32_t pool_max_per_peer;      /**< client: connections per peer, 1 .. 64 (4) */
     uint32_t pool_min_idle;          /**< client: kept ready beyond those in use, 0 .. pool_max_per_peer (1) */
-    uint32_t max_peers;              /**< client: peers, 1 .. 4096 (8) */
+    uint32_t max_peers;              /**< client: peers, 1 .. 4096 (8); max_connections should cover
+                                          max_peers * pool_max_per_peer plus closed ones lingering (~100 ms) */
     uint64_t idle_timeout_ns;        /**< a connection silent this long closes (0: never), at least 1 ms (30 s) */
     uint64_t handshake_timeout_ns;   /**< client: an attempt not established by then is given up, 1 ms .. 1 h (5 s) */
 } cf_quic_config_t;
@@ -160,8 +161,9 @@ CF_NODISCARD CF_API int cf_quic_channel_send(cf_quic_connection_t* connection, u
                                             size_t length);
 /**
  * The next message that arrived on any channel of the connection, in order within each channel: @p channel, @p
- * data and @p length receive it (valid until cf_quic_channel_release). Messages on a channel the peer reset, and a
- * channel announcing a message above max_message_bytes (then stopped), are skipped.
+ * data and @p length receive it (valid until cf_quic_channel_release). A channel the peer closed is closed on this
+ * side too once its messages are read; one the peer reset, or that announces a message above max_message_bytes,
+ * is reset (its unread messages are dropped).
  * @return count: 1 (a message), 0 (none yet); CF_EBUSY (the previous message is not released); CF_EINVAL;
  * CF_ECONNRESET (the connection closed).
  */
