@@ -214,7 +214,9 @@ int prepare(const char* function, const cf_quic_config_t* config, cf::quic::Endp
     streams.connection_window = config->connection_window;
     streams.max_message_bytes = config->max_message_bytes;
 
-    endpoint.driver = cf::drivers::DriverKind::automatic;
+    if (cf::drivers::parse_driver_kind(config->driver != nullptr ? config->driver : "auto", endpoint.driver) != 0) {
+        return fail_with_prefix(EINVAL, function);
+    }
     if (cf::drivers::PeerAddress::parse(config->bind != nullptr ? config->bind : "0.0.0.0:0", endpoint.udp.bind) !=
         0) {
         return fail_with_prefix(EINVAL, function);

@@ -159,6 +159,10 @@ static void test_config_errors(void) {
     config.bind = "127.0.0.1:not-a-port";
     EXPECT(cf_quic_listener_create(&config, &listener) == CF_EINVAL);
     config.bind = "127.0.0.1:0";
+    config.driver = "carrier-pigeon";
+    EXPECT(cf_quic_listener_create(&config, &listener) == CF_EINVAL);
+    EXPECT(strstr(cf_last_error_message(), "carrier-pigeon") != NULL);
+    config.driver = NULL;
     config.alpn = "cf-test,,x";
     EXPECT(cf_quic_listener_create(&config, &listener) == CF_EINVAL);
     EXPECT(strstr(cf_last_error_message(), "alpn") != NULL);
@@ -312,6 +316,7 @@ static void test_exchange(void) {
     client_config.ca_file = path("ca.pem");
     client_config.server_name = "localhost";
     client_config.congestion = "cubic";
+    client_config.driver = "socket";
     client_config.pool_max_per_peer = 2;
     client_config.pool_min_idle = 1;
     cf_quic_client_t* client = NULL;

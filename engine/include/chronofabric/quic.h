@@ -48,6 +48,7 @@ typedef struct cf_quic_config {
     uint32_t struct_size;
     uint32_t max_connections;        /**< connections at once, closed ones lingering included, 1 .. 65536 (16) */
     const char* bind;                /**< the local address, port 0 picks a free one (NULL: "0.0.0.0:0") */
+    const char* driver;              /**< "auto" (NULL: io_uring where the kernel allows it), "uring", "socket" */
     const char* certificate_file;    /**< PEM; a listener needs one, a client only for mutual authentication */
     const char* key_file;            /**< PEM, the certificate's private key */
     const char* ca_file;             /**< PEM: the peer's chain must verify against it (NULL: none) */
@@ -78,8 +79,9 @@ CF_API void cf_quic_config_init(cf_quic_config_t* config);
 /**
  * Creates a listener: reads its certificate, key and CA, binds its UDP socket.
  * @return status: 0; CF_EINVAL (NULL, unknown struct_size, a bad field: the message names it; a certificate or
- * key that does not load; a bad pin; an unknown congestion controller); CF_ENOENT (a file that does not exist);
- * CF_ENOMEM; CF_EADDRINUSE; CF_EIO.
+ * key that does not load; a bad pin; an unknown congestion controller or driver); CF_ENOENT (a file that does not
+ * exist); CF_ENOMEM; CF_ENOTSUP or CF_EPERM (driver "uring" where io_uring is missing or forbidden);
+ * CF_EADDRINUSE; CF_EIO.
  */
 CF_NODISCARD CF_API int cf_quic_listener_create(const cf_quic_config_t* config, cf_quic_listener_t** listener);
 /** Closes every connection at once (no CONNECTION_CLOSE is sent) and frees the listener; its connection handles
