@@ -137,8 +137,9 @@ int prepare(const char* function, const cf_quic_config_t* config, cf::quic::Endp
     }
     const uint64_t framed = uint64_t{config->max_message_bytes} + 8;   // with its length prefix, rounded up
     if (config->stream_window < 2 * framed || config->stream_window > kMaxStreamWindow) {
-        return fail(EINVAL, "%s: stream_window %llu must be %llu (twice max_message_bytes plus 8) .. 16 MiB", function,
-                    static_cast<unsigned long long>(config->stream_window), static_cast<unsigned long long>(2 * framed));
+        return fail(EINVAL, "%s: stream_window %llu must be %llu (twice max_message_bytes plus 8) .. 16 MiB",
+                    function, static_cast<unsigned long long>(config->stream_window),
+                    static_cast<unsigned long long>(2 * framed));
     }
     if (config->connection_window < config->stream_window || config->connection_window > kMaxConnectionWindow) {
         return fail(EINVAL, "%s: connection_window %llu must be stream_window .. 2^40", function,
