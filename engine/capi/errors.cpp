@@ -10,6 +10,7 @@ static_assert(CF_ENOTSUP == -ENOTSUP && CF_ERANGE == -ERANGE && CF_EBUSY == -EBU
 static_assert(CF_ENOENT == -ENOENT && CF_EEXIST == -EEXIST && CF_ENOSPC == -ENOSPC && CF_EPROTO == -EPROTO);
 static_assert(CF_EUSERS == -EUSERS && CF_EMSGSIZE == -EMSGSIZE && CF_ETIMEDOUT == -ETIMEDOUT);
 static_assert(CF_ESTALE == -ESTALE && CF_EACCES == -EACCES && CF_EADDRINUSE == -EADDRINUSE);
+static_assert(CF_ECONNRESET == -ECONNRESET);
 
 namespace cf::capi {
 
@@ -18,6 +19,7 @@ int api_status(int status) noexcept {
         case CF_OK: case CF_EINVAL: case CF_ENOMEM: case CF_EAGAIN: case CF_EPERM: case CF_ENOTSUP: case CF_ERANGE:
         case CF_EBUSY: case CF_EIO: case CF_ENOENT: case CF_EEXIST: case CF_ENOSPC: case CF_EPROTO: case CF_EUSERS:
         case CF_EMSGSIZE: case CF_ETIMEDOUT: case CF_ESTALE: case CF_EACCES: case CF_EADDRINUSE:
+        case CF_ECONNRESET:
             return status;
         case -ELOOP: return CF_EACCES;                      // a symbolic link where a segment should be
         case -EMFILE: case -ENFILE: return CF_ENOSPC;       // no file descriptor left
@@ -59,6 +61,7 @@ const char* cf_strerror(int status) {
         case CF_ESTALE: return "stale: reclaimed or replaced";
         case CF_EACCES: return "permission denied: another user's segment, or a wider mode than asked";
         case CF_EADDRINUSE: return "address in use or not available";
+        case CF_ECONNRESET: return "connection closed or channel ended";
         default: return "unknown status";
     }
 }

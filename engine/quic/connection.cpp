@@ -174,6 +174,7 @@ int Connection::start(const ConnectionConfig& config, const ConnectionId& local_
     recovery.is_server = role_ == EndpointRole::server;
     recovery.application_capacity = Space::kSentLog;   // the sent log keeps what the records point to
     recovery.initial_capacity = recovery.handshake_capacity = 64;
+    recovery.congestion.algorithm = config.congestion;
     if (const int rc = LossDetection::create(recovery, recovery_); rc != 0) {
         return platform::fail(-rc, "QUIC: loss recovery could not be set up");
     }
@@ -629,6 +630,7 @@ void Connection::requeue_lost(Space& space) noexcept {
     for (const SentPacket& packet : recovery_->lost()) {
         Space::Sent& sent = space.entry(packet.frames);
         if (sent.packet_number != packet.frames) continue;
+        packets_retransmitted_ += sent.crypto_length != 0 || sent.handshake_done || sent.streams;
         if (sent.crypto_length != 0) space.crypto_out.on_lost(sent.crypto_offset, sent.crypto_length, false);
         if (sent.handshake_done) handshake_done_pending_ = true;
         if (sent.streams) streams_->on_lost(stream_records_[packet.frames % Space::kSentLog]);

@@ -77,6 +77,7 @@ struct ConnectionConfig {
     // Where the stateless reset tokens of our connection IDs come from (must outlive the connection); none: random
     // tokens, which only this connection knows (so no reset can be sent for it once its state is gone).
     const StatelessResetKey* reset_key = nullptr;
+    CongestionAlgorithm congestion = CongestionAlgorithm::cubic;   // per connection (cf_quic_config's choice)
 };
 
 enum class ConnectionState : std::uint8_t {
@@ -189,6 +190,8 @@ public:
     std::uint64_t unhandled_frames() const noexcept { return unhandled_frames_; }
     std::uint64_t packets_sent() const noexcept { return packets_sent_; }
     std::uint64_t packets_received() const noexcept { return packets_received_; }
+    // Packets declared lost whose frames (CRYPTO, STREAM, HANDSHAKE_DONE...) were queued to go again.
+    std::uint64_t packets_retransmitted() const noexcept { return packets_retransmitted_; }
     std::uint64_t bytes_sent() const noexcept { return bytes_sent_; }
     std::uint64_t bytes_received() const noexcept { return bytes_received_; }
     bool address_validated() const noexcept { return address_validated_; }
@@ -298,6 +301,7 @@ private:
     bool reset_by_peer_ = false;
     std::uint8_t test_frame_[kMaxTestFrameBytes] = {};
     std::size_t test_frame_size_ = 0;
+    std::uint64_t packets_retransmitted_ = 0;
 };
 
 }  // namespace cf::quic

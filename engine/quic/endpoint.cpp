@@ -109,8 +109,11 @@ Endpoint::Slot* Endpoint::free_slot() noexcept {
     return nullptr;
 }
 
-int Endpoint::connect(const drivers::PeerAddress& server, std::uint64_t now_ns, Connection*& out) noexcept {
-    if (config_.connection.tls->config().role != EndpointRole::client) {
+int Endpoint::connect(const drivers::PeerAddress& server, std::uint64_t now_ns, Connection*& out,
+                      const ConnectionConfig* connection) noexcept {
+    const ConnectionConfig& config = connection != nullptr ? *connection : config_.connection;
+    if (config_.connection.tls->config().role != EndpointRole::client || config.tls == nullptr ||
+        config.tls->config().role != EndpointRole::client) {
         return platform::fail(EINVAL, "QUIC endpoint: connect() needs a client TLS context");
     }
     Slot* slot = free_slot();
@@ -118,7 +121,7 @@ int Endpoint::connect(const drivers::PeerAddress& server, std::uint64_t now_ns, 
     ConnectionId local, original;
     if (const int rc = random_connection_id(local); rc != 0) return rc;
     if (const int rc = random_connection_id(original); rc != 0) return rc;
-    if (const int rc = Connection::connect(config_.connection, local, original, now_ns, slot->connection); rc != 0) {
+    if (const int rc = Connection::connect(config, local, original, now_ns, slot->connection); rc != 0) {
         return rc;
     }
     slot->peer = server;

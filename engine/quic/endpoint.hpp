@@ -84,8 +84,10 @@ public:
     Endpoint& operator=(const Endpoint&) = delete;
 
     // A client connection to `server`: 0 and `out` (owned by the endpoint until it is freed), or -EUSERS (no
-    // slot), -EINVAL (a server endpoint), or a connection error.
-    int connect(const drivers::PeerAddress& server, std::uint64_t now_ns, Connection*& out) noexcept;
+    // slot), -EINVAL (a server endpoint), or a connection error. `connection` (a client's TLS context; it must
+    // outlive the connection) replaces the endpoint's own ConnectionConfig: another server name, say.
+    int connect(const drivers::PeerAddress& server, std::uint64_t now_ns, Connection*& out,
+                const ConnectionConfig* connection = nullptr) noexcept;
 
     // One turn of the loop at `now_ns`: sends what the application queued since the last turn, receives a burst,
     // runs the timers, sends what is due. Returns how many datagrams moved (0: idle).

@@ -19,5 +19,6 @@
 #include "chronofabric/morton.h"
 #include "chronofabric/checksum.h"
 #include "chronofabric/bridge.h"
+#include "chronofabric/quic.h"
 
 #endif /* CHRONOFABRIC_H */

@@ -59,6 +59,7 @@ extern "C" {
 #define CF_EACCES (-13)     /**< a shared segment (or its directory) of another user, a symbolic link, or a mode
                                  wider than asked */
 #define CF_EADDRINUSE (-98) /**< a bridge's local address is in use or not on this host */
+#define CF_ECONNRESET (-104) /**< a QUIC connection closed (by either side, or timed out), or its channel ended */
 /* Any other failure of the kernel is reported as CF_EIO; cf_last_error_message() says what failed. */
 
 /** A short English description of a status code ("invalid argument"). Never NULL. */
