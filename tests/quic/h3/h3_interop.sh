@@ -4,17 +4,21 @@
 #   gtlsclient --download -> ours   ngtcp2's client against cf-h3-peer server
 # Cases each way: handshake and a small body; 8 MB checksummed; 100 requests multiplexed on one connection, every
 # body checked; ChaCha20-Poly1305 only; a key update in the middle of an 8 MB transfer (ours initiates it towards
-# gtlsserver; gtlsclient --key-update towards ours); Retry (gtlsserver -V / cf-h3-peer server --retry); IPv6 on ::1.
+# gtlsserver; gtlsclient --key-update towards ours); Retry (gtlsserver -V / cf-h3-peer server --retry); IPv6 on ::1;
+# and, with the relay given, 2 MB and 100 requests on one connection through cf-lossy-relay (3% loss, 2% reordered, 1% duplicated,
+# 5 ms each way).
 # Certificates: an Ed25519 CA and an Ed25519 server certificate made here with certtool; our client verifies the
 # chain (--ca), gtlsclient does not verify.
-# usage: h3_interop.sh CF_H3_PEER
+# usage: h3_interop.sh CF_H3_PEER [CF_LOSSY_RELAY]
 # Exit 77 (skip) when certtool or both ngtcp2 programs are missing; a missing one skips its direction with a
-# message, no IPv6 loopback skips the IPv6 cases. About 10 s natively.
+# message, no IPv6 loopback skips the IPv6 cases. About 25 s natively.
 # Note: gtlsserver answers a path that is a number ("/1000") with that many zero bytes, not the file: the files
 # it serves here have names that are not numbers.
 set -u
 
-peer=${1:?usage: h3_interop.sh CF_H3_PEER}
+peer=${1:?usage: h3_interop.sh CF_H3_PEER [CF_LOSSY_RELAY]}
+relay=${2:-}
+relay_options="--loss 3 --reorder 2 --duplicate 1 --delay 5 --seed 7"
 limit=60   # seconds any one program may take
 
 skip() {
@@ -43,11 +47,23 @@ forget() {
     pids=("${kept[@]}")
 }
 
+# Each result line says how long its case took (since the previous line).
+case_start=$(date +%s%N)
+took() {
+    local now
+    now=$(date +%s%N)
+    took=$(printf '(%d.%01d s)' $(((now - case_start) / 1000000000)) $(((now - case_start) / 100000000 % 10)))
+    case_start=$now
+}
 fail() {
-    echo "FAIL: $*"
+    took
+    echo "FAIL $took: $*"
     failures=$((failures + 1))
 }
-pass() { echo "ok: $*"; }
+pass() {
+    took
+    echo "ok $took: $*"
+}
 
 # --- Keys: an Ed25519 CA and server certificate ------------------------------------------------------------------
 certs() {
@@ -71,17 +87,19 @@ for args in "" "client" "client 127.0.0.1 notaport https://localhost/1" "client 
     # shellcheck disable=SC2086
     "$peer" $args >/dev/null 2>&1
     rc=$?
-    [ "$rc" -eq 2 ] || fail "cf-h3-peer $args: status $rc, expected 2"
+    [ "$rc" -eq 2 ] || { fail "cf-h3-peer $args: status $rc, expected 2"; refused=0; }
 done
-pass "bad arguments refused with status 2"
+[ "${refused:-1}" -eq 1 ] && pass "bad arguments refused with status 2"
 
 # The expected body of "/N" from our server, and files for gtlsserver: 8 MB and 100 of assorted sizes.
 "$peer" content 8000000 >"$work/pattern" || { echo "FAIL: cf-h3-peer content"; exit 1; }
 mkdir -p "$work/htdocs"
 cp "$work/pattern" "$work/htdocs/big"
+head -c 2000000 "$work/pattern" >"$work/htdocs/mid"
 head -c 1000 "$work/pattern" >"$work/htdocs/small"
 sum_of() { sha256sum <"$1" | cut -d' ' -f1; }
 sum_of_pattern() { head -c "$1" "$work/pattern" | sha256sum | cut -d' ' -f1; }
+declare -A pattern_sums   # size -> sum_of_pattern, computed once
 many_sizes=()
 for i in $(seq 0 99); do
     size=$((1 + i * 4099 % 100003))
@@ -121,6 +139,34 @@ stop_pid() {
     forget "$1"
 }
 
+# Starts cf-lossy-relay in front of ADDRESS PORT (logging to LOG); sets relay_pid and relay_port.
+start_relay() {
+    local address=$1 port=$2 log=$3
+    [[ $address == *:* ]] && address="[$address]"
+    # shellcheck disable=SC2086
+    "$relay" --listen "$address:0" --server "$address:$port" $relay_options >"$log" 2>&1 &
+    relay_pid=$!
+    pids+=("$relay_pid")
+    relay_port=
+    for _ in $(seq 50); do
+        relay_port=$(sed -n 's/^cf-lossy-relay: listening on .*:\([0-9]*\), server.*/\1/p' "$log")
+        [ -n "$relay_port" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# Stops the relay; it must have lost datagrams both ways (or the case tested no loss).
+stop_relay() {
+    kill -INT "$relay_pid" 2>/dev/null
+    wait "$relay_pid" 2>/dev/null
+    forget "$relay_pid"
+    local lost
+    lost=$(grep -o ' lost=[0-9]*' "$2" | grep -vc ' lost=0$')
+    [ "$lost" -eq 2 ] || fail "$1: the relay did not lose datagrams both ways: $(tail -n 1 "$2")"
+}
+via_relay=0
+
 # check_responses OUT NAME SIZE SUM...: every "response" line of OUT names the right status, size and checksum.
 check_responses() {
     local out=$1 want=$((($# - 1) / 3)) got=0 line path size sum expected
@@ -130,10 +176,12 @@ check_responses() {
         expect[$1]="$2 $3"
         shift 3
     done
+    local pattern='^response ([^ ]+) status=200 size=([0-9]+) sha256=([0-9a-f]+)$'
     while read -r line; do
-        path=$(sed -n 's/^response \([^ ]*\) status=200 size=[0-9]* sha256=[0-9a-f]*$/\1/p' <<<"$line")
-        size=$(sed -n 's/^response [^ ]* status=200 size=\([0-9]*\) .*/\1/p' <<<"$line")
-        sum=$(sed -n 's/.* sha256=\([0-9a-f]*\)$/\1/p' <<<"$line")
+        path= size= sum=
+        if [[ $line =~ $pattern ]]; then
+            path=${BASH_REMATCH[1]} size=${BASH_REMATCH[2]} sum=${BASH_REMATCH[3]}
+        fi
         expected=${expect[$path]:-}
         if [ -z "$path" ] || [ "$expected" != "$size $sum" ]; then
             echo "  unexpected: $line (expected: ${expected:-nothing for this path})"
@@ -157,11 +205,21 @@ ours_vs_gtlsserver() {
     local host=$address
     [[ $address == *:* ]] && host="[$address]"
     for ((i = 1; i <= $#; i += 3)); do urls+=("https://localhost:$gs_port${!i}"); done
+    local port=$gs_port
+    if [ "$via_relay" -eq 1 ]; then
+        if ! start_relay "$address" "$gs_port" "$work/relay-$name.log"; then
+            stop_pid "$gs_pid"
+            fail "ours -> gtlsserver, $name: the relay did not start (log: $work/relay-$name.log)"
+            return
+        fi
+        port=$relay_port
+    fi
     # shellcheck disable=SC2086
-    timeout "$limit" "$peer" client -q --ca="$work/ca.pem" $client_options "$address" "$gs_port" "${urls[@]}" \
+    timeout "$limit" "$peer" client -q --ca="$work/ca.pem" $client_options "$address" "$port" "${urls[@]}" \
         >"$out" 2>"$work/ours-$name.err"
     local rc=$?
     stop_pid "$gs_pid"
+    [ "$via_relay" -eq 1 ] && stop_relay "ours -> gtlsserver, $name" "$work/relay-$name.log"
     if [ "$rc" -ne 0 ]; then
         fail "ours -> gtlsserver, $name: cf-h3-peer client exited $rc: $(tail -n 2 "$work/ours-$name.err")"
     elif ! check_responses "$out" "$@"; then
@@ -178,8 +236,11 @@ if [ -z "$gtlsserver" ]; then
 else
     small=(/small 1000 "$(sum_of "$work/htdocs/small")")
     big=(/big 8000000 "$(sum_of "$work/pattern")")
+    mid=(/mid 2000000 "$(sum_of "$work/htdocs/mid")")
     many=()
-    for i in $(seq 0 99); do many+=("/r$i" "${many_sizes[$i]}" "$(sum_of "$work/htdocs/r$i")"); done
+    declare -A file_sums
+    while read -r sum file; do file_sums[${file##*/}]=$sum; done < <(sha256sum "$work"/htdocs/r*)
+    for i in $(seq 0 99); do many+=("/r$i" "${many_sizes[$i]}" "${file_sums[r$i]}"); done
     chacha='NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+CHACHA20-POLY1305'
     ours_vs_gtlsserver handshake 127.0.0.1 "" "" "alpn=h3 .*retried=0" "${small[@]}"
     ours_vs_gtlsserver 8MB 127.0.0.1 "" "" "alpn=h3" "${big[@]}"
@@ -190,6 +251,11 @@ else
     ours_vs_gtlsserver retry 127.0.0.1 "-V" "" "retried=1" "${small[@]}" "${big[@]}"
     if [ "$ipv6" -eq 1 ]; then
         ours_vs_gtlsserver ipv6 ::1 "" "" "alpn=h3" "${small[@]}" "${big[@]}"
+    fi
+    if [ -n "$relay" ]; then
+        via_relay=1
+        ours_vs_gtlsserver lossy 127.0.0.1 "" "" "packets_lost=[1-9]" "${mid[@]}" "${many[@]}"
+        via_relay=0
     fi
 fi
 
@@ -206,7 +272,7 @@ gtlsclient_vs_ours() {
     pid=$!
     pids+=("$pid")
     for _ in $(seq 50); do
-        grep -q '^listening' "$out" && break
+        grep -q '^listening' "$out" 2>/dev/null && break
         sleep 0.1
     done
     port=$(sed -n 's/^listening .*:\([0-9]*\)$/\1/p' "$out")
@@ -218,23 +284,35 @@ gtlsclient_vs_ours() {
     for size in "$@"; do urls+=("https://localhost:$port/$size"); done
     local download="$work/download-$name"
     mkdir -p "$download"
+    if [ "$via_relay" -eq 1 ]; then
+        if ! start_relay "$address" "$port" "$work/relay-$name.log"; then
+            stop_pid "$pid"
+            fail "gtlsclient -> ours, $name: the relay did not start (log: $work/relay-$name.log)"
+            return
+        fi
+        port=$relay_port
+    fi
     # shellcheck disable=SC2086
     timeout "$limit" "$gtlsclient" -q --exit-on-all-streams-close --download="$download" $client_options \
         "$address" "$port" "${urls[@]}" >"$work/gtlsclient-$name.log" 2>&1
     local rc=$?
-    # Our server prints the connection's line once it closed; then it stops at SIGINT.
-    for _ in $(seq 50); do
+    # Our server prints the connection's line once it closed (or, if gtlsclient's CONNECTION_CLOSE was lost, when
+    # it stops at SIGINT).
+    for _ in $(seq 30); do
         grep -q '^connection' "$out" && break
         sleep 0.1
     done
+    [ "$via_relay" -eq 1 ] && stop_relay "gtlsclient -> ours, $name" "$work/relay-$name.log"
     kill -INT "$pid" 2>/dev/null
     wait "$pid"
     local server_rc=$?
     forget "$pid"
+    local -A got=()
+    local sum file
+    while read -r sum file; do got[${file##*/}]=$sum; done < <(cd "$download" && sha256sum -- * 2>/dev/null)
     for size in "$@"; do
-        if [ "$(sum_of "$download/$size" 2>/dev/null)" != "$(sum_of_pattern "$size")" ]; then
-            bad=$((bad + 1))
-        fi
+        [ -n "${pattern_sums[$size]:-}" ] || pattern_sums[$size]=$(sum_of_pattern "$size")
+        [ "${got[$size]:-}" = "${pattern_sums[$size]}" ] || bad=$((bad + 1))
     done
     if [ "$rc" -ne 0 ]; then
         fail "gtlsclient -> ours, $name: gtlsclient exited $rc (log: $work/gtlsclient-$name.log)"
@@ -262,6 +340,11 @@ else
     gtlsclient_vs_ours retry 127.0.0.1 "--retry" "" "requests=2 " 1000 8000000
     if [ "$ipv6" -eq 1 ]; then
         gtlsclient_vs_ours ipv6 ::1 "" "" "requests=2 " 1000 8000000
+    fi
+    if [ -n "$relay" ]; then
+        via_relay=1
+        gtlsclient_vs_ours lossy 127.0.0.1 "" "" "requests=101 .*packets_lost=[1-9]" 2000000 "${many_sizes[@]}"
+        via_relay=0
     fi
 fi
 

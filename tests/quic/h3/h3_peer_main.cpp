@@ -5,7 +5,8 @@
 //                                                  all at once; prints one line per response and one for the
 //                                                  connection (see usage()).
 //   cf-h3-peer server [options] ADDR PORT KEY CERT serves "/N" as N bytes of h3_content.hpp's pattern, or files
-//                                                  of --htdocs; prints "listening ADDR" and a line per connection.
+//                                                  of --htdocs; prints "listening ADDR" and a line per connection
+//                                                  (when it closes, or when the server stops).
 //   cf-h3-peer content N                           writes the N bytes "/N" serves to stdout.
 // Exit status: 0 success, 1 the transfer or the connection failed, 2 bad arguments.
 #include <signal.h>
@@ -520,6 +521,21 @@ private:
     std::map<std::int64_t, Body> bodies_;
 };
 
+// One line per connection, when it closed or when the server stops.
+void report(const Connection& c, const Server& handler) {
+    const RecoveryStats& r = c.recovery().stats();
+    std::printf("connection alpn=%s cipher=%s key_updates=%llu requests=%llu bytes=%llu packets_sent=%llu "
+                "packets_lost=%llu spurious=%llu congestion_events=%llu ptos=%llu state=%s code=0x%llx%s %s\n",
+                c.tls().alpn().c_str(), cipher_name(c.tls().cipher()), static_cast<unsigned long long>(c.key_updates()),
+                static_cast<unsigned long long>(handler.requests), static_cast<unsigned long long>(handler.bytes_served),
+                static_cast<unsigned long long>(c.packets_sent()), static_cast<unsigned long long>(r.packets_lost),
+                static_cast<unsigned long long>(r.spurious_losses), static_cast<unsigned long long>(r.congestion_events),
+                static_cast<unsigned long long>(r.pto_expirations), connection_state_name(c.state()),
+                static_cast<unsigned long long>(c.error_code()), c.closed_by_peer() ? " by-peer" : "",
+                c.error_message().c_str());
+    std::fflush(stdout);
+}
+
 int run_server(const Options& o) {
     if (o.positional.size() != 4) return bad_usage("server wants ADDR PORT KEY CERT");
     cf::drivers::PeerAddress bind;
@@ -590,18 +606,14 @@ int run_server(const Options& o) {
             }
             const bool clean = c.error_code() == 0x100 || c.error_code() == 0;
             if (!clean) ++failures;
-            std::printf("connection alpn=%s cipher=%s key_updates=%llu requests=%llu bytes=%llu code=0x%llx%s %s\n",
-                        c.tls().alpn().c_str(), cipher_name(c.tls().cipher()),
-                        static_cast<unsigned long long>(c.key_updates()),
-                        static_cast<unsigned long long>(it->second.handler->requests),
-                        static_cast<unsigned long long>(it->second.handler->bytes_served),
-                        static_cast<unsigned long long>(c.error_code()), c.closed_by_peer() ? " by-peer" : "",
-                        c.error_message().c_str());
-            std::fflush(stdout);
+            report(c, *it->second.handler);
             it = served.erase(it);
         }
     }
-    for (auto& [c, s] : served) s.session->close("server stopping");
+    for (auto& [c, s] : served) {
+        report(*c, *s.handler);   // still open: its peer's CONNECTION_CLOSE may have been lost
+        s.session->close("server stopping");
+    }
     const auto linger = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
     while (std::chrono::steady_clock::now() < linger) (void)endpoint->poll(now_ns());
     return failures == 0 ? 0 : kExitFailed;
