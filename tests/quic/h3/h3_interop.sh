@@ -19,7 +19,7 @@ set -u
 peer=${1:?usage: h3_interop.sh CF_H3_PEER [CF_LOSSY_RELAY]}
 relay=${2:-}
 relay_options="--loss 3 --reorder 2 --duplicate 1 --delay 5 --seed 7"
-limit=60   # seconds any one program may take
+limit=40   # seconds any one program may take (gtlsclient also gives up after 10 s of silence)
 
 skip() {
     echo "SKIP quic-h3-interop: $*"
@@ -293,7 +293,7 @@ gtlsclient_vs_ours() {
         port=$relay_port
     fi
     # shellcheck disable=SC2086
-    timeout "$limit" "$gtlsclient" -q --exit-on-all-streams-close --download="$download" $client_options \
+    timeout "$limit" "$gtlsclient" -q --timeout=10s --exit-on-all-streams-close --download="$download" $client_options \
         "$address" "$port" "${urls[@]}" >"$work/gtlsclient-$name.log" 2>&1
     local rc=$?
     # Our server prints the connection's line once it closed (or, if gtlsclient's CONNECTION_CLOSE was lost, when

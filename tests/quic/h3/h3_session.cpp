@@ -222,10 +222,11 @@ std::int64_t Session::submit_get(const std::string& authority, const std::string
     const std::int64_t stream = connection_.streams().open_stream(StreamDirection::bidirectional);
     if (stream == -EAGAIN || stream == -ENOBUFS) return -EAGAIN;
     if (stream < 0) return stream;
-    const std::string method = "GET", scheme = "https";
+    // The fields point into these strings until nghttp3 copies them in the submit call: no temporaries.
+    static const std::string method = "GET", scheme = "https", agent = "cf-h3-peer";
     const nghttp3_nv headers[] = {
         header(":method", method), header(":scheme", scheme), header(":authority", authority),
-        header(":path", path), header("user-agent", std::string("cf-h3-peer")),
+        header(":path", path), header("user-agent", agent),
     };
     const int rc = nghttp3_conn_submit_request(http_, stream, headers, std::size(headers), nullptr, nullptr);
     if (rc != 0) {
@@ -237,9 +238,10 @@ std::int64_t Session::submit_get(const std::string& authority, const std::string
 }
 
 int Session::submit_response(std::int64_t stream, int status, std::uint64_t content_length, bool body) {
+    static const std::string agent = "cf-h3-peer";
     const std::string code = std::to_string(status), length = std::to_string(content_length);
     const nghttp3_nv headers[] = {
-        header(":status", code), header("server", std::string("cf-h3-peer")), header("content-length", length),
+        header(":status", code), header("server", agent), header("content-length", length),
     };
     nghttp3_data_reader reader{read_body};
     const int rc = nghttp3_conn_submit_response(http_, stream, headers, std::size(headers), body ? &reader : nullptr);
