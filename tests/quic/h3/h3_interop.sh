@@ -5,11 +5,11 @@
 # Cases each way: handshake and a small body; 8 MB checksummed; 100 requests multiplexed on one connection, every
 # body checked; ChaCha20-Poly1305 only; a key update in the middle of an 8 MB transfer (ours initiates it towards
 # gtlsserver; gtlsclient --key-update towards ours); Retry (gtlsserver -V / cf-h3-peer server --retry); IPv6 on ::1;
-# and, with the relay given, 2 MB and 100 requests on one connection through cf-lossy-relay (3% loss, 2% reordered, 1% duplicated,
-# 5 ms each way).
+# and, with the relay given, 2 MB and 100 requests on one connection through cf-lossy-relay (3% loss, 2%
+# reordered, 1% duplicated, 5 ms each way).
 # Certificates: an Ed25519 CA and an Ed25519 server certificate made here with certtool; our client verifies the
 # chain (--ca), gtlsclient does not verify.
-# usage: h3_interop.sh CF_H3_PEER [CF_LOSSY_RELAY]
+# usage: h3_interop.sh CF_H3_PEER [CF_LOSSY_RELAY]   (or --no-nghttp3: skips, saying why)
 # Exit 77 (skip) when certtool or both ngtcp2 programs are missing; a missing one skips its direction with a
 # message, no IPv6 loopback skips the IPv6 cases. About 25 s natively.
 # Note: gtlsserver answers a path that is a number ("/1000") with that many zero bytes, not the file: the files
@@ -25,10 +25,12 @@ skip() {
     echo "SKIP quic-h3-interop: $*"
     exit 77
 }
+[ "$peer" = "--no-nghttp3" ] && skip "cf-h3-peer was not built: libnghttp3 (Debian libnghttp3-dev) was not found"
 command -v certtool >/dev/null 2>&1 || skip "certtool (gnutls-bin) is not installed"
 gtlsserver=$(command -v gtlsserver)
 gtlsclient=$(command -v gtlsclient)
-[ -n "$gtlsserver$gtlsclient" ] || skip "neither gtlsserver nor gtlsclient is installed (Debian ngtcp2-server, ngtcp2-client)"
+[ -n "$gtlsserver$gtlsclient" ] ||
+    skip "neither gtlsserver nor gtlsclient is installed (Debian ngtcp2-server, ngtcp2-client)"
 
 work=$(mktemp -d /tmp/cf-h3-interop-XXXXXX)
 pids=()
@@ -68,8 +70,8 @@ pass() {
 # --- Keys: an Ed25519 CA and server certificate ------------------------------------------------------------------
 certs() {
     printf 'cn = cf h3 test CA\nca\ncert_signing_key\nexpiration_days = 2\n' >"$work/ca.tmpl"
-    printf 'cn = localhost\ndns_name = localhost\nip_address = 127.0.0.1\nip_address = ::1\ntls_www_server\nsigning_key\nexpiration_days = 2\n' \
-        >"$work/server.tmpl"
+    printf '%s\n' 'cn = localhost' 'dns_name = localhost' 'ip_address = 127.0.0.1' 'ip_address = ::1' \
+        tls_www_server signing_key 'expiration_days = 2' >"$work/server.tmpl"
     certtool --generate-privkey --key-type=ed25519 --outfile "$work/ca.key" &&
         certtool --generate-self-signed --load-privkey "$work/ca.key" --template "$work/ca.tmpl" \
             --outfile "$work/ca.pem" &&

@@ -42,6 +42,9 @@ constexpr int kExitUsage = 2;
 volatile sig_atomic_t stop_requested = 0;
 void on_signal(int) { stop_requested = 1; }
 
+// For printf's %llu.
+unsigned long long u64(std::uint64_t value) { return static_cast<unsigned long long>(value); }
+
 std::uint64_t now_ns() {
     return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                           std::chrono::steady_clock::now().time_since_epoch())
@@ -285,7 +288,7 @@ public:
         if (r.file != nullptr && std::fclose(r.file) != 0) bad = true;
         r.file = nullptr;
         std::printf("response %s status=%d size=%llu sha256=%s\n", r.path.c_str(), r.status,
-                    static_cast<unsigned long long>(r.size), r.sha->hex().c_str());
+                    u64(r.size), r.sha->hex().c_str());
         if (r.status != 200) bad = true;
     }
 };
@@ -390,7 +393,7 @@ int run_client(const Options& o) {
                     key_update_started = true;
                     if (!o.quiet) {
                         std::fprintf(stderr, "key update started after %llu body bytes\n",
-                                     static_cast<unsigned long long>(client.body_bytes));
+                                     u64(client.body_bytes));
                     }
                 } else if (updated != -EAGAIN) {
                     std::fprintf(stderr, "cf-h3-peer: update_keys: %s\n", std::strerror(-updated));
@@ -403,9 +406,10 @@ int run_client(const Options& o) {
         if (now >= next_progress) {
             next_progress = now + std::chrono::seconds(1);
             if (!o.quiet) {
-                std::fprintf(stderr, "progress: %llu body bytes, %llu of %llu responses\n",
-                             static_cast<unsigned long long>(client.body_bytes),
-                             static_cast<unsigned long long>(client.completed), static_cast<unsigned long long>(total));
+                std::fprintf(stderr, "progress: %s, %llu body bytes, %llu of %llu responses\n",
+                             connection_state_name(connection->state()),
+                             u64(client.body_bytes),
+                             u64(client.completed), u64(total));
             }
             if (std::chrono::duration<double>(now - start).count() > timeout) {
                 timed_out = true;
@@ -418,9 +422,14 @@ int run_client(const Options& o) {
     std::printf("connection alpn=%s cipher=%s retried=%d key_updates=%llu packets_lost=%llu\n",
                 connection->tls().alpn().c_str(),
                 connection->tls().handshake_complete() ? cipher_name(connection->tls().cipher()) : "none",
-                connection->retried() ? 1 : 0, static_cast<unsigned long long>(connection->key_updates()),
-                static_cast<unsigned long long>(connection->recovery().stats().packets_lost));
+                connection->retried() ? 1 : 0, u64(connection->key_updates()),
+                u64(connection->recovery().stats().packets_lost));
     std::fflush(stdout);
+    // As it stands before our close; and the endpoint frees a closed connection's slot while we linger.
+    const std::string why = connection->error_message();
+    const std::string state = connection_state_name(connection->state());
+    const std::uint64_t code = connection->error_code();
+    const bool closed_badly = connection->closed_by_peer() && code != 0x100 && code != 0;
     if (!connection->closed()) {
         if (session) {
             session->close("done");
@@ -428,17 +437,15 @@ int run_client(const Options& o) {
             connection->close(0x100, true, "done");
         }
     }
-    const std::string why = connection->error_message();
-    const bool closed_badly = connection->closed_by_peer() && connection->error_code() != 0x100 &&
-                              connection->error_code() != 0;
+    session.reset();
+    connection = nullptr;
     const auto linger = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
     while (std::chrono::steady_clock::now() < linger) (void)endpoint->poll(now_ns());   // CONNECTION_CLOSE goes out
     if (timed_out) std::fprintf(stderr, "cf-h3-peer: timed out after %.0f s\n", timeout);
     if (!all) {
         std::fprintf(stderr, "cf-h3-peer: %llu of %llu responses complete; connection %s, code 0x%llx: %s\n",
-                     static_cast<unsigned long long>(client.completed), static_cast<unsigned long long>(total),
-                     connection_state_name(connection->state()),
-                     static_cast<unsigned long long>(connection->error_code()), why.c_str());
+                     u64(client.completed), u64(total),
+                     state.c_str(), u64(code), why.c_str());
         return kExitFailed;
     }
     if (closed_badly || client.bad) {
@@ -526,13 +533,10 @@ void report(const Connection& c, const Server& handler) {
     const RecoveryStats& r = c.recovery().stats();
     std::printf("connection alpn=%s cipher=%s key_updates=%llu requests=%llu bytes=%llu packets_sent=%llu "
                 "packets_lost=%llu spurious=%llu congestion_events=%llu ptos=%llu state=%s code=0x%llx%s %s\n",
-                c.tls().alpn().c_str(), cipher_name(c.tls().cipher()), static_cast<unsigned long long>(c.key_updates()),
-                static_cast<unsigned long long>(handler.requests), static_cast<unsigned long long>(handler.bytes_served),
-                static_cast<unsigned long long>(c.packets_sent()), static_cast<unsigned long long>(r.packets_lost),
-                static_cast<unsigned long long>(r.spurious_losses), static_cast<unsigned long long>(r.congestion_events),
-                static_cast<unsigned long long>(r.pto_expirations), connection_state_name(c.state()),
-                static_cast<unsigned long long>(c.error_code()), c.closed_by_peer() ? " by-peer" : "",
-                c.error_message().c_str());
+                c.tls().alpn().c_str(), cipher_name(c.tls().cipher()), u64(c.key_updates()), u64(handler.requests),
+                u64(handler.bytes_served), u64(c.packets_sent()), u64(r.packets_lost), u64(r.spurious_losses),
+                u64(r.congestion_events), u64(r.pto_expirations), connection_state_name(c.state()),
+                u64(c.error_code()), c.closed_by_peer() ? " by-peer" : "", c.error_message().c_str());
     std::fflush(stdout);
 }
 
