@@ -4,7 +4,8 @@
 #   gtlsclient --download -> ours   ngtcp2's client against cf-h3-peer server
 # Cases each way: handshake and a small body; 8 MB checksummed; 100 requests multiplexed on one connection, every
 # body checked; ChaCha20-Poly1305 only; a key update in the middle of an 8 MB transfer (ours initiates it towards
-# gtlsserver; gtlsclient --key-update towards ours); Retry (gtlsserver -V / cf-h3-peer server --retry); IPv6 on ::1;
+# gtlsserver, also several in a row; gtlsclient --key-update towards ours); Retry (gtlsserver -V / cf-h3-peer
+# server --retry); IPv6 on ::1;
 # and, with the relay given, 2 MB and 100 requests on one connection through cf-lossy-relay (3% loss, 2%
 # reordered, 1% duplicated, 5 ms each way).
 # Certificates: an Ed25519 CA and an Ed25519 server certificate made here with certtool; our client verifies the
@@ -249,7 +250,11 @@ else
     ours_vs_gtlsserver 100-requests 127.0.0.1 "" "" "alpn=h3" "${many[@]}"
     ours_vs_gtlsserver chacha20 127.0.0.1 "--ciphers=$chacha" "--ciphers=TLS_CHACHA20_POLY1305_SHA256" \
         "cipher=TLS_CHACHA20_POLY1305_SHA256" "${big[@]}"
-    ours_vs_gtlsserver key-update 127.0.0.1 "" "--key-update-after=2000000" "key_updates=[1-9]" "${big[@]}"
+    ours_vs_gtlsserver key-update 127.0.0.1 "" "--key-update-after=2000000" "key_updates=1 " "${big[@]}"
+    # Updates in a row, each as soon as our side allows it (three PTOs after the previous one was acknowledged):
+    # 40 MB leave time for at least two, and none of our packets is lost to keys the peer does not have yet.
+    ours_vs_gtlsserver key-updates 127.0.0.1 "" "--key-update-after=1 --key-updates=5" \
+        "key_updates=[2-5] packets_lost=0" "${big[@]}" "${big[@]}" "${big[@]}" "${big[@]}" "${big[@]}"
     ours_vs_gtlsserver retry 127.0.0.1 "-V" "" "retried=1" "${small[@]}" "${big[@]}"
     if [ "$ipv6" -eq 1 ]; then
         ours_vs_gtlsserver ipv6 ::1 "" "" "alpn=h3" "${small[@]}" "${big[@]}"

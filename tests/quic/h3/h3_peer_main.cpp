@@ -62,6 +62,7 @@ void usage(FILE* out) {
         "  -n, --requests=N         requests in all, the URLs taken in turn (default: one per URL)\n"
         "  --ca=FILE                verify the server against this CA (default: no verification, like gtlsclient)\n"
         "  --key-update-after=BYTES start a key update once this many body bytes arrived\n"
+        "  --key-updates=K          ... and K in all, one per BYTES (default 1)\n"
         "  --download=DIR           also write each body to DIR/<last path component>\n"
         "  --timeout=SECONDS        give up after this long (default 60)\n"
         "client output (stdout), one line per response, then one for the connection:\n"
@@ -148,6 +149,7 @@ struct Options {
     std::string ca_file;
     std::string download;
     std::uint64_t key_update_after = UINT64_MAX;
+    std::uint64_t key_updates = 1;
     double timeout_s = 0;
     std::string htdocs;
     bool retry = false;
@@ -186,7 +188,12 @@ int parse_options(int argc, char** argv, bool server, Options& o) {
             o.download = value;
         } else if (!server && option("--key-update-after", nullptr, i, argc, argv, value, missing)) {
             if (missing || !parse_unsigned(value, number)) return bad_usage("--key-update-after wants bytes", value);
-            o.key_update_after = number;
+            o.key_update_after = number == 0 ? 1 : number;
+        } else if (!server && option("--key-updates", nullptr, i, argc, argv, value, missing)) {
+            if (missing || !parse_unsigned(value, number) || number > 1000) {
+                return bad_usage("--key-updates wants a count, 0 to 1000", value);
+            }
+            o.key_updates = number;
         } else if (server && option("--htdocs", nullptr, i, argc, argv, value, missing)) {
             if (missing || value.empty()) return bad_usage("--htdocs wants a directory");
             o.htdocs = value;
@@ -351,7 +358,7 @@ int run_client(const Options& o) {
     Client client;
     std::unique_ptr<h3::Session> session;
     std::uint64_t submitted = 0;
-    bool key_update_started = false;
+    std::uint64_t updates_started = 0;
     const double timeout = o.timeout_s > 0 ? o.timeout_s : 60.0;
     const auto start = std::chrono::steady_clock::now();
     auto next_progress = start + std::chrono::seconds(1);
@@ -387,17 +394,20 @@ int run_client(const Options& o) {
                 ++submitted;
             }
             if (session->pump() != 0) break;
-            if (!key_update_started && client.body_bytes >= o.key_update_after) {
+            // Key updates: the k-th once k * key_update_after body bytes arrived (each waits until the peer
+            // acknowledged a packet under the previous keys: -EAGAIN until then).
+            if (updates_started < o.key_updates &&
+                client.body_bytes / o.key_update_after > updates_started) {
                 const int updated = connection->update_keys();
                 if (updated == 0) {
-                    key_update_started = true;
+                    ++updates_started;
                     if (!o.quiet) {
-                        std::fprintf(stderr, "key update started after %llu body bytes\n",
+                        std::fprintf(stderr, "key update %llu started after %llu body bytes\n", u64(updates_started),
                                      u64(client.body_bytes));
                     }
                 } else if (updated != -EAGAIN) {
                     std::fprintf(stderr, "cf-h3-peer: update_keys: %s\n", std::strerror(-updated));
-                    key_update_started = true;
+                    updates_started = o.key_updates;
                 }
             }
             if (client.completed == total) break;
