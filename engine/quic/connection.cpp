@@ -611,7 +611,13 @@ void Connection::on_ack(Space& space, const AckFrame& ack) noexcept {
         return;
     }
     for (const SentPacket& packet : recovery_->acked()) {
-        if (space.index == kApplication && packet.packet_number >= write_phase_start_) write_phase_acked_ = true;
+        if (space.index == kApplication && !write_phase_acked_ && packet.packet_number >= write_phase_start_) {
+            write_phase_acked_ = true;
+            // RFC 9001 section 6.5: the peer may make its next keys only about a PTO after this update, and drops
+            // what it cannot open until then; so the next update waits three PTOs.
+            const RttEstimator& rtt = recovery_->rtt();
+            next_key_update_ns_ = now_ns_ + 3 * (rtt.pto_base() + peer_parameters_.max_ack_delay_ms * 1'000'000);
+        }
         Space::Sent& sent = space.entry(packet.frames);
         if (sent.packet_number != packet.frames) continue;
         if (sent.crypto_length != 0) space.crypto_out.on_acked(sent.crypto_offset, sent.crypto_length, false);
@@ -877,7 +883,7 @@ void Connection::send_ping() noexcept {
 }
 
 int Connection::update_keys() noexcept {
-    if (state_ != ConnectionState::confirmed || !write_phase_acked_) return -EAGAIN;
+    if (state_ != ConnectionState::confirmed || !write_phase_acked_ || now_ns_ < next_key_update_ns_) return -EAGAIN;
     Space& space = *spaces_[kApplication];
     if (const int rc = space.write.update_keys(); rc != 0) return rc;
     write_phase_start_ = space.next_packet_number;

@@ -19,7 +19,7 @@
 //     by every packet that opens and by the first ack-eliciting packet sent after one; then the connection is
 //     closed silently (timed_out);
 //   - key update (RFC 9001 section 6): initiated on demand once the handshake is confirmed and the previous update
-//     was acknowledged, and answered when the peer's packets flip the Key Phase bit;
+//     was acknowledged three PTOs ago, and answered when the peer's packets flip the Key Phase bit;
 //   - Retry at the client (section 17.2.5.2: the integrity tag checked, at most one, none after a server packet;
 //     Initial keys from the Retry's SCID, the token in every Initial after it, the ClientHello sent again) and at
 //     the server (made by the Endpoint from a checked token, with the parameters section 7.3 asks for);
@@ -133,8 +133,9 @@ public:
 
     // Asks for an ack-eliciting packet now (a PING if nothing else is due): keeps a path alive, measures RTT.
     void send_ping() noexcept;
-    // Starts a key update (RFC 9001 section 6): 0, or -EAGAIN before the handshake is confirmed or while the
-    // previous update is not yet acknowledged, or the key derivation's error. The peer answers with its own.
+    // Starts a key update (RFC 9001 section 6): 0, or -EAGAIN before the handshake is confirmed, while the
+    // previous update is not yet acknowledged or for three PTOs after that (section 6.5; by the time of the last
+    // call into the connection), or the key derivation's error. The peer answers with its own.
     int update_keys() noexcept;
     // Key updates done by each side's keys (ours initiated or answered).
     std::uint64_t key_updates() const noexcept;
@@ -267,6 +268,7 @@ private:
     // Key update: packet numbers of the current write phase start here; an update waits for one of them acked.
     std::uint64_t write_phase_start_ = 0;
     bool write_phase_acked_ = true;
+    std::uint64_t next_key_update_ns_ = 0;   // three PTOs after the previous update was acknowledged
     std::uint64_t read_phase_start_ = 0;    // the first packet number seen in the current read phase
     std::unique_ptr<std::uint8_t[]> crypto_memory_;
     ConnectionId local_cid_;

@@ -160,6 +160,49 @@ TEST_CASE("connection: garbage and tampered datagrams are dropped and counted, n
     CHECK(pair.server->packets_received() > 0);
 }
 
+namespace {
+
+// Moves the pair's clock on by three of `side`'s PTOs (its RTT estimate and the peer's max_ack_delay) and lets
+// `side` see that time: a datagram from it, if it has one, goes to the other side.
+void pass_three_ptos(Pair& pair, Connection& side) {
+    const std::uint64_t pto =
+        side.recovery().rtt().pto_base() + side.peer_parameters().max_ack_delay_ms * 1'000'000;
+    pair.now += 3 * pto;
+    const bool server = &side == pair.server.get();
+    (void)pair.move(side, server ? &pair.client : &pair.server, pair.now);
+}
+
+}  // namespace
+
+TEST_CASE("connection: a subsequent key update waits three PTOs after the previous one was acknowledged") {
+    Pair pair;
+    pair.run();
+    REQUIRE(pair.server != nullptr);
+    REQUIRE(pair.client->handshake_confirmed());
+    // The first update may start at once.
+    REQUIRE(pair.client->update_keys() == 0);
+    pair.client->send_ping();
+    pair.run();
+    REQUIRE(pair.client->key_updates() == 1);
+    REQUIRE(pair.server->key_updates() == 1);
+    // Acknowledged, but the server may not have its next read keys yet: refused now and one PTO later...
+    CHECK(pair.client->update_keys() == -EAGAIN);
+    const std::uint64_t pto =
+        pair.client->recovery().rtt().pto_base() + pair.client->peer_parameters().max_ack_delay_ms * 1'000'000;
+    pair.now += pto;
+    (void)pair.move(*pair.client, &pair.server, pair.now);
+    CHECK(pair.client->update_keys() == -EAGAIN);
+    // ...taken three PTOs after the acknowledgment, and answered with nothing dropped.
+    pass_three_ptos(pair, *pair.client);
+    const std::uint64_t dropped = pair.client->dropped_packets() + pair.server->dropped_packets();
+    CHECK(pair.client->update_keys() == 0);
+    pair.client->send_ping();
+    pair.run();
+    CHECK(pair.client->key_updates() == 2);
+    CHECK(pair.server->key_updates() == 2);
+    CHECK(pair.client->dropped_packets() + pair.server->dropped_packets() == dropped);
+}
+
 TEST_CASE("connection: key updates, initiated by either side and answered, keep packets flowing") {
     Pair pair;
     pair.run();
@@ -177,6 +220,9 @@ TEST_CASE("connection: key updates, initiated by either side and answered, keep 
     CHECK(pair.server->update_keys() == -EAGAIN);
     pair.server->send_ping();
     pair.run();
+    // ...and then three PTOs (RFC 9001 section 6.5: the client may make its next keys only that late).
+    CHECK(pair.server->update_keys() == -EAGAIN);
+    pass_three_ptos(pair, *pair.server);
     // Now the server starts one; pings in both directions open with the new keys.
     CHECK(pair.server->update_keys() == 0);
     pair.server->send_ping();
