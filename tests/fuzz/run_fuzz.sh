@@ -44,8 +44,8 @@ case "$TARGET" in
         MAX_LEN=65536 ;;
     quic_packet_header)
         SOURCES="engine/quic/packet_header.cpp engine/quic/packet_header_writer.cpp engine/quic/stateless_reset.cpp
-                 engine/quic/transport_error.cpp"
-        LIBS=""
+                 engine/quic/transport_error.cpp platform/os/last_error.cpp"
+        LIBS="-lgnutls"
         MAX_LEN=4096 ;;
     quic_transport_parameters)
         SOURCES="engine/quic/transport_parameters.cpp engine/quic/transport_error.cpp"
