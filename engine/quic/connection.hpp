@@ -29,8 +29,9 @@
 //     channels go out in 1-RTT packets, their frames acknowledged or sent again with the packets that carried them,
 //     and the peer's stream and flow-control frames are checked and applied; streams() is the application's side;
 //   - pacing (RFC 9002 section 7.7, pacer.hpp): stream data leaves at 5/4 of the congestion window per smoothed
-//     RTT, with at most an initial window in one burst; ACKs, CRYPTO data, probes and CONNECTION_CLOSE are not
-//     held back. When only the pacer holds data back, next_timeout() says when it may go;
+//     RTT, in bursts of a millisecond at that rate (at least an initial window, at most kMaxPacingBurstBytes: one
+//     GSO send); ACKs, CRYPTO data, probes and CONNECTION_CLOSE are not held back. When only the pacer holds data
+//     back, next_timeout() says when it may go;
 //   - connection IDs (sections 5.1, 19.15, 19.16; local_connection_ids.hpp, peer_connection_ids.hpp): once the
 //     handshake completed at this end we issue NEW_CONNECTION_ID frames until the peer holds min(its
 //     active_connection_id_limit, 4) of ours, each with a stateless reset token (from ConnectionConfig::reset_key,
@@ -66,6 +67,7 @@
 #include "engine/quic/stream_table.hpp"
 #include "engine/quic/tls_session.hpp"
 #include "engine/quic/transport_parameters.hpp"
+#include "engine/quic/uninitialized_array.hpp"
 
 namespace cf::quic {
 
@@ -102,6 +104,7 @@ const char* connection_state_name(ConnectionState state) noexcept;
 class Connection {
 public:
     static constexpr std::size_t kMaxDatagramBytes = 1452;   // what we send; what we take is up to 65527
+    static constexpr std::uint64_t kMaxPacingBurstBytes = 65536;   // stream data sent back to back at most
     static constexpr std::size_t kMaxCloseReasonBytes = 256;   // of our own reason phrase, sent in CONNECTION_CLOSE
     static constexpr std::size_t kMaxTokenBytes = 512;         // a Retry token we keep (longer ones are dropped)
 
@@ -254,7 +257,7 @@ private:
     std::unique_ptr<Space> spaces_[3];   // initial, handshake, application
     std::unique_ptr<LossDetection> recovery_;
     std::unique_ptr<StreamTable> streams_;
-    std::unique_ptr<SentStreamFrames[]> stream_records_;   // per application-space sent-log entry
+    UninitializedArray<SentStreamFrames> stream_records_;   // per application-space sent-log entry
     bool refuse_packet_ = false;         // a frame of the packet being read could not be stored: do not acknowledge
     std::uint64_t now_ns_ = 0;           // of the call being handled
     std::uint64_t bytes_received_ = 0;
@@ -299,7 +302,7 @@ private:
     PeerConnectionIds peer_ids_;
     bool peer_ids_ready_ = false;          // peer_ids_ holds the peer's handshake ID (set once it is final)
     std::uint64_t packet_dcid_sequence_ = LocalConnectionIds::kNone;   // our ID the packet being read came to
-    std::unique_ptr<SentCidFrames[]> cid_records_;   // per application-space sent-log entry
+    UninitializedArray<SentCidFrames> cid_records_;   // per application-space sent-log entry
     bool reset_by_peer_ = false;
     std::uint8_t test_frame_[kMaxTestFrameBytes] = {};
     std::size_t test_frame_size_ = 0;

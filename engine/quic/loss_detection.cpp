@@ -42,8 +42,8 @@ int LossDetection::create(const LossDetectionConfig& config, std::unique_ptr<Los
         if (created->spaces_[i].sent.capacity() > largest) largest = created->spaces_[i].sent.capacity();
     }
     // One call resolves packets of one space only, so the largest space bounds every output list.
-    created->acked_.reset(new (std::nothrow) SentPacket[largest]);
-    created->lost_.reset(new (std::nothrow) SentPacket[largest]);
+    created->acked_ = allocate_uninitialized<SentPacket>(largest);   // filled before they are read
+    created->lost_ = allocate_uninitialized<SentPacket>(largest);
     if (!created->acked_ || !created->lost_) return platform::fail(ENOMEM, "loss detection: out of memory");
     out = std::move(created);
     return 0;

@@ -60,6 +60,7 @@
 #include "engine/quic/packet_number_space.hpp"
 #include "engine/quic/rtt_estimator.hpp"
 #include "engine/quic/sent_packets.hpp"
+#include "engine/quic/uninitialized_array.hpp"
 #include "engine/quic/transport_error.hpp"
 
 namespace cf::quic {
@@ -184,8 +185,8 @@ private:
     CongestionController congestion_;
     EcnValidator ecn_;
     RecoveryStats stats_;
-    std::unique_ptr<SentPacket[]> acked_;
-    std::unique_ptr<SentPacket[]> lost_;
+    UninitializedArray<SentPacket> acked_;
+    UninitializedArray<SentPacket> lost_;
     std::size_t acked_count_ = 0;
     std::size_t lost_count_ = 0;
     std::size_t discarded_count_ = 0;

@@ -11,8 +11,8 @@ namespace cf::quic {
 
 PacketProtector::~PacketProtector() { clear(); }
 
-int PacketProtector::install(CipherSuite suite, const std::uint8_t* secret, std::size_t secret_len,
-                             bool key_update) noexcept {
+int PacketProtector::install(CipherSuite suite, const std::uint8_t* secret, std::size_t secret_len, bool key_update,
+                             bool next_keys_ahead) noexcept {
     clear();
     PacketKeys keys;
     int status = derive_packet_keys(suite, secret, secret_len, keys);
@@ -21,8 +21,8 @@ int PacketProtector::install(CipherSuite suite, const std::uint8_t* secret, std:
     if (status == 0 && key_update) {
         // The next phase's key now, so that the first packet of the peer's update opens without a derivation.
         status = derive_next_secret(suite, secret, secret_len, next_secret_);
-        if (status == 0) status = derive_payload_keys(suite, next_secret_, secret_len, keys);
-        if (status == 0) status = payload_[next_].install(keys);
+        if (status == 0 && next_keys_ahead) status = derive_payload_keys(suite, next_secret_, secret_len, keys);
+        if (status == 0 && next_keys_ahead) status = payload_[next_].install(keys);
     }
     if (status < 0) {
         clear();
@@ -30,6 +30,7 @@ int PacketProtector::install(CipherSuite suite, const std::uint8_t* secret, std:
     }
     suite_ = suite;
     key_update_ = key_update;
+    next_keys_ahead_ = next_keys_ahead;
     installed_ = true;
     return 0;
 }
@@ -44,6 +45,7 @@ void PacketProtector::clear() noexcept {
     installed_ = false;
     key_update_ = false;
     has_previous_ = false;
+    next_keys_ahead_ = true;
     updates_ = 0;
 }
 
@@ -96,6 +98,26 @@ int PacketProtector::update_keys() noexcept {
     const std::size_t secret_len = secret_bytes(suite_);
     std::uint8_t secret[kMaxSecretBytes];
     PacketKeys keys;
+    if (!next_keys_ahead_) {
+        // `next` becomes current now, so its keys are due now; the ones after it wait for the next update.
+        int status = derive_payload_keys(suite_, next_secret_, secret_len, keys);
+        if (status == 0) status = payload_[next_].install(keys);
+        if (status == 0) status = derive_next_secret(suite_, next_secret_, secret_len, secret);
+        if (status < 0) {
+            wipe_secret(secret, sizeof(secret));
+            return status;   // current is unchanged; a retry derives `next` again from the same secret
+        }
+        std::memcpy(next_secret_, secret, secret_len);
+        wipe_secret(secret, sizeof(secret));
+        payload_[previous_].clear();   // a write side keeps no previous key
+        const std::uint8_t recycled = previous_;
+        previous_ = current_;
+        current_ = next_;
+        next_ = recycled;
+        has_previous_ = true;
+        ++updates_;
+        return 0;
+    }
     int status = derive_next_secret(suite_, next_secret_, secret_len, secret);
     if (status == 0) status = derive_payload_keys(suite_, secret, secret_len, keys);
     // The slot that becomes `next` is the old previous one (install() frees what it held).

@@ -51,9 +51,12 @@ public:
     PacketProtector& operator=(const PacketProtector&) = delete;
 
     // Derives key, IV and header protection key from `secret` (secret_bytes(suite) bytes) and creates the cipher
-    // handles (this allocates). With `key_update` (1-RTT) also the next phase's keys. Replaces what was installed.
-    // 0, or -EINVAL / -ENOMEM / -EIO with a message (nothing is installed then).
-    int install(CipherSuite suite, const std::uint8_t* secret, std::size_t secret_len, bool key_update) noexcept;
+    // handles (this allocates). With `key_update` (1-RTT) also the next phase's secret, and its keys unless
+    // `next_keys_ahead` is false: a write side opens nothing with `next`, so its keys can wait for update_keys()
+    // (one derivation and one handle less per connection, and only ever paid by a connection that updates).
+    // Replaces what was installed. 0, or -EINVAL / -ENOMEM / -EIO with a message (nothing is installed then).
+    int install(CipherSuite suite, const std::uint8_t* secret, std::size_t secret_len, bool key_update,
+                bool next_keys_ahead = true) noexcept;
     // Frees the handles and wipes keys and secrets (a level's keys are discarded: RFC 9001 section 4.9).
     void clear() noexcept;
     bool installed() const noexcept { return installed_; }
@@ -121,6 +124,7 @@ private:
     bool installed_ = false;
     bool key_update_ = false;
     bool has_previous_ = false;
+    bool next_keys_ahead_ = true;   // false: `next` holds no keys; update_keys() derives them from next_secret_
     CipherSuite suite_ = CipherSuite::aes_128_gcm_sha256;
     std::uint64_t updates_ = 0;
     std::uint8_t next_secret_[kMaxSecretBytes] = {};   // the secret `next` came from: the one after derives from it

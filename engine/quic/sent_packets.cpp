@@ -15,7 +15,7 @@ int SentPackets::reserve(std::uint32_t capacity) noexcept {
     }
     std::size_t rounded = 1;
     while (rounded < capacity) rounded <<= 1;
-    slots_.reset(new (std::nothrow) SentPacket[rounded]);
+    slots_ = allocate_uninitialized<SentPacket>(rounded);   // a slot is written by add() before it is read
     if (!slots_) return platform::fail(ENOMEM, "sent packets: out of memory for %zu records", rounded);
     capacity_ = rounded;
     mask_ = rounded - 1;

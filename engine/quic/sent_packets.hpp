@@ -22,6 +22,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "engine/quic/uninitialized_array.hpp"
+
 namespace cf::quic {
 
 // The two ECN bits a packet was sent with (RFC 3168 codepoints, as in the IP header).
@@ -88,7 +90,7 @@ public:
 private:
     void resolve(std::size_t index, PacketState state) noexcept;
 
-    std::unique_ptr<SentPacket[]> slots_;
+    UninitializedArray<SentPacket> slots_;
     std::size_t capacity_ = 0;
     std::size_t mask_ = 0;
     std::size_t head_ = 0;

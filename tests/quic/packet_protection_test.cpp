@@ -443,7 +443,9 @@ TEST_CASE("protection: a caller's mistakes are refused with -EINVAL") {
 
 TEST_CASE("protection: key update rotates current, next and previous, matching keys installed fresh") {
     std::mt19937_64 random(0x9001'0006);
+    for (const bool write_keys_ahead : {true, false})   // the writer derives `next` ahead, or at its update
     for (const CipherSuite suite : kAllSuites) {
+        CAPTURE(write_keys_ahead);
         CAPTURE(static_cast<int>(suite));
         const std::size_t secret_len = secret_bytes(suite);
         std::vector<std::vector<std::uint8_t>> chain{random_bytes(random, secret_len)};
@@ -454,7 +456,7 @@ TEST_CASE("protection: key update rotates current, next and previous, matching k
         }
         PacketProtector write;
         PacketProtector read;
-        REQUIRE(write.install(suite, chain[0].data(), secret_len, true) == 0);
+        REQUIRE(write.install(suite, chain[0].data(), secret_len, true, write_keys_ahead) == 0);
         REQUIRE(read.install(suite, chain[0].data(), secret_len, true) == 0);
         CHECK(read.key_update_enabled());
         CHECK_FALSE(read.has_previous());
