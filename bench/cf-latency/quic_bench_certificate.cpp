@@ -5,8 +5,11 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <ctime>
+
+#include "platform/os/last_error.hpp"
 
 namespace cf::latency {
 namespace {
@@ -54,6 +57,26 @@ BenchCertificate::~BenchCertificate() {
     std::remove(key_path().c_str());
     std::remove(certificate_path().c_str());
     rmdir(dir_.c_str());
+}
+
+int make_bench_tls(const BenchCertificate& certificate, std::unique_ptr<quic::TlsContext>& client,
+                   std::unique_ptr<quic::TlsContext>& server) {
+    if (!certificate.ok()) return platform::fail(EIO, "the benchmark's Ed25519 certificate could not be made");
+    quic::TlsConfig client_settings, server_settings;
+    client_settings.role = quic::EndpointRole::client;
+    client_settings.pinned_keys.resize(1);
+    client_settings.server_name = "localhost";
+    client_settings.alpn = {"cf-bench"};
+    server_settings.role = quic::EndpointRole::server;
+    server_settings.certificate_file = certificate.certificate_path();
+    server_settings.key_file = certificate.key_path();
+    server_settings.alpn = {"cf-bench"};
+    if (const int rc = quic::public_key_pin_of_certificate(certificate.certificate_path(), client_settings.pinned_keys[0]);
+        rc != 0) {
+        return rc;
+    }
+    if (const int rc = quic::TlsContext::create(client_settings, client); rc != 0) return rc;
+    return quic::TlsContext::create(server_settings, server);
 }
 
 }  // namespace cf::latency

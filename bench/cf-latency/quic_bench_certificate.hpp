@@ -3,7 +3,10 @@
 // stack and the ngtcp2 peer load the same files, so both handshakes sign and verify the same way.
 #pragma once
 
+#include <memory>
 #include <string>
+
+#include "engine/quic/tls_context.hpp"
 
 namespace cf::latency {
 
@@ -22,5 +25,10 @@ private:
     std::string dir_;
     bool ok_ = false;
 };
+
+// Our client and server TLS contexts for the benchmarks: the server with `certificate`, the client pinning its key,
+// both with ALPN "cf-bench". 0, or a negative errno with platform::last_error_message() saying why.
+int make_bench_tls(const BenchCertificate& certificate, std::unique_ptr<quic::TlsContext>& client,
+                   std::unique_ptr<quic::TlsContext>& server);
 
 }  // namespace cf::latency

@@ -45,19 +45,8 @@ int main(int argc, char** argv) {
     }
     const Kind kind = name == "cf" ? Kind::cf : name == "ngtcp2" ? Kind::ngtcp2 : Kind::tls;
     const cf::latency::BenchCertificate certificate;
-    TlsConfig client_settings, server_settings;
-    client_settings.role = EndpointRole::client;
-    client_settings.pinned_keys.resize(1);
-    client_settings.server_name = "localhost";
-    client_settings.alpn = {"cf-bench"};
-    server_settings.role = EndpointRole::server;
-    server_settings.certificate_file = certificate.certificate_path();
-    server_settings.key_file = certificate.key_path();
-    server_settings.alpn = {"cf-bench"};
     std::unique_ptr<TlsContext> client_tls, server_tls;
-    if (!certificate.ok() ||
-        public_key_pin_of_certificate(certificate.certificate_path(), client_settings.pinned_keys[0]) != 0 ||
-        TlsContext::create(client_settings, client_tls) != 0 || TlsContext::create(server_settings, server_tls) != 0) {
+    if (cf::latency::make_bench_tls(certificate, client_tls, server_tls) != 0) {
         std::fprintf(stderr, "cf-quic-handshake-profile: %s\n", cf::platform::last_error_message());
         return 1;
     }

@@ -102,19 +102,8 @@ int main(int argc, char** argv) {
         }
     }
     const cf::latency::BenchCertificate certificate;
-    if (!certificate.ok()) return fail("the Ed25519 certificate could not be made");
-    TlsConfig client_settings, server_settings;
-    client_settings.role = EndpointRole::client;
-    client_settings.pinned_keys.resize(1);
-    client_settings.server_name = "localhost";
-    client_settings.alpn = {"cf-bench"};
-    server_settings.role = EndpointRole::server;
-    server_settings.certificate_file = certificate.certificate_path();
-    server_settings.key_file = certificate.key_path();
-    server_settings.alpn = {"cf-bench"};
     std::unique_ptr<TlsContext> client_tls, server_tls;
-    if (public_key_pin_of_certificate(certificate.certificate_path(), client_settings.pinned_keys[0]) != 0 ||
-        TlsContext::create(client_settings, client_tls) != 0 || TlsContext::create(server_settings, server_tls) != 0) {
+    if (cf::latency::make_bench_tls(certificate, client_tls, server_tls) != 0) {
         return fail(cf::platform::last_error_message());
     }
     auto server = open_endpoint(*server_tls, driver);

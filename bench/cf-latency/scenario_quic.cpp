@@ -224,22 +224,8 @@ ScenarioResult run_quic_scenario(ScenarioContext& context) {
                          "to an echo on another CPU: over one long-lived stream, a new stream per message, and raw "
                          "UDP; heap and system calls per message";
     const BenchCertificate certificate;
-    if (!certificate.ok()) {
-        result.notes.push_back("not measured: the benchmark's Ed25519 certificate could not be made");
-        return result;
-    }
-    TlsConfig client_settings, server_settings;
-    client_settings.role = EndpointRole::client;
-    client_settings.pinned_keys.resize(1);
-    client_settings.server_name = "localhost";
-    client_settings.alpn = {"cf-bench"};
-    server_settings.role = EndpointRole::server;
-    server_settings.certificate_file = certificate.certificate_path();
-    server_settings.key_file = certificate.key_path();
-    server_settings.alpn = {"cf-bench"};
     std::unique_ptr<TlsContext> client_tls, server_tls;
-    if (public_key_pin_of_certificate(certificate.certificate_path(), client_settings.pinned_keys[0]) != 0 ||
-        TlsContext::create(client_settings, client_tls) != 0 || TlsContext::create(server_settings, server_tls) != 0) {
+    if (make_bench_tls(certificate, client_tls, server_tls) != 0) {
         result.notes.push_back(std::string("not measured: ") + platform::last_error_message());
         return result;
     }
