@@ -13,6 +13,7 @@
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/quic/endpoint.hpp"
@@ -147,5 +148,44 @@ inline void stop_program(pid_t pid) {
     int status = 0;
     waitpid(pid, &status, 0);
 }
+
+// Our client (ALPN h3) against a gtlsserver started with `extra` options on a free loopback port: the connection
+// once it is confirmed or closed (nullptr when gtlsserver is not installed: the case is skipped).
+struct AgainstGtlsServer {
+    std::unique_ptr<TlsContext> client_tls = tls_context(EndpointRole::client, "h3");
+    std::unique_ptr<Endpoint> client = open_endpoint(*client_tls);
+    Connection* connection = nullptr;
+    pid_t pid = -1;
+
+    explicit AgainstGtlsServer(const std::vector<std::string>& extra, const char* log = "gtlsserver.log") {
+        const std::string gtlsserver = installed_program("gtlsserver");
+        if (gtlsserver.empty()) {
+            MESSAGE("SKIPPED: gtlsserver not installed (Debian ngtcp2-server; toolchains/cf setup installs it)");
+            return;
+        }
+        // A free port for the peer: bind one, note it, close it.
+        const std::uint16_t port = open_endpoint(*client_tls)->local_address().port();
+        std::vector<std::string> argv = {gtlsserver, "-q"};
+        argv.insert(argv.end(), extra.begin(), extra.end());
+        for (const std::string& arg : {"--htdocs=" + pki().path(""), std::string("127.0.0.1"), std::to_string(port),
+                                       pki().path("server.key"), pki().path("server.pem")}) {
+            argv.push_back(arg);
+        }
+        pid = spawn_program(argv, pki().path(log));
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));   // let it bind
+        cf::drivers::PeerAddress server;
+        REQUIRE(cf::drivers::PeerAddress::parse(("127.0.0.1:" + std::to_string(port)).c_str(), server) == 0);
+        REQUIRE(client->connect(server, steady_now_ns(), connection) == 0);
+        (void)poll_endpoints_until({client.get()}, 10.0,
+                                   [&] { return connection->handshake_confirmed() || connection->closed(); });
+    }
+    ~AgainstGtlsServer() {
+        if (connection != nullptr) {
+            connection->close(0x100, true, "");   // H3_NO_ERROR
+            (void)poll_endpoints_until({client.get()}, 0.5, [] { return false; });
+        }
+        if (pid > 0) stop_program(pid);
+    }
+};
 
 }  // namespace cf::quic::test

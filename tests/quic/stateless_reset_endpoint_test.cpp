@@ -158,23 +158,11 @@ TEST_CASE("endpoint: stateless resets are smaller than their trigger, at least 2
 }
 
 TEST_CASE("interop: our client takes gtlsserver's NEW_CONNECTION_ID frames and moves to a fresh ID") {
-    const std::string gtlsserver = installed_program("gtlsserver");
-    if (gtlsserver.empty()) {
-        MESSAGE("SKIPPED: gtlsserver not installed (Debian ngtcp2-server)");
-        return;
-    }
-    const auto client_tls = tls_context(EndpointRole::client, "h3");
-    auto client = open_endpoint(*client_tls, "127.0.0.1:0", [](EndpointConfig&) {});
-    const std::uint16_t port = open_endpoint(*client_tls, "127.0.0.1:0", [](EndpointConfig&) {})->local_address().port();
-    const pid_t pid = spawn_program({gtlsserver, "-q", "--htdocs=" + pki().path(""), "127.0.0.1", std::to_string(port),
-                                     pki().path("server.key"), pki().path("server.pem")},
-                                    pki().path("gtlsserver-cid.log"));
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));   // let it bind
-    cf::drivers::PeerAddress server;
-    REQUIRE(cf::drivers::PeerAddress::parse(("127.0.0.1:" + std::to_string(port)).c_str(), server) == 0);
-    Connection* connection = nullptr;
-    REQUIRE(client->connect(server, steady_now_ns(), connection) == 0);
-    const bool got_ids = poll_endpoints_until({client.get()}, 10.0, [&] {
+    AgainstGtlsServer run({}, "gtlsserver-cid.log");
+    if (run.connection == nullptr) return;
+    Connection* connection = run.connection;
+    Endpoint* client = run.client.get();
+    const bool got_ids = poll_endpoints_until({client}, 10.0, [&] {
         return connection->closed() || (connection->handshake_confirmed() && connection->peer_cids().active() >= 2);
     });
     INFO("client: ", connection_state_name(connection->state()), " ", connection->error_code(), " ",
@@ -188,16 +176,13 @@ TEST_CASE("interop: our client takes gtlsserver's NEW_CONNECTION_ID frames and m
         const std::uint64_t received = connection->packets_received();
         connection->send_ping();
         // gtlsserver answers on the new ID (the acknowledgement of our PING) and takes our retirement.
-        CHECK(poll_endpoints_until({client.get()}, 5.0, [&] {
+        CHECK(poll_endpoints_until({client}, 5.0, [&] {
             return connection->packets_received() > received && !connection->peer_cids().wants_to_send();
         }));
-        (void)poll_endpoints_until({client.get()}, 0.3, [] { return false; });
+        (void)poll_endpoints_until({client}, 0.3, [] { return false; });
         CHECK_FALSE(connection->closed());
         CHECK(connection->unhandled_frames() == 0);
-        connection->close(0x100, true, "");   // H3_NO_ERROR
-        (void)poll_endpoints_until({client.get()}, 0.3, [] { return false; });
     }
-    stop_program(pid);
 }
 
 TEST_CASE("interop: gtlsclient takes our server's NEW_CONNECTION_ID frames and gives its own") {
