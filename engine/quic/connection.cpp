@@ -88,10 +88,15 @@ struct Connection::Space {
     std::uint64_t largest_received = kNoPacketNumber;
     std::uint32_t probes_due = 0;   // ack-eliciting packets a PTO asks for
     bool discarded = false;
-    std::unique_ptr<Sent[]> sent_memory;
+    UninitializedArray<Sent> sent_memory;
     std::span<Sent> sent;
 
     Sent& entry(std::uint64_t packet_number) noexcept { return sent[packet_number & (sent.size() - 1)]; }
+    // The entries written so far: every packet number sent writes its own (write_packet), so until the log wraps
+    // the ones beyond next_packet_number are still uninitialised and must not be read.
+    std::span<Sent> written() noexcept {
+        return sent.first(static_cast<std::size_t>(std::min<std::uint64_t>(next_packet_number, sent.size())));
+    }
 };
 
 
@@ -186,7 +191,7 @@ int Connection::start(const ConnectionConfig& config, const ConnectionId& local_
         Space& space = *spaces_[i];
         space.index = i;
         const std::uint32_t log = i == kApplication ? kApplicationSentLog : kHandshakeSentLog;
-        space.sent_memory.reset(new (std::nothrow) Space::Sent[log]);
+        space.sent_memory = allocate_uninitialized<Space::Sent>(log);
         if (space.sent_memory == nullptr) return platform::fail(ENOMEM, "QUIC: out of memory");
         space.sent = {space.sent_memory.get(), log};
         space.acks = AckTracker(i == kApplication ? config.parameters.max_ack_delay_ms * 1'000'000 : 0);
@@ -307,7 +312,7 @@ void Connection::discard(Space& space) noexcept {
     space.discarded = true;
     if (space.index != kApplication) {
         recovery_->discard_space(kRecoverySpaceOf[space.index], now_ns_);   // in flight no more, nothing to resend
-        for (Space::Sent& sent : space.sent) sent = Space::Sent{};
+        for (Space::Sent& sent : space.written()) sent = Space::Sent{};
     }
 }
 
@@ -470,7 +475,7 @@ void Connection::receive_retry(const PacketHeader& header) noexcept {
     // Everything in the Initial CRYPTO stream goes again, under the new keys (packet numbers go on).
     Space& initial = *spaces_[kInitial];
     initial.crypto_out.on_lost(0, static_cast<std::size_t>(initial.crypto_out.sent_offset()), false);
-    for (Space::Sent& sent : initial.sent) sent = Space::Sent{};
+    for (Space::Sent& sent : initial.written()) sent = Space::Sent{};
 }
 
 void Connection::receive_version_negotiation(const PacketHeader& header) noexcept {
@@ -849,6 +854,7 @@ bool Connection::write_packet(Space& space, std::uint8_t* out, std::size_t capac
     if (!application && patch_long_header_length(out, layout, packet_bytes) != 0) return false;
     if (space.write.protect_packet(out, header_bytes, payload.size(), packet_number) != 0) return false;
     ++space.next_packet_number;
+    bool recorded = false;
     if (!closing) {
         SentPacket sent;
         sent.packet_number = packet_number;
@@ -858,9 +864,10 @@ bool Connection::write_packet(Space& space, std::uint8_t* out, std::size_t capac
         sent.ack_eliciting = ack_eliciting;
         sent.in_flight = ack_eliciting || padding != 0;
         // An ACK-only packet the records cannot take still goes out, unrecorded (a gap for the recovery).
-        if (recovery_->on_packet_sent(recovery_space, sent) == 0) space.entry(packet_number) = record;
+        recorded = recovery_->on_packet_sent(recovery_space, sent) == 0;
         if (sent.in_flight) pacer_.on_packet_sent(now_ns, packet_bytes);
     }
+    space.entry(packet_number) = recorded ? record : Space::Sent{};   // every number writes its entry: written()
     written = packet_bytes;
     return true;
 }
@@ -950,7 +957,7 @@ void Connection::on_timeout(std::uint64_t now_ns) noexcept {
     // A probe: one or two ack-eliciting packets. They carry data if any is unacknowledged (sent again: it may be
     // what was lost), else a PING.
     space.probes_due = 2;
-    for (Space::Sent& sent : space.sent) {
+    for (Space::Sent& sent : space.written()) {
         if (sent.packet_number == kNoPacketNumber || sent.crypto_length == 0) continue;
         space.crypto_out.on_lost(sent.crypto_offset, sent.crypto_length, false);
         sent.crypto_length = 0;
