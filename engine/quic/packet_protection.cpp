@@ -98,35 +98,24 @@ int PacketProtector::update_keys() noexcept {
     const std::size_t secret_len = secret_bytes(suite_);
     std::uint8_t secret[kMaxSecretBytes];
     PacketKeys keys;
+    int status = 0;
     if (!next_keys_ahead_) {
         // `next` becomes current now, so its keys are due now; the ones after it wait for the next update.
-        int status = derive_payload_keys(suite_, next_secret_, secret_len, keys);
+        status = derive_payload_keys(suite_, next_secret_, secret_len, keys);
         if (status == 0) status = payload_[next_].install(keys);
-        if (status == 0) status = derive_next_secret(suite_, next_secret_, secret_len, secret);
-        if (status < 0) {
-            wipe_secret(secret, sizeof(secret));
-            return status;   // current is unchanged; a retry derives `next` again from the same secret
-        }
-        std::memcpy(next_secret_, secret, secret_len);
-        wipe_secret(secret, sizeof(secret));
-        payload_[previous_].clear();   // a write side keeps no previous key
-        const std::uint8_t recycled = previous_;
-        previous_ = current_;
-        current_ = next_;
-        next_ = recycled;
-        has_previous_ = true;
-        ++updates_;
-        return 0;
     }
-    int status = derive_next_secret(suite_, next_secret_, secret_len, secret);
-    if (status == 0) status = derive_payload_keys(suite_, secret, secret_len, keys);
+    if (status == 0) status = derive_next_secret(suite_, next_secret_, secret_len, secret);
+    if (status == 0 && next_keys_ahead_) status = derive_payload_keys(suite_, secret, secret_len, keys);
     // The slot that becomes `next` is the old previous one (install() frees what it held).
-    if (status == 0) status = payload_[previous_].install(keys);
+    if (status == 0 && next_keys_ahead_) status = payload_[previous_].install(keys);
     if (status < 0) {
-        has_previous_ = false;   // the old previous slot may hold nothing usable now
+        // Ahead: the old previous slot may hold nothing usable now. Not ahead: current is unchanged, and a retry
+        // derives `next` again from the same secret.
+        if (next_keys_ahead_) has_previous_ = false;
         wipe_secret(secret, sizeof(secret));
         return status;
     }
+    if (!next_keys_ahead_) payload_[previous_].clear();   // a write side keeps no previous key
     std::memcpy(next_secret_, secret, secret_len);
     wipe_secret(secret, sizeof(secret));
     const std::uint8_t recycled = previous_;
