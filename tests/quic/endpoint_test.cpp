@@ -45,14 +45,7 @@ TEST_CASE("endpoint: our client and our server complete a handshake over UDP on 
     const auto server_tls = tls_context(EndpointRole::server, "cf-test");
     auto server = open_endpoint(*server_tls);
     auto client = open_endpoint(*client_tls);
-    Connection* connection = nullptr;
-    REQUIRE(client->connect(server->local_address(), steady_now_ns(), connection) == 0);
-    const bool confirmed = poll_endpoints_until({client.get(), server.get()}, 10.0, [&] {
-        return connection->handshake_confirmed() && server->connections() == 1 &&
-               server->connection(0)->handshake_confirmed();
-    });
-    INFO("client: ", connection_state_name(connection->state()), " ", connection->error_message());
-    REQUIRE(confirmed);
+    Connection* connection = &connect_pair(*client, *server);
     CHECK(server->stats().connections_accepted == 1);
     CHECK(connection->tls().peer_authenticated());
     Connection* accepted = server->connection(0);
@@ -305,12 +298,7 @@ TEST_CASE("endpoint: a forged datagram with the right connection ID from elsewhe
     const auto server_tls = tls_context(EndpointRole::server, "cf-test");
     auto server = open_endpoint(*server_tls);
     auto client = open_endpoint(*client_tls);
-    Connection* connection = nullptr;
-    REQUIRE(client->connect(server->local_address(), steady_now_ns(), connection) == 0);
-    REQUIRE(poll_endpoints_until({client.get(), server.get()}, 10.0, [&] {
-        return connection->handshake_confirmed() && server->connections() == 1 &&
-               server->connection(0)->handshake_confirmed();
-    }));
+    Connection* connection = &connect_pair(*client, *server);
     // An attacker on another socket sends short-header junk to the server connection's ID.
     const int fd = socket(AF_INET, SOCK_DGRAM, 0);
     REQUIRE(fd >= 0);
